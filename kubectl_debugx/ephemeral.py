@@ -1,0 +1,165 @@
+"""The ephemeral debug container shared by capture and trace: build, admit, add or reuse, wait, stop tools.
+
+Ephemeral containers can never be removed, so ours run a bounded sleep and the tools run in them by exec;
+a tool is stopped by signalling the PID it recorded, from a second exec.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import profiles, specs
+from .errors import Forbidden, NotFound, NotReady
+from .execstream import run_to_end
+from .kube import ApiError, Kube
+
+START_TIMEOUT = 120.0  # seconds for an image pull and start on a busy node
+# Waiting reasons that do not clear by themselves: waiting longer only hides the problem.
+STUCK_REASONS = frozenset(
+    {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerError",
+     "CreateContainerConfigError", "RunContainerError"}
+)
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    namespace: str
+    pod: dict[str, Any]
+    container: str
+
+    @property
+    def pod_name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+
+def resolve_target(kube: Kube, namespace: str, pod_arg: str, container: str | None, say: Say) -> Target:
+    """Get the pod, check it runs, pick the container like `kubectl exec` does."""
+    pod = kube.get_pod(namespace, pod_arg)
+    phase = (pod.get("status") or {}).get("phase")
+    if phase != "Running":
+        raise NotReady(f'pod "{pod_arg}" is not running (phase {phase or "unknown"}); nothing to debug yet')
+    names = [c["name"] for c in pod["spec"]["containers"]]
+    if container is None:
+        container = specs.default_container(pod)
+        if len(names) > 1:
+            say(f'Defaulted container "{container}" out of: {", ".join(names)}')
+    elif container not in names:
+        raise NotFound(f'container "{container}" not found in pod "{pod_arg}" (containers: {", ".join(names)})')
+    return Target(namespace, pod, container)
+
+
+def build_container(
+    target: Target,
+    name: str,
+    image: str,
+    profile: str,
+    custom: Mapping[str, Any] | None,
+    ttl_seconds: int,
+    pull_policy: str | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The ephemeral container for `profile` (+ custom), and notes worth telling the user."""
+    notes: list[str] = []
+    container = specs.ephemeral_container(name, image, target.container, ttl_seconds, pull_policy)
+    container = profiles.apply_to_ephemeral(profile, container)
+    if custom:
+        container = profiles.merge_custom(container, custom)
+    if profiles.pod_runs_as_non_root(target.pod) and profile != "restricted":
+        sc = container.get("securityContext") or {}
+        if "runAsUser" not in sc and "runAsNonRoot" not in sc:
+            container = profiles.run_as_root(container)
+            notes.append("the pod runs as non-root, so the debug container runs as root (runAsUser: 0) "
+                         "for its capabilities to be effective")
+    return container, notes
+
+
+def admission_error(kube: Kube, target: Target, container: Mapping[str, Any]) -> ApiError | None:
+    """Ask the API server, with dryRun, whether it would admit the container; the refusal if not."""
+    try:
+        kube.add_ephemeral_container(
+            target.namespace, target.pod_name, specs.ephemeral_patch(container), dry_run=True
+        )
+    except ApiError as e:
+        if e.status in (403, 422):
+            return e
+        raise
+    return None
+
+
+def ensure_running(
+    kube: Kube, target: Target, container: dict[str, Any], min_seconds_left: float, say: Say
+) -> tuple[str, bool]:
+    """Reuse a matching running debugx container or add `container`; wait until it runs.
+    Returns (name, reused)."""
+    reused = specs.reusable_container(target.pod, container, min_seconds_left, time.time())
+    if reused:
+        say(f"Reusing ephemeral container {reused} in pod {target.pod_name}")
+        return reused, True
+    name = container["name"]
+    say(f"Adding ephemeral container {name} (image {container['image']}) to pod {target.pod_name}")
+    patched = kube.add_ephemeral_container(target.namespace, target.pod_name, specs.ephemeral_patch(container))
+    wait_running(kube, target.namespace, patched, name, str(container["image"]))
+    return name, False
+
+
+def _container_state(pod: Mapping[str, Any], name: str) -> dict[str, Any]:
+    for status in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []:
+        if status.get("name") == name:
+            return dict(status.get("state") or {})
+    return {}
+
+
+def wait_running(kube: Kube, namespace: str, pod: Mapping[str, Any], name: str, image: str,
+                 timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    pod_name = pod["metadata"]["name"]
+    state = _container_state(pod, name)
+    last_reason = ""
+    if not state.get("running"):
+        for kind, event_pod in kube.watch_pod(namespace, pod_name, pod["metadata"]["resourceVersion"], deadline):
+            if kind == "DELETED":
+                raise NotFound(f'pod "{pod_name}" was deleted while its debug container was starting')
+            state = _container_state(event_pod, name)
+            if state.get("running"):
+                break
+            if state.get("terminated"):
+                t = state["terminated"]
+                raise NotReady(f"debug container {name} ended before it could be used "
+                               f"({t.get('reason') or 'exit code ' + str(t.get('exitCode'))}: "
+                               f"{t.get('message', '').strip()})".rstrip(": )") + ")")
+            waiting = state.get("waiting") or {}
+            last_reason = waiting.get("reason", last_reason)
+            if last_reason in STUCK_REASONS:
+                message = (waiting.get("message") or "").strip()
+                raise NotReady(f'debug container {name} cannot start: image "{image}": {last_reason}'
+                               + (f": {message}" if message else ""))
+        else:
+            raise NotReady(f"debug container {name} did not start within {int(timeout)}s"
+                           + (f" (last state: {last_reason})" if last_reason else ""))
+
+
+def signal_tool(kube: Kube, target: Target, container: str, run_id: str, signal: str = "INT") -> None:
+    """Signal the tool started with specs.pid_recording_command, by a second exec."""
+    with kube.exec_connection(target.namespace, target.pod_name, container,
+                              specs.signal_command(run_id, signal)) as conn:
+        run_to_end(conn)
+
+
+def explain_forbidden(error: ApiError, profile: str, what: str) -> Forbidden:
+    """One line for a Pod Security or RBAC refusal of the ephemeral container."""
+    message = error.args[0]
+    if "PodSecurity" in message:
+        return Forbidden(f"Pod Security refuses the debug container with profile {profile}: "
+                         f"{_short_psa(message)}; {what}")
+    if error.status == 403:
+        return Forbidden(f"{message} (needs patch on pods/ephemeralcontainers, get and create on pods/exec)")
+    return Forbidden(message)
+
+
+def _short_psa(message: str) -> str:
+    start = message.find("violates PodSecurity")
+    return message[start:] if start >= 0 else message

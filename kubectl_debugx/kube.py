@@ -1,0 +1,329 @@
+"""The only module that talks to Kubernetes: configuration, typed calls on plain dicts, error translation.
+
+Objects travel as the JSON dicts the API server sends; we never build client models, which keeps start-up
+cheap and the shapes identical to what `kubectl get -o json` shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import ssl
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .errors import DebugxError, Forbidden, NotFound, NotReady, Unreachable, UsageError
+
+CONNECT_TIMEOUT = 10.0
+EXEC_PROTOCOLS = "v5.channel.k8s.io, v4.channel.k8s.io"
+
+
+@dataclass(frozen=True)
+class KubeFlags:
+    """kubectl's connection flags, as given on the command line."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    request_timeout: float | None = None
+
+
+class ApiError(DebugxError):
+    """An error answer of the API server, kept with its Status so callers can refine the message."""
+
+    def __init__(self, message: str, status: int, body: Mapping[str, Any], code: Any = None) -> None:
+        super().__init__(message, code)
+        self.status = status
+        self.body = body
+
+    @property
+    def reason(self) -> str:
+        return str(self.body.get("reason") or "")
+
+
+def _status_message(status: int, body: Mapping[str, Any], fallback: str) -> str:
+    return str(body.get("message") or fallback or f"the server answered HTTP {status}").strip()
+
+
+def api_error(status: int, raw: bytes | str | None) -> ApiError:
+    """Translate an error answer into our error type (the one place that does so)."""
+    try:
+        body = json.loads(raw or b"{}")
+        if not isinstance(body, dict):
+            body = {"message": str(body)}
+    except ValueError:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
+        body = {"message": text.strip()}
+    message = _status_message(status, body, "")
+    if status == 404:
+        return ApiError(message, status, body, NotFound.code)
+    if status == 403:
+        return ApiError(message, status, body, Forbidden.code)
+    if status in (400, 409, 422):
+        return ApiError(message, status, body, UsageError.code)
+    if status in (500, 502, 503, 504):
+        return ApiError(message, status, body, NotReady.code)
+    return ApiError(message, status, body)
+
+
+def _unreachable(host: str, error: BaseException) -> Unreachable:
+    reason = getattr(error, "reason", None) or error
+    text = str(reason).split(": ", 1)[-1] if ": " in str(reason) else str(reason)
+    return Unreachable(f"cannot reach the API server at {host}: {text}")
+
+
+class Kube:
+    """A connection to one cluster, resolved from kubeconfig the way kubectl does."""
+
+    def __init__(self, flags: KubeFlags) -> None:
+        from kubernetes import client, config  # imported here so --help never pays for it
+
+        self.flags = flags
+        self.configuration = client.Configuration()
+        try:
+            config.load_kube_config(
+                config_file=flags.kubeconfig,
+                context=flags.context,
+                client_configuration=self.configuration,
+                persist_config=False,
+            )
+            contexts, active = config.list_kube_config_contexts(config_file=flags.kubeconfig)
+        except config.ConfigException as e:
+            raise UsageError(f"invalid kubeconfig: {str(e).splitlines()[0]}") from None
+        except OSError as e:
+            raise UsageError(f"cannot read kubeconfig: {e}") from None
+        chosen = next((c for c in contexts if c["name"] == flags.context), None) if flags.context else active
+        context_ns = ((chosen or {}).get("context") or {}).get("namespace")
+        self.namespace: str = flags.namespace or context_ns or "default"
+        self.context_name: str = (chosen or {}).get("name", "")
+        self.configuration.retries = 0  # fail fast with one clear message instead of silent retries
+        self.api_client = client.ApiClient(self.configuration)
+        self.host: str = self.configuration.host
+
+    # --- plain requests -------------------------------------------------------------------------------
+
+    def _timeout(self, read: float | None = None) -> tuple[float, float | None]:
+        return (CONNECT_TIMEOUT, read if read is not None else self.flags.request_timeout)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        stream: bool = False,
+        read_timeout: float | None = None,
+    ) -> Any:
+        """One API call. Returns parsed JSON, or the raw urllib3 response when `stream` is set."""
+        import urllib3
+        from kubernetes.client.exceptions import ApiException
+
+        headers = {"Accept": accept, "Content-Type": content_type, "User-Agent": user_agent()}
+        try:
+            response = self.api_client.call_api(
+                path,
+                method,
+                query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _preload_content=False,
+                _request_timeout=self._timeout(read_timeout),
+            )
+        except ApiException as e:
+            raise api_error(e.status or 0, e.body) from None
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _unreachable(self.host, e) from None
+        if stream:
+            return response
+        data = response.data
+        return json.loads(data) if data and accept == "application/json" else data
+
+    # --- typed calls ----------------------------------------------------------------------------------
+
+    def version(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/version", read_timeout=5.0))
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}"))
+
+    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        data = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": label_selector})
+        return list(data.get("items") or [])
+
+    def get_node(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/api/v1/nodes/{quote(name)}"))
+
+    def get_namespace(self, name: str) -> dict[str, Any]:
+        return dict(self.request("GET", f"/api/v1/namespaces/{quote(name)}"))
+
+    def add_ephemeral_container(
+        self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]:
+        try:
+            return dict(
+                self.request(
+                    "PATCH",
+                    f"/api/v1/namespaces/{namespace}/pods/{quote(pod)}/ephemeralcontainers",
+                    {"dryRun": "All" if dry_run else None},
+                    body=dict(patch),
+                    content_type="application/strategic-merge-patch+json",
+                )
+            )
+        except ApiError as e:
+            # kubectl's check: a 404 that names no object means the subresource itself is missing.
+            if e.status == 404 and not (e.body.get("details") or {}).get("name"):
+                raise NotReady(
+                    "ephemeral containers are disabled for this cluster "
+                    "(the API server has no pods/ephemeralcontainers)"
+                ) from None
+            raise
+
+    def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        return dict(
+            self.request(
+                "POST", f"/api/v1/namespaces/{namespace}/pods", {"dryRun": "All" if dry_run else None},
+                body=dict(pod),
+            )
+        )
+
+    def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]:
+        return dict(
+            self.request(
+                "DELETE", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}",
+                body={"gracePeriodSeconds": grace_seconds, "propagationPolicy": "Background"},
+            )
+        )
+
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None:
+        """SelfSubjectAccessReview; None when the review itself cannot be made."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": {
+                "resourceAttributes": {
+                    "namespace": namespace, "verb": verb, "resource": resource, "subresource": subresource,
+                }
+            },
+        }
+        try:
+            answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+        except ApiError:
+            return None
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    def watch_pod(
+        self, namespace: str, name: str, resource_version: str, deadline: float
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(type, pod) events for one pod until the deadline (a monotonic time)."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            response = self.request(
+                "GET",
+                f"/api/v1/namespaces/{namespace}/pods",
+                {
+                    "watch": "true",
+                    "fieldSelector": f"metadata.name={name}",
+                    "resourceVersion": resource_version,
+                    "timeoutSeconds": max(1, int(remaining)),
+                    "allowWatchBookmarks": "false",
+                },
+                stream=True,
+                read_timeout=remaining + 5,
+            )
+            try:
+                for event in _json_lines(response):
+                    kind = event.get("type", "")
+                    obj = event.get("object") or {}
+                    if kind == "ERROR":
+                        if obj.get("code") == 410:  # resourceVersion too old: restart from the current state
+                            resource_version = ""
+                            break
+                        raise api_error(int(obj.get("code") or 500), json.dumps(obj).encode())
+                    resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
+                    yield kind, obj
+            finally:
+                response.release_conn()
+
+    # --- exec ---------------------------------------------------------------------------------------
+
+    def open_exec(
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
+    ) -> ExecConnection:
+        """Open an exec WebSocket offering v5 then v4. The caller reads the frames (see execstream)."""
+        from kubernetes.stream.ws_client import create_websocket
+        from websocket import WebSocketBadStatusException, WebSocketException
+
+        params: list[tuple[str, str]] = [("command", c) for c in command]
+        params += [("container", container), ("stdout", "true"), ("stderr", "true")]
+        if stdin:
+            params.append(("stdin", "true"))
+        url = f"{self.host}/api/v1/namespaces/{namespace}/pods/{quote(pod)}/exec?{urlencode(params)}"
+        url = "wss://" + url[len("https://"):] if url.startswith("https://") else "ws://" + url[len("http://"):]
+        headers = {"sec-websocket-protocol": EXEC_PROTOCOLS}
+        token = self.configuration.get_api_key_with_prefix("authorization")
+        if token:
+            headers["authorization"] = token
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(self.flags.request_timeout or CONNECT_TIMEOUT * 3)
+        try:
+            ws = create_websocket(self.configuration, url, headers)
+        except WebSocketBadStatusException as e:
+            raise api_error(e.status_code, e.resp_body) from None
+        except (WebSocketException, OSError, ssl.SSLError) as e:
+            raise _unreachable(self.host, e) from None
+        finally:
+            socket.setdefaulttimeout(previous)
+        ws.sock.settimeout(None)
+        protocol = (ws.getheaders() or {}).get("sec-websocket-protocol", "") or ""
+        return ExecConnection(ws, protocol.strip())
+
+    @contextmanager
+    def exec_connection(
+        self, namespace: str, pod: str, container: str, command: list[str]
+    ) -> Iterator[ExecConnection]:
+        conn = self.open_exec(namespace, pod, container, command)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+@dataclass
+class ExecConnection:
+    ws: Any  # websocket.WebSocket
+    protocol: str
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=1)
+        except Exception:  # noqa: BLE001 - closing a broken socket must never mask the real outcome
+            pass
+
+
+def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
+    buffer = b""
+    for chunk in response.stream(65536, decode_content=True):
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                yield json.loads(line)
+    if buffer.strip():
+        yield json.loads(buffer)
+
+
+def user_agent() -> str:
+    from . import __version__
+
+    return f"kubectl-debugx/{__version__} ({os.uname().sysname.lower()})"

@@ -1,0 +1,168 @@
+"""Pure builders for what we send to the API: ephemeral containers, their patch, node pods."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubectl-debugx"
+NAME_PREFIX = "debugx-"
+# apimachinery's rand.String alphabet: no vowels, so generated names never spell words.
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(length: int = 5) -> str:
+    return "".join(random.choice(_ALPHABET) for _ in range(length))
+
+
+def container_names(pod: Mapping[str, Any]) -> set[str]:
+    spec = pod.get("spec") or {}
+    return {
+        c["name"]
+        for key in ("initContainers", "containers", "ephemeralContainers")
+        for c in spec.get(key) or []
+    }
+
+
+def debug_container_name(pod: Mapping[str, Any], suffix: Callable[[], str] = random_suffix) -> str:
+    """`debugx-xxxxx`, unique among every container of the pod (like kubectl's computeDebugContainerName)."""
+    taken = container_names(pod)
+    while True:
+        name = NAME_PREFIX + suffix()
+        if name not in taken:
+            return name
+
+
+def ephemeral_container(
+    name: str, image: str, target: str, ttl_seconds: int, pull_policy: str | None = None
+) -> dict[str, Any]:
+    """An ephemeral container whose own process is a bounded sleep: tools run in it by exec, and it ends by
+    itself because ephemeral containers can never be removed."""
+    container: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "command": ["sleep", str(ttl_seconds)],
+        "targetContainerName": target,
+        "terminationMessagePolicy": "File",
+        "stdin": False,
+        "tty": False,
+    }
+    if pull_policy:
+        container["imagePullPolicy"] = pull_policy
+    return container
+
+
+def ephemeral_patch(container: Mapping[str, Any]) -> dict[str, Any]:
+    """Strategic merge patch body adding one ephemeral container (the list merges by name)."""
+    return {"spec": {"ephemeralContainers": [dict(container)]}}
+
+
+def default_container(pod: Mapping[str, Any]) -> str:
+    """The container `kubectl exec` picks: the default-container annotation, else the first one."""
+    annotated = ((pod.get("metadata") or {}).get("annotations") or {}).get(
+        "kubectl.kubernetes.io/default-container"
+    )
+    names = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+    if annotated and annotated in names:
+        return annotated
+    return names[0]
+
+
+def _comparable(container: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        container.get("image"),
+        container.get("targetContainerName"),
+        container.get("securityContext") or {},
+        container.get("imagePullPolicy"),
+    )
+
+
+def reusable_container(
+    pod: Mapping[str, Any], wanted: Mapping[str, Any], min_seconds_left: float, now: float
+) -> str | None:
+    """Name of a running debugx ephemeral container matching `wanted` (image, target, security settings)
+    that will live at least `min_seconds_left` more, or None."""
+    statuses = {
+        s["name"]: s for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []
+    }
+    for container in (pod.get("spec") or {}).get("ephemeralContainers") or []:
+        name = container.get("name", "")
+        if not name.startswith(NAME_PREFIX) or _comparable(container) != _comparable(wanted):
+            continue
+        running = ((statuses.get(name) or {}).get("state") or {}).get("running")
+        if not running:
+            continue
+        if _seconds_left(container, running.get("startedAt"), now) >= min_seconds_left:
+            return name
+    return None
+
+
+def _seconds_left(container: Mapping[str, Any], started_at: str | None, now: float) -> float:
+    from datetime import datetime
+
+    command = container.get("command") or []
+    if len(command) != 2 or command[0] != "sleep" or not command[1].isdigit() or not started_at:
+        return 0.0
+    started = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
+    return started + int(command[1]) - now
+
+
+def pid_file(run_id: str) -> str:
+    return f"/tmp/debugx-{run_id}.pid"
+
+
+def pid_recording_command(run_id: str, argv: Iterable[str]) -> list[str]:
+    """`sh -c` that records its PID, then execs argv. argv follows as positional parameters, so no shell
+    ever interprets user input (filters, expressions, names)."""
+    return ["sh", "-c", f'echo $$ > {pid_file(run_id)} && exec "$@"', "sh", *argv]
+
+
+def signal_command(run_id: str, signal: str = "INT") -> list[str]:
+    """Signal the process recorded by pid_recording_command; succeeds quietly when it has already gone."""
+    path = pid_file(run_id)
+    return ["sh", "-c", f'[ -f {path} ] && kill -{signal} "$(cat {path})" 2>/dev/null; rm -f {path}; true']
+
+
+def node_pod(
+    name: str,
+    namespace: str,
+    node: str,
+    image: str,
+    host_paths: Mapping[str, str],
+    deadline_seconds: int,
+    command: list[str],
+) -> dict[str, Any]:
+    """A short-lived pod pinned to `node`, mounting each host path read-only at the same path under /host."""
+    volumes = []
+    mounts = []
+    for volume_name, host_path in sorted(host_paths.items()):
+        volumes.append({"name": volume_name, "hostPath": {"path": host_path, "type": "Directory"}})
+        mounts.append({"name": volume_name, "mountPath": "/host" + host_path, "readOnly": True})
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+        },
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": deadline_seconds,
+            "terminationGracePeriodSeconds": 0,
+            "tolerations": [{"operator": "Exists"}],
+            "containers": [
+                {
+                    "name": "debugger",
+                    "image": image,
+                    "command": command,
+                    "volumeMounts": mounts,
+                    "terminationMessagePolicy": "File",
+                }
+            ],
+            "volumes": volumes,
+        },
+    }
