@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, Literal, TextIO
+from typing import IO, Literal, TextIO, cast
 
 Stream = Literal["stdout", "stderr"]
 LogFormat = Literal["cri", "docker"]
@@ -195,7 +195,7 @@ def parse_line(line: bytes, source: str = "", lineno: int = 0) -> Record | Malfo
     return Malformed(source, lineno, _strip_eol(line), cri)
 
 
-def iter_records(lines: BinaryIO | Iterable[bytes], source: str = "") -> Iterator[Record | Malformed]:
+def iter_records(lines: Iterable[bytes], source: str = "") -> Iterator[Record | Malformed]:
     """Parse a file object (or any iterable of byte lines) one line at a time, never the whole file."""
     for lineno, line in enumerate(lines, start=1):
         yield parse_line(line, source, lineno)
@@ -406,14 +406,14 @@ def is_gzip(path: Path) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
-def open_log(path: Path) -> BinaryIO:
+def open_log(path: Path) -> IO[bytes]:
     """Open a log file for reading line by line, gunzipping it when its content is gzip.
 
     CRI and Docker lines start with a digit or ``{``, never with 1f 8b, so the magic bytes decide; a name
     that disagrees is reported by :func:`decode_instance`.
     """
     if is_gzip(path):
-        return gzip.open(path, "rb")  # type: ignore[return-value]
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return path.open("rb")
 
 

@@ -142,10 +142,12 @@ def wait_running(kube: Kube, namespace: str, pod: Mapping[str, Any], name: str, 
                            + (f" (last state: {last_reason})" if last_reason else ""))
 
 
-def signal_tool(kube: Kube, target: Target, container: str, run_id: str, signal: str = "INT") -> None:
+def signal_tool(
+    kube: Kube, target: Target, container: str, run_id: str, tool: str, signal: str = "INT", remove: bool = False
+) -> None:
     """Signal the tool started with specs.pid_recording_command, by a second exec."""
-    with kube.exec_connection(target.namespace, target.pod_name, container,
-                              specs.signal_command(run_id, signal)) as conn:
+    command = specs.signal_command(run_id, tool, signal, remove)
+    with kube.exec_connection(target.namespace, target.pod_name, container, command) as conn:
         run_to_end(conn)
 
 

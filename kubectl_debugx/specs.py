@@ -119,10 +119,18 @@ def pid_recording_command(run_id: str, argv: Iterable[str]) -> list[str]:
     return ["sh", "-c", f'echo $$ > {pid_file(run_id)} && exec "$@"', "sh", *argv]
 
 
-def signal_command(run_id: str, signal: str = "INT") -> list[str]:
-    """Signal the process recorded by pid_recording_command; succeeds quietly when it has already gone."""
+def signal_command(run_id: str, tool: str, signal: str = "INT", remove: bool = False) -> list[str]:
+    """Signal the process recorded by pid_recording_command, only while it is still `tool`: in a shared PID
+    namespace a recycled PID may belong to the user's application."""
     path = pid_file(run_id)
-    return ["sh", "-c", f'[ -f {path} ] && kill -{signal} "$(cat {path})" 2>/dev/null; rm -f {path}; true']
+    script = (
+        f'p="$(cat {path} 2>/dev/null)"; '
+        f'if [ -n "$p" ] && tr "\\0" " " < /proc/$p/cmdline 2>/dev/null | grep -q "$1"; '
+        f'then kill -{signal} "$p"; fi'
+    )
+    if remove:
+        script += f"; rm -f {path}"
+    return ["sh", "-c", script + "; true", "sh", tool]
 
 
 def node_pod(

@@ -1,0 +1,289 @@
+"""capture: tcpdump in an ephemeral container sharing the pod's network, pcap streamed back byte-exact."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ephemeral, profiles, specs
+from .ephemeral import Target
+from .errors import ExitCode, Forbidden, RemoteFailed, UsageError
+from .kube import ApiError, Kube
+from .pcap import PcapFormatError, PcapFramer
+from .sinks import ByteSink, PipeClosed
+from .streamrun import StopState, catch_stop_signals, run_until_stopped
+from .talk import Talk
+
+DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
+IMAGE_ENV = "KUBECTL_DEBUGX_IMAGE"
+TOOL = "tcpdump"
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    pod: str
+    container: str | None = None
+    interface: str = "any"
+    filter: str = ""
+    output: str = "-"
+    duration: float | None = None
+    count: int | None = None
+    max_size: int | None = None
+    snaplen: int | None = None
+    image: str = DEFAULT_IMAGE
+    profile: str = "auto"
+    custom: Mapping[str, Any] | None = None
+    ttl: int = 3600
+    force: bool = False
+    dry_run: bool = False
+
+
+def validate(opts: CaptureOptions) -> None:
+    """Checks that need no cluster; each message names its flag."""
+    if opts.profile not in ("auto", *profiles.PROFILES):
+        raise UsageError(f"--profile: unknown profile {opts.profile!r}; choose auto or one of "
+                         f"{', '.join(profiles.PROFILES)}")
+    if opts.count is not None and opts.count <= 0:
+        raise UsageError(f"--count: must be a positive number of packets, got {opts.count}")
+    if opts.snaplen is not None and not 0 <= opts.snaplen <= 262144:
+        raise UsageError(f"--snaplen: must be between 0 and 262144 bytes, got {opts.snaplen}")
+    if opts.ttl < 10:
+        raise UsageError(f"--ttl: the debug container needs to live at least 10s, got {opts.ttl}s")
+    if opts.duration is not None and opts.duration >= opts.ttl:
+        raise UsageError(f"--duration ({opts.duration:g}s) must be shorter than --ttl ({opts.ttl}s)")
+    if not opts.interface or opts.interface.startswith("-"):
+        raise UsageError(f"-i/--interface: invalid interface name {opts.interface!r}")
+
+
+def tcpdump_argv(opts: CaptureOptions) -> list[str]:
+    """tcpdump's argv: packet-buffered pcap on stdout, no promiscuous mode. The filter is one argument
+    (tcpdump joins the rest of its argv into the expression), so it never meets a shell."""
+    argv = [TOOL, "-U", "--immediate-mode", "-p", "-w", "-", "-i", opts.interface]
+    if opts.snaplen is not None:
+        argv += ["-s", str(opts.snaplen)]
+    if opts.count is not None:
+        argv += ["-c", str(opts.count)]
+    if opts.filter:
+        argv += ["--", opts.filter]
+    return argv
+
+
+_COUNTS = re.compile(r"^(\d+) packets? (captured|received by filter|dropped by kernel)$")
+
+
+@dataclass
+class TcpdumpTalk:
+    """tcpdump's stderr: shown live once it listens; kept back (for the error) until then; counts parsed."""
+
+    show: Callable[[str], None]
+    listening: bool = False
+    early: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    _partial: bytes = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            self._line(raw.decode("utf-8", "replace").rstrip())
+
+    def finish(self) -> None:
+        if self._partial:
+            self._line(self._partial.decode("utf-8", "replace").rstrip())
+            self._partial = b""
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        match = _COUNTS.match(line)
+        if match:
+            self.counts[match.group(2)] = int(match.group(1))
+        elif self.listening:
+            self.show(line)
+        else:
+            self.early.append(line)
+            if line.startswith(("tcpdump: listening on", "listening on")):
+                self.listening = True
+                self.show(line)
+
+    def error_line(self) -> str:
+        lines = [x for x in self.early if "listening on" not in x and not x.startswith("tcpdump: verbose")]
+        return lines[-1] if lines else ""
+
+
+def _admission_hint(profile: str) -> str:
+    return ("capturing needs NET_RAW; use a namespace whose Pod Security level admits it "
+            "(baseline on containerd/docker, or privileged), or --profile/--custom with what it admits")
+
+
+def choose_profile(
+    kube: Kube, target: Target, opts: CaptureOptions, name: str, talk: Talk
+) -> tuple[str, dict[str, Any], list[str]]:
+    """The least-privilege profile that the namespace admits and that can capture."""
+
+    def build(profile: str) -> tuple[dict[str, Any], list[str]]:
+        return ephemeral.build_container(target, name, opts.image, profile, opts.custom, opts.ttl)
+
+    if opts.profile != "auto":
+        container, notes = build(opts.profile)
+        if not specs.reusable_container(target.pod, container, _min_life(opts), time.time()):
+            refusal = ephemeral.admission_error(kube, target, container)
+            if refusal is not None:
+                raise _refused(refusal, opts.profile)
+        return opts.profile, container, notes
+
+    runtime = _node_runtime(kube, target)
+    candidates = ["netadmin"]
+    if runtime in ("containerd", "docker", ""):
+        candidates.append("baseline")
+    last: ApiError | None = None
+    for profile in candidates:
+        container, notes = build(profile)
+        if specs.reusable_container(target.pod, container, _min_life(opts), time.time()):
+            return profile, container, notes
+        last = ephemeral.admission_error(kube, target, container)
+        if last is None:
+            if profile == "baseline":
+                notes.append("Pod Security refuses added capabilities here; relying on the NET_RAW that "
+                             f"{runtime or 'the container runtime (assumed containerd)'} grants by default")
+            return profile, container, notes
+        if last.status != 403 or "PodSecurity" not in last.args[0]:
+            raise _refused(last, profile)
+    assert last is not None
+    if runtime and runtime not in ("containerd", "docker"):
+        raise Forbidden(f"Pod Security refuses added capabilities in namespace {target.namespace} and the "
+                        f"node's runtime ({runtime}) does not grant NET_RAW by default; nothing was created. "
+                        "Use a namespace whose Pod Security level is privileged")
+    raise Forbidden(f"Pod Security refuses every profile that can capture in namespace {target.namespace} "
+                    f"({ephemeral._short_psa(last.args[0])}); nothing was created. Capturing needs NET_RAW: "
+                    "use a namespace whose Pod Security level is baseline or privileged")
+
+
+def _refused(error: ApiError, profile: str) -> Exception:
+    if error.status == 422:
+        return UsageError(f"the API server rejects the debug container: {error.args[0]}")
+    return ephemeral.explain_forbidden(error, profile, _admission_hint(profile) + "; nothing was created")
+
+
+def _node_runtime(kube: Kube, target: Target) -> str:
+    node = (target.pod.get("spec") or {}).get("nodeName")
+    if not node:
+        return ""
+    try:
+        info = (kube.get_node(node).get("status") or {}).get("nodeInfo") or {}
+    except ApiError:
+        return ""  # reading nodes is often not allowed; admission will still tell us the truth
+    return profiles.runtime_name(info.get("containerRuntimeVersion", ""))
+
+
+def _min_life(opts: CaptureOptions) -> float:
+    return (opts.duration or 60.0) + 30.0
+
+
+def run(kube: Kube, opts: CaptureOptions, talk: Talk) -> int:
+    target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
+    name = specs.debug_container_name(target.pod)
+    profile, container, notes = choose_profile(kube, target, opts, name, talk)
+    if opts.dry_run:
+        import yaml
+
+        talk.out(yaml.safe_dump(container, sort_keys=False))
+        talk.say(f"Dry run: profile {profile}; ephemeral container not added to pod {target.pod_name}")
+        return ExitCode.OK
+    talk.say(f"Using profile {profile}")
+    for note in notes:
+        talk.say(f"Note: {note}")
+    ec, _ = ephemeral.ensure_running(kube, target, container, _min_life(opts), talk.say)
+    return _capture(kube, target, ec, opts, profile, talk)
+
+
+def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
+    run_id = specs.random_suffix(10)
+    sink = ByteSink(opts.output)
+    framer = PcapFramer(opts.max_size)
+    tcpdump = TcpdumpTalk(talk.say)
+    state = StopState()
+    pipe_closed = False
+
+    def on_stdout(data: memoryview) -> None:
+        nonlocal pipe_closed
+        if pipe_closed:
+            return
+        try:
+            sink.write(framer.feed(data))
+        except PipeClosed:
+            pipe_closed = True
+
+    def stop_remote(signal: str) -> None:
+        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, signal)
+
+    command = specs.pid_recording_command(run_id, tcpdump_argv(opts))
+    started = time.monotonic()
+    deadline = started + opts.duration if opts.duration else None
+    talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "
+             f"(container {target.container}) into {sink.display}; Ctrl-C to stop")
+    try:
+        with catch_stop_signals(state), kube.exec_connection(
+            target.namespace, target.pod_name, ec, command
+        ) as conn:
+            outcome = run_until_stopped(
+                conn, on_stdout, tcpdump.feed, stop_remote, deadline,
+                lambda: framer.limit_reached or pipe_closed, state, talk.say,
+            )
+    except PcapFormatError as e:
+        raise RemoteFailed(f"tcpdump did not write pcap: {e}") from None
+    finally:
+        sink.close()
+        tcpdump.finish()
+        _make_sure_stopped(kube, target, ec, run_id, talk)
+    elapsed = time.monotonic() - started
+    _summary(talk, tcpdump, framer, sink, elapsed, profile, target, ec)
+    if outcome.cut:
+        raise RemoteFailed(f"{outcome.message}; {sink.display} holds the {framer.stats.records} whole "
+                           f"packets received before that")
+    if outcome.exit_code not in (0, None) or (outcome.exit_code is None and not state.reason):
+        raise RemoteFailed(_tool_failure(outcome.exit_code, outcome.message, tcpdump.error_line(), opts.image))
+    return state.exit_code
+
+
+def _tool_failure(code: int | None, message: str, tool_said: str, image: str) -> str:
+    if code == 127 or "not found" in tool_said and TOOL in tool_said:
+        return f"tcpdump is not in image {image}: choose an image that has it with --image"
+    if "executable file not found" in message:
+        return f"image {image} has no sh: choose an image with sh and tcpdump with --image"
+    if tool_said:
+        return tool_said if tool_said.startswith("tcpdump") else f"tcpdump: {tool_said}"
+    return f"tcpdump failed ({message or f'exit code {code}'})"
+
+
+def _make_sure_stopped(kube: Kube, target: Target, ec: str, run_id: str, talk: Talk) -> None:
+    """Whatever happened, tcpdump must not keep running in the pod."""
+    try:
+        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, "KILL", remove=True)
+    except Exception as e:  # noqa: BLE001 - report, but never hide the outcome of the capture itself
+        talk.warn(f"could not confirm that tcpdump stopped in {target.pod_name}/{ec}: {e}; it ends with the "
+                  "container's TTL at the latest")
+
+
+def _summary(talk: Talk, tcpdump: TcpdumpTalk, framer: PcapFramer, sink: ByteSink, elapsed: float,
+             profile: str, target: Target, ec: str) -> None:
+    counts = tcpdump.counts
+    parts = []
+    if counts:
+        parts.append(f"{counts.get('captured', 0)} packets captured, "
+                     f"{counts.get('received by filter', 0)} received by filter, "
+                     f"{counts.get('dropped by kernel', 0)} dropped by kernel")
+    parts.append(f"{framer.stats.records} packets ({sink.written} bytes) written to {sink.display}")
+    if framer.limit_reached:
+        parts.append("stopped at --max-size")
+    parts.append(f"{elapsed:.1f}s")
+    parts.append(f"profile {profile}, container {ec}")
+    talk.say("; ".join(parts))
+    talk.record(
+        packets_written=framer.stats.records, bytes_written=sink.written, output=sink.display,
+        duration_seconds=round(elapsed, 3), profile=profile, container=ec, pod=target.pod_name,
+        namespace=target.namespace, tcpdump=dict(counts),
+    )

@@ -1,0 +1,186 @@
+"""The command line: kubectl's flags once, one thin function per command, one place mapping errors to exit
+codes. Work is done by the command modules, imported only when their command runs (fast --help)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import __version__
+from .errors import DebugxError, ExitCode, UsageError
+
+PROG = "kubectl debugx"
+app = typer.Typer(
+    name=PROG,
+    help="Capture packets, strace processes and pull node log files of a pod, leaving nothing behind.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # never render locals: they may hold kubeconfig tokens
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+)
+
+_state: dict[str, Any] = {"debug": False}
+
+# kubectl's connection flags and our talk flags, shared by every command.
+NamespaceOpt = Annotated[Optional[str], typer.Option("-n", "--namespace", help="Namespace of the pod.")]
+ContextOpt = Annotated[Optional[str], typer.Option("--context", help="The kubeconfig context to use.")]
+KubeconfigOpt = Annotated[
+    Optional[str], typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
+]
+TimeoutOpt = Annotated[
+    Optional[str], typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s); 0 = none.")
+]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings on stderr.")]
+DebugOpt = Annotated[bool, typer.Option("-v", "--debug", help="Show tracebacks of unexpected errors.")]
+SummaryOpt = Annotated[
+    str, typer.Option("--output", help="Summary format on stdout after the data: text (none) or json.")
+]
+ImageOpt = Annotated[Optional[str], typer.Option("--image", help="Debug image (default: $KUBECTL_DEBUGX_IMAGE or built-in).")]
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", help="auto, legacy, general, baseline, netadmin, restricted or sysadmin.")
+]
+CustomOpt = Annotated[
+    Optional[Path], typer.Option("--custom", help="JSON or YAML partial container merged over the profile.")
+]
+TtlOpt = Annotated[str, typer.Option("--ttl", help="Lifetime of the debug container (its bounded sleep).")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print the ephemeral container that would be added; change nothing.")
+]
+
+
+def _connection(kubeconfig: str | None, context: str | None, namespace: str | None, timeout: str | None) -> Any:
+    from .kube import KubeFlags
+    from .options import parse_duration
+
+    seconds = None if timeout in (None, "0", "") else parse_duration(timeout, "--request-timeout")
+    return KubeFlags(kubeconfig=kubeconfig, context=context, namespace=namespace, request_timeout=seconds)
+
+
+def _talk(quiet: bool, debug: bool, output: str) -> Any:
+    from .talk import Talk
+
+    _state["debug"] = debug
+    if output not in ("text", "json"):
+        raise UsageError(f"--output: must be text or json, got {output!r}")
+    return Talk(quiet=quiet, json_summary=output == "json")
+
+
+def _image(image: str | None, default: str) -> str:
+    return image or os.environ.get("KUBECTL_DEBUGX_IMAGE") or default
+
+
+@app.command()
+def capture(
+    pod: Annotated[str, typer.Argument(help="POD or pod/POD")],
+    container: Annotated[Optional[str], typer.Option("-c", "--container", help="Target container.")] = None,
+    interface: Annotated[str, typer.Option("-i", "--interface", help="Interface to capture on.")] = "any",
+    filter: Annotated[str, typer.Option("-f", "--filter", help="tcpdump filter expression.")] = "",
+    output_file: Annotated[
+        Optional[str], typer.Option("-o", "--output-file", help="pcap file, or - for stdout (default POD-TIME.pcap).")
+    ] = None,
+    duration: Annotated[Optional[str], typer.Option("--duration", help="Stop after this long (e.g. 30s).")] = None,
+    count: Annotated[Optional[int], typer.Option("--count", help="Stop after this many packets.")] = None,
+    max_size: Annotated[Optional[str], typer.Option("--max-size", help="Stop before the file passes this size (e.g. 10MB).")] = None,
+    snaplen: Annotated[Optional[int], typer.Option("--snaplen", help="Bytes kept of each packet (default 262144).")] = None,
+    image: ImageOpt = None,
+    profile: ProfileOpt = "auto",
+    custom: CustomOpt = None,
+    ttl: TtlOpt = "1h",
+    force: ForceOpt = False,
+    dry_run: DryRunOpt = False,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    request_timeout: TimeoutOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    output: SummaryOpt = "text",
+) -> None:
+    """Capture the pod's traffic with tcpdump into a pcap file (or stdout for Wireshark/tshark)."""
+    import time
+
+    from . import capture as cap
+    from .options import check_output_file, parse_duration, parse_pod_arg, parse_size
+    from .profiles import load_custom
+
+    talk = _talk(quiet, debug, output)
+    name = parse_pod_arg(pod)
+    path = output_file or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
+    opts = cap.CaptureOptions(
+        pod=name, container=container, interface=interface, filter=filter, output=path,
+        duration=parse_duration(duration, "--duration") if duration else None, count=count,
+        max_size=parse_size(max_size, "--max-size") if max_size else None, snaplen=snaplen,
+        image=_image(image, cap.DEFAULT_IMAGE), profile=profile,
+        custom=load_custom(custom) if custom else None,
+        ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
+    )
+    cap.validate(opts)
+    if not dry_run:
+        check_output_file(path, force, sys.stdout.isatty(), "pcap")
+    _finish(talk, cap.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
+
+
+def _kube(namespace: str | None, context: str | None, kubeconfig: str | None, timeout: str | None) -> Any:
+    from .kube import Kube
+
+    return Kube(_connection(kubeconfig, context, namespace, timeout))
+
+
+def _finish(talk: Any, code: int) -> None:
+    talk.emit_summary(int(code))
+    raise typer.Exit(int(code))
+
+
+@app.command()
+def version(
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    request_timeout: TimeoutOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print the client version, and the server version when the cluster is reachable."""
+    _state["debug"] = debug
+    print(f"Client Version: v{__version__}")
+    try:
+        kube = _kube(None, context, kubeconfig, request_timeout)
+        print(f"Server Version: {kube.version().get('gitVersion', 'unknown')}")
+    except DebugxError as e:
+        print(f"Server Version: unavailable ({e})", file=sys.stderr)
+
+
+def main(argv: list[str]) -> int:
+    """Run the CLI; every error becomes one line on stderr and its exit code."""
+    import click
+
+    _state["debug"] = "-v" in argv or "--debug" in argv or bool(os.environ.get("KUBECTL_DEBUGX_DEBUG"))
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name=PROG, standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return int(e.exit_code)
+    except click.exceptions.Abort:
+        return ExitCode.INTERRUPTED
+    except click.ClickException as e:
+        e.show()
+        return ExitCode.USAGE
+    except DebugxError as e:
+        if _state["debug"]:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return int(e.code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the last resort: one line unless -v
+        if _state["debug"]:
+            traceback.print_exc()
+        print(f"error: unexpected {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
+        return ExitCode.ERROR
+    return ExitCode.OK

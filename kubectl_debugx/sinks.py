@@ -1,0 +1,49 @@
+"""Where streamed data goes: a file (created only when the first byte arrives) or stdout."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+class PipeClosed(Exception):
+    """The reader of our stdout went away (for example `| head` or a closed Wireshark)."""
+
+
+class ByteSink:
+    """Unbuffered writes so a pipe reader (tshark, Wireshark) sees each packet as it arrives.
+
+    A file is opened on the first write, so a run that fails before producing data leaves nothing behind
+    and an existing file replaced with --force survives until there is something to replace it with.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.written = 0
+
+    @property
+    def display(self) -> str:
+        return "stdout" if self.path == "-" else self.path
+
+    def write(self, data: bytes | memoryview) -> None:
+        if not data:
+            return
+        if self.fd is None:
+            if self.path == "-":
+                self.fd = sys.stdout.fileno()
+            else:
+                self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except BrokenPipeError:
+                raise PipeClosed() from None
+            view = view[n:]
+            self.written += n
+
+    def close(self) -> None:
+        if self.fd is not None and self.path != "-":
+            os.close(self.fd)
+        self.fd = None

@@ -1,0 +1,87 @@
+"""Running a long-lived tool by exec and stopping it cleanly: on a deadline, a limit, Ctrl-C or SIGTERM.
+
+The tool is asked to stop with SIGINT by PID (a second exec) and the stream is then drained to its end, so
+tcpdump flushes and prints its counts and strace detaches, leaving the tracee running.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ExitCode
+from .execstream import ExecOutcome, pump
+
+DRAIN_TIMEOUT = 15.0  # seconds to wait for the tool to end after SIGINT before escalating
+
+
+@dataclass
+class StopState:
+    """Why and when we asked the remote tool to stop."""
+
+    reason: str = ""  # "", "duration", "limit", "SIGINT", "SIGTERM"
+    signalled_at: float = 0.0
+    killed: bool = False
+    signals: list[int] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.reason == "SIGINT":
+            return ExitCode.INTERRUPTED
+        if self.reason == "SIGTERM":
+            return ExitCode.TERMINATED
+        return ExitCode.OK
+
+
+@contextmanager
+def catch_stop_signals(state: StopState) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into a stop request instead of killing us mid-stream."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        state.signals.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run_until_stopped(
+    conn: Any,
+    on_stdout: Callable[[memoryview], None],
+    on_stderr: Callable[[bytes], None],
+    stop_remote: Callable[[str], None],
+    deadline: float | None,
+    limit_reached: Callable[[], bool],
+    state: StopState,
+    say: Callable[[str], None],
+) -> ExecOutcome:
+    """Pump the exec stream; ask the tool to stop on the first stop condition; escalate to SIGKILL if it
+    does not end; return how it ended."""
+
+    def tick() -> None:
+        now = time.monotonic()
+        if not state.reason:
+            reason = ""
+            if state.signals:
+                reason = "SIGTERM" if state.signals[0] == signal.SIGTERM else "SIGINT"
+            elif deadline is not None and now >= deadline:
+                reason = "duration"
+            elif limit_reached():
+                reason = "limit"
+            if reason:
+                state.reason = reason
+                state.signalled_at = now
+                stop_remote("INT")
+        elif not state.killed and (now - state.signalled_at > DRAIN_TIMEOUT or len(state.signals) > 1):
+            say("the remote tool did not stop after SIGINT; killing it")
+            state.killed = True
+            stop_remote("KILL")
+
+    return pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=0.1)
