@@ -349,7 +349,7 @@ class LogPlan:
 
 
 def plan_container_logs(names: Iterable[str], docker_restarts: Mapping[str, int] | None = None) -> LogPlan:
-    """Group one container directory's files by instance and put each group in reading order.
+    """Group one container directory's base file names by instance, each group in reading order.
 
     Instances come in restart order (Docker instances whose restart is unknown last, by ID). Within one,
     rotated CRI files sort by their YYYYMMDD-HHMMSS suffix (the kubelet's own order), Docker's by descending
@@ -434,7 +434,7 @@ class DecodeReport:
     """What decoding one container instance gave."""
 
     files: tuple[FileReport, ...]
-    lines: int  # lines written
+    lines: int  # lines written, malformed ones included
     stderr_lines: int
     unterminated: int
     malformed: int

@@ -240,7 +240,9 @@ def test_file_through_a_symlink_member_stays_inside(dest: Path, outside: Path) -
     assert tree(dest) == {"evil": "<dir>", "evil/secret": "pwned"}
 
 
-def test_relative_symlink_out_of_the_tree_is_refused_before_a_file_goes_through_it(dest: Path, outside: Path) -> None:
+def test_relative_symlink_out_of_the_tree_is_refused_before_a_file_goes_through_it(
+    dest: Path, outside: Path
+) -> None:
     stream = tar_stream([symlink("c/link", "../.."), entry("c/link/outside/secret", b"pwned")])
     with pytest.raises(UnsafeMemberError, match="'c/link'"):
         extract_tar_stream(stream, dest)

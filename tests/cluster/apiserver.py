@@ -1,0 +1,1304 @@
+"""The test cluster's API server: Kubernetes REST + watch + exec WebSocket over HTTPS, on aiohttp.
+
+It runs its own asyncio event loop on a background thread, so that synchronous test code (pytest, the
+kubernetes client, subprocess kubectl) can use it freely. The store (store.py) lives on that loop; the
+kubelet reports pod status from its own threads through `on_status`, which hops onto the loop with
+call_soon_threadsafe so that watches see every change promptly.
+
+URL layout handled (everything else is a 404 like the real server's):
+  /version /healthz /livez /readyz /api /api/v1 /apis /apis/GROUP/VERSION
+  /api/v1/{namespaces,nodes,pods,serviceaccounts}[/NAME[/SUBRESOURCE]]
+  /api/v1/namespaces/NS/{pods,serviceaccounts}[/NAME[/{ephemeralcontainers,exec,log,token}]]
+  /api/v1/nodes/NODE/proxy/logs/...           (the kubelet's /logs/ file server, via the node proxy)
+  /apis/authorization.k8s.io/v1/selfsubjectaccessreviews
+  /apis/rbac.authorization.k8s.io/v1/{clusterroles,clusterrolebindings,namespaces/NS/{roles,rolebindings}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import copy
+import datetime as dt
+import html
+import json
+import logging
+import mimetypes
+import os
+import re
+import socket
+import ssl
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from . import admission
+from .execws import ExecFaults, ExecRequest, serve_exec
+from .rbac import Authorizer, User, forbidden_message, rules_from_policy
+from .store import ApiError, Store, already_exists, bad_request, not_found, now_rfc3339
+
+log = logging.getLogger("tests.cluster.apiserver")
+
+VERSION_INFO = {
+    "major": "1", "minor": "33", "emulationMajor": "1", "emulationMinor": "33",
+    "minCompatibilityMajor": "1", "minCompatibilityMinor": "32",
+    "gitVersion": "v1.33.4", "gitCommit": "74cdb426ef6a1cd5bbd0b4fa8e5e3ae1c6f3ea85",
+    "gitTreeState": "clean", "buildDate": "2025-08-12T00:00:00Z", "goVersion": "go1.24.5",
+    "compiler": "gc", "platform": "linux/amd64",
+}
+
+# Core v1 resources served: (name, kind, namespaced, verbs, shortNames)
+_CORE_RESOURCES = [
+    ("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"], ["ns"]),
+    ("nodes", "Node", False, ["get", "list", "watch"], ["no"]),
+    ("nodes/proxy", "NodeProxyOptions", False, ["create", "delete", "get", "patch", "update"], None),
+    ("pods", "Pod", True, ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+     ["po"]),
+    ("pods/ephemeralcontainers", "Pod", True, ["get", "patch", "update"], None),
+    ("pods/exec", "PodExecOptions", True, ["create", "get"], None),
+    ("pods/log", "Pod", True, ["get"], None),
+    ("pods/status", "Pod", True, ["get"], None),
+    ("serviceaccounts", "ServiceAccount", True, ["create", "delete", "get", "list", "watch"], ["sa"]),
+    ("serviceaccounts/token", "TokenRequest", True, ["create"], None),
+]
+_GROUPS = {
+    "authorization.k8s.io": [
+        ("selfsubjectaccessreviews", "SelfSubjectAccessReview", False, ["create"], None),
+    ],
+    "rbac.authorization.k8s.io": [
+        ("clusterrolebindings", "ClusterRoleBinding", False, ["create", "delete", "get", "list", "watch"], None),
+        ("clusterroles", "ClusterRole", False, ["create", "delete", "get", "list", "watch"], None),
+        ("rolebindings", "RoleBinding", True, ["create", "delete", "get", "list", "watch"], None),
+        ("roles", "Role", True, ["create", "delete", "get", "list", "watch"], None),
+    ],
+}
+# Simple objects stored and served as given (no controller behind them).
+_SIMPLE_KINDS = {
+    ("", "serviceaccounts"): ("ServiceAccount", "v1", True),
+    ("rbac.authorization.k8s.io", "roles"): ("Role", "rbac.authorization.k8s.io/v1", True),
+    ("rbac.authorization.k8s.io", "rolebindings"): ("RoleBinding", "rbac.authorization.k8s.io/v1", True),
+    ("rbac.authorization.k8s.io", "clusterroles"): ("ClusterRole", "rbac.authorization.k8s.io/v1", False),
+    ("rbac.authorization.k8s.io", "clusterrolebindings"): (
+        "ClusterRoleBinding", "rbac.authorization.k8s.io/v1", False),
+}
+_PATCH_TYPES = ("application/strategic-merge-patch+json", "application/json-patch+json",
+                "application/merge-patch+json")
+_FIELD_LABELS = {
+    "metadata.name": lambda o: o["metadata"]["name"],
+    "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+    "spec.nodeName": lambda o: o.get("spec", {}).get("nodeName", ""),
+    "spec.restartPolicy": lambda o: o.get("spec", {}).get("restartPolicy", ""),
+    "spec.schedulerName": lambda o: o.get("spec", {}).get("schedulerName", ""),
+    "spec.serviceAccountName": lambda o: o.get("spec", {}).get("serviceAccountName", ""),
+    "status.phase": lambda o: o.get("status", {}).get("phase", ""),
+    "status.podIP": lambda o: o.get("status", {}).get("podIP", ""),
+}
+
+
+def _json(body: object, status: int = 200) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(body, separators=(",", ":")).encode() + b"\n",
+        content_type="application/json", headers={"Cache-Control": "no-cache, private"},
+    )
+
+
+def _error_response(e: ApiError) -> web.Response:
+    if e.content_type == "text/plain":
+        return web.Response(status=e.code, text=e.message, content_type="text/plain", charset="utf-8")
+    return _json(e.status(), e.code)
+
+
+def _truthy(v: str | None) -> bool:
+    return (v or "").lower() in ("true", "1")
+
+
+@dataclass
+class RequestInfo:
+    verb: str
+    group: str
+    resource: str = ""
+    subresource: str = ""
+    namespace: str | None = None
+    name: str | None = None
+    rest: str = ""  # path after the subresource (node proxy)
+
+
+_SEGMENT = re.compile(r"^[^/]+$")
+
+
+def parse_path(method: str, path: str, query) -> RequestInfo | None:
+    """Split a resource URL into its parts; None for non-resource URLs."""
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+    if parts[:2] == ["api", "v1"]:
+        group, rest = "", parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        group, rest = parts[1], parts[3:]
+    else:
+        return None
+    if not rest or rest == [""]:
+        return None
+    namespace = None
+    if rest[0] == "namespaces" and len(rest) >= 3:
+        namespace, rest = rest[1], rest[2:]
+    resource = rest[0]
+    name = rest[1] if len(rest) > 1 else None
+    sub = rest[2] if len(rest) > 2 else ""
+    tail = "/".join(rest[3:]) if len(rest) > 3 else ""
+    if resource == "namespaces" and name and not sub and namespace is None:
+        pass
+    if method == "GET":
+        if name:
+            verb = "get"
+        else:
+            verb = "watch" if _truthy(query.get("watch")) else "list"
+    else:
+        verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
+                "DELETE": "delete" if name else "deletecollection"}.get(method, method.lower())
+    return RequestInfo(verb, group, resource, sub, namespace, name, tail)
+
+
+class ApiServer:
+    """Owns the event loop thread, the HTTPS listener, the store and the glue to the kubelet."""
+
+    def __init__(self, *, node_name: str, host_ip: str, node_root: Path, cert_file: Path, key_file: Path,
+                 authorizer: Authorizer) -> None:
+        self.node_name = node_name
+        self.host_ip = host_ip
+        self.node_root = node_root
+        self.authorizer = authorizer
+        self.authorizer.bindings = self._binding_rules
+        self.kubelet = None  # set by TestCluster before start(); see CONTRACT.md
+        self.store = Store()
+        self.exec_faults = ExecFaults()
+        self.latency = 0.0
+        self.ephemeral_containers_enabled = True
+        self.port = 0
+        self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ssl.load_cert_chain(str(cert_file), str(key_file))
+        self._ssl.set_alpn_protocols(["http/1.1"])
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="debugx-apiserver", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._background: set[asyncio.Future] = set()
+        # Kubelet calls go through one thread so that they keep their order (run_pod before sync_ephemeral).
+        self._kubelet_calls = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="kubelet-call")
+        self._exec_pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="exec-start")
+        self._started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    def _call(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def start(self) -> int:
+        if not self._thread.is_alive():
+            self._thread.start()
+        if not self._started:
+            self._call(self._init_objects())
+            self._started = True
+        self._call(self._serve())
+        return self.port
+
+    def stop_serving(self) -> None:
+        """Close the listener and every connection (watches, exec streams); the store is kept."""
+        self._call(self._unserve())
+
+    def shutdown(self) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._unserve())
+            self._call(self._cancel_background())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._kubelet_calls.shutdown(wait=False, cancel_futures=True)
+            self._exec_pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _serve(self) -> None:
+        if self._runner is not None:
+            return
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 << 20)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        if self.port == 0:
+            # Pick a free port once; restarts reuse it so kubeconfigs stay valid.
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = s.getsockname()[1]
+        site = web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self._ssl, reuse_address=True,
+                           backlog=256)
+        await site.start()
+        self._runner = runner
+
+    async def _unserve(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            self.store.close_watchers()
+            await runner.cleanup()
+
+    async def _cancel_background(self) -> None:
+        for t in list(self._background):
+            t.cancel()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=2)
+
+    def _keep(self, task: asyncio.Future) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @property
+    def serving(self) -> bool:
+        return self._runner is not None
+
+    # -- initial objects -------------------------------------------------------------------------------
+    async def _init_objects(self) -> None:
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self._create_namespace_obj({"metadata": {"name": ns}})
+        self.store.create(None and "", None, {}) if False else None
+        info = {
+            "machineID": _read("/etc/machine-id"), "systemUUID": _read("/etc/machine-id"),
+            "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": os.uname().release,
+            "osImage": _os_image(), "containerRuntimeVersion": "containerd://1.7.0",
+            "kubeletVersion": VERSION_INFO["gitVersion"], "kubeProxyVersion": "",
+            "operatingSystem": "linux", "architecture": "amd64",
+        }
+        if self.kubelet is not None and hasattr(self.kubelet, "node_info"):
+            try:
+                info.update(self.kubelet.node_info() or {})
+            except Exception:  # noqa: BLE001 - a node without runtime details is still a node
+                log.exception("kubelet.node_info failed")
+        now = now_rfc3339()
+        cond = [
+            ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ]
+        cpu = str(os.cpu_count() or 1)
+        mem_ki = _mem_ki()
+        node = {
+            "kind": "Node", "apiVersion": "v1",
+            "metadata": {
+                "name": self.node_name,
+                "labels": {"beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+                           "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": self.node_name,
+                           "kubernetes.io/os": "linux"},
+                "annotations": {"node.alpha.kubernetes.io/ttl": "0",
+                                "volumes.kubernetes.io/controller-managed-attach-detach": "true"},
+            },
+            "spec": {},
+            "status": {
+                "capacity": {"cpu": cpu, "ephemeral-storage": "100Gi", "hugepages-1Gi": "0",
+                             "hugepages-2Mi": "0", "memory": f"{mem_ki}Ki", "pods": "110"},
+                "allocatable": {"cpu": cpu, "ephemeral-storage": "100Gi", "hugepages-1Gi": "0",
+                                "hugepages-2Mi": "0", "memory": f"{mem_ki}Ki", "pods": "110"},
+                "conditions": [{"type": t, "status": s, "lastHeartbeatTime": now, "lastTransitionTime": now,
+                                "reason": r, "message": m} for t, s, r, m in cond],
+                "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                              {"type": "Hostname", "address": self.node_name}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                "nodeInfo": info,
+                "images": [],
+            },
+        }
+        self.store.create("nodes", None, node)
+
+    # -- kubelet glue ------------------------------------------------------------------------------------
+    def on_status(self, namespace: str, name: str, status: dict) -> None:
+        """Kubelet callback (any thread)."""
+        try:
+            self._loop.call_soon_threadsafe(self._apply_status, namespace, name, copy.deepcopy(status))
+        except RuntimeError:  # loop closed: the cluster is stopping
+            pass
+
+    def _apply_status(self, namespace: str, name: str, status: dict) -> None:
+        pod = self.store.get("pods", namespace, name)
+        if pod is None:
+            return
+        old = pod.get("status") or {}
+        new = dict(status)
+        new.setdefault("qosClass", old.get("qosClass", "BestEffort"))
+        # The kubelet does not own PodScheduled (the scheduler does); keep it when the kubelet leaves it out.
+        conds = list(new.get("conditions") or [])
+        sched = [c for c in old.get("conditions") or [] if c.get("type") == "PodScheduled"]
+        if sched and not any(c.get("type") == "PodScheduled" for c in conds):
+            new["conditions"] = conds + sched
+        if new == old:
+            return
+        pod = copy.deepcopy(pod)
+        pod["status"] = new
+        self.store.update("pods", namespace, pod)
+
+    def _kubelet_call(self, method: str, *args) -> None:
+        if self.kubelet is None:
+            return
+        fn = getattr(self.kubelet, method)
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:  # noqa: BLE001 - a kubelet bug must not take the API server down
+                log.exception("kubelet.%s failed", method)
+
+        self._kubelet_calls.submit(run)
+
+    def _schedule(self, namespace: str, name: str, uid: str) -> None:
+        pod = self.store.get("pods", namespace, name)
+        if pod is None or pod["metadata"]["uid"] != uid:
+            return
+        pod = copy.deepcopy(pod)
+        if not pod["spec"].get("nodeName"):
+            pod["spec"]["nodeName"] = self.node_name
+        conds = pod["status"].setdefault("conditions", [])
+        if not any(c.get("type") == "PodScheduled" for c in conds):
+            conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                          "lastTransitionTime": now_rfc3339()})
+        pod = self.store.update("pods", namespace, pod)
+        if pod["spec"]["nodeName"] == self.node_name:
+            self._kubelet_call("run_pod", copy.deepcopy(pod))
+
+    def _pod_gone(self, namespace: str, name: str, uid: str) -> None:
+        pod = self.store.get("pods", namespace, name)
+        if pod is not None and pod["metadata"]["uid"] == uid:
+            self.store.delete("pods", namespace, name)
+        self._maybe_finish_namespace(namespace)
+
+    # -- middleware and dispatch ---------------------------------------------------------------------
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler):
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        try:
+            return await handler(request)
+        except ApiError as e:
+            return _error_response(e)
+        except web.HTTPException:
+            raise
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as e:  # noqa: BLE001 - answer like the apiserver does on a panic
+            log.exception("internal error on %s %s", request.method, request.path)
+            return _error_response(ApiError(500, "InternalError", f"Internal error occurred: {e}",
+                                            {"causes": [{"message": str(e)}]}))
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        user = self.authorizer.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+        path = request.path
+        if path in ("/version", "/version/"):
+            return _json(VERSION_INFO)
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok", content_type="text/plain", charset="utf-8")
+        if path in ("/api", "/api/"):
+            return _json({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]})
+        if path in ("/api/v1", "/api/v1/"):
+            return _json(_resource_list("v1", _CORE_RESOURCES))
+        if path in ("/apis", "/apis/"):
+            # Plain APIGroupList even when aggregated discovery is asked for: clients fall back to it.
+            return _json({"kind": "APIGroupList", "apiVersion": "v1", "groups": [
+                {"name": g, "versions": [{"groupVersion": f"{g}/v1", "version": "v1"}],
+                 "preferredVersion": {"groupVersion": f"{g}/v1", "version": "v1"}} for g in _GROUPS]})
+        m = re.fullmatch(r"/apis/([^/]+)/v1/?", path)
+        if m and m.group(1) in _GROUPS:
+            return _json(_resource_list(f"{m.group(1)}/v1", _GROUPS[m.group(1)]))
+        info = parse_path(request.method, path, request.query)
+        if info is None or not self._known(info):
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        self._authorize(user, info)
+        return await self._handle(request, user, info)
+
+    def _known(self, info: RequestInfo) -> bool:
+        if info.group == "":
+            return any(r[0] == info.resource for r in _CORE_RESOURCES)
+        return info.group in _GROUPS and any(r[0] == info.resource for r in _GROUPS[info.group])
+
+    def _authorize(self, user: User, info: RequestInfo) -> None:
+        if info.resource == "namespaces" and info.namespace is None and info.name:
+            ns = info.name if info.subresource else None
+            ns = info.name
+        else:
+            ns = info.namespace
+        if self.authorizer.allowed(user, info.verb, info.group, info.resource, info.subresource, ns):
+            return
+        msg = forbidden_message(user, info.verb, info.group, info.resource, info.subresource, ns, info.name)
+        details: dict = {"kind": info.resource}
+        if info.group:
+            details = {"group": info.group, "kind": info.resource}
+        if info.name:
+            details = {"name": info.name, **details}
+        raise ApiError(403, "Forbidden", msg, details)
+
+    async def _handle(self, request: web.Request, user: User, info: RequestInfo) -> web.StreamResponse:
+        r, sub, verb = info.resource, info.subresource, info.verb
+        if info.group == "authorization.k8s.io":
+            if verb != "create":
+                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+            return self._ssar(user, await _body(request))
+        if (info.group, r) in _SIMPLE_KINDS:
+            if r == "serviceaccounts" and sub == "token":
+                return await self._token_request(request, info)
+            return await self._simple(request, info)
+        if r == "namespaces":
+            return await self._namespaces(request, info)
+        if r == "nodes":
+            if sub == "proxy":
+                return await self._node_proxy(request, info)
+            if verb == "get":
+                return _json(self._get_or_404("nodes", None, info.name))
+            if verb == "list":
+                return _json(self._list_body("NodeList", self._filtered(request, "nodes", None)))
+            if verb == "watch":
+                return await self._watch(request, "nodes", None)
+            raise _method_not_allowed()
+        if r == "pods":
+            if sub == "":
+                return await self._pods(request, user, info)
+            if sub == "ephemeralcontainers":
+                return await self._ephemeral(request, info)
+            if sub == "exec":
+                return await self._exec(request, info)
+            if sub == "log":
+                return await self._log(request, info)
+            if sub == "status" and verb == "get":
+                return _json(self._get_or_404("pods", info.namespace, info.name))
+        raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _get_or_404(self, resource: str, namespace: str | None, name: str | None, group: str = "") -> dict:
+        obj = self.store.get(resource, namespace, name or "")
+        if obj is None:
+            raise not_found(resource, name or "", group)
+        return obj
+
+    def _list_body(self, kind: str, items: list[dict], api_version: str = "v1") -> dict:
+        out = []
+        for o in items:
+            o = dict(o)
+            o.pop("kind", None)
+            o.pop("apiVersion", None)
+            out.append(o)
+        return {"kind": kind, "apiVersion": api_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": out}
+
+    def _selector(self, request: web.Request) -> Callable[[dict], bool]:
+        label = parse_label_selector(request.query.get("labelSelector", ""))
+        field = parse_field_selector(request.query.get("fieldSelector", ""))
+        return lambda o: label(o) and field(o)
+
+    def _filtered(self, request: web.Request, resource: str, namespace: str | None) -> list[dict]:
+        pred = self._selector(request)
+        return [o for o in self.store.list(resource, namespace) if pred(o)]
+
+    async def _watch(self, request: web.Request, resource: str, namespace: str | None) -> web.StreamResponse:
+        pred = self._selector(request)
+        rv = request.query.get("resourceVersion", "")
+        since = int(rv) if rv not in ("", "0") and rv.isdigit() else None
+        timeout = float(request.query.get("timeoutSeconds") or 1800)
+        resp = web.StreamResponse(headers={"Content-Type": "application/json",
+                                           "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        if since is not None and since < self.store.oldest_replayable_rv():
+            gone = ApiError(410, "Expired", f"too old resource version: {since} ({self.store.resource_version})")
+            await resp.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+            return resp
+        w = self.store.watch(resource, namespace, pred, since)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    ev = await asyncio.wait_for(w.queue.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+                if ev is None:
+                    break
+                await resp.write(json.dumps({"type": ev.type, "object": ev.obj},
+                                            separators=(",", ":")).encode() + b"\n")
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            self.store.unwatch(w)
+        return resp
+
+    # -- namespaces ----------------------------------------------------------------------------------------
+    def _create_namespace_obj(self, body: dict) -> dict:
+        meta = body.get("metadata") or {}
+        name = meta.get("name") or ""
+        if not name and meta.get("generateName"):
+            name = meta["generateName"] + admission.random_suffix()
+        if not name or len(name) > 63 or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+            raise admission.invalid("Namespace", name, admission._name_errors(name, "metadata.name")
+                                    or [admission.FieldError("Required", "metadata.name")])
+        existing = self.store.get("namespaces", None, name)
+        if existing is not None:
+            if existing["metadata"].get("deletionTimestamp"):
+                raise ApiError(409, "AlreadyExists",
+                               f'object is being deleted: namespaces "{name}" already exists',
+                               {"name": name, "kind": "namespaces"})
+            raise already_exists("namespaces", name)
+        labels = dict(meta.get("labels") or {})
+        labels["kubernetes.io/metadata.name"] = name
+        obj = {"kind": "Namespace", "apiVersion": "v1",
+               "metadata": {"name": name, "labels": labels},
+               "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+        if meta.get("annotations"):
+            obj["metadata"]["annotations"] = dict(meta["annotations"])
+        obj = self.store.create("namespaces", None, obj)
+        self.store.create("serviceaccounts", name, {"kind": "ServiceAccount", "apiVersion": "v1",
+                                                    "metadata": {"name": "default", "namespace": name}})
+        return obj
+
+    async def _namespaces(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        verb = info.verb
+        if verb == "create":
+            body = await _body(request)
+            if _truthy_dry(request):
+                raise ApiError(400, "BadRequest", "dryRun is not supported for namespaces by the test cluster")
+            return _json(self._create_namespace_obj(body), 201)
+        if verb == "list":
+            return _json(self._list_body("NamespaceList", self._filtered(request, "namespaces", None)))
+        if verb == "watch":
+            return await self._watch(request, "namespaces", None)
+        if verb == "get":
+            return _json(self._get_or_404("namespaces", None, info.name))
+        if verb == "delete":
+            return _json(self._delete_namespace(info.name or ""))
+        if verb in ("patch", "update"):
+            return _json(await self._update_namespace(request, info))
+        raise _method_not_allowed()
+
+    async def _update_namespace(self, request: web.Request, info: RequestInfo) -> dict:
+        ns = copy.deepcopy(self._get_or_404("namespaces", None, info.name))
+        body = await _body(request)
+        ctype = request.content_type
+        if request.method == "PUT":
+            new = body
+        elif ctype == "application/json-patch+json":
+            new = admission.json_patch(ns, body)
+        else:
+            new = admission.merge_patch(ns, body)
+        labels = dict((new.get("metadata") or {}).get("labels") or {})
+        labels["kubernetes.io/metadata.name"] = ns["metadata"]["name"]
+        ns["metadata"]["labels"] = labels
+        if (new.get("metadata") or {}).get("annotations") is not None:
+            ns["metadata"]["annotations"] = new["metadata"]["annotations"]
+        return self.store.update("namespaces", None, ns)
+
+    def _delete_namespace(self, name: str) -> dict:
+        ns = self._get_or_404("namespaces", None, name)
+        if ns["metadata"].get("deletionTimestamp"):
+            return ns
+        ns = copy.deepcopy(ns)
+        ns["metadata"]["deletionTimestamp"] = now_rfc3339()
+        ns["status"]["phase"] = "Terminating"
+        ns = self.store.update("namespaces", None, ns)
+        for pod in self.store.list("pods", name):
+            self._delete_pod(pod, None)
+        for resource in ("serviceaccounts", "roles", "rolebindings"):
+            for o in self.store.list(resource, name):
+                self.store.delete(resource, name, o["metadata"]["name"])
+        # Let the DELETE answer go out with phase Terminating before the object disappears.
+        self._loop.call_soon(self._maybe_finish_namespace, name)
+        return ns
+
+    def _maybe_finish_namespace(self, name: str) -> None:
+        ns = self.store.get("namespaces", None, name)
+        if ns is None or not ns["metadata"].get("deletionTimestamp"):
+            return
+        if self.store.list("pods", name):
+            return
+        self.store.delete("namespaces", None, name)
+
+    # -- pods ------------------------------------------------------------------------------------------------
+    async def _pods(self, request: web.Request, user: User, info: RequestInfo) -> web.StreamResponse:
+        verb, ns = info.verb, info.namespace
+        if verb == "list":
+            kind_items = self._filtered(request, "pods", ns)
+            return _json(self._list_body("PodList", kind_items))
+        if verb == "watch":
+            return await self._watch(request, "pods", ns)
+        if verb == "get":
+            return _json(self._get_or_404("pods", ns, info.name))
+        if verb == "create":
+            return _json(await self._create_pod(request, ns or ""), 201)
+        if verb == "delete":
+            pod = self._get_or_404("pods", ns, info.name)
+            grace = request.query.get("gracePeriodSeconds")
+            body = await _body(request, optional=True)
+            if grace is None and isinstance(body, dict) and body.get("gracePeriodSeconds") is not None:
+                grace = body["gracePeriodSeconds"]
+            if _truthy_dry(request):
+                return _json(pod)
+            return _json(self._delete_pod(pod, int(grace) if grace is not None else None))
+        if verb == "deletecollection":
+            for pod in self._filtered(request, "pods", ns):
+                self._delete_pod(pod, None)
+            return _json({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
+        raise _method_not_allowed()
+
+    async def _create_pod(self, request: web.Request, namespace: str) -> dict:
+        body = await _body(request)
+        if not isinstance(body, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        ns = self.store.get("namespaces", None, namespace)
+        if ns is None:
+            raise not_found("namespaces", namespace)
+        pod = admission.default_pod(copy.deepcopy(body), namespace)
+        pod["kind"], pod["apiVersion"] = "Pod", "v1"
+        name = pod["metadata"].get("name") or ""
+        if ns["metadata"].get("deletionTimestamp"):
+            raise ApiError(403, "Forbidden", f'pods "{name}" is forbidden: unable to create new content in '
+                           f"namespace {namespace} because it is being terminated",
+                           {"name": name, "kind": "pods"})
+        errs = admission.validate_pod_create(pod)
+        if errs:
+            raise admission.invalid("Pod", name, errs)
+        denied = admission.forbidden_by_psa(pod, ns["metadata"].get("labels") or {})
+        if denied:
+            raise denied
+        if self.store.get("pods", namespace, name) is not None:
+            raise already_exists("pods", name)
+        if _truthy_dry(request):
+            return pod
+        pod = self.store.create("pods", namespace, pod)
+        self._loop.call_soon(self._schedule, namespace, name, pod["metadata"]["uid"])
+        return pod
+
+    def _delete_pod(self, pod: dict, grace: int | None) -> dict:
+        ns, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
+        if pod["metadata"].get("deletionTimestamp"):
+            if grace != 0:
+                return pod
+        if grace is None:
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        phase = (pod.get("status") or {}).get("phase")
+        if grace == 0 or not pod["spec"].get("nodeName") or phase in ("Succeeded", "Failed"):
+            # Nothing (left) running: the real server deletes such pods at once.
+            gone = self.store.delete("pods", ns, name) or pod
+            if pod["spec"].get("nodeName") == self.node_name:
+                self._kubelet_call("delete_pod", ns, name, 0, lambda: None)
+            self._loop.call_soon(self._maybe_finish_namespace, ns)
+            return gone
+        pod = copy.deepcopy(pod)
+        pod["metadata"]["deletionTimestamp"] = now_rfc3339(grace)
+        pod["metadata"]["deletionGracePeriodSeconds"] = grace
+        pod["metadata"]["generation"] = pod["metadata"].get("generation", 1) + 1
+        pod = self.store.update("pods", ns, pod)
+
+        def on_gone() -> None:
+            try:
+                self._loop.call_soon_threadsafe(self._pod_gone, ns, name, uid)
+            except RuntimeError:
+                pass
+
+        self._kubelet_call("delete_pod", ns, name, grace, on_gone)
+        # Safety net so that a kubelet that never reports back cannot wedge namespace deletion forever.
+        self._loop.call_later(grace + 30, self._force_gone, ns, name, uid)
+        return pod
+
+    def _force_gone(self, ns: str, name: str, uid: str) -> None:
+        pod = self.store.get("pods", ns, name)
+        if pod is not None and pod["metadata"]["uid"] == uid:
+            log.warning("kubelet never reported pod %s/%s gone; removing it", ns, name)
+            self._pod_gone(ns, name, uid)
+
+    # -- ephemeral containers ----------------------------------------------------------------------------
+    async def _ephemeral(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        if not self.ephemeral_containers_enabled:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        ns, name, verb = info.namespace, info.name or "", info.verb
+        if verb == "get":
+            return _json(self._get_or_404("pods", ns, name))
+        if verb not in ("patch", "update"):
+            raise _method_not_allowed()
+        body = await _body(request)
+        pod = self._get_or_404("pods", ns, name)
+        current = pod["spec"].get("ephemeralContainers") or []
+        ctype = request.content_type
+        if verb == "update":
+            if not isinstance(body, dict):
+                raise bad_request("the body of the request was in an unknown format")
+            rv = (body.get("metadata") or {}).get("resourceVersion")
+            if rv and rv != pod["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods "{name}": the object '
+                               "has been modified; please apply your changes to the latest version and try again",
+                               {"name": name, "kind": "pods"})
+            new = (body.get("spec") or {}).get("ephemeralContainers") or []
+        elif ctype == "application/strategic-merge-patch+json":
+            if not isinstance(body, dict):
+                raise bad_request("the body of the request was in an unknown format")
+            new = admission.smp_ephemeral(current, body.get("spec") or {})
+        elif ctype == "application/json-patch+json":
+            new = admission.json_patch(pod, body).get("spec", {}).get("ephemeralContainers") or []
+        elif ctype == "application/merge-patch+json":
+            new = (admission.merge_patch(pod, body).get("spec") or {}).get("ephemeralContainers") or []
+        else:
+            raise ApiError(415, "UnsupportedMediaType",
+                           f'the body of the request was in an unknown format - accepted media types include: '
+                           f'{", ".join(_PATCH_TYPES)}, application/apply-patch+yaml')
+        if not isinstance(new, list) or not all(isinstance(c, dict) for c in new):
+            raise bad_request("spec.ephemeralContainers must be a list of objects")
+        new = [admission.default_container(copy.deepcopy(c), ephemeral=True) for c in new]
+        errs = admission.validate_ephemeral_update(pod, new)
+        if errs:
+            raise admission.invalid("Pod", name, errs)
+        if new == current:
+            return _json(pod)  # identical resend: a no-op, no new resourceVersion
+        candidate = copy.deepcopy(pod)
+        candidate["spec"]["ephemeralContainers"] = new
+        candidate["metadata"]["generation"] = pod["metadata"].get("generation", 1) + 1
+        nsobj = self.store.get("namespaces", None, ns) or {"metadata": {}}
+        denied = admission.forbidden_by_psa(candidate, nsobj["metadata"].get("labels") or {})
+        if denied:
+            raise denied
+        if _truthy_dry(request):
+            return _json(candidate)
+        stored = self.store.update("pods", ns, candidate)
+        if stored["spec"].get("nodeName") == self.node_name:
+            self._kubelet_call("sync_ephemeral", copy.deepcopy(stored))
+        return _json(stored)
+
+    # -- exec -------------------------------------------------------------------------------------------------
+    async def _exec(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        from . import kubelet as kubelet_mod  # the kubelet's exception types (see CONTRACT.md)
+
+        ns, name = info.namespace or "", info.name or ""
+        q = request.query
+        pod = self._get_or_404("pods", ns, name)
+        container = q.get("container") or ""
+        spec = pod["spec"]
+        names = [c["name"] for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+                 + (spec.get("ephemeralContainers") or [])]
+        if not container:
+            regular = [c["name"] for c in spec.get("containers") or []]
+            if len(regular) == 1:
+                container = regular[0]
+            else:
+                raise bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                  f"[{' '.join(regular)}]")
+        if container not in names:
+            raise bad_request(f"container {container} is not valid for pod {name}")
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            raise bad_request(f"cannot exec into a container in a completed pod; current phase is {phase}")
+        command = q.getall("command", [])
+        if not command:
+            raise bad_request("you must specify at least 1 command")
+        if "Upgrade" not in request.headers.get("Connection", "") and request.headers.get(
+                "Upgrade", "").lower() != "websocket":
+            raise bad_request("Upgrade request required")
+        req = ExecRequest(ns, name, container, command, _truthy(q.get("stdin")), _truthy(q.get("stdout")),
+                          _truthy(q.get("stderr")), _truthy(q.get("tty")))
+        kubelet = self.kubelet
+        if kubelet is None:
+            raise ApiError(500, "InternalError", "no kubelet")
+
+        def start():
+            return kubelet.exec(ns, name, container, command, tty=req.tty)
+
+        return await serve_exec(request, req, start, self.exec_faults, self._keep,
+                                getattr(kubelet_mod, "ContainerNotFound", LookupError),
+                                getattr(kubelet_mod, "ContainerNotRunning", ProcessLookupError))
+
+    # -- logs ---------------------------------------------------------------------------------------------------
+    async def _log(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        ns, name = info.namespace or "", info.name or ""
+        q = request.query
+        pod = self._get_or_404("pods", ns, name)
+        spec = pod["spec"]
+        container = q.get("container") or ""
+        regular = [c["name"] for c in spec.get("containers") or []]
+        init = [c["name"] for c in spec.get("initContainers") or []]
+        eph = [c["name"] for c in spec.get("ephemeralContainers") or []]
+        if not container:
+            if len(regular) == 1:
+                container = regular[0]
+            else:
+                msg = f"a container name must be specified for pod {name}, choose one of: [{' '.join(regular)}]"
+                if init:
+                    msg += f" or one of the init containers: [{' '.join(init)}]"
+                if eph:
+                    msg += f" or one of the ephemeral containers: [{' '.join(eph)}]"
+                raise bad_request(msg)
+        if container not in regular + init + eph:
+            raise bad_request(f"container {container} is not valid for pod {name}")
+        previous = _truthy(q.get("previous"))
+        status = _container_status(pod, container)
+        path = None
+        if self.kubelet is not None:
+            path = await self._loop.run_in_executor(
+                self._exec_pool, lambda: self.kubelet.log_path(ns, name, container, previous))
+        if path is None:
+            if previous:
+                raise bad_request(f'previous terminated container "{container}" in pod "{name}" not found')
+            waiting = ((status or {}).get("state") or {}).get("waiting")
+            if waiting is not None or status is None:
+                reason = (waiting or {}).get("reason", "ContainerCreating")
+                raise bad_request(f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+            return web.Response(body=b"", content_type="text/plain")
+        tail = q.get("tailLines")
+        tail_n = int(tail) if tail and tail.lstrip("-").isdigit() else None
+        timestamps = _truthy(q.get("timestamps"))
+        limit = q.get("limitBytes")
+        data = await self._loop.run_in_executor(self._exec_pool, _read_bytes, Path(path))
+        records = data.split(b"\n")
+        if records and records[-1] == b"":
+            records.pop()
+        if tail_n is not None and tail_n >= 0:
+            records = records[-tail_n:] if tail_n else []
+        out = render_cri(records, timestamps, _since_filter(q.get("sinceSeconds"), q.get("sinceTime")))
+        if not _truthy(q.get("follow")):
+            if limit and limit.isdigit():
+                out = out[: int(limit)]
+            return web.Response(body=out, headers={"Content-Type": "text/plain",
+                                                   "Cache-Control": "no-cache, private"})
+        return await self._follow_log(request, Path(path), len(data), out, ns, name, container, timestamps)
+
+    async def _follow_log(self, request: web.Request, path: Path, offset: int, first: bytes, ns: str, name: str,
+                          container: str, timestamps: bool) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/plain", "Cache-Control": "no-cache, private"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(first)
+        pending = b""
+        try:
+            ino = path.stat().st_ino
+        except OSError:
+            ino = None
+        try:
+            while True:
+                await asyncio.sleep(0.2)
+                try:
+                    st = path.stat()
+                except OSError:
+                    st = None
+                if st is not None and st.st_ino != ino:  # rotated: continue with the new file
+                    ino, offset = st.st_ino, 0
+                chunk = b""
+                if st is not None and st.st_size > offset:
+                    with open(path, "rb") as f:
+                        f.seek(offset)
+                        chunk = f.read(st.st_size - offset)
+                    offset += len(chunk)
+                pending += chunk
+                if b"\n" in pending:
+                    complete, pending = pending.rsplit(b"\n", 1)
+                    await resp.write(render_cri(complete.split(b"\n"), timestamps, None))
+                pod = self.store.get("pods", ns, name)
+                st_c = _container_status(pod, container) if pod else None
+                running = bool(((st_c or {}).get("state") or {}).get("running"))
+                if pod is None or (not running and not chunk):
+                    break
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    # -- node proxy (/logs/ of the kubelet) -----------------------------------------------------------------
+    async def _node_proxy(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        self._get_or_404("nodes", None, info.name)
+        rel = info.rest
+        raw_path = request.path
+        if not (rel == "logs" or rel.startswith("logs/")):
+            return _page_not_found()
+        base = (self.node_root / "var" / "log").resolve()
+        sub = rel[len("logs"):].lstrip("/")
+        target = _resolve_under(self.node_root, base, sub)
+        if target is None or not target.exists():
+            return _page_not_found()
+        if target.is_dir():
+            entries = []
+            for p in sorted(target.iterdir(), key=lambda p: p.name):
+                n = p.name + ("/" if p.is_dir() else "")
+                entries.append(f'<a href="{urllib.parse.quote(n)}">{html.escape(n)}</a>\n')
+            body = ('<!doctype html>\n<meta name="viewport" content="width=device-width">\n<pre>\n'
+                    + "".join(entries) + "</pre>\n")
+            return web.Response(body=body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+        _ = raw_path
+        data = await self._loop.run_in_executor(self._exec_pool, _read_bytes, target)
+        return web.Response(body=data, headers={"Content-Type": _go_content_type(target.name, data)})
+
+    # -- authorization.k8s.io / rbac / serviceaccounts ----------------------------------------------------
+    def _ssar(self, user: User, body: dict) -> web.Response:
+        spec = (body or {}).get("spec") or {}
+        ra = spec.get("resourceAttributes")
+        if ra is not None:
+            allowed = self.authorizer.allowed(user, ra.get("verb", ""), ra.get("group", ""),
+                                              ra.get("resource", ""), ra.get("subresource", ""),
+                                              ra.get("namespace") or None)
+        else:
+            allowed = user.is_admin
+        return _json({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                      "metadata": {"creationTimestamp": None}, "spec": spec,
+                      "status": {"allowed": allowed}}, 201)
+
+    async def _token_request(self, request: web.Request, info: RequestInfo) -> web.Response:
+        ns, name = info.namespace or "", info.name or ""
+        self._get_or_404("serviceaccounts", ns, name)
+        body = await _body(request, optional=True) or {}
+        seconds = int(((body.get("spec") or {}).get("expirationSeconds")) or 3600)
+        token = self.authorizer.service_account_token(ns, name)
+        expires = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _json({"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
+                      "metadata": {"name": name, "namespace": ns, "creationTimestamp": now_rfc3339()},
+                      "spec": {"audiences": ["https://kubernetes.default.svc.cluster.local"],
+                               "expirationSeconds": seconds, "boundObjectRef": None},
+                      "status": {"token": token, "expirationTimestamp": expires}}, 201)
+
+    async def _simple(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        kind, api_version, namespaced = _SIMPLE_KINDS[(info.group, info.resource)]
+        ns = info.namespace if namespaced else None
+        verb = info.verb
+        if namespaced and ns is not None and verb == "create" and self.store.get("namespaces", None, ns) is None:
+            raise not_found("namespaces", ns)
+        if verb == "get":
+            return _json(self._get_or_404(info.resource, ns, info.name, info.group))
+        if verb == "list":
+            return _json(self._list_body(f"{kind}List", self._filtered(request, info.resource, ns), api_version))
+        if verb == "watch":
+            return await self._watch(request, info.resource, ns)
+        if verb == "delete":
+            obj = self._get_or_404(info.resource, ns, info.name, info.group)
+            self.store.delete(info.resource, ns, info.name or "")
+            return _json(obj)
+        if verb == "create":
+            body = await _body(request)
+            meta = dict(body.get("metadata") or {})
+            name = meta.get("name") or ""
+            if not name:
+                raise admission.invalid(kind, name, [admission.FieldError("Required", "metadata.name",
+                                                                          detail="name or generateName is required")])
+            if self.store.get(info.resource, ns, name) is not None:
+                raise already_exists(info.resource, name, info.group)
+            obj = {k: v for k, v in body.items() if k not in ("metadata", "kind", "apiVersion")}
+            meta = {k: v for k, v in meta.items() if k not in ("uid", "resourceVersion", "creationTimestamp")}
+            if ns is not None:
+                meta["namespace"] = ns
+            full = {"kind": kind, "apiVersion": api_version, "metadata": meta, **obj}
+            if _truthy_dry(request):
+                return _json(full, 201)
+            return _json(self.store.create(info.resource, ns, full), 201)
+        raise _method_not_allowed()
+
+    def _binding_rules(self, user: User):
+        """Rules granted to a user by stored (Cluster)RoleBindings."""
+        rules = []
+        for binding, scope in ([(b, b["metadata"].get("namespace")) for b in self.store.list("rolebindings")]
+                               + [(b, None) for b in self.store.list("clusterrolebindings")]):
+            if not any(_subject_matches(s, user) for s in binding.get("subjects") or []):
+                continue
+            ref = binding.get("roleRef") or {}
+            if ref.get("kind") == "Role":
+                role = self.store.get("roles", scope, ref.get("name", ""))
+            else:
+                role = self.store.get("clusterroles", None, ref.get("name", ""))
+            if role is not None:
+                rules += rules_from_policy(role.get("rules") or [], scope)
+        return rules
+
+
+# ---------------------------------------------------------------------------------------------------------
+# module helpers
+
+
+def _subject_matches(subject: dict, user: User) -> bool:
+    kind = subject.get("kind")
+    if kind == "ServiceAccount":
+        return user.name == f"system:serviceaccount:{subject.get('namespace')}:{subject.get('name')}"
+    if kind == "User":
+        return user.name == subject.get("name")
+    if kind == "Group":
+        return subject.get("name") in user.groups
+    return False
+
+
+def _resource_list(group_version: str, resources) -> dict:
+    out = []
+    for name, kind, namespaced, verbs, short in resources:
+        entry = {"name": name, "singularName": "" if "/" in name else kind.lower(), "namespaced": namespaced,
+                 "kind": kind, "verbs": verbs}
+        if short:
+            entry["shortNames"] = short
+        if name == "pods":
+            entry["categories"] = ["all"]
+        out.append(entry)
+    return {"kind": "APIResourceList", "groupVersion": group_version, "resources": out}
+
+
+async def _body(request: web.Request, optional: bool = False):
+    raw = await request.read()
+    if not raw:
+        if optional:
+            return None
+        raise bad_request("the body of the request was in an unknown format")
+    ctype = request.content_type
+    try:
+        if ctype in ("application/yaml", "application/apply-patch+yaml"):
+            import yaml
+
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except ValueError as e:
+        if optional:
+            return None
+        raise bad_request(f"the body of the request was in an unknown format: {e}") from None
+
+
+def _truthy_dry(request: web.Request) -> bool:
+    return "All" in request.query.getall("dryRun", [])
+
+
+def _method_not_allowed() -> ApiError:
+    return ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource",
+                    {})
+
+
+def _page_not_found() -> web.Response:
+    return web.Response(status=404, body=b"404 page not found\n",
+                        headers={"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"})
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip().replace("-", "")
+    except OSError:
+        return ""
+
+
+def _os_image() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return "Linux"
+
+
+def _mem_ki() -> int:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 1 << 20
+
+
+def _read_bytes(path: Path) -> bytes:
+    return path.read_bytes()
+
+
+def _resolve_under(node_root: Path, base: Path, sub: str) -> Path | None:
+    """Resolve `sub` under node_root/var/log, following symlinks as seen from inside the node.
+
+    /var/log/containers links are absolute node paths (/var/log/pods/...): they are re-rooted at node_root.
+    """
+    root = node_root.resolve()
+    cur = base
+    for part in [p for p in sub.split("/") if p not in ("", ".")]:
+        if part == "..":
+            return None
+        cur = cur / part
+        hops = 0
+        while cur.is_symlink() and hops < 10:
+            target = Path(os.readlink(cur))
+            if target.is_absolute():
+                target_s = str(target)
+                cur = target if target_s.startswith(str(root)) else root / target_s.lstrip("/")
+            else:
+                cur = cur.parent / target
+            hops += 1
+    try:
+        resolved = cur.resolve()
+    except OSError:
+        return None
+    if not str(resolved).startswith(str(root)):
+        return None
+    return resolved
+
+
+def _go_content_type(name: str, data: bytes) -> str:
+    """What Go's http.ServeContent would say: by extension first, else sniffed."""
+    ext = os.path.splitext(name)[1]
+    if ext == ".log":
+        return "text/x-log; charset=utf-8"
+    if ext == ".gz":
+        return "application/gzip"
+    if ext:
+        guessed = mimetypes.types_map.get(ext)
+        if guessed:
+            return guessed + ("; charset=utf-8" if guessed.startswith("text/") else "")
+    head = data[:512]
+    if not head or b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            return "text/plain; charset=utf-8"
+        except UnicodeDecodeError:
+            pass
+    return "application/octet-stream"
+
+
+def _container_status(pod: dict | None, container: str) -> dict | None:
+    if pod is None:
+        return None
+    st = pod.get("status") or {}
+    for key in ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses"):
+        for s in st.get(key) or []:
+            if s.get("name") == container:
+                return s
+    return None
+
+
+def _since_filter(since_seconds: str | None, since_time: str | None):
+    if since_seconds and since_seconds.isdigit():
+        limit = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=int(since_seconds))
+    elif since_time:
+        try:
+            limit = dt.datetime.fromisoformat(since_time.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    else:
+        return None
+    return limit
+
+
+def _parse_ts(ts: bytes) -> dt.datetime | None:
+    s = ts.decode(errors="replace")
+    m = re.match(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$", s)
+    if not m:
+        return None
+    frac = (m.group(2) or ".0")[:7]
+    tz = "+00:00" if m.group(3) == "Z" else m.group(3)
+    try:
+        return dt.datetime.fromisoformat(m.group(1) + frac + tz)
+    except ValueError:
+        return None
+
+
+def render_cri(records: list[bytes], timestamps: bool, since: dt.datetime | None) -> bytes:
+    """CRI records (`TS STREAM P|F CONTENT`) -> the pods/log body: P parts joined, F ends a line.
+
+    With timestamps each output line starts with the timestamp of its first record, verbatim from the file.
+    """
+    out = []
+    at_line_start = True
+    for rec in records:
+        parts = rec.split(b" ", 3)
+        if len(parts) < 3:
+            continue
+        ts, tag = parts[0], parts[2]
+        content = parts[3] if len(parts) > 3 else b""
+        if since is not None:
+            t = _parse_ts(ts)
+            if t is not None and t < since:
+                continue
+        if timestamps and at_line_start:
+            out.append(ts + b" ")
+        out.append(content)
+        if tag == b"P":
+            at_line_start = False
+        else:
+            out.append(b"\n")
+            at_line_start = True
+    return b"".join(out)
+
+
+def parse_label_selector(selector: str) -> Callable[[dict], bool]:
+    if not selector.strip():
+        return lambda o: True
+    reqs = []
+    for term in _split_selector(selector):
+        term = term.strip()
+        m = re.fullmatch(r"([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)", term)
+        if m:
+            key, op, vals = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
+            reqs.append((key, op, vals))
+        elif term.startswith("!"):
+            reqs.append((term[1:].strip(), "!exists", None))
+        elif "!=" in term:
+            k, v = term.split("!=", 1)
+            reqs.append((k.strip(), "!=", v.strip()))
+        elif "==" in term:
+            k, v = term.split("==", 1)
+            reqs.append((k.strip(), "=", v.strip()))
+        elif "=" in term:
+            k, v = term.split("=", 1)
+            reqs.append((k.strip(), "=", v.strip()))
+        else:
+            reqs.append((term, "exists", None))
+
+    def match(o: dict) -> bool:
+        labels = (o.get("metadata") or {}).get("labels") or {}
+        for key, op, val in reqs:
+            present, cur = key in labels, labels.get(key)
+            if op == "=" and cur != val:
+                return False
+            if op == "!=" and cur == val:
+                return False
+            if op == "in" and cur not in val:
+                return False
+            if op == "notin" and present and cur in val:
+                return False
+            if op == "exists" and not present:
+                return False
+            if op == "!exists" and present:
+                return False
+        return True
+
+    return match
+
+
+def _split_selector(selector: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in selector:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur:
+        out.append(cur)
+    return out
+
+
+def parse_field_selector(selector: str) -> Callable[[dict], bool]:
+    if not selector.strip():
+        return lambda o: True
+    reqs = []
+    for term in selector.split(","):
+        term = term.strip()
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            op = "!="
+        elif "==" in term:
+            k, v = term.split("==", 1)
+            op = "="
+        elif "=" in term:
+            k, v = term.split("=", 1)
+            op = "="
+        else:
+            raise bad_request(f'invalid selector: \'{selector}\'; can\'t understand \'{term}\'')
+        k = k.strip()
+        if k not in _FIELD_LABELS:
+            raise bad_request(f'field label not supported: {k}')
+        reqs.append((_FIELD_LABELS[k], op, v.strip()))
+    return lambda o: all((get(o) == v) == (op == "=") for get, op, v in reqs)

@@ -1,0 +1,63 @@
+import os
+
+import pytest
+
+from kubectl_debugx.errors import OutputError, UsageError
+from kubectl_debugx.options import check_output_file, parse_duration, parse_pod_arg, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30.0), ("5m", 300.0), ("1h30m", 5400.0), ("500ms", 0.5), ("12", 12.0), ("1.5s", 1.5)],
+)
+def test_durations(text, seconds):
+    assert parse_duration(text, "--duration") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "10x", "s", "1h 30m", "-5s", "0s", "5m3"])
+def test_bad_durations_name_the_flag(text):
+    with pytest.raises(UsageError, match="^--duration: "):
+        parse_duration(text, "--duration")
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("100", 100), ("10MB", 10_000_000), ("10M", 10_000_000), ("512Ki", 524288), ("1GiB", 1 << 30),
+     ("2k", 2000)],
+)
+def test_sizes(text, size):
+    assert parse_size(text, "--max-size") == size
+
+
+@pytest.mark.parametrize("text", ["", "ten", "10 XB", "0", "-1MB"])
+def test_bad_sizes(text):
+    with pytest.raises(UsageError, match="^--max-size: "):
+        parse_size(text, "--max-size")
+
+
+def test_pod_argument_forms():
+    assert [parse_pod_arg(x) for x in ("web", "pod/web", "pods/web", "po/web")] == ["web"] * 4
+    with pytest.raises(UsageError, match="only pods"):
+        parse_pod_arg("deploy/web")
+
+
+def test_output_checks(tmp_path):
+    existing = tmp_path / "a.pcap"
+    existing.write_bytes(b"keep")
+    with pytest.raises(OutputError, match="already exists"):
+        check_output_file(str(existing), force=False, stdout_is_tty=False, what="pcap")
+    check_output_file(str(existing), force=True, stdout_is_tty=False, what="pcap")
+    with pytest.raises(OutputError, match="does not exist"):
+        check_output_file(str(tmp_path / "no" / "a.pcap"), force=False, stdout_is_tty=False, what="pcap")
+    with pytest.raises(OutputError, match="terminal"):
+        check_output_file("-", force=False, stdout_is_tty=True, what="pcap")
+    check_output_file("-", force=False, stdout_is_tty=False, what="pcap")
+    assert existing.read_bytes() == b"keep"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
+def test_unwritable_directory(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(OutputError, match="not writable"):
+        check_output_file(str(locked / "a.pcap"), force=False, stdout_is_tty=False, what="pcap")
