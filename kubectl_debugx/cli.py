@@ -157,17 +157,18 @@ def version(
 
 def main(argv: list[str]) -> int:
     """Run the CLI; every error becomes one line on stderr and its exit code."""
-    import click
+    # typer 0.28 vendors click (typer._click) and has its own Exit/Abort; the `click` package is not installed.
+    from typer._click.exceptions import ClickException
 
     _state["debug"] = "-v" in argv or "--debug" in argv or bool(os.environ.get("KUBECTL_DEBUGX_DEBUG"))
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name=PROG, standalone_mode=False)
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return int(e.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return ExitCode.INTERRUPTED
-    except click.ClickException as e:
+    except ClickException as e:
         e.show()
         return ExitCode.USAGE
     except DebugxError as e:

@@ -1,0 +1,102 @@
+"""Running the built kubectl-debugx and checking outcomes through the Kubernetes API only, so the same tests
+run against the test cluster and a real one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def executable() -> str:
+    return os.environ.get("DEBUGX_EXECUTABLE") or str(ROOT / "dist" / "kubectl-debugx")
+
+
+def connection_args(e2e: Any, context: str | None = None) -> list[str]:
+    args = ["--kubeconfig", str(e2e.kubeconfig)]
+    ctx = context or e2e.context
+    if ctx:
+        args += ["--context", ctx]
+    return args
+
+
+def debugx(e2e: Any, *args: str, context: str | None = None, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
+    """Run `kubectl-debugx ARGS` to completion (stdout as bytes: it may be pcap)."""
+    return subprocess.run(
+        [executable(), *args, *connection_args(e2e, context)],
+        capture_output=True, timeout=timeout, **kw,
+    )
+
+
+def start_debugx(e2e: Any, *args: str, stdout: Any = subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen(
+        [executable(), *args, *connection_args(e2e)], stdout=stdout, stderr=subprocess.PIPE,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 90) -> list[str]:
+    """Read the process's stderr until a line containing `needle` shows up; returns the lines read."""
+    assert proc.stderr is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        raw = proc.stderr.readline()
+        if not raw:
+            break
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        lines.append(line)
+        if needle in line:
+            return lines
+    raise AssertionError(f"{needle!r} never appeared on stderr; got: {lines}")
+
+
+def add_traffic_container(e2e: Any, namespace: str, pod: str, target: str = "nginx") -> str:
+    """An ephemeral container of the test's own (kubectl debug), to make traffic from inside the pod."""
+    name = "traffic"
+    e2e.kubectl("debug", "-n", namespace, pod, f"--image={e2e.image}", f"--target={target}", "-c", name,
+                "--profile=baseline", "--", "sleep", "600")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        pod_obj = e2e.api().read_namespaced_pod(pod, namespace)
+        for status in pod_obj.status.ephemeral_container_statuses or []:
+            if status.name == name and status.state.running:
+                return name
+        time.sleep(0.3)
+    raise AssertionError("traffic container did not start")
+
+
+def curl(e2e: Any, namespace: str, pod: str, container: str, path: str) -> None:
+    e2e.kubectl("exec", "-n", namespace, pod, "-c", container, "--",
+                "curl", "-s", "-o", "/dev/null", f"http://127.0.0.1{path}")
+
+
+def processes(e2e: Any, namespace: str, pod: str, container: str) -> str:
+    return e2e.kubectl("exec", "-n", namespace, pod, "-c", container, "--", "ps", "-eo", "pid,args").stdout
+
+
+def tshark_fields(path: str, display_filter: str, field: str) -> list[str]:
+    result = subprocess.run(
+        ["tshark", "-r", path, "-Y", display_filter, "-T", "fields", "-e", field],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def tshark_count(path: str) -> int:
+    result = subprocess.run(["tshark", "-r", path], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return len([line for line in result.stdout.splitlines() if line.strip()])
+
+
+def ephemeral_names(e2e: Any, namespace: str, pod: str) -> list[str]:
+    pod_obj = e2e.api().read_namespaced_pod(pod, namespace)
+    return sorted(c.name for c in pod_obj.spec.ephemeral_containers or [])
+
+
+def debugx_containers(e2e: Any, namespace: str, pod: str) -> list[str]:
+    return [n for n in ephemeral_names(e2e, namespace, pod) if n.startswith("debugx-")]

@@ -1,0 +1,275 @@
+"""capture, end to end: the built executable against a cluster; outcomes checked with tshark and the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .helpers import (
+    add_traffic_container,
+    curl,
+    debugx,
+    debugx_containers,
+    ephemeral_names,
+    executable,
+    connection_args,
+    processes,
+    start_debugx,
+    tshark_count,
+    tshark_fields,
+    wait_for_line,
+)
+
+pytestmark = pytest.mark.e2e
+LISTENING = "listening on"
+
+
+@pytest.fixture
+def web(e2e, nginx_pod):
+    """A running nginx pod plus a container of the test's own to make requests from inside the pod."""
+    namespace, pod = nginx_pod
+    traffic = add_traffic_container(e2e, namespace, pod)
+    return namespace, pod, traffic
+
+
+def test_capture_holds_the_http_requests_made_in_the_pod(e2e, web, tmp_path: Path):
+    namespace, pod, traffic = web
+    out = tmp_path / "web.pcap"
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "-f", "tcp port 80",
+                        "--duration", "20s", "--output", "json", stdout=subprocess.PIPE)
+    wait_for_line(proc, LISTENING)
+    for i in range(3):
+        curl(e2e, namespace, pod, traffic, f"/debugx-e2e-{i}")
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    uris = tshark_fields(str(out), "http.request", "http.request.uri")
+    assert [u for u in uris if u.startswith("/debugx-e2e-")] == [f"/debugx-e2e-{i}" for i in range(3)]
+    summary = json.loads(stdout)
+    assert summary["output"] == str(out)
+    assert summary["packets_written"] == tshark_count(str(out))
+    assert summary["profile"] == "netadmin"
+    ec = summary["container"]
+    assert "tcpdump" not in processes(e2e, namespace, pod, ec)
+
+
+def test_count_stops_the_capture(e2e, web, tmp_path: Path):
+    namespace, pod, traffic = web
+    out = tmp_path / "count.pcap"
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "--count", "4",
+                        "-f", "tcp port 80")
+    wait_for_line(proc, LISTENING)
+    for i in range(4):
+        curl(e2e, namespace, pod, traffic, f"/c{i}")
+    assert proc.wait(timeout=60) == 0
+    assert tshark_count(str(out)) == 4
+
+
+def test_duration_stops_the_capture_and_reuses_the_debug_container(e2e, web, tmp_path: Path):
+    namespace, pod, _ = web
+    first = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "a.pcap"), "--duration", "2s")
+    assert first.returncode == 0, first.stderr
+    second = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "b.pcap"), "--duration", "2s")
+    assert second.returncode == 0, second.stderr
+    assert b"Reusing ephemeral container" in second.stderr
+    assert len(debugx_containers(e2e, namespace, pod)) == 1
+    for name in ("a.pcap", "b.pcap"):
+        assert tshark_count(str(tmp_path / name)) >= 0  # opens cleanly
+
+
+def test_max_size_stops_before_the_limit(e2e, web, tmp_path: Path):
+    namespace, pod, traffic = web
+    out = tmp_path / "max.pcap"
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "--max-size", "3KB",
+                        "-f", "tcp port 80")
+    wait_for_line(proc, LISTENING)
+    for i in range(10):
+        curl(e2e, namespace, pod, traffic, f"/m{i}")
+        if proc.poll() is not None:
+            break
+    assert proc.wait(timeout=60) == 0
+    assert 24 < out.stat().st_size <= 3000
+    assert tshark_count(str(out)) > 0
+
+
+def test_stdout_pipes_into_tshark(e2e, web):
+    namespace, pod, traffic = web
+    capture = subprocess.Popen(
+        [executable(), "capture", pod, "-n", namespace, "-o", "-", "--count", "3", "-f", "tcp port 80",
+         *connection_args(e2e)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    tshark = subprocess.Popen(["tshark", "-r", "-"], stdin=capture.stdout, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert capture.stdout is not None
+    capture.stdout.close()
+    wait_for_line(capture, LISTENING)
+    for i in range(3):
+        curl(e2e, namespace, pod, traffic, f"/p{i}")
+    assert capture.wait(timeout=60) == 0
+    out, err = tshark.communicate(timeout=60)
+    assert tshark.returncode == 0, err
+    assert len(out.splitlines()) == 3
+
+
+def test_cut_stream_leaves_a_valid_partial_pcap(e2e, web, tmp_path: Path):
+    if e2e.cluster is None:
+        pytest.skip("cutting an exec stream needs the test cluster's fault switch")
+    namespace, pod, traffic = web
+    out = tmp_path / "cut.pcap"
+    e2e.cluster.cut_exec_after_bytes(3000)
+    try:
+        proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "-f", "tcp port 80")
+        wait_for_line(proc, LISTENING)
+        for i in range(20):
+            curl(e2e, namespace, pod, traffic, f"/cut{i}")
+            if proc.poll() is not None:
+                break
+        stderr = proc.communicate(timeout=60)[1].decode()
+    finally:
+        e2e.cluster.cut_exec_after_bytes(None)
+    assert proc.returncode == 6, stderr
+    assert "cut" in stderr.splitlines()[-1]
+    assert 24 < out.stat().st_size <= 3000
+    assert tshark_count(str(out)) > 0
+
+
+def test_baseline_namespace_uses_the_baseline_profile(e2e, make_namespace, make_pod, tmp_path: Path):
+    namespace = make_namespace({"pod-security.kubernetes.io/enforce": "baseline"})
+    pod = make_pod(namespace, "web")
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "b.pcap"), "--duration", "2s")
+    assert result.returncode == 0, result.stderr
+    assert b"Using profile baseline" in result.stderr
+    [ec] = debugx_containers(e2e, namespace, pod)
+    pod_obj = e2e.api().read_namespaced_pod(pod, namespace)
+    assert [c.security_context for c in pod_obj.spec.ephemeral_containers if c.name == ec] == [None]
+
+
+def test_restricted_namespace_is_refused_before_anything_is_created(e2e, make_namespace, make_pod, tmp_path):
+    namespace = make_namespace({"pod-security.kubernetes.io/enforce": "restricted"})
+    pod = make_pod(
+        namespace, "locked", image=e2e.image, command=["sleep", "600"],
+        securityContext={"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+        container_security_context={"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    )
+    out = tmp_path / "r.pcap"
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out))
+    stderr = result.stderr.decode()
+    assert result.returncode == 4, stderr
+    assert stderr.count("\n") == 1 and "Pod Security" in stderr and "nothing was created" in stderr
+    assert ephemeral_names(e2e, namespace, pod) == []
+    assert not out.exists()
+
+
+def test_user_without_ephemeral_container_patch_gets_a_clear_message(e2e, nginx_pod, tmp_path):
+    if not e2e.limited_context:
+        pytest.skip("no limited context configured (DEBUGX_E2E_LIMITED_CONTEXT)")
+    namespace, pod = nginx_pod
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "x.pcap"),
+                    context=e2e.limited_context)
+    stderr = result.stderr.decode()
+    assert result.returncode == 4, stderr
+    assert 'cannot patch resource "pods/ephemeralcontainers"' in stderr
+    assert ephemeral_names(e2e, namespace, pod) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["capture", "nosuchpod"], 3, 'pods "nosuchpod" not found'),
+        (["capture", "{pod}", "-c", "nosuch"], 3, 'container "nosuch" not found in pod'),
+        (["capture", "{pod}", "--duration", "ten"], 2, "--duration: invalid duration"),
+        (["capture", "{pod}", "--max-size", "lots"], 2, "--max-size: invalid size"),
+        (["capture", "{pod}", "--custom", "/nonexistent.yaml"], 2, "--custom: cannot read"),
+        (["capture", "deploy/{pod}"], 2, "only pods can be targeted"),
+        (["capture", "{pod}", "--profile", "root"], 2, "--profile: unknown profile"),
+    ],
+)
+def test_bad_input_one_line_and_exit_code(e2e, nginx_pod, tmp_path, args, code, message):
+    namespace, pod = nginx_pod
+    before = ephemeral_names(e2e, namespace, pod)
+    argv = [a.format(pod=pod) for a in args] + ["-n", namespace, "-o", str(tmp_path / "x.pcap")]
+    result = debugx(e2e, *argv)
+    stderr = result.stderr.decode()
+    assert result.returncode == code, stderr
+    assert message in stderr and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr
+    assert ephemeral_names(e2e, namespace, pod) == before
+    assert not (tmp_path / "x.pcap").exists()
+
+
+def test_unknown_namespace(e2e, tmp_path):
+    result = debugx(e2e, "capture", "web", "-n", "debugx-no-such-ns", "-o", str(tmp_path / "x.pcap"))
+    assert (result.returncode, result.stderr.decode()) == (3, 'error: pods "web" not found\n')
+
+
+def test_existing_output_is_kept(e2e, nginx_pod, tmp_path):
+    namespace, pod = nginx_pod
+    out = tmp_path / "keep.pcap"
+    out.write_bytes(b"precious")
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out))
+    assert result.returncode == 8
+    assert b"already exists" in result.stderr
+    assert out.read_bytes() == b"precious"
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "missing-dir" / "x.pcap"))
+    assert (result.returncode, b"does not exist" in result.stderr) == (8, True)
+
+
+def test_invalid_filter_reports_tcpdump_message(e2e, nginx_pod, tmp_path):
+    namespace, pod = nginx_pod
+    out = tmp_path / "f.pcap"
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "-f", "tcp port eighty(")
+    stderr = result.stderr.decode()
+    assert result.returncode == 6, stderr
+    assert stderr.splitlines()[-1].startswith("error: tcpdump: ")
+    assert "syntax error" in stderr or "parse" in stderr
+    assert not out.exists()
+
+
+def test_image_that_cannot_be_pulled(e2e, nginx_pod, tmp_path):
+    namespace, pod = nginx_pod
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "i.pcap"),
+                    "--image", "localhost/nosuch:v1", timeout=200)
+    stderr = result.stderr.decode()
+    assert result.returncode == 5, stderr
+    assert 'image "localhost/nosuch:v1"' in stderr and ("ErrImagePull" in stderr or "BackOff" in stderr)
+
+
+def test_pod_not_running(e2e, namespace, tmp_path):
+    e2e.kubectl("run", "pending", "-n", namespace, "--image=localhost/nosuch:v1", "--restart=Never")
+    result = debugx(e2e, "capture", "pending", "-n", namespace, "-o", str(tmp_path / "p.pcap"))
+    assert result.returncode == 5, result.stderr
+    assert b'pod "pending" is not running' in result.stderr
+
+
+def test_dry_run_prints_the_container_and_changes_nothing(e2e, nginx_pod):
+    namespace, pod = nginx_pod
+    result = debugx(e2e, "capture", pod, "-n", namespace, "--dry-run", "--image", "img:1")
+    assert result.returncode == 0, result.stderr
+    import yaml
+
+    container = yaml.safe_load(result.stdout)
+    assert container["image"] == "img:1"
+    assert container["command"] == ["sleep", "3600"]
+    assert container["targetContainerName"] == "nginx"
+    assert ephemeral_names(e2e, namespace, pod) == []
+
+
+def test_api_server_unreachable(tmp_path):
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\n"
+        "contexts:\n- name: c\n  context: {cluster: c, user: u}\ncurrent-context: c\n"
+        "users:\n- name: u\n  user: {token: secret-token-value}\n"
+    )
+    result = subprocess.run([executable(), "capture", "web", "--kubeconfig", str(kubeconfig), "-o",
+                             str(tmp_path / "u.pcap")], capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "KUBECONFIG": ""})
+    assert result.returncode == 7, result.stderr
+    assert result.stderr.startswith("error: cannot reach the API server at https://127.0.0.1:1")
+    assert "secret-token-value" not in result.stderr
