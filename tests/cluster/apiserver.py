@@ -1040,12 +1040,16 @@ def _resource_list(group_version: str, resources) -> dict:
 
 
 async def _body(request: web.Request, optional: bool = False):
+    ctype = request.content_type
+    if "protobuf" in ctype or "cbor" in ctype:
+        # Clients (kubectl) retry with JSON after a 415, which is all this server speaks.
+        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - '
+                       f'accepted media types include: application/json, application/yaml', {})
     raw = await request.read()
     if not raw:
         if optional:
             return None
         raise bad_request("the body of the request was in an unknown format")
-    ctype = request.content_type
     try:
         if ctype in ("application/yaml", "application/apply-patch+yaml"):
             import yaml
