@@ -9,10 +9,8 @@ MIN_PYTHON = (3, 10)
 
 def main() -> int:
     if sys.version_info < MIN_PYTHON:
-        sys.stderr.write(
-            "error: kubectl-debugx needs Python %d.%d or newer; this is %s (%s)\n"
-            % (MIN_PYTHON + (sys.version.split()[0], sys.executable))
-        )
+        found = sys.version.split()[0]
+        sys.stderr.write(f"error: kubectl-debugx needs Python 3.10 or newer; this is {found} ({sys.executable})\n")
         return 1
     from .cli import main as cli_main
 

@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -28,25 +28,27 @@ app = typer.Typer(
 _state: dict[str, Any] = {"debug": False}
 
 # kubectl's connection flags and our talk flags, shared by every command.
-NamespaceOpt = Annotated[Optional[str], typer.Option("-n", "--namespace", help="Namespace of the pod.")]
-ContextOpt = Annotated[Optional[str], typer.Option("--context", help="The kubeconfig context to use.")]
+NamespaceOpt = Annotated[str | None, typer.Option("-n", "--namespace", help="Namespace of the pod.")]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
 KubeconfigOpt = Annotated[
-    Optional[str], typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
+    str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
 ]
 TimeoutOpt = Annotated[
-    Optional[str], typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s); 0 = none.")
+    str | None, typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s); 0 = none.")
 ]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings on stderr.")]
 DebugOpt = Annotated[bool, typer.Option("-v", "--debug", help="Show tracebacks of unexpected errors.")]
 SummaryOpt = Annotated[
     str, typer.Option("--output", help="Summary format on stdout after the data: text (none) or json.")
 ]
-ImageOpt = Annotated[Optional[str], typer.Option("--image", help="Debug image (default: $KUBECTL_DEBUGX_IMAGE or built-in).")]
+ImageOpt = Annotated[
+    str | None, typer.Option("--image", help="Debug image (default: $KUBECTL_DEBUGX_IMAGE or built-in).")
+]
 ProfileOpt = Annotated[
     str, typer.Option("--profile", help="auto, legacy, general, baseline, netadmin, restricted or sysadmin.")
 ]
 CustomOpt = Annotated[
-    Optional[Path], typer.Option("--custom", help="JSON or YAML partial container merged over the profile.")
+    Path | None, typer.Option("--custom", help="JSON or YAML partial container merged over the profile.")
 ]
 TtlOpt = Annotated[str, typer.Option("--ttl", help="Lifetime of the debug container (its bounded sleep).")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file.")]
@@ -79,16 +81,20 @@ def _image(image: str | None, default: str) -> str:
 @app.command()
 def capture(
     pod: Annotated[str, typer.Argument(help="POD or pod/POD")],
-    container: Annotated[Optional[str], typer.Option("-c", "--container", help="Target container.")] = None,
+    container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     interface: Annotated[str, typer.Option("-i", "--interface", help="Interface to capture on.")] = "any",
     filter: Annotated[str, typer.Option("-f", "--filter", help="tcpdump filter expression.")] = "",
     output_file: Annotated[
-        Optional[str], typer.Option("-o", "--output-file", help="pcap file, or - for stdout (default POD-TIME.pcap).")
+        str | None, typer.Option("-o", "--output-file", help="pcap file, or - for stdout (default POD-TIME.pcap).")
     ] = None,
-    duration: Annotated[Optional[str], typer.Option("--duration", help="Stop after this long (e.g. 30s).")] = None,
-    count: Annotated[Optional[int], typer.Option("--count", help="Stop after this many packets.")] = None,
-    max_size: Annotated[Optional[str], typer.Option("--max-size", help="Stop before the file passes this size (e.g. 10MB).")] = None,
-    snaplen: Annotated[Optional[int], typer.Option("--snaplen", help="Bytes kept of each packet (default 262144).")] = None,
+    duration: Annotated[str | None, typer.Option("--duration", help="Stop after this long (e.g. 30s).")] = None,
+    count: Annotated[int | None, typer.Option("--count", help="Stop after this many packets.")] = None,
+    max_size: Annotated[
+        str | None, typer.Option("--max-size", help="Stop before the file passes this size (e.g. 10MB).")
+    ] = None,
+    snaplen: Annotated[
+        int | None, typer.Option("--snaplen", help="Bytes kept of each packet (default 262144).")
+    ] = None,
     image: ImageOpt = None,
     profile: ProfileOpt = "auto",
     custom: CustomOpt = None,

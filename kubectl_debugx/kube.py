@@ -12,7 +12,7 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -305,10 +305,9 @@ class ExecConnection:
     protocol: str
 
     def close(self) -> None:
-        try:
+        # Closing a broken socket must never mask the real outcome.
+        with suppress(Exception):
             self.ws.close(timeout=1)
-        except Exception:  # noqa: BLE001 - closing a broken socket must never mask the real outcome
-            pass
 
 
 def _json_lines(response: Any) -> Iterator[dict[str, Any]]:

@@ -51,6 +51,9 @@ VERSION_INFO = {
     "compiler": "gc", "platform": "linux/amd64",
 }
 
+# Verbs of objects kept as given; "patch" is listed so that kubectl's field-validation probe finds them,
+# the handler answers 405 for it.
+_SIMPLE_VERBS = ["create", "delete", "get", "list", "patch", "watch"]
 # Core v1 resources served: (name, kind, namespaced, verbs, shortNames)
 _CORE_RESOURCES = [
     ("namespaces", "Namespace", False, ["create", "delete", "get", "list", "patch", "update", "watch"], ["ns"]),
@@ -62,7 +65,7 @@ _CORE_RESOURCES = [
     ("pods/exec", "PodExecOptions", True, ["create", "get"], None),
     ("pods/log", "Pod", True, ["get"], None),
     ("pods/status", "Pod", True, ["get"], None),
-    ("serviceaccounts", "ServiceAccount", True, ["create", "delete", "get", "list", "watch"], ["sa"]),
+    ("serviceaccounts", "ServiceAccount", True, _SIMPLE_VERBS, ["sa"]),
     ("serviceaccounts/token", "TokenRequest", True, ["create"], None),
 ]
 _GROUPS = {
@@ -70,10 +73,10 @@ _GROUPS = {
         ("selfsubjectaccessreviews", "SelfSubjectAccessReview", False, ["create"], None),
     ],
     "rbac.authorization.k8s.io": [
-        ("clusterrolebindings", "ClusterRoleBinding", False, ["create", "delete", "get", "list", "watch"], None),
-        ("clusterroles", "ClusterRole", False, ["create", "delete", "get", "list", "watch"], None),
-        ("rolebindings", "RoleBinding", True, ["create", "delete", "get", "list", "watch"], None),
-        ("roles", "Role", True, ["create", "delete", "get", "list", "watch"], None),
+        ("clusterrolebindings", "ClusterRoleBinding", False, _SIMPLE_VERBS, None),
+        ("clusterroles", "ClusterRole", False, _SIMPLE_VERBS, None),
+        ("rolebindings", "RoleBinding", True, _SIMPLE_VERBS, None),
+        ("roles", "Role", True, _SIMPLE_VERBS, None),
     ],
 }
 # Simple objects stored and served as given (no controller behind them).
@@ -412,11 +415,39 @@ class ApiServer:
         m = re.fullmatch(r"/apis/([^/]+)/v1/?", path)
         if m and m.group(1) in _GROUPS:
             return _json(_resource_list(f"{m.group(1)}/v1", _GROUPS[m.group(1)]))
+        if path.startswith("/openapi/v3"):
+            return self._openapi_v3(path)
         info = parse_path(request.method, path, request.query)
         if info is None or not self._known(info):
             raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
         self._authorize(user, info)
         return await self._handle(request, user, info)
+
+    def _openapi_v3(self, path: str) -> web.Response:
+        """Just enough OpenAPI v3 for kubectl to see that the server validates fields itself
+        (fieldValidation on PATCH operations), so it does not download schemas to validate client-side."""
+        gvs = {"api/v1": ("", _CORE_RESOURCES)}
+        gvs.update({f"apis/{g}/v1": (g, res) for g, res in _GROUPS.items()})
+        rel = path[len("/openapi/v3"):].strip("/")
+        if not rel:
+            return _json({"paths": {gv: {"serverRelativeURL": f"/openapi/v3/{gv}?hash=0"} for gv in gvs}})
+        if rel not in gvs:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource", {})
+        group, resources = gvs[rel]
+        paths = {}
+        for name, kind, namespaced, verbs, _ in resources:
+            if "/" in name or "patch" not in verbs:
+                continue
+            prefix = "/api/v1" if not group else f"/apis/{group}/v1"
+            url = f"{prefix}/namespaces/{{namespace}}/{name}/{{name}}" if namespaced else f"{prefix}/{name}/{{name}}"
+            paths[url] = {"patch": {
+                "x-kubernetes-group-version-kind": {"group": group, "version": "v1", "kind": kind},
+                "parameters": [{"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
+                               {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
+                               {"name": "fieldManager", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "OK"}},
+            }}
+        return _json({"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.33.4"}, "paths": paths})
 
     def _known(self, info: RequestInfo) -> bool:
         if info.group == "":
@@ -455,9 +486,9 @@ class ApiServer:
             if sub == "proxy":
                 return await self._node_proxy(request, info)
             if verb == "get":
-                return _json(self._get_or_404("nodes", None, info.name))
+                return self._one(request, "nodes", self._get_or_404("nodes", None, info.name))
             if verb == "list":
-                return _json(self._list_body("NodeList", self._filtered(request, "nodes", None)))
+                return self._many(request, "nodes", "NodeList", self._filtered(request, "nodes", None))
             if verb == "watch":
                 return await self._watch(request, "nodes", None)
             raise _method_not_allowed()
@@ -491,6 +522,16 @@ class ApiServer:
         return {"kind": kind, "apiVersion": api_version,
                 "metadata": {"resourceVersion": str(self.store.resource_version)}, "items": out}
 
+    def _one(self, request: web.Request, resource: str, obj: dict) -> web.Response:
+        if wants_table(request):
+            return _json(to_table(resource, [obj], obj["metadata"].get("resourceVersion", "")))
+        return _json(obj)
+
+    def _many(self, request: web.Request, resource: str, kind: str, items: list[dict]) -> web.Response:
+        if wants_table(request):
+            return _json(to_table(resource, items, str(self.store.resource_version)))
+        return _json(self._list_body(kind, items))
+
     def _selector(self, request: web.Request) -> Callable[[dict], bool]:
         label = parse_label_selector(request.query.get("labelSelector", ""))
         field = parse_field_selector(request.query.get("fieldSelector", ""))
@@ -514,6 +555,7 @@ class ApiServer:
             await resp.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
             return resp
         w = self.store.watch(resource, namespace, pred, since)
+        table = wants_table(request)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         try:
@@ -527,7 +569,8 @@ class ApiServer:
                     break
                 if ev is None:
                     break
-                await resp.write(json.dumps({"type": ev.type, "object": ev.obj},
+                obj = to_table(resource, [ev.obj], ev.obj["metadata"]["resourceVersion"]) if table else ev.obj
+                await resp.write(json.dumps({"type": ev.type, "object": obj},
                                             separators=(",", ":")).encode() + b"\n")
         except (ConnectionError, RuntimeError):
             pass
@@ -571,11 +614,11 @@ class ApiServer:
                 raise ApiError(400, "BadRequest", "dryRun is not supported for namespaces by the test cluster")
             return _json(self._create_namespace_obj(body), 201)
         if verb == "list":
-            return _json(self._list_body("NamespaceList", self._filtered(request, "namespaces", None)))
+            return self._many(request, "namespaces", "NamespaceList", self._filtered(request, "namespaces", None))
         if verb == "watch":
             return await self._watch(request, "namespaces", None)
         if verb == "get":
-            return _json(self._get_or_404("namespaces", None, info.name))
+            return self._one(request, "namespaces", self._get_or_404("namespaces", None, info.name))
         if verb == "delete":
             return _json(self._delete_namespace(info.name or ""))
         if verb in ("patch", "update"):
@@ -628,12 +671,11 @@ class ApiServer:
     async def _pods(self, request: web.Request, user: User, info: RequestInfo) -> web.StreamResponse:
         verb, ns = info.verb, info.namespace
         if verb == "list":
-            kind_items = self._filtered(request, "pods", ns)
-            return _json(self._list_body("PodList", kind_items))
+            return self._many(request, "pods", "PodList", self._filtered(request, "pods", ns))
         if verb == "watch":
             return await self._watch(request, "pods", ns)
         if verb == "get":
-            return _json(self._get_or_404("pods", ns, info.name))
+            return self._one(request, "pods", self._get_or_404("pods", ns, info.name))
         if verb == "create":
             return _json(await self._create_pod(request, ns or ""), 201)
         if verb == "delete":
@@ -966,9 +1008,12 @@ class ApiServer:
         if namespaced and ns is not None and verb == "create" and self.store.get("namespaces", None, ns) is None:
             raise not_found("namespaces", ns)
         if verb == "get":
-            return _json(self._get_or_404(info.resource, ns, info.name, info.group))
+            return self._one(request, info.resource, self._get_or_404(info.resource, ns, info.name, info.group))
         if verb == "list":
-            return _json(self._list_body(f"{kind}List", self._filtered(request, info.resource, ns), api_version))
+            items = self._filtered(request, info.resource, ns)
+            if wants_table(request):
+                return self._many(request, info.resource, f"{kind}List", items)
+            return _json(self._list_body(f"{kind}List", items, api_version))
         if verb == "watch":
             return await self._watch(request, info.resource, ns)
         if verb == "delete":
@@ -1306,3 +1351,107 @@ def parse_field_selector(selector: str) -> Callable[[dict], bool]:
             raise bad_request(f'field label not supported: {k}')
         reqs.append((_FIELD_LABELS[k], op, v.strip()))
     return lambda o: all((get(o) == v) == (op == "=") for get, op, v in reqs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Server-side printing (meta.k8s.io/v1 Table), which kubectl asks for on `get`
+
+
+def wants_table(request: web.Request) -> bool:
+    return "as=Table" in request.headers.get("Accept", "")
+
+
+def _age(ts: str | None) -> str:
+    """kubectl's duration.HumanDuration."""
+    if not ts:
+        return "<unknown>"
+    try:
+        t = dt.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return "<unknown>"
+    s = int((dt.datetime.now(dt.timezone.utc) - t).total_seconds())
+    if s < 0:
+        return "<invalid>"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if d < 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d" if d < 365 * 2 else f"{d // 365}y"
+
+
+def _col(name: str, type_: str = "string", priority: int = 0, fmt: str = "") -> dict:
+    return {"name": name, "type": type_, "format": fmt, "description": name, "priority": priority}
+
+
+def _pod_row(pod: dict) -> list:
+    spec, st = pod.get("spec") or {}, pod.get("status") or {}
+    statuses = st.get("containerStatuses") or []
+    total = len(spec.get("containers") or [])
+    ready = sum(1 for c in statuses if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in statuses)
+    reason = st.get("reason") or st.get("phase") or "Pending"
+    for i, c in enumerate(st.get("initContainerStatuses") or []):
+        state = c.get("state") or {}
+        if state.get("terminated", {}).get("exitCode", 1) == 0:
+            continue
+        if "waiting" in state and state["waiting"].get("reason") not in (None, "PodInitializing"):
+            reason = "Init:" + state["waiting"]["reason"]
+        else:
+            reason = f"Init:{i}/{len(spec.get('initContainers') or [])}"
+        break
+    else:
+        for c in reversed(statuses):
+            state = c.get("state") or {}
+            if state.get("waiting", {}).get("reason"):
+                reason = state["waiting"]["reason"]
+            elif "terminated" in state:
+                t = state["terminated"]
+                reason = t.get("reason") or (f"Signal:{t['signal']}" if t.get("signal")
+                                             else f"ExitCode:{t.get('exitCode')}")
+    if pod["metadata"].get("deletionTimestamp"):
+        reason = "Terminating"
+    return [pod["metadata"]["name"], f"{ready}/{total}", reason, restarts, _age(pod["metadata"].get("creationTimestamp")),
+            st.get("podIP") or "<none>", spec.get("nodeName") or "<none>", "<none>", "<none>"]
+
+
+_TABLES = {
+    "pods": ([_col("Name", fmt="name"), _col("Ready"), _col("Status"), _col("Restarts", "string"), _col("Age"),
+              _col("IP", priority=1), _col("Node", priority=1), _col("Nominated Node", priority=1),
+              _col("Readiness Gates", priority=1)], _pod_row),
+    "namespaces": ([_col("Name", fmt="name"), _col("Status"), _col("Age")],
+                   lambda o: [o["metadata"]["name"], o["status"].get("phase", ""),
+                              _age(o["metadata"].get("creationTimestamp"))]),
+    "nodes": ([_col("Name", fmt="name"), _col("Status"), _col("Roles"), _col("Age"), _col("Version"),
+               _col("Internal-IP", priority=1), _col("External-IP", priority=1), _col("OS-Image", priority=1),
+               _col("Kernel-Version", priority=1), _col("Container-Runtime", priority=1)],
+              lambda o: [o["metadata"]["name"], "Ready", "<none>", _age(o["metadata"].get("creationTimestamp")),
+                         o["status"]["nodeInfo"].get("kubeletVersion", ""),
+                         next((a["address"] for a in o["status"]["addresses"] if a["type"] == "InternalIP"),
+                              "<none>"), "<none>", o["status"]["nodeInfo"].get("osImage", ""),
+                         o["status"]["nodeInfo"].get("kernelVersion", ""),
+                         o["status"]["nodeInfo"].get("containerRuntimeVersion", "")]),
+}
+
+
+def to_table(resource: str, items: list[dict], resource_version: str) -> dict:
+    columns, row = _TABLES.get(resource, ([_col("Name", fmt="name"), _col("Age")],
+                                          lambda o: [o["metadata"]["name"],
+                                                     _age(o["metadata"].get("creationTimestamp"))]))
+    rows = []
+    for o in items:
+        meta = {k: v for k, v in o["metadata"].items() if k != "managedFields"}
+        rows.append({"cells": row(o), "object": {"kind": "PartialObjectMetadata",
+                                                 "apiVersion": "meta.k8s.io/v1", "metadata": meta}})
+    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": resource_version},
+            "columnDefinitions": columns, "rows": rows}

@@ -24,7 +24,9 @@ def connection_args(e2e: Any, context: str | None = None) -> list[str]:
     return args
 
 
-def debugx(e2e: Any, *args: str, context: str | None = None, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess:
+def debugx(
+    e2e: Any, *args: str, context: str | None = None, timeout: float = 120, **kw: Any
+) -> subprocess.CompletedProcess:
     """Run `kubectl-debugx ARGS` to completion (stdout as bytes: it may be pcap)."""
     return subprocess.run(
         [executable(), *args, *connection_args(e2e, context)],

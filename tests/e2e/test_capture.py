@@ -12,12 +12,12 @@ import pytest
 
 from .helpers import (
     add_traffic_container,
+    connection_args,
     curl,
     debugx,
     debugx_containers,
     ephemeral_names,
     executable,
-    connection_args,
     processes,
     start_debugx,
     tshark_count,

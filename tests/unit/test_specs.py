@@ -35,7 +35,9 @@ def test_default_container_follows_the_annotation_like_kubectl_exec():
 def _pod_with(container, state, started="2026-11-27T07:00:00Z"):
     return {
         "spec": {"ephemeralContainers": [container]},
-        "status": {"ephemeralContainerStatuses": [{"name": container["name"], "state": {state: {"startedAt": started}}}]},
+        "status": {
+            "ephemeralContainerStatuses": [{"name": container["name"], "state": {state: {"startedAt": started}}}]
+        },
     }
 
 

@@ -1,0 +1,111 @@
+"""Benchmark: capture's exec stream path versus `kubectl exec`, same bytes, same cluster, same run."""
+
+from __future__ import annotations
+
+import os
+import resource
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+RECORD_PAYLOAD = 65000
+CHUNK_RECORDS = 16  # ~1 MiB of pcap records uploaded once, then repeated remotely
+
+
+def pcap_chunk() -> tuple[bytes, bytes]:
+    header = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+    payload = bytes(range(256)) * (RECORD_PAYLOAD // 256) + bytes(RECORD_PAYLOAD % 256)
+    record = struct.pack("<IIII", 1, 0, RECORD_PAYLOAD, RECORD_PAYLOAD) + payload
+    return header, record * CHUNK_RECORDS
+
+
+def ours(kubeconfig: str, namespace: str, pod: str, container: str, out: str, command: list[str]) -> None:
+    """The child process: exactly capture's path, without tcpdump."""
+    from kubectl_debugx.execstream import pump
+    from kubectl_debugx.kube import Kube, KubeFlags
+    from kubectl_debugx.pcap import PcapFramer
+    from kubectl_debugx.sinks import ByteSink
+
+    kube = Kube(KubeFlags(kubeconfig=kubeconfig, namespace=namespace))
+    framer = PcapFramer()
+    sink = ByteSink(out)
+    with kube.exec_connection(namespace, pod, container, command) as conn:
+        outcome = pump(conn, lambda data: sink.write(framer.feed(data)), lambda _b: None)
+    sink.close()
+    if outcome.exit_code != 0:
+        raise SystemExit(f"remote command failed: {outcome}")
+    print(framer.stats.bytes_out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        kubeconfig, namespace, pod, container, out = sys.argv[2:7]
+        ours(kubeconfig, namespace, pod, container, out, sys.argv[7:])
+        return 0
+    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
+    with ExitStack() as stack:
+        kubeconfig = os.environ.get("KUBECONFIG", "")
+        image = os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36")
+        if not kubeconfig:
+            if os.geteuid() != 0:
+                print("bench/capture_throughput: the test cluster needs root (or set KUBECONFIG)", file=sys.stderr)
+                return 1
+            from tests.cluster import TestCluster
+
+            cluster = stack.enter_context(TestCluster())
+            kubeconfig = str(cluster.kubeconfig)
+        kubectl = ["kubectl", "--kubeconfig", kubeconfig]
+        namespace = f"debugx-bench-{os.getpid()}"
+        subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
+        stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
+                                              capture_output=True))
+        subprocess.run([*kubectl, "run", "src", "-n", namespace, f"--image={image}", "--restart=Never",
+                        "--command", "--", "sleep", "3600"], check=True, capture_output=True)
+        subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/src", "--timeout=120s"],
+                       check=True, capture_output=True)
+        header, chunk = pcap_chunk()
+        upload = "cat > /tmp/chunk"
+        subprocess.run([*kubectl, "exec", "-i", "-n", namespace, "src", "--", "sh", "-c", upload],
+                       input=chunk, check=True)
+        repeats = max(1, size_mb * 1024 * 1024 // len(chunk))
+        total = len(header) + repeats * len(chunk)
+        octal = "".join(f"\\{b:03o}" for b in header)
+        script = (f"printf '{octal}'; "
+                  f"i=0; while [ $i -lt {repeats} ]; do cat /tmp/chunk; i=$((i+1)); done")
+        command = ["sh", "-c", script]
+
+        start = time.perf_counter()
+        subprocess.run([*kubectl, "exec", "-n", namespace, "src", "--", *command], check=True,
+                       stdout=subprocess.DEVNULL)
+        kubectl_seconds = time.perf_counter() - start
+
+        out = Path(tempfile.mkdtemp(prefix="debugx-bench-")) / "out.pcap"
+        stack.callback(lambda: (out.unlink(missing_ok=True), out.parent.rmdir()))
+        start = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.capture_throughput", "--child", kubeconfig, namespace, "src", "src",
+             str(out), *command],
+            check=True, capture_output=True, text=True,
+        )
+        our_seconds = time.perf_counter() - start
+        written, rss_kb = (int(x) for x in child.stdout.split())
+        peak_rss_mb = rss_kb / 1024
+        if written != total or out.stat().st_size != total:
+            print(f"byte count mismatch: sent {total}, tracked {written}, file {out.stat().st_size}")
+            return 1
+
+    mb = total / 1e6
+    print(f"bytes streamed:        {total} ({mb:.0f} MB) per tool, pcap records of {RECORD_PAYLOAD} bytes")
+    print(f"kubectl exec > null:   {kubectl_seconds:7.2f} s  {mb / kubectl_seconds:8.1f} MB/s")
+    print(f"debugx frames->file:   {our_seconds:7.2f} s  {mb / our_seconds:8.1f} MB/s")
+    print(f"ratio debugx/kubectl:  {kubectl_seconds / our_seconds:7.2f}  (target >= 1.0)")
+    print(f"debugx peak RSS:       {peak_rss_mb:7.1f} MB (target < 80 MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
