@@ -12,9 +12,15 @@ def main() -> int:
         found = sys.version.split()[0]
         sys.stderr.write(f"error: kubectl-debugx needs Python 3.10 or newer; this is {found} ({sys.executable})\n")
         return 1
+    argv = sys.argv[1:]
+    if argv[:1] == ["__complete"] or argv[:1] == ["__completeNoDesc"]:
+        # Shell completion (cobra protocol, see completion.py): subcommands and flags load no Kubernetes client.
+        from .completion import complete
+
+        return complete(argv[1:], descriptions=argv[0] == "__complete")
     from .cli import main as cli_main
 
-    return cli_main(sys.argv[1:])
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -133,6 +133,69 @@ def capture(
     _finish(talk, cap.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
 
 
+@app.command()
+def trace(
+    pod: Annotated[str, typer.Argument(help="POD or pod/POD")],
+    container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
+    pid: Annotated[
+        int | None, typer.Option("--pid", help="PID to trace, as seen in the target container.")
+    ] = None,
+    process: Annotated[
+        str | None, typer.Option("--process", help="Trace the processes whose command name or arguments match.")
+    ] = None,
+    no_follow_forks: Annotated[
+        bool, typer.Option("--no-follow-forks", help="Do not follow new threads and child processes (strace -f).")
+    ] = False,
+    expr: Annotated[str, typer.Option("-e", "--expr", help="strace -e expression (e.g. trace=network).")] = "",
+    string_size: Annotated[
+        int | None, typer.Option("-s", "--string-size", help="Bytes shown of each string (strace -s, default 32).")
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option("--summary", help="Only count syscalls: strace's -c table at the end.")
+    ] = False,
+    output_file: Annotated[
+        str | None, typer.Option("-o", "--output-file", help="Trace file, or - for stdout (default -).")
+    ] = None,
+    duration: Annotated[str | None, typer.Option("--duration", help="Stop after this long (e.g. 30s).")] = None,
+    image: ImageOpt = None,
+    profile: Annotated[
+        str, typer.Option("--profile", help="general (default: SYS_PTRACE), sysadmin, or legacy, baseline, "
+                          "netadmin, restricted (these cannot attach to another user's process).")
+    ] = "general",
+    custom: CustomOpt = None,
+    ttl: TtlOpt = "1h",
+    force: ForceOpt = False,
+    dry_run: DryRunOpt = False,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    request_timeout: TimeoutOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    output: SummaryOpt = "text",
+) -> None:
+    """strace a process of the pod's container (its main process by default); Ctrl-C detaches, it goes on."""
+    from . import trace as tr
+    from .options import check_output_file, parse_duration, parse_pod_arg
+    from .profiles import load_custom
+
+    talk = _talk(quiet, debug, output)
+    name = parse_pod_arg(pod)
+    path = output_file or "-"
+    opts = tr.TraceOptions(
+        pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
+        expr=expr, string_size=string_size, summary=summary,
+        duration=parse_duration(duration, "--duration") if duration else None, output=path,
+        image=_image(image, tr.DEFAULT_IMAGE), profile=profile,
+        custom=load_custom(custom) if custom else None,
+        ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
+    )
+    tr.validate(opts)
+    if not dry_run:
+        check_output_file(path, force, sys.stdout.isatty(), "trace")
+    _finish(talk, tr.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
+
+
 def _kube(namespace: str | None, context: str | None, kubeconfig: str | None, timeout: str | None) -> Any:
     from .kube import Kube
 
@@ -142,6 +205,66 @@ def _kube(namespace: str | None, context: str | None, kubeconfig: str | None, ti
 def _finish(talk: Any, code: int) -> None:
     talk.emit_summary(int(code))
     raise typer.Exit(int(code))
+
+
+@app.command()
+def nodelogs(
+    pod: Annotated[str, typer.Argument(help="POD or pod/POD")],
+    container: Annotated[str | None, typer.Option("-c", "--container", help="Only this container.")] = None,
+    all_containers: Annotated[
+        bool, typer.Option("--all-containers", help="Every container (init and ephemeral too).")
+    ] = False,
+    since: Annotated[str | None, typer.Option("--since", help="Only lines newer than this (e.g. 1h).")] = None,
+    since_time: Annotated[
+        str | None, typer.Option("--since-time", help="Only lines at or after this RFC3339 time.")
+    ] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="Copy the files only; do not decode them.")] = False,
+    output_dir: Annotated[
+        str | None, typer.Option("-o", "--output-dir", help="Folder to create (default nodelogs-POD-TIME).")
+    ] = None,
+    via: Annotated[str, typer.Option("--via", help="auto, proxy (node proxy) or pod (a node pod).")] = "auto",
+    pod_namespace: Annotated[
+        str | None, typer.Option("--pod-namespace", help="Namespace of the node pod (default: the pod's).")
+    ] = None,
+    node: Annotated[str | None, typer.Option("--node", help="Node holding the files of a gone pod.")] = None,
+    uid: Annotated[str | None, typer.Option("--uid", help="UID of the pod whose files to read.")] = None,
+    image: ImageOpt = None,
+    profile: ProfileOpt = "auto",
+    custom: CustomOpt = None,
+    namespace: NamespaceOpt = None,
+    context: ContextOpt = None,
+    kubeconfig: KubeconfigOpt = None,
+    request_timeout: TimeoutOpt = None,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+    output: SummaryOpt = "text",
+) -> None:
+    """Copy the pod's log files as its node keeps them (every restart and rotation) and decode them.
+
+    Reads /var/log/pods on the node through the node proxy (needs get on nodes/proxy; creates nothing) or
+    a short-lived node pod (read-only mounts of the log directories only; always deleted).
+    """
+    import time
+    from pathlib import Path as _Path
+
+    from . import nodelogs as nl
+    from .options import parse_duration, parse_pod_arg
+    from .profiles import load_custom
+
+    talk = _talk(quiet, debug, output)
+    name = parse_pod_arg(pod)
+    folder = output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    opts = nl.NodeLogsOptions(
+        pod=name, container=container, all_containers=all_containers,
+        since_seconds=parse_duration(since, "--since") if since else None,
+        since_time=nl.parse_since_time(since_time) if since_time else None,
+        raw=raw, output_dir=folder, via=via, pod_namespace=pod_namespace,
+        image=_image(image, nl.DEFAULT_IMAGE), profile=profile,
+        custom=load_custom(custom) if custom else None, node=node, uid=uid,
+    )
+    nl.validate(opts)
+    nl.check_output_dir(_Path(folder))
+    _finish(talk, nl.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
 
 
 @app.command()
@@ -159,6 +282,26 @@ def version(
         print(f"Server Version: {kube.version().get('gitVersion', 'unknown')}")
     except DebugxError as e:
         print(f"Server Version: unavailable ({e})", file=sys.stderr)
+
+
+@app.command()
+def completion(
+    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh, fish, or kubectl (the kubectl_complete-debugx script).")],
+) -> None:
+    """Print a shell completion script.
+
+    For `kubectl debugx <TAB>` (kubectl 1.26 or newer), put the kubectl script on PATH next to the plugin:
+
+    \b
+      kubectl debugx completion kubectl > "$(dirname "$(command -v kubectl-debugx)")/kubectl_complete-debugx"
+      chmod +x "$(dirname "$(command -v kubectl-debugx)")/kubectl_complete-debugx"
+
+    For `kubectl-debugx <TAB>`: source <(kubectl-debugx completion bash), or zsh (after compinit), or
+    kubectl-debugx completion fish | source.
+    """
+    from .completion import script
+
+    sys.stdout.write(script(shell))
 
 
 def main(argv: list[str]) -> int:

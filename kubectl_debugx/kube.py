@@ -299,6 +299,34 @@ class Kube:
             conn.close()
 
 
+    # --- nodes and pods' lifecycle (nodelogs) ---------------------------------------------------------
+
+    def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> Any:
+        """GET through the API server's node proxy (``/api/v1/nodes/NODE/proxy/PATH``; needs get on
+        nodes/proxy). Returns the raw urllib3 response (errors raise ApiError): read ``.headers`` and the body
+        with ``.read(n, decode_content=False)``, then ``release_conn()``. ``path`` must be percent-encoded."""
+        return self.request(
+            "GET", f"/api/v1/nodes/{quote(node)}/proxy/{path}", accept="*/*", stream=True,
+            read_timeout=read_timeout,
+        )
+
+    def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool:
+        """Poll until the pod (that one: same uid when given) no longer exists; False if the deadline
+        (a monotonic time) passed first."""
+        while True:
+            try:
+                pod = self.get_pod(namespace, name)
+            except ApiError as e:
+                if e.status == 404:
+                    return True
+                raise
+            if uid and (pod.get("metadata") or {}).get("uid") != uid:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.5)
+
+
 @dataclass
 class ExecConnection:
     ws: Any  # websocket.WebSocket

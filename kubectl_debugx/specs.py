@@ -70,12 +70,21 @@ def default_container(pod: Mapping[str, Any]) -> str:
     return names[0]
 
 
+def default_pull_policy(image: str) -> str:
+    """The imagePullPolicy the API server fills in when none is given: Always for `:latest` or no tag."""
+    if "@" in image:
+        return "IfNotPresent"
+    tag = image.rsplit("/", 1)[-1].partition(":")[2]
+    return "IfNotPresent" if tag and tag != "latest" else "Always"
+
+
 def _comparable(container: Mapping[str, Any]) -> tuple[Any, ...]:
+    image = str(container.get("image") or "")
     return (
-        container.get("image"),
+        image,
         container.get("targetContainerName"),
         container.get("securityContext") or {},
-        container.get("imagePullPolicy"),
+        container.get("imagePullPolicy") or default_pull_policy(image),
     )
 
 
@@ -142,7 +151,9 @@ def node_pod(
     deadline_seconds: int,
     command: list[str],
 ) -> dict[str, Any]:
-    """A short-lived pod pinned to `node`, mounting each host path read-only at the same path under /host."""
+    """A short-lived pod pinned to `node` (no scheduler), tolerating every taint, that never restarts and is
+    killed by `deadline_seconds` at the latest, mounting each host path read-only at the same path under
+    /host, and nothing else (no service account token)."""
     volumes = []
     mounts = []
     for volume_name, host_path in sorted(host_paths.items()):
@@ -162,6 +173,9 @@ def node_pod(
             "activeDeadlineSeconds": deadline_seconds,
             "terminationGracePeriodSeconds": 0,
             "tolerations": [{"operator": "Exists"}],
+            # It reads files; it has no business with the API server or the namespace's services.
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
             "containers": [
                 {
                     "name": "debugger",

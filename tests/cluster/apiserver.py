@@ -17,9 +17,11 @@ URL layout handled (everything else is a 404 like the real server's):
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import copy
 import datetime as dt
+import hashlib
 import html
 import json
 import logging
@@ -549,14 +551,20 @@ class ApiServer:
         resp = web.StreamResponse(headers={"Content-Type": "application/json",
                                            "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
-        await resp.prepare(request)
         if since is not None and since < self.store.oldest_replayable_rv():
+            await resp.prepare(request)
             gone = ApiError(410, "Expired", f"too old resource version: {since} ({self.store.resource_version})")
             await resp.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
             return resp
+        # Register before the first await so that no event can slip between the request and the stream.
         w = self.store.watch(resource, namespace, pred, since)
         table = wants_table(request)
         loop = asyncio.get_running_loop()
+        try:
+            await resp.prepare(request)
+        except BaseException:
+            self.store.unwatch(w)
+            raise
         deadline = loop.time() + timeout
         try:
             while True:
@@ -1071,6 +1079,10 @@ def _subject_matches(subject: dict, user: User) -> bool:
     return False
 
 
+# As recorded (they are hashes of the storage version, stable across clusters of one version).
+_STORAGE_VERSION_HASH = {"namespaces": "Q3oi5N2YM8M=", "nodes": "XwShjMxG9Fs=", "pods": "xPOwRZ+Yhw8="}
+
+
 def _resource_list(group_version: str, resources) -> dict:
     out = []
     for name, kind, namespaced, verbs, short in resources:
@@ -1080,12 +1092,113 @@ def _resource_list(group_version: str, resources) -> dict:
             entry["shortNames"] = short
         if name == "pods":
             entry["categories"] = ["all"]
+        if "/" not in name:
+            entry["storageVersionHash"] = _STORAGE_VERSION_HASH.get(name) or base64.b64encode(
+                hashlib.sha256(f"{group_version}/{kind}".encode()).digest()[:8]).decode()
         out.append(entry)
     return {"kind": "APIResourceList", "groupVersion": group_version, "resources": out}
 
 
+def _pb_fields(data: bytes) -> list[tuple[int, int, object]]:
+    """Decode one protobuf message level: [(field number, wire type, value)]."""
+    out, i = [], 0
+
+    def varint() -> int:
+        nonlocal i
+        shift = result = 0
+        while True:
+            b = data[i]
+            i += 1
+            result |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return result
+            shift += 7
+
+    while i < len(data):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((field, wire, varint()))
+        elif wire == 2:
+            n = varint()
+            out.append((field, wire, data[i:i + n]))
+            i += n
+        elif wire == 1:
+            out.append((field, wire, data[i:i + 8]))
+            i += 8
+        elif wire == 5:
+            out.append((field, wire, data[i:i + 4]))
+            i += 4
+        else:
+            raise ValueError(f"protobuf wire type {wire}")
+    return out
+
+
+def _pb_meta(data: bytes) -> dict:
+    meta: dict = {}
+    for f, _, v in _pb_fields(data):
+        if f in (1, 2, 3):
+            meta[{1: "name", 2: "generateName", 3: "namespace"}[f]] = v.decode()
+        elif f in (11, 12):
+            kv = {k: val for k, _, val in _pb_fields(v)}
+            meta.setdefault("labels" if f == 11 else "annotations", {})[kv.get(1, b"").decode()] = (
+                kv.get(2, b"").decode())
+    return meta
+
+
+def decode_protobuf(raw: bytes) -> dict:
+    """kubectl's typed commands (`create namespace`, `create serviceaccount`, `create token`) send
+    protobuf. Only the fields those objects carry are decoded; anything else is refused with a 415."""
+    if not raw.startswith(b"k8s\x00"):
+        raise ValueError("not a Kubernetes protobuf envelope")
+    env = {f: v for f, _, v in _pb_fields(raw[4:])}
+    type_meta = {f: v for f, _, v in _pb_fields(env.get(1, b""))}
+    kind = type_meta.get(2, b"").decode()
+    api_version = type_meta.get(1, b"").decode()
+    fields = _pb_fields(env.get(2, b""))
+    obj: dict = {"kind": kind, "apiVersion": api_version}
+    if kind in ("Namespace", "ServiceAccount"):
+        for f, _, v in fields:
+            if f == 1:
+                obj["metadata"] = _pb_meta(v)
+        return obj
+    if kind == "TokenRequest":
+        spec: dict = {}
+        for f, _, v in fields:
+            if f == 2:
+                for sf, _, sv in _pb_fields(v):
+                    if sf == 1:
+                        spec.setdefault("audiences", []).append(sv.decode())
+                    elif sf == 4:
+                        spec["expirationSeconds"] = sv
+        obj["spec"] = spec
+        return obj
+    if kind == "SelfSubjectAccessReview":
+        spec = {}
+        for f, _, v in fields:
+            if f != 2:
+                continue
+            for sf, _, sv in _pb_fields(v):
+                if sf == 1:
+                    names = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
+                             6: "subresource", 7: "name"}
+                    spec["resourceAttributes"] = {names[k]: val.decode() for k, _, val in _pb_fields(sv)
+                                                  if k in names}
+                elif sf == 2:
+                    spec["nonResourceAttributes"] = {{1: "path", 2: "verb"}[k]: val.decode()
+                                                     for k, _, val in _pb_fields(sv) if k in (1, 2)}
+        obj["spec"] = spec
+        return obj
+    raise ValueError(f"protobuf {kind} is not supported by the test cluster")
+
+
 async def _body(request: web.Request, optional: bool = False):
     ctype = request.content_type
+    if "protobuf" in ctype:
+        try:
+            return decode_protobuf(await request.read())
+        except (ValueError, IndexError):
+            pass
     if "protobuf" in ctype or "cbor" in ctype:
         # Clients (kubectl) retry with JSON after a 415, which is all this server speaks.
         raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - '

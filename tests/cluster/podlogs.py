@@ -16,6 +16,7 @@ records, and the kubelet uses the layout and rotation functions. Facts from clus
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import gzip
 import os
@@ -131,12 +132,14 @@ class PodLogLayout:
         self.pods = self.node_root / "var" / "log" / "pods"
         self.containers = self.node_root / "var" / "log" / "containers"
 
-    def ensure_base(self) -> None:
+    def ensure_base(self, fix_modes: bool = False) -> None:
         for d, mode in ((self.node_root / "var", 0o755), (self.node_root / "var" / "log", 0o755),
                         (self.pods, 0o750), (self.containers, 0o755)):
             if not d.is_dir():
                 d.mkdir(parents=True, exist_ok=True)
                 os.chmod(d, mode)
+            elif fix_modes:
+                os.chmod(d, mode)  # whoever made node_root used its umask; a node has these modes
 
     @staticmethod
     def pod_dir_name(namespace: str, name: str, uid: str) -> str:
@@ -174,25 +177,19 @@ class PodLogLayout:
     def link(self, namespace: str, name: str, container: str, container_id: str, log: Path) -> Path:
         self.ensure_base()
         link = self.symlink_path(namespace, name, container, container_id)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             link.unlink()
-        except FileNotFoundError:
-            pass
         os.symlink(self.node_view(log), link)
         return link
 
     def remove_instance(self, log: Path, link: Path | None) -> None:
         """Remove a dead instance's N.log, its rotated files and its symlink (container removal)."""
         for p in [str(log)] + glob.glob(glob.escape(str(log)) + ".*"):
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(p)
-            except FileNotFoundError:
-                pass
         if link is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(link)
-            except FileNotFoundError:
-                pass
 
     def remove_pod(self, namespace: str, name: str, uid: str) -> None:
         shutil.rmtree(self.pod_dir(namespace, name, uid), ignore_errors=True)
@@ -235,7 +232,5 @@ def _compress(path: str) -> None:
         os.rename(tmp, path + ".gz")
         os.unlink(path)
     finally:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass

@@ -68,7 +68,7 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: watchers live in a set
 class Watcher:
     resource: str
     namespace: str | None

@@ -1,0 +1,116 @@
+"""Housekeeping of the zipapp's extraction, run on every start before the CLI (from packaging/zipapp_main.py
+on a warm start, from shiv's preamble after the first extraction).
+
+shiv unpacks each build to ``~/.shiv/<file name>_<build id>/`` (or ``$SHIV_ROOT``) and never removes older
+builds, so every upgrade would leave ~20 MB behind. Here we:
+
+- hold a shared flock on ``.debugx-in-use`` in our own extraction for the life of the process, so that no other
+  build removes it while we run;
+- compile the extraction's .pyc once per interpreter when PYTHONDONTWRITEBYTECODE is set (otherwise every start
+  would recompile typer, and every command the Kubernetes client);
+- remove extractions of *other* builds of *this* program, carefully: only directories named exactly
+  ``<our file name>_<64 hex>`` that hold ``site-packages/kubectl_debugx/``, extracted more than 10 minutes ago,
+  whose in-use lock we can take exclusively (no process of that build is running). Abandoned unfinished
+  extractions (``…tmp``) older than an hour go too.
+
+Any error leaves everything as it is. KUBECTL_DEBUGX_KEEP_OLD=1 turns the removal off.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+IN_USE = ".debugx-in-use"
+MIN_AGE = 600.0  # seconds since an extraction appeared before it may be removed
+STALE_TMP = 3600.0  # an unfinished extraction older than this was abandoned
+_held: list[int] = []  # file descriptors kept open (and locked) until the process ends
+
+
+def hold_in_use(extraction: Path) -> None:
+    import fcntl
+
+    fd = os.open(str(extraction / IN_USE), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _held.append(fd)
+
+
+def _claim(candidate: Path) -> bool:
+    """True if no process of that build runs; we then hold its lock exclusively until we exit."""
+    import fcntl
+
+    try:
+        fd = os.open(str(candidate / IN_USE), os.O_RDWR)
+    except FileNotFoundError:
+        return True  # extracted by a build without this housekeeping, and old enough (checked by the caller)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _held.append(fd)
+    return True
+
+
+def remove_old_builds(extraction: Path, now: float | None = None) -> list[Path]:
+    """Remove other builds' extractions next to ours; return what was removed."""
+    import shutil
+
+    root = extraction.parent
+    name, sep, build_id = extraction.name.rpartition("_")
+    if not sep or not re.fullmatch(r"[0-9a-f]{64}", build_id):
+        return []  # not a default build id: we cannot tell our builds apart safely
+    now = time.time() if now is None else now
+    pattern = re.compile(re.escape(name) + r"_[0-9a-f]{64}(\.tmp)?")
+    removed = []
+    for entry in os.scandir(root):
+        match = pattern.fullmatch(entry.name)
+        if not match or entry.name == extraction.name or entry.is_symlink() or not entry.is_dir():
+            continue
+        candidate = Path(entry.path)
+        age = now - entry.stat().st_mtime
+        if match.group(1):  # shiv extracts into `…tmp` and renames it when done
+            if age > STALE_TMP:
+                shutil.rmtree(candidate, ignore_errors=True)
+                removed.append(candidate)
+            continue
+        if age < MIN_AGE or not (candidate / "site-packages" / "kubectl_debugx" / "__init__.py").is_file():
+            continue
+        if not _claim(candidate):
+            continue
+        doomed = root / f".{entry.name}.removing-{os.getpid()}"
+        os.rename(candidate, doomed)  # atomic: a start of that build now re-extracts instead of half-reading
+        shutil.rmtree(doomed, ignore_errors=True)
+        with_lock = root / f".{entry.name}_lock"  # shiv's extraction lock file
+        if with_lock.is_file():
+            with_lock.unlink()
+        removed.append(candidate)
+    return removed
+
+
+def compile_once(site_packages: Path) -> bool:
+    """Write the .pyc files of site-packages for this interpreter, once; True if it compiled now."""
+    if not sys.dont_write_bytecode:
+        return False  # Python writes them itself as modules are imported
+    marker = site_packages.parent / f".compiled-{sys.implementation.cache_tag}"
+    if marker.exists():
+        return False
+    import compileall
+
+    compileall.compile_dir(str(site_packages), quiet=2)
+    marker.touch()
+    return True
+
+
+def after_bootstrap(site_packages: Path | str) -> None:
+    try:
+        extraction = Path(site_packages).parent
+        hold_in_use(extraction)
+        compile_once(Path(site_packages))
+        if not os.environ.get("KUBECTL_DEBUGX_KEEP_OLD"):
+            remove_old_builds(extraction)
+    except Exception:  # noqa: BLE001 - housekeeping must never stop the command
+        pass

@@ -1,0 +1,368 @@
+"""Shell completion: the cobra `__complete` protocol, and scripts for bash, zsh, fish and kubectl.
+
+kubectl >= 1.26 completes `kubectl debugx <TAB>` by running `kubectl_complete-debugx ARGS... WORD` (the words
+after `debugx`, then the word being completed, maybe empty) and reading candidates, one per line
+(`candidate<TAB>description`), then a last line `:<directive>`. Our `kubectl_complete-debugx` is a two-line
+shell script that runs `kubectl-debugx __complete ARGS... WORD`; the bash/zsh/fish scripts printed by
+`kubectl debugx completion SHELL` speak the same protocol when `kubectl-debugx` is used directly.
+
+Subcommands and flags come from the Typer app (no Kubernetes client import); pod names, namespaces and contexts
+are asked for only when such a value is being completed. Any failure means no candidates, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+# cobra's ShellCompDirective bits
+DEFAULT = 0
+ERROR = 1
+NO_SPACE = 2
+NO_FILE_COMP = 4
+
+SHELLS = ("bash", "zsh", "fish", "kubectl")
+PROGRAM = "kubectl-debugx"
+
+# Parameters (by their Python name) whose values are files: let the shell complete paths.
+FILE_PARAMS = frozenset({"kubeconfig", "custom", "output_file", "output_dir", "out_dir", "directory", "file"})
+POD_PARAMS = frozenset({"pod", "target"})
+POD_PREFIXES = ("pod/", "pods/", "po/")
+API_TIMEOUT = 3.0  # seconds: a TAB must not hang on an unreachable cluster
+
+
+def _fixed_values(name: str) -> tuple[str, ...] | None:
+    if name == "shell":
+        return SHELLS
+    if name == "profile":
+        from .profiles import PROFILES
+
+        return ("auto", *PROFILES)
+    if name == "output":
+        return ("text", "json")
+    return None
+
+
+# --- parsing the words typed so far -------------------------------------------------------------------
+
+
+def _root_command() -> Any:
+    import typer
+
+    from .cli import app
+
+    return typer.main.get_command(app)
+
+
+def _options(command: Any) -> dict[str, Any]:
+    """Every option string of a command (and -h/--help) -> its parameter."""
+    found: dict[str, Any] = {}
+    for param in getattr(command, "params", []):
+        if getattr(param, "param_type_name", "") == "option":
+            for opt in [*param.opts, *param.secondary_opts]:
+                found[opt] = param
+    return found
+
+
+def _takes_value(param: Any) -> bool:
+    return not (getattr(param, "is_flag", False) or getattr(param, "count", False))
+
+
+class _Line:
+    """What the words before the one being completed say: the command reached, flags given, args so far."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.command = _root_command()
+        self.path: list[str] = []
+        self.values: dict[str, str] = {}  # option parameter name -> value (last one wins)
+        self.args: list[str] = []
+        self.pending: Any = None  # an option whose value is the word being completed
+        self.after_dashdash = False
+        i = 0
+        while i < len(words):
+            word = words[i]
+            i += 1
+            if self.after_dashdash:
+                self.args.append(word)
+            elif word == "--":
+                self.after_dashdash = True
+            elif word.startswith("-") and len(word) > 1:
+                name, eq, value = word.partition("=")
+                param = _options(self.command).get(name)
+                if param is None and not eq and not word.startswith("--") and len(word) > 2:
+                    # -nfoo: a short option with its value glued on
+                    param = _options(self.command).get(word[:2])
+                    if param is not None and _takes_value(param):
+                        self.values[param.name] = word[2:]
+                    continue
+                if param is None or not _takes_value(param):
+                    continue
+                if eq:
+                    self.values[param.name] = value
+                elif i < len(words):
+                    self.values[param.name] = words[i]
+                    i += 1
+                else:
+                    self.pending = param
+            elif hasattr(self.command, "commands") and not self.args:
+                sub = self.command.commands.get(word)
+                if sub is None:
+                    self.args.append(word)
+                else:
+                    self.command = sub
+                    self.path.append(word)
+            else:
+                self.args.append(word)
+
+    def next_argument(self) -> Any:
+        """The positional parameter the word being completed would fill, if any."""
+        arguments = [p for p in getattr(self.command, "params", []) if p.param_type_name == "argument"]
+        index = len(self.args)
+        for param in arguments:
+            count = param.nargs if param.nargs and param.nargs > 0 else None
+            if count is None:
+                return param  # nargs=-1 takes everything that is left
+            if index < count:
+                return param
+            index -= count
+        return None
+
+
+# --- candidates -------------------------------------------------------------------------------------
+
+
+def _kube(line: _Line) -> Any:
+    from . import kube as kube_module
+
+    kube_module.CONNECT_TIMEOUT = API_TIMEOUT  # this process only completes: fail fast
+    flags = kube_module.KubeFlags(
+        kubeconfig=line.values.get("kubeconfig"),
+        context=line.values.get("context"),
+        namespace=line.values.get("namespace"),
+        request_timeout=API_TIMEOUT,
+    )
+    return kube_module.Kube(flags)
+
+
+def _pods(line: _Line) -> list[str]:
+    kube = _kube(line)
+    return sorted(str(p["metadata"]["name"]) for p in kube.list_pods(kube.namespace))
+
+
+def _namespaces(line: _Line) -> list[str]:
+    kube = _kube(line)
+    data = kube.request("GET", "/api/v1/namespaces")
+    return sorted(str(n["metadata"]["name"]) for n in data.get("items") or [])
+
+
+def _contexts(line: _Line) -> list[str]:
+    from kubernetes import config
+
+    contexts, _active = config.list_kube_config_contexts(config_file=line.values.get("kubeconfig"))
+    return sorted(str(c["name"]) for c in contexts)
+
+
+def _help_of(item: Any) -> str:
+    text = getattr(item, "short_help", None) or getattr(item, "help", None) or ""
+    text = " ".join(str(text).split())
+    return text.split(". ")[0].rstrip(".")[:80]
+
+
+def _value_candidates(param: Any, line: _Line) -> tuple[list[str], int]:
+    name = param.name or ""
+    fixed = _fixed_values(name)
+    if fixed is not None:
+        return list(fixed), NO_FILE_COMP
+    choices = getattr(getattr(param, "type", None), "choices", None)
+    if choices:
+        return [str(c) for c in choices], NO_FILE_COMP
+    if name in FILE_PARAMS or type(getattr(param, "type", None)).__name__ in ("Path", "File"):
+        return [], DEFAULT
+    lister = {"namespace": _namespaces, "context": _contexts}.get(name)
+    if lister is None and name in POD_PARAMS:
+        lister = _pods
+    if lister is not None:
+        try:
+            return lister(line), NO_FILE_COMP
+        except Exception:  # noqa: BLE001 - no cluster, no rights, bad kubeconfig: just no candidates
+            return [], NO_FILE_COMP
+    return [], NO_FILE_COMP
+
+
+def candidates(args: Sequence[str], descriptions: bool = True) -> tuple[list[str], int]:
+    """Candidates for the last word of args (the words after the program name) and the cobra directive."""
+    words, incomplete = list(args[:-1]), (args[-1] if args else "")
+    line = _Line(words)
+
+    if line.pending is not None:
+        values, directive = _value_candidates(line.pending, line)
+        return [v for v in values if v.startswith(incomplete)], directive
+
+    if incomplete.startswith("-") and not line.after_dashdash:
+        name, eq, value = incomplete.partition("=")
+        options = _options(line.command)
+        if eq:  # --flag=val
+            param = options.get(name)
+            if param is None or not _takes_value(param):
+                return [], NO_FILE_COMP
+            values, directive = _value_candidates(param, line)
+            return [f"{name}={v}" for v in values if v.startswith(value)], directive
+        out = []
+        for opt, param in sorted(options.items(), key=lambda kv: (not kv[0].startswith("--"), kv[0])):
+            if opt.startswith(incomplete):
+                out.append(f"{opt}\t{_help_of(param)}" if descriptions else opt)
+        return out, NO_FILE_COMP
+
+    if hasattr(line.command, "commands") and not line.args:
+        out = []
+        for name, sub in sorted(line.command.commands.items()):
+            if name.startswith(incomplete) and not getattr(sub, "hidden", False):
+                out.append(f"{name}\t{_help_of(sub)}" if descriptions else name)
+        return out, NO_FILE_COMP
+
+    param = line.next_argument()
+    if param is None:
+        return [], NO_FILE_COMP
+    if (param.name or "") in POD_PARAMS:
+        prefix = next((p for p in POD_PREFIXES if incomplete.startswith(p)), "")
+        if not prefix and "/" in incomplete:
+            return [], NO_FILE_COMP
+        values, directive = _value_candidates(param, line)
+        rest = incomplete[len(prefix) :]
+        return [prefix + v for v in values if v.startswith(rest)], directive
+    values, directive = _value_candidates(param, line)
+    return [v for v in values if v.startswith(incomplete)], directive
+
+
+def complete(args: Sequence[str], descriptions: bool = True, out: Any = None) -> int:
+    """`kubectl-debugx __complete ARGS... WORD`: print candidates and `:<directive>`; always exit 0."""
+    out = out or sys.stdout
+    try:
+        found, directive = candidates(args, descriptions)
+    except Exception:  # noqa: BLE001 - a completion must never print a traceback into the shell
+        found, directive = [], NO_FILE_COMP
+    for item in found:
+        out.write(item.replace("\n", " ") + "\n")
+    out.write(f":{directive}\n")
+    out.flush()
+    return 0
+
+
+# --- scripts ------------------------------------------------------------------------------------------
+
+KUBECTL_SCRIPT = """\
+#!/bin/sh
+# kubectl >= 1.26 runs this for `kubectl debugx <TAB>` (plugin completion); it must be on PATH and executable.
+# Generated by `kubectl debugx completion kubectl`.
+dir=$(dirname -- "$0")
+if [ -x "$dir/kubectl-debugx" ]; then
+  exec "$dir/kubectl-debugx" __complete "$@"
+fi
+exec kubectl-debugx __complete "$@"
+"""
+
+BASH_SCRIPT = r"""# bash completion for kubectl-debugx.   source <(kubectl-debugx completion bash)
+# (for `kubectl debugx <TAB>` install the script of `kubectl debugx completion kubectl` instead)
+_kubectl_debugx_complete() {
+    local cur words cword
+    if declare -F _get_comp_words_by_ref >/dev/null 2>&1; then
+        _get_comp_words_by_ref -n =: cur words cword
+    else
+        cur="${COMP_WORDS[COMP_CWORD]}"; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
+    fi
+    local out line directive=0
+    out=$("${words[0]}" __completeNoDesc "${words[@]:1:cword-1}" "$cur" 2>/dev/null) || return 0
+    COMPREPLY=()
+    local strip=""
+    [[ "$cur" == -*=* ]] && strip="${cur%%=*}="
+    while IFS='' read -r line; do
+        case "$line" in
+            :[0-9]*) directive=${line#:} ;;
+            '') ;;
+            *) [[ "$line" == "$cur"* ]] && COMPREPLY+=("${line#"$strip"}") ;;
+        esac
+    done <<< "$out"
+    (( directive & 2 )) && compopt -o nospace 2>/dev/null
+    (( directive & 4 )) && compopt +o default 2>/dev/null
+    if declare -F __ltrim_colon_completions >/dev/null 2>&1; then __ltrim_colon_completions "$cur"; fi
+    return 0
+}
+complete -o default -F _kubectl_debugx_complete kubectl-debugx
+"""
+
+ZSH_SCRIPT = r"""#compdef kubectl-debugx
+# zsh completion for kubectl-debugx.   source <(kubectl-debugx completion zsh)   (after compinit)
+# (for `kubectl debugx <TAB>` install the script of `kubectl debugx completion kubectl` instead)
+_kubectl_debugx() {
+    local out line directive=0
+    local -a cands
+    out=$("${words[1]}" __complete "${(@)words[2,CURRENT-1]}" "${words[CURRENT]}" 2>/dev/null) || return 1
+    for line in "${(@f)out}"; do
+        if [[ "$line" == :<-> ]]; then directive=${line#:}; continue; fi
+        [[ -z "$line" ]] && continue
+        if [[ "$line" == *$'\t'* ]]; then
+            cands+=("${${line%%$'\t'*}//:/\\:}:${line#*$'\t'}")
+        else
+            cands+=("${line//:/\\:}")
+        fi
+    done
+    if (( ${#cands} )); then
+        if (( directive & 2 )); then _describe -t values 'kubectl-debugx' cands -S ''
+        else _describe -t values 'kubectl-debugx' cands; fi
+    elif (( ! (directive & 4) )); then
+        _files
+    fi
+}
+if [[ "${funcstack[1]}" == "_kubectl_debugx" ]]; then
+    _kubectl_debugx "$@"
+else
+    compdef _kubectl_debugx kubectl-debugx
+fi
+"""
+
+FISH_SCRIPT = r"""# fish completion for kubectl-debugx.   kubectl-debugx completion fish | source
+# (for `kubectl debugx <TAB>` install the script of `kubectl debugx completion kubectl` instead)
+function __kubectl_debugx_complete
+    set -l tokens (commandline -opc)
+    set -l current (commandline -ct)
+    set -l out ($tokens[1] __complete $tokens[2..-1] $current 2>/dev/null)
+    or return
+    set -l directive 0
+    set -l n 0
+    for line in $out
+        if string match -qr '^:[0-9]+$' -- $line
+            set directive (string sub -s 2 -- $line)
+        else if test -n "$line"
+            echo $line
+            set n (math $n + 1)
+        end
+    end
+    if test $n -eq 0; and test (math "bitand($directive, 4)") -eq 0
+        __fish_complete_path $current
+    end
+end
+complete -c kubectl-debugx -f -a '(__kubectl_debugx_complete)'
+"""
+
+
+def script(shell: str) -> str:
+    from .errors import UsageError
+
+    scripts = {"bash": BASH_SCRIPT, "zsh": ZSH_SCRIPT, "fish": FISH_SCRIPT, "kubectl": KUBECTL_SCRIPT}
+    if shell not in scripts:
+        raise UsageError(f"unknown shell {shell!r}; choose one of {', '.join(SHELLS)}")
+    return scripts[shell]
+
+
+def _print_script(argv: Iterable[str]) -> int:
+    args = list(argv)
+    if len(args) != 1 or args[0] not in SHELLS:
+        print(f"usage: python -m kubectl_debugx.completion {{{','.join(SHELLS)}}}", file=sys.stderr)
+        return 2
+    sys.stdout.write(script(args[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_print_script(sys.argv[1:]))

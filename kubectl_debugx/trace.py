@@ -1,0 +1,607 @@
+"""trace: strace a process of the target container from an ephemeral container in its PID namespace.
+
+The processes are looked up before anything is created, by a short read-only exec in the target container
+when it has a shell, so a wrong --pid/--process costs nothing; otherwise, and always for the checks that
+need the debug image (strace present, kernel.yama.ptrace_scope), in the debug container.
+strace writes its trace through `-o '|cat'`: the trace reaches the exec stdout (data) while strace's own
+messages stay on stderr (talk). Reopening /proc/self/fd/1 instead would fail for a non-root debug container
+(the pipe belongs to root) and for a socket.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ephemeral, profiles, specs
+from .ephemeral import Target
+from .errors import DebugxError, ExitCode, NotFound, RemoteFailed, UsageError
+from .execstream import run_to_end
+from .kube import ApiError, Kube
+from .sinks import ByteSink, PipeClosed
+from .streamrun import StopState, catch_stop_signals, run_until_stopped
+from .talk import Talk
+
+DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"  # has sh, cat, strace
+TOOL = "strace"
+DEFAULT_PROFILE = "general"  # CAP_SYS_PTRACE and nothing more: the least privilege that can attach
+TRACE_TO_STDOUT = "|cat"  # strace's -o: pipe the trace to cat, whose stdout is the exec stdout
+
+
+@dataclass(frozen=True)
+class TraceOptions:
+    pod: str
+    container: str | None = None
+    pid: int | None = None
+    process: str | None = None
+    follow_forks: bool = True
+    expr: str = ""
+    string_size: int | None = None
+    summary: bool = False
+    duration: float | None = None
+    output: str = "-"
+    image: str = DEFAULT_IMAGE
+    profile: str = DEFAULT_PROFILE
+    custom: Mapping[str, Any] | None = None
+    ttl: int = 3600
+    force: bool = False
+    dry_run: bool = False
+
+
+def validate(opts: TraceOptions) -> None:
+    """Checks that need no cluster; each message names its flag."""
+    if opts.profile not in ("auto", *profiles.PROFILES):
+        raise UsageError(f"--profile: unknown profile {opts.profile!r}; choose auto or one of "
+                         f"{', '.join(profiles.PROFILES)}")
+    if opts.pid is not None and opts.process is not None:
+        raise UsageError("--pid and --process cannot be used together: choose one process or a name")
+    if opts.pid is not None and opts.pid <= 0:
+        raise UsageError(f"--pid: must be a positive process ID, got {opts.pid}")
+    if opts.process is not None and (not opts.process.strip() or "\n" in opts.process):
+        raise UsageError(f"--process: invalid process name {opts.process!r}")
+    if opts.string_size is not None and opts.string_size < 0:
+        raise UsageError(f"-s/--string-size: must be 0 or more bytes, got {opts.string_size}")
+    if "\0" in opts.expr:
+        raise UsageError("-e/--expr: the expression cannot hold a NUL character")
+    if opts.ttl < 10:
+        raise UsageError(f"--ttl: the debug container needs to live at least 10s, got {opts.ttl}s")
+    if opts.duration is not None and opts.duration >= opts.ttl:
+        raise UsageError(f"--duration ({opts.duration:g}s) must be shorter than --ttl ({opts.ttl}s)")
+
+
+def profile_of(opts: TraceOptions) -> str:
+    return DEFAULT_PROFILE if opts.profile == "auto" else opts.profile
+
+
+def strace_argv(opts: TraceOptions, pids: Iterable[int]) -> list[str]:
+    """strace's argv: the trace to stdout through cat, messages on stderr. The expression is one argument
+    and the whole argv follows `sh -c` as positional parameters, so no shell ever reads user input."""
+    argv = [TOOL, "-o", TRACE_TO_STDOUT]
+    if opts.follow_forks:
+        argv.append("-f")
+    if opts.summary:
+        argv.append("-c")  # timestamps, durations and decoded fds have no effect on the count table
+    else:
+        argv += ["-tt", "-T", "-yy"]
+    if opts.string_size is not None:
+        argv += ["-s", str(opts.string_size)]
+    if opts.expr:
+        argv += ["-e", opts.expr]
+    for pid in pids:
+        argv += ["-p", str(pid)]
+    return argv
+
+
+# --- processes of the target container -------------------------------------------------------------
+
+# Fixed text (no user input): facts about the node and one record per process of the PID namespace, from
+# /proc rather than ps, whose options differ between procps and BusyBox. One `KEY value` per line.
+PROBE_SCRIPT = r"""
+echo "Y $(cat /proc/sys/kernel/yama/ptrace_scope 2>/dev/null)"
+echo "T $(command -v strace 2>/dev/null)"
+echo "I $$"
+echo "M $(readlink /proc/$$/ns/mnt 2>/dev/null)"
+for d in /proc/[0-9]*; do
+  s="$(tr '\n' ' ' < "$d/stat" 2>/dev/null)"
+  [ -n "$s" ] || continue
+  echo "P ${d#/proc/}"
+  echo "S $s"
+  echo "N $(readlink "$d/ns/mnt" 2>/dev/null)"
+  echo "G $(tr '\n' ' ' < "$d/cgroup" 2>/dev/null)"
+  echo "A $(tr '\0\n' '  ' < "$d/cmdline" 2>/dev/null)"
+done
+"""
+PROBE_COMMAND = ["sh", "-c", PROBE_SCRIPT]
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    ppid: int
+    comm: str
+    args: str
+    mntns: str = ""
+    cgroup: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.pid} ({self.args or self.comm})"
+
+
+@dataclass(frozen=True)
+class Probe:
+    self_pid: int
+    self_mntns: str = ""
+    ptrace_scope: int | None = None
+    strace: str = ""
+    procs: tuple[Proc, ...] = ()
+
+
+def parse_probe(text: str) -> Probe:
+    """PROBE_SCRIPT's output as a Probe; processes that vanished while being read are skipped."""
+    facts: dict[str, str] = {}
+    procs: list[Proc] = []
+    current: dict[str, str] = {}
+
+    def flush() -> None:
+        proc = _proc(current)
+        if proc is not None:
+            procs.append(proc)
+        current.clear()
+
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if key == "P":
+            flush()
+            current["P"] = value.strip()
+        elif key in ("S", "N", "G", "A") and current:
+            current[key] = value.strip()
+        elif key in ("Y", "T", "I", "M"):
+            facts[key] = value.strip()
+    flush()
+    scope = facts.get("Y", "")
+    self_pid = facts.get("I", "")
+    return Probe(
+        self_pid=int(self_pid) if self_pid.isdigit() else 0,
+        self_mntns=facts.get("M", ""),
+        ptrace_scope=int(scope) if scope.isdigit() else None,
+        strace=facts.get("T", ""),
+        procs=tuple(sorted(procs, key=lambda p: p.pid)),
+    )
+
+
+def _proc(record: Mapping[str, str]) -> Proc | None:
+    stat = record.get("S", "")
+    pid = record.get("P", "")
+    # /proc/PID/stat: `pid (comm) state ppid ...`; comm may hold spaces and parentheses.
+    open_, close = stat.find("("), stat.rfind(")")
+    if not pid.isdigit() or open_ < 0 or close < open_:
+        return None
+    rest = stat[close + 1:].split()
+    if len(rest) < 2 or not rest[1].isdigit():
+        return None
+    return Proc(int(pid), int(rest[1]), stat[open_ + 1:close], record.get("A", ""), record.get("N", ""),
+                record.get("G", ""))
+
+
+def container_ids(pod: Mapping[str, Any]) -> dict[str, str]:
+    """Container name -> runtime ID (the hex after `containerd://`, `cri-o://`, `docker://`)."""
+    ids = {}
+    status = pod.get("status") or {}
+    for key in ("initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"):
+        for s in status.get(key) or []:
+            cid = str(s.get("containerID") or "").split("://", 1)[-1]
+            if cid:
+                ids[s["name"]] = cid
+    return ids
+
+
+def _with_descendants(procs: Iterable[Proc], roots: set[int], only_unknown_mntns: bool = False) -> set[int]:
+    """`roots` and every process below them (those whose mount namespace we could read only when
+    only_unknown_mntns is set)."""
+    members = set(roots)
+    procs = list(procs)
+    grew = True
+    while grew:
+        grew = False
+        for p in procs:
+            if p.ppid in members and p.pid not in members and not (only_unknown_mntns and p.mntns):
+                members.add(p.pid)
+                grew = True
+    return members
+
+
+def container_processes(probe: Probe, inside_target: bool, target_id: str = "",
+                        other_ids: Iterable[str] = ()) -> list[Proc]:
+    """The processes of the target container among all those of its PID namespace.
+
+    Never ours (the probe and its children; seen from the debug container, everything in its mount
+    namespace, such as its sleep), never the pod's pause process, never a process whose cgroup names another
+    container. When cgroup paths name the target container (real runtimes do), exactly its processes.
+    Otherwise those in the target's mount namespace (ours when the probe runs in the target; seen from the
+    debug container, that of the lowest PID: the target's main process, PID 1 of its PID namespace) and,
+    where a mount namespace cannot be read without CAP_SYS_PTRACE, their children: processes never move
+    between containers, only `exec` adds processes to one, and those have no parent in the namespace.
+    """
+    ours = {probe.self_pid}
+    if not inside_target and probe.self_mntns:
+        ours |= {p.pid for p in probe.procs if p.mntns == probe.self_mntns}
+    ours = _with_descendants(probe.procs, ours)
+    others = [i for i in other_ids if i]
+    visible = [
+        p for p in probe.procs
+        if p.pid not in ours and not (p.comm == "pause" and p.ppid == 0) and not any(i in p.cgroup for i in others)
+    ]
+    if target_id:
+        mine = [p for p in visible if target_id in p.cgroup]
+        if mine:
+            return mine
+    # Seen from the debug container, the lowest PID is the target's main process.
+    anchor = probe.self_mntns if inside_target else (visible[0].mntns if visible else "")
+    if not anchor:
+        return visible
+    members = _with_descendants(visible, {p.pid for p in visible if p.mntns == anchor}, only_unknown_mntns=True)
+    return [p for p in visible if p.pid in members]
+
+
+@dataclass(frozen=True)
+class Selection:
+    procs: tuple[Proc, ...]
+    why: str  # what the user is told about the choice
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+
+def select_processes(procs: list[Proc], pid: int | None, name: str | None, container: str) -> Selection:
+    """The process(es) to trace: --pid, --process NAME (command name, program or arguments), or the
+    container's main process (the lowest PID). NotFound lists the container's processes."""
+    if pid is not None:
+        chosen = [p for p in procs if p.pid == pid]
+        why = f"PID {pid}"
+    elif name is not None:
+        chosen = [p for p in procs if _matches(p, name)]
+        why = (f"--process {name!r} matches {len(chosen)} processes; tracing all of them"
+               if len(chosen) > 1 else f"--process {name!r}")
+    else:
+        chosen = procs[:1]
+        why = f"the main process of container {container}"
+        if len(procs) > 1:
+            why += " (choose another with --pid or --process)"
+    if not chosen:
+        asked = f"PID {pid}" if pid is not None else f"--process {name!r}" if name is not None else "a process"
+        if not procs:
+            raise NotFound(f"no process of container {container} is visible from the debug container, "
+                           f"so {asked} cannot be traced")
+        listing = ", ".join(f"{p.pid} {p.comm}" for p in procs)
+        raise NotFound(f"no process of container {container} matches {asked}; its processes (PID COMMAND): "
+                       f"{listing}")
+    return Selection(tuple(chosen), why)
+
+
+def _matches(proc: Proc, name: str) -> bool:
+    program = proc.args.split(" ", 1)[0] if proc.args else ""
+    return proc.comm == name or os.path.basename(program) == name or name in proc.args
+
+
+def process_table(procs: Iterable[Proc]) -> list[str]:
+    lines = [f"{'PID':>7} {'PPID':>7} COMMAND"]
+    lines += [f"{p.pid:>7} {p.ppid:>7} {p.args or '[' + p.comm + ']'}" for p in procs]
+    return lines
+
+
+def _probe(kube: Kube, target: Target, container: str) -> Probe | None:
+    """Run the probe in `container`; None when it cannot run there (no shell, not allowed...)."""
+    try:
+        with kube.exec_connection(target.namespace, target.pod_name, container, PROBE_COMMAND) as conn:
+            out, _, outcome = run_to_end(conn)
+    except DebugxError:
+        return None
+    if outcome.exit_code != 0 or not out.startswith(b"Y "):
+        return None
+    probe = parse_probe(out.decode("utf-8", "replace"))
+    if not any(p.pid == probe.self_pid for p in probe.procs):
+        return None  # it could not read /proc (no tr or readlink there): not a listing to trust
+    return probe
+
+
+# --- checks and explanations (pure) -------------------------------------------------------------------
+
+
+def scope_error(scope: int | None, target: Target) -> RemoteFailed | None:
+    if scope == 3:
+        node = (target.pod.get("spec") or {}).get("nodeName") or "the node"
+        return RemoteFailed(f"kernel.yama.ptrace_scope is 3 on {node}: the kernel refuses every ptrace attach "
+                            "there until the node reboots, so no process can be traced; nothing was traced")
+    return None
+
+
+def has_ptrace(container: Mapping[str, Any]) -> bool:
+    caps = profiles.added_capabilities(container)
+    return profiles.is_privileged(container) or "SYS_PTRACE" in caps or "ALL" in caps
+
+
+def _effective_user(container: Mapping[str, Any], pod: Mapping[str, Any]) -> tuple[Any, bool]:
+    """(runAsUser, runAsNonRoot) the debug container runs with: its own settings over the pod's."""
+    sc = container.get("securityContext") or {}
+    psc = (pod.get("spec") or {}).get("securityContext") or {}
+    user = sc["runAsUser"] if "runAsUser" in sc else psc.get("runAsUser")
+    non_root = sc["runAsNonRoot"] if "runAsNonRoot" in sc else psc.get("runAsNonRoot", False)
+    return user, bool(non_root)
+
+
+def explain_eperm(container: Mapping[str, Any], pod: Mapping[str, Any], profile: str, scope: int | None,
+                  pids: Iterable[int]) -> str:
+    """Why the kernel refused to attach, from what we know of the debug container and the node."""
+    causes = []
+    if not has_ptrace(container):
+        causes.append(f"the debug container has no CAP_SYS_PTRACE (profile {profile}), which tracing another "
+                      "user's process needs: use --profile general (the default) or sysadmin")
+    user, non_root = _effective_user(container, pod)
+    if (user is not None and user != 0) or (user is None and non_root):
+        who = f"runAsUser {user}" if user else "runAsNonRoot"
+        causes.append(f"the debug container runs as a non-root user ({who}), "
+                      "so its capabilities are not effective: let it run as root (runAsUser: 0, "
+                      "runAsNonRoot: false) in --custom")
+    if scope == 2 and has_ptrace(container) and not causes:
+        causes.append("kernel.yama.ptrace_scope is 2 on the node: only CAP_SYS_PTRACE may attach, and it is not "
+                      "effective here")
+    elif scope in (1, 2) and not has_ptrace(container):
+        causes.append(f"kernel.yama.ptrace_scope is {scope} on the node, which also requires CAP_SYS_PTRACE")
+    if not causes:
+        causes.append("the debug container has CAP_SYS_PTRACE and runs as root, so the node's seccomp, AppArmor "
+                      "or SELinux policy (or a user namespace of the pod) forbids ptrace: try --profile sysadmin")
+    listed = ", ".join(str(p) for p in pids)
+    return f"strace cannot attach to PID {listed}: Operation not permitted: " + "; ".join(causes)
+
+
+def _admission_hint() -> str:
+    return ("tracing needs CAP_SYS_PTRACE, which Pod Security admits only at level privileged: trace in a "
+            "namespace labelled pod-security.kubernetes.io/enforce=privileged (or without enforce label)")
+
+
+def _refused(error: ApiError, profile: str) -> DebugxError:
+    if error.status == 422:
+        return UsageError(f"the API server rejects the debug container: {error.args[0]}")
+    return ephemeral.explain_forbidden(error, profile, _admission_hint() + "; nothing was created")
+
+
+# --- strace's stderr ------------------------------------------------------------------------------------
+
+
+@dataclass
+class StraceTalk:
+    """strace's stderr: held back until it attaches (so a failure is told once, as the error), then shown
+    live. Attach refusals and vanished processes are collected."""
+
+    show: Callable[[str], None]
+    attached: list[int] = field(default_factory=list)
+    refused: list[int] = field(default_factory=list)
+    vanished: list[int] = field(default_factory=list)
+    early: list[str] = field(default_factory=list)
+    _partial: bytes = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            self._line(raw.decode("utf-8", "replace").rstrip())
+
+    def finish(self) -> None:
+        if self._partial:
+            self._line(self._partial.decode("utf-8", "replace").rstrip())
+            self._partial = b""
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        if line.startswith("strace: attach: ptrace("):
+            pid = _pid_in(line)
+            if line.endswith("Operation not permitted"):
+                self.refused.append(pid)
+                return
+            if line.endswith("No such process"):
+                self.vanished.append(pid)
+                return
+        if line.startswith("strace: Process ") and line.endswith(" attached"):
+            pid = _pid_in(line)
+            if not self.attached:
+                for held in self.early:
+                    self.show(held)
+                self.early = []
+            self.attached.append(pid)
+        if self.attached:
+            self.show(line)
+        else:
+            self.early.append(line)
+
+    def error_line(self) -> str:
+        lines = [x for x in self.early if x.startswith("strace:") and "Try 'strace -h'" not in x]
+        return lines[-1] if lines else (self.early[-1] if self.early else "")
+
+
+def _pid_in(line: str) -> int:
+    digits = "".join(c if c.isdigit() else " " for c in line).split()
+    return int(digits[-1]) if digits else 0
+
+
+# --- the workflow ------------------------------------------------------------------------------------
+
+
+def _min_life(opts: TraceOptions) -> float:
+    return (opts.duration or 60.0) + 30.0
+
+
+def run(kube: Kube, opts: TraceOptions, talk: Talk) -> int:
+    target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
+    profile = profile_of(opts)
+    name = specs.debug_container_name(target.pod)
+    container, notes = ephemeral.build_container(target, name, opts.image, profile, opts.custom, opts.ttl)
+    if not specs.reusable_container(target.pod, container, _min_life(opts), time.time()):
+        refusal = ephemeral.admission_error(kube, target, container)
+        if refusal is not None:
+            raise _refused(refusal, profile)
+    ids = container_ids(target.pod)
+    target_id = ids.get(target.container, "")
+    others = [cid for n, cid in ids.items() if n != target.container]
+
+    # Before creating anything: the processes as the target container itself sees them, if it has a shell.
+    selection: Selection | None = None
+    early = _probe(kube, target, target.container)
+    if early is not None:
+        error = scope_error(early.ptrace_scope, target)
+        if error:
+            raise error
+        selection = _select(early, True, target_id, others, opts, target, talk)
+
+    if opts.dry_run:
+        import yaml
+
+        talk.out(yaml.safe_dump(container, sort_keys=False))
+        would = (f"would trace {', '.join(p.label for p in selection.procs)}" if selection
+                 else "the process is looked up once the debug container runs")
+        talk.say(f"Dry run: profile {profile}; {would}; ephemeral container not added to pod {target.pod_name}")
+        return ExitCode.OK
+    talk.say(f"Using profile {profile}")
+    for note in notes:
+        talk.say(f"Note: {note}")
+    if not has_ptrace(container):
+        talk.say(f"Note: profile {profile} adds no CAP_SYS_PTRACE: strace can attach only to processes of its "
+                 "own user, and only where kernel.yama.ptrace_scope is 0")
+    ec, _ = ephemeral.ensure_running(kube, target, container, _min_life(opts), talk.say)
+
+    probe = _probe(kube, target, ec)
+    if probe is None:
+        raise RemoteFailed(f"cannot list processes in the debug container {ec}: image {opts.image} needs sh, "
+                           "cat, tr and readlink (choose another with --image)")
+    error = scope_error(probe.ptrace_scope, target)
+    if error:
+        raise error
+    if not probe.strace:
+        raise RemoteFailed(f"strace is not in image {opts.image}: choose an image that has it with --image")
+    if selection is None:
+        selection = _select(probe, False, target_id, others, opts, target, talk)
+    else:
+        visible = {p.pid for p in probe.procs}
+        gone = [p for p in selection.pids if p not in visible]
+        if gone and len(gone) == len(selection.pids):
+            raise NotFound(f"PID {', '.join(map(str, gone))} exited before it could be traced")
+        if gone:
+            selection = Selection(tuple(p for p in selection.procs if p.pid not in gone), selection.why)
+    talk.say(f"Tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
+    return _trace(kube, target, ec, container, opts, profile, selection, probe.ptrace_scope, talk)
+
+
+def _select(probe: Probe, inside_target: bool, target_id: str, others: list[str], opts: TraceOptions,
+            target: Target, talk: Talk) -> Selection:
+    procs = container_processes(probe, inside_target, target_id, others)
+    try:
+        return select_processes(procs, opts.pid, opts.process, target.container)
+    except NotFound:
+        for line in process_table(procs):
+            talk.say(line)
+        raise
+
+
+def _trace(kube: Kube, target: Target, ec: str, container: Mapping[str, Any], opts: TraceOptions,
+           profile: str, selection: Selection, scope: int | None, talk: Talk) -> int:
+    run_id = specs.random_suffix(10)
+    sink = ByteSink(opts.output)
+    strace = StraceTalk(talk.say)
+    state = StopState()
+    lines = 0
+    pipe_closed = False
+
+    def on_stdout(data: memoryview) -> None:
+        nonlocal pipe_closed, lines
+        if pipe_closed:
+            return
+        try:
+            sink.write(data)
+        except PipeClosed:
+            pipe_closed = True
+            return
+        lines += bytes(data).count(b"\n")
+
+    def stop_remote(signal: str) -> None:
+        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, signal)
+
+    command = specs.pid_recording_command(run_id, strace_argv(opts, selection.pids))
+    started = time.monotonic()
+    deadline = started + opts.duration if opts.duration else None
+    talk.say(f"Tracing in pod {target.namespace}/{target.pod_name} (container {target.container}) into "
+             f"{sink.display}; Ctrl-C to stop (the traced processes go on)")
+    try:
+        with catch_stop_signals(state), kube.exec_connection(
+            target.namespace, target.pod_name, ec, command
+        ) as conn:
+            outcome = run_until_stopped(
+                conn, on_stdout, strace.feed, stop_remote, deadline, lambda: pipe_closed, state, talk.say,
+            )
+    finally:
+        sink.close()
+        strace.finish()
+        _make_sure_stopped(kube, target, ec, run_id, talk)
+    elapsed = time.monotonic() - started
+    ended = _STOPPED_BY.get(state.reason, state.reason) or (
+        "the traced processes exiting" if outcome.exit_code == 0 and strace.attached else "")
+    _summary(talk, strace, selection, lines, sink, elapsed, profile, target, ec, ended)
+    if outcome.cut:
+        raise RemoteFailed(f"{outcome.message}; {sink.display} holds the {lines} lines received before that")
+    if strace.refused and not strace.attached:
+        raise RemoteFailed(explain_eperm(container, target.pod, profile, scope, strace.refused))
+    if strace.refused:
+        talk.warn(explain_eperm(container, target.pod, profile, scope, strace.refused))
+    if strace.vanished and not strace.attached:
+        raise NotFound(f"PID {', '.join(map(str, strace.vanished))} exited before strace could attach")
+    if not state.reason and outcome.exit_code != 0:
+        raise RemoteFailed(_tool_failure(outcome.exit_code, outcome.message, strace.error_line(), opts.image))
+    if not state.reason and outcome.exit_code == 0 and strace.attached:
+        talk.say("The traced processes exited")
+    return state.exit_code
+
+
+_STOPPED_BY = {"duration": "--duration", "SIGINT": "Ctrl-C (SIGINT)", "SIGTERM": "SIGTERM",
+               "limit": "the reader of stdout going away"}
+
+
+def _tool_failure(code: int | None, message: str, tool_said: str, image: str) -> str:
+    if code == 127 or ("not found" in tool_said and TOOL in tool_said):
+        return f"strace is not in image {image}: choose an image that has it with --image"
+    if "executable file not found" in message:
+        return f"image {image} has no sh: choose an image with sh and strace with --image"
+    if tool_said:
+        return tool_said if tool_said.startswith("strace") else f"strace: {tool_said}"
+    return f"strace failed ({message or f'exit code {code}'})"
+
+
+def _make_sure_stopped(kube: Kube, target: Target, ec: str, run_id: str, talk: Talk) -> None:
+    """Whatever happened, strace must not stay attached in the pod. A killed tracer detaches its tracees."""
+    try:
+        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, "KILL", remove=True)
+    except Exception as e:  # noqa: BLE001 - report, but never hide the outcome of the trace itself
+        talk.warn(f"could not confirm that strace stopped in {target.pod_name}/{ec}: {e}; it ends with the "
+                  "container's TTL at the latest")
+
+
+def _summary(talk: Talk, strace: StraceTalk, selection: Selection, lines: int, sink: ByteSink, elapsed: float,
+             profile: str, target: Target, ec: str, ended: str) -> None:
+    traced = strace.attached or []
+    pids = sorted(set(traced)) if traced else []
+    parts = [f"{len(pids)} process{'es' if len(pids) != 1 else ''} traced"
+             + (f" (PID {', '.join(map(str, pids))})" if pids else ""),
+             f"{lines} lines ({sink.written} bytes) written to {sink.display}",
+             f"{elapsed:.1f}s"]
+    if ended:
+        parts.append(f"stopped by {ended}")
+    parts.append(f"profile {profile}, container {ec}")
+    talk.say("; ".join(parts))
+    talk.record(
+        pids=[p.pid for p in selection.procs], attached=pids, lines_written=lines, bytes_written=sink.written,
+        output=sink.display, duration_seconds=round(elapsed, 3), profile=profile, container=ec,
+        pod=target.pod_name, namespace=target.namespace, stopped_by=ended,
+    )

@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# The zipapp's __main__.py, in place of shiv's `import _bootstrap; _bootstrap.bootstrap()`.
+# 1. Check the interpreter BEFORE shiv's bootstrap unpacks ~20 MB or fails on syntax it cannot parse (this part
+#    must run on any Python, 2.7 included); too old: re-run with the newest python3.X >= 3.10 on PATH, or say so.
+# 2. Warm start: when this build is already unpacked (and no SHIV_* variable asks for anything special), set up
+#    sys.path exactly as shiv's bootstrap does, without reading the zip's index with zipfile and importing the
+#    bootstrap's modules (~40 ms of every start). Otherwise run shiv's bootstrap.
+import sys
+
+if sys.version_info < (3, 10):
+    import os
+
+    # macOS's /usr/bin/python3 is 3.9: run ourselves with a newer python3.X from PATH if there is one.
+    if not os.environ.get("KUBECTL_DEBUGX_REEXEC"):
+        os.environ["KUBECTL_DEBUGX_REEXEC"] = "1"
+        for _minor in range(20, 9, -1):
+            for _dir in os.environ.get("PATH", "").split(os.pathsep):
+                _python = os.path.join(_dir or ".", "python3.%d" % _minor)
+                if os.path.isfile(_python) and os.access(_python, os.X_OK):
+                    os.execv(_python, [_python, sys.argv[0]] + sys.argv[1:])
+    sys.stderr.write(
+        "error: kubectl-debugx needs Python 3.10 or newer, but %s is Python %s.\n"
+        "Put a python3 >= 3.10 first on PATH, or run it with one: python3.12 %s ...\n"
+        % (sys.executable or "python3", sys.version.split()[0], sys.argv[0])
+    )
+    sys.exit(1)
+
+BUILD_ID = "@BUILD_ID@"  # filled in by packaging/dist.py from the zip's environment.json
+
+
+def _warm_site_packages():
+    import os
+
+    if any(key.startswith("SHIV_") and key != "SHIV_ROOT" for key in os.environ):
+        return None
+    root = os.environ.get("SHIV_ROOT") or "~/.shiv"
+    if root.startswith("$"):
+        return None
+    name = os.path.basename(os.path.realpath(sys.argv[0]))
+    site_packages = os.path.join(os.path.expanduser(root), "%s_%s" % (name, BUILD_ID), "site-packages")
+    if not os.path.isdir(site_packages):
+        return None
+    import site
+
+    # shiv's bootstrap: add it the way .pth files are honoured, then move it before the other site dirs.
+    length = len(sys.path)
+    index = next(
+        (i for i, p in enumerate(sys.path) if os.path.splitext(os.path.basename(p))[0] in ("site-packages", "dist-packages")),
+        None,
+    ) or length
+    site.addsitedir(site_packages)
+    sys.path = sys.path[:index] + sys.path[length:] + sys.path[index:length]
+    return site_packages
+
+
+_site_packages = _warm_site_packages()
+if _site_packages is None:
+    import _bootstrap  # shiv's bootstrap, inside the zipapp: extracts, then runs the preamble and entry point
+
+    _bootstrap.bootstrap()
+else:
+    from kubectl_debugx._shiv import after_bootstrap
+
+    after_bootstrap(_site_packages)
+    from kubectl_debugx.__main__ import main
+
+    sys.exit(main())
