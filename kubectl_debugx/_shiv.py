@@ -6,8 +6,8 @@ builds, so every upgrade would leave ~20 MB behind. Here we:
 
 - hold a shared flock on ``.debugx-in-use`` in our own extraction for the life of the process, so that no other
   build removes it while we run;
-- compile the extraction's .pyc once per interpreter when PYTHONDONTWRITEBYTECODE is set (otherwise every start
-  would recompile typer, and every command the Kubernetes client);
+- let imports from the extraction write their .pyc even when PYTHONDONTWRITEBYTECODE is set (otherwise every
+  start would recompile typer, and every command the Kubernetes client);
 - remove extractions of *other* builds of *this* program, carefully: only directories named exactly
   ``<our file name>_<64 hex>`` that hold ``site-packages/kubectl_debugx/``, extracted more than 10 minutes ago,
   whose in-use lock we can take exclusively (no process of that build is running). Abandoned unfinished
@@ -23,6 +23,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 IN_USE = ".debugx-in-use"
 MIN_AGE = 600.0  # seconds since an extraction appeared before it may be removed
@@ -91,17 +92,40 @@ def remove_old_builds(extraction: Path, now: float | None = None) -> list[Path]:
     return removed
 
 
-def compile_once(site_packages: Path) -> bool:
-    """Write the .pyc files of site-packages for this interpreter, once; True if it compiled now."""
-    if not sys.dont_write_bytecode:
-        return False  # Python writes them itself as modules are imported
-    marker = site_packages.parent / f".compiled-{sys.implementation.cache_tag}"
-    if marker.exists():
-        return False
-    import compileall
+def cache_bytecode_in(site_packages: Path) -> bool:
+    """Let imports from site_packages (our extraction) write their .pyc even under PYTHONDONTWRITEBYTECODE.
 
-    compileall.compile_dir(str(site_packages), quiet=2)
-    marker.touch()
+    That variable keeps source trees clean; without .pyc every start would recompile typer (~60 ms) and every
+    command the Kubernetes client. Only modules under site_packages are affected: a path hook gives their
+    directories a loader that lifts the flag while it compiles one module (not while the module runs)."""
+    if not sys.dont_write_bytecode or not os.access(site_packages, os.W_OK):
+        return False
+    import importlib.machinery as machinery
+
+    class CachingLoader(machinery.SourceFileLoader):
+        def get_code(self, fullname: str) -> Any:
+            saved = sys.dont_write_bytecode
+            sys.dont_write_bytecode = False
+            try:
+                return super().get_code(fullname)
+            finally:
+                sys.dont_write_bytecode = saved
+
+    prefix = str(site_packages)
+    loaders: list[Any] = [
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (CachingLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    ]
+
+    def hook(path: str) -> Any:
+        if path == prefix or path.startswith(prefix + os.sep):
+            return machinery.FileFinder(path, *loaders)
+        raise ImportError("not in the extraction")
+
+    sys.path_hooks.insert(0, hook)
+    for path in [p for p in sys.path_importer_cache if p == prefix or p.startswith(prefix + os.sep)]:
+        del sys.path_importer_cache[path]
     return True
 
 
@@ -109,7 +133,7 @@ def after_bootstrap(site_packages: Path | str) -> None:
     try:
         extraction = Path(site_packages).parent
         hold_in_use(extraction)
-        compile_once(Path(site_packages))
+        cache_bytecode_in(Path(site_packages))
         if not os.environ.get("KUBECTL_DEBUGX_KEEP_OLD"):
             remove_old_builds(extraction)
     except Exception:  # noqa: BLE001 - housekeeping must never stop the command

@@ -240,7 +240,8 @@ def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile:
         tcpdump.finish()
         _make_sure_stopped(kube, target, ec, run_id, talk)
     elapsed = time.monotonic() - started
-    _summary(talk, tcpdump, framer, sink, elapsed, profile, target, ec)
+    if tcpdump.listening or sink.written:
+        _summary(talk, tcpdump, framer, sink, elapsed, profile, target, ec)
     if outcome.cut:
         raise RemoteFailed(f"{outcome.message}; {sink.display} holds the {framer.stats.records} whole "
                            f"packets received before that")

@@ -286,7 +286,9 @@ def version(
 
 @app.command()
 def completion(
-    shell: Annotated[str, typer.Argument(metavar="SHELL", help="bash, zsh, fish, or kubectl (the kubectl_complete-debugx script).")],
+    shell: Annotated[
+        str, typer.Argument(metavar="SHELL", help="bash, zsh, fish, or kubectl (the kubectl_complete-debugx script).")
+    ],
 ) -> None:
     """Print a shell completion script.
 
@@ -312,7 +314,10 @@ def main(argv: list[str]) -> int:
     _state["debug"] = "-v" in argv or "--debug" in argv or bool(os.environ.get("KUBECTL_DEBUGX_DEBUG"))
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name=PROG, standalone_mode=False)
+        # Without standalone mode click returns the code of typer.Exit instead of raising it.
+        result = command.main(args=argv, prog_name=PROG, standalone_mode=False)
+        if isinstance(result, int):
+            return result
     except typer.Exit as e:
         return int(e.exit_code)
     except typer.Abort:

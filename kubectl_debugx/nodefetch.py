@@ -179,7 +179,11 @@ class ProxySource:
                           for href in refused)
         return entries
 
-    def fetch(self, dest: Path, pod_dir: str, containers: Sequence[str], whole: bool = False) -> ExtractReport:
+    def fetch(
+        self, dest: Path, pod_dir: str, containers: Sequence[str], whole: bool = False, docker: bool = False
+    ) -> ExtractReport:
+        """Copy each container's directory, file by file. Docker's 0.log symlinks come as their target's
+        content: the kubelet's file server follows them."""
         files: list[ExtractedFile] = []
         directories: list[str] = []
         skipped: list[SkippedMember] = []
@@ -221,6 +225,9 @@ class ProxySource:
             mtime = _last_modified(response.headers.get("last-modified"))
             parent = logtree._make_dirs(dest, parts[:-1], member)
             return logtree._write_file(parent / parts[-1], cast(IO[bytes], _RawBody(response)), 0o640, mtime, member)
+        except BaseException:
+            response.close()  # unread bytes must not go back to the pool with the connection
+            raise
         finally:
             response.release_conn()
 
@@ -494,10 +501,15 @@ class PodSource:
         self.notes.extend(f"ignored listing entry {line!r} in {path}" for line in refused)
         return entries
 
-    def fetch(self, dest: Path, pod_dir: str, containers: Sequence[str], whole: bool = False) -> ExtractReport:
+    def fetch(
+        self, dest: Path, pod_dir: str, containers: Sequence[str], whole: bool = False, docker: bool = False
+    ) -> ExtractReport:
+        """``tar -c`` of the pod directory (or of the chosen container directories) unpacked into ``dest``.
+        On Docker nodes N.log is a symlink into /var/lib/docker: reported and skipped (see fetch_docker);
+        elsewhere a link out of the tree is refused."""
         members = [pod_dir] if whole else [f"{pod_dir}/{c}" for c in containers]
         command = ["tar", "-C", "/host" + PODS_DIR, "-cf", "-", *members]
-        return self._tar(command, dest, "refuse")
+        return self._tar(command, dest, "skip" if docker else "refuse")
 
     def fetch_docker(self, dest: Path, ids: Sequence[str]) -> ExtractReport:
         """Docker's ``ID-json.log*`` files of these container IDs, into ``dest/docker/containers/ID/``."""
@@ -526,23 +538,28 @@ class PodSource:
     def _tar(self, command: list[str], dest: Path, outside_links: logtree.OutsideLinks) -> ExtractReport:
         conn = self._open(command)
         try:
-            report, err, outcome = stream_tar(conn, dest, outside_links)
+            report, error, err, outcome = stream_tar(conn, dest, outside_links)
         finally:
             conn.close()
         said = err.decode("utf-8", "replace").strip()
-        if outcome.exit_code not in (0, None) and not _only_changed_while_read(said):
+        if error is not None and not isinstance(error, logtree.ArchiveError):
+            raise error  # an unsafe member, or the output cannot be written: that is the news
+        if outcome.exit_code is None or (outcome.exit_code != 0 and not _only_changed_while_read(said)):
             raise RemoteFailed(_tool_failure("tar", outcome, said))
-        if outcome.exit_code is None:
-            raise RemoteFailed(_tool_failure("tar", outcome, said))
+        if error is not None or report is None:
+            raise error or RemoteFailed("tar sent no archive")
         if said:
             self.notes.extend(f"tar: {line}" for line in said.splitlines()[:5])
         return report
 
 
-def stream_tar(conn: Any, dest: Path, outside_links: logtree.OutsideLinks) -> tuple[ExtractReport, bytes, ExecOutcome]:
+def stream_tar(
+    conn: Any, dest: Path, outside_links: logtree.OutsideLinks
+) -> tuple[ExtractReport | None, BaseException | None, bytes, ExecOutcome]:
     """Pump an exec stream running ``tar -c`` into :func:`logtree.extract_tar_stream` through a pipe, in
     constant memory: frames are written as they arrive, a thread unpacks them. Returns the extraction
-    report, tar's stderr (its first few KiB) and how tar ended."""
+    report (None if it failed), the extraction's error, tar's stderr (its first few KiB) and how tar ended:
+    the caller decides which failure to tell."""
     read_fd, write_fd = os.pipe()
     result: dict[str, Any] = {}
 
@@ -574,9 +591,7 @@ def stream_tar(conn: Any, dest: Path, outside_links: logtree.OutsideLinks) -> tu
     finally:
         os.close(write_fd)
         thread.join()
-    if "error" in result:
-        raise result["error"]
-    return result["report"], bytes(err), outcome
+    return result.get("report"), result.get("error"), bytes(err), outcome
 
 
 def _only_changed_while_read(said: str) -> bool:
@@ -586,6 +601,8 @@ def _only_changed_while_read(said: str) -> bool:
 
 
 def _tool_failure(tool: str, outcome: ExecOutcome, said: str) -> str:
+    if outcome.cut:
+        return f"{outcome.message} while {tool} was running in the node pod"
     if "executable file not found" in outcome.message or "not found" in said and tool in said:
         return f"the node pod's image has no {tool}: choose an image with sh, ls and tar with --image"
     if said:

@@ -331,7 +331,6 @@ class Progress:
 
     out: Path
     created: bool = False
-    files: int = 0
 
 
 def run(kube: Kube, opts: NodeLogsOptions, talk: Talk) -> int:
@@ -344,19 +343,21 @@ def run(kube: Kube, opts: NodeLogsOptions, talk: Talk) -> int:
 
         code = ExitCode.TERMINATED if stop.signum == signal.SIGTERM else ExitCode.INTERRUPTED
         _forget_empty(progress)
-        kept = (f"; the {progress.files} files copied so far are in {progress.out}"
-                if progress.created and progress.out.exists() else "; nothing was written")
+        copied = _count_files(progress.out) if progress.created else 0
+        kept = f"; the {copied} files copied so far are in {progress.out}" if copied else "; nothing was written"
         raise Interrupted(f"stopped by {stop}{kept}", code) from None
     except BaseException:
         _forget_empty(progress)
         raise
 
 
+def _count_files(path: Path) -> int:
+    return sum(len(files) for _, _, files in os.walk(path))
+
+
 def _forget_empty(progress: Progress) -> None:
     """Remove the output directory we created if no file made it there."""
-    if not progress.created or not progress.out.is_dir():
-        return
-    if any(files for _, _, files in os.walk(progress.out)):
+    if not progress.created or not progress.out.is_dir() or _count_files(progress.out):
         return
     shutil.rmtree(progress.out, ignore_errors=True)
 
@@ -393,14 +394,13 @@ def _run(kube: Kube, opts: NodeLogsOptions, talk: Talk, progress: Progress) -> i
         pod_dir, uid = find_pod_dir(source, target)
         containers = containers_on_node(source, target, pod_dir, selection, talk)
         node_dest.mkdir(exist_ok=True)
-        report = source.fetch(node_dest, pod_dir, containers, whole=selection is None)
-        progress.files = len(report.files)
+        docker = target.runtime == "docker"
+        report = source.fetch(node_dest, pod_dir, containers, whole=selection is None, docker=docker)
         docker_ids = docker_ids_of(target, containers)
-        if target.runtime == "docker":
+        if docker:
             extra = source.fetch_docker(node_dest, sorted(docker_ids))
             report = ExtractReport(report.files + extra.files, report.directories + extra.directories,
                                    report.skipped + extra.skipped)
-            progress.files = len(report.files)
         notes = list(source.notes)
     if not report.files:
         raise NotFound(f"no log files in /var/log/pods/{pod_dir}/ on node {target.node} for container(s) "

@@ -588,20 +588,34 @@ def _make_sure_stopped(kube: Kube, target: Target, ec: str, run_id: str, talk: T
                   "container's TTL at the latest")
 
 
-def _summary(talk: Talk, strace: StraceTalk, selection: Selection, lines: int, sink: ByteSink, elapsed: float,
-             profile: str, target: Target, ec: str, ended: str) -> None:
-    traced = strace.attached or []
-    pids = sorted(set(traced)) if traced else []
-    parts = [f"{len(pids)} process{'es' if len(pids) != 1 else ''} traced"
-             + (f" (PID {', '.join(map(str, pids))})" if pids else ""),
-             f"{lines} lines ({sink.written} bytes) written to {sink.display}",
+def summary_text(selection: Selection, attached: Iterable[int], lines: int, written: int, output: str,
+                 elapsed: float, ended: str, profile: str, ec: str) -> str:
+    """One line: processes traced (the chosen ones strace attached to), and the threads and children it
+    followed; lines written; duration; why it stopped; profile used."""
+    chosen = set(selection.pids)
+    seen = set(attached)
+    traced = sorted(chosen & seen)
+    followed = len(seen - chosen)
+    parts = [f"{len(traced)} process{'es' if len(traced) != 1 else ''} traced"
+             + (f" (PID {', '.join(map(str, traced))})" if traced else "")
+             + (f" and {followed} of {'their' if len(traced) > 1 else 'its'} threads or children followed"
+                if followed else ""),
+             f"{lines} lines ({written} bytes) written to {output}",
              f"{elapsed:.1f}s"]
     if ended:
         parts.append(f"stopped by {ended}")
     parts.append(f"profile {profile}, container {ec}")
-    talk.say("; ".join(parts))
+    return "; ".join(parts)
+
+
+def _summary(talk: Talk, strace: StraceTalk, selection: Selection, lines: int, sink: ByteSink, elapsed: float,
+             profile: str, target: Target, ec: str, ended: str) -> None:
+    talk.say(summary_text(selection, strace.attached, lines, sink.written, sink.display, elapsed, ended, profile,
+                          ec))
+    chosen = set(selection.pids)
     talk.record(
-        pids=[p.pid for p in selection.procs], attached=pids, lines_written=lines, bytes_written=sink.written,
+        pids=selection.pids, traced=sorted(chosen & set(strace.attached)),
+        followed=len(set(strace.attached) - chosen), lines_written=lines, bytes_written=sink.written,
         output=sink.display, duration_seconds=round(elapsed, 3), profile=profile, container=ec,
         pod=target.pod_name, namespace=target.namespace, stopped_by=ended,
     )

@@ -1,4 +1,5 @@
 # -*- coding: utf-8 -*-
+# ruff: noqa: UP009, UP031, UP036  (this file must parse on Python 2.7 to print its message)
 # The zipapp's __main__.py, in place of shiv's `import _bootstrap; _bootstrap.bootstrap()`.
 # 1. Check the interpreter BEFORE shiv's bootstrap unpacks ~20 MB or fails on syntax it cannot parse (this part
 #    must run on any Python, 2.7 included); too old: re-run with the newest python3.X >= 3.10 on PATH, or say so.
@@ -44,10 +45,8 @@ def _warm_site_packages():
 
     # shiv's bootstrap: add it the way .pth files are honoured, then move it before the other site dirs.
     length = len(sys.path)
-    index = next(
-        (i for i, p in enumerate(sys.path) if os.path.splitext(os.path.basename(p))[0] in ("site-packages", "dist-packages")),
-        None,
-    ) or length
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in sys.path]
+    index = next((i for i, stem in enumerate(stems) if stem in ("site-packages", "dist-packages")), None) or length
     site.addsitedir(site_packages)
     sys.path = sys.path[:index] + sys.path[length:] + sys.path[index:length]
     return site_packages

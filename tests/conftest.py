@@ -37,6 +37,7 @@ behind (processes, test namespaces, veth interfaces, mounts, temp dirs).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -109,31 +110,43 @@ class E2E:
         return client.CoreV1Api(self.api_client())
 
 
-def _leak_snapshot(workdir: Path | None) -> dict[str, set[str]]:
+MARKER_ENV = "DEBUGX_E2E_SESSION"
+
+
+def _leak_snapshot(marker: str) -> dict[str, set[str]]:
     """What a test cluster could leave behind, as comparable sets (compared before/after the session).
 
-    Processes: those started by the cluster's helpers (their command line names tests/cluster/ or the
-    cluster's temp dir) and every process living in a PID namespace other than ours (containers)."""
+    Processes: every process carrying this session's marker in its environment (the kubelet's helpers,
+    exec'd commands, kubectl and the product started by tests inherit it) and all their descendants
+    (container processes get an environment of their own). Other clusters on the machine are not ours."""
     snap: dict[str, set[str]] = {"processes": set(), "veths": set(), "mounts": set()}
     me = os.getpid()
-    try:
-        my_pidns = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        my_pidns = ""
+    needle = f"{MARKER_ENV}={marker}".encode()
+    parent: dict[int, int] = {}
+    info: dict[int, str] = {}
+    marked: set[int] = set()
     for d in Path("/proc").iterdir():
         if not d.name.isdigit() or int(d.name) == me:
             continue
+        pid = int(d.name)
         try:
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
             cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            pidns = os.readlink(d / "ns" / "pid")
-            start = (d / "stat").read_text().rsplit(")", 1)[1].split()[19]
+            environ = (d / "environ").read_bytes()
         except (OSError, IndexError):
             continue
-        if not cmd:  # kernel threads and zombies
-            continue
-        ours = "tests/cluster/" in cmd or "-m tests.cluster" in cmd or bool(workdir and str(workdir) in cmd)
-        if ours or pidns != my_pidns:
-            snap["processes"].add(f"{d.name}@{start} {cmd[:200]}")
+        parent[pid] = int(stat[1])
+        info[pid] = f"{pid}@{stat[19]} {cmd[:160]}"
+        if needle in environ.split(b"\0"):
+            marked.add(pid)
+    for pid in parent:
+        p, hops = pid, 0
+        while p > 1 and hops < 64:
+            if p in marked:
+                if info[pid].split(" ", 1)[-1]:  # skip zombies and kernel threads (empty cmdline)
+                    snap["processes"].add(info[pid])
+                break
+            p, hops = parent.get(p, 0), hops + 1
     try:
         out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True,
                              timeout=10).stdout
@@ -143,7 +156,7 @@ def _leak_snapshot(workdir: Path | None) -> dict[str, set[str]]:
     try:
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             mnt = line.split()[4]
-            if "debugx-cluster-" in mnt or (workdir and str(workdir) in mnt):
+            if "debugx-cluster-" in mnt or "test-kubelet-" in mnt:
                 snap["mounts"].add(mnt)
     except OSError:
         pass
@@ -194,10 +207,13 @@ def e2e() -> Iterator[E2E]:
 
     from tests.cluster import TestCluster
 
-    before = _leak_snapshot(None)
+    marker = secrets.token_hex(8)
+    os.environ[MARKER_ENV] = marker  # inherited by every process the session starts (see _leak_snapshot)
+    before = _leak_snapshot(marker)
     cluster = TestCluster()
     cluster.start()
     workdir = cluster.workdir
+    kubelet_workdir = getattr(cluster.kubelet, "_workdir", None)
     env = E2E(cluster.kubeconfig, cluster.context, cluster.limited_context, image, nginx_image, cluster)
     created_namespaces = _SESSION_NAMESPACES
     try:
@@ -221,13 +237,14 @@ def e2e() -> Iterator[E2E]:
             problems.append(f"cluster stop failed: {e!r}")
 
         def leaks() -> dict[str, set[str]]:
-            after = _leak_snapshot(workdir)
+            after = _leak_snapshot(marker)
             return {k: after[k] - before[k] for k in after if after[k] - before[k]}
 
         _wait(lambda: not leaks(), 10)
         left_over = leaks()
-        if workdir is not None and workdir.exists():
-            left_over["temp dirs"] = {str(workdir)}
+        dirs = {str(d) for d in (workdir, kubelet_workdir) if d is not None and Path(d).exists()}
+        if dirs:
+            left_over["temp dirs"] = dirs
         for kind, items in left_over.items():
             problems.append(f"{kind} left behind: {sorted(items)}")
         if problems:
@@ -257,10 +274,8 @@ def make_namespace(e2e: E2E, request: pytest.FixtureRequest) -> Iterator[Callabl
 
     yield make
     for name in made:
-        try:
+        with contextlib.suppress(Exception):  # already gone, or the session teardown reports it
             e2e.api().delete_namespace(name)
-        except Exception:  # noqa: BLE001 - already gone, or the session teardown reports it
-            pass
     # The local cluster deletes fast: wait, so that a test's processes are gone before the next test.
     if e2e.cluster is not None:
         _wait(lambda: not any(_namespace_exists(e2e, n) for n in made), NAMESPACE_GONE_TIMEOUT)

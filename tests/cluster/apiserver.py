@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import copy
 import datetime as dt
 import hashlib
@@ -153,13 +154,8 @@ def parse_path(method: str, path: str, query) -> RequestInfo | None:
     name = rest[1] if len(rest) > 1 else None
     sub = rest[2] if len(rest) > 2 else ""
     tail = "/".join(rest[3:]) if len(rest) > 3 else ""
-    if resource == "namespaces" and name and not sub and namespace is None:
-        pass
     if method == "GET":
-        if name:
-            verb = "get"
-        else:
-            verb = "watch" if _truthy(query.get("watch")) else "list"
+        verb = "get" if name else "watch" if _truthy(query.get("watch")) else "list"
     else:
         verb = {"POST": "create", "PUT": "update", "PATCH": "patch",
                 "DELETE": "delete" if name else "deletecollection"}.get(method, method.lower())
@@ -268,7 +264,6 @@ class ApiServer:
     async def _init_objects(self) -> None:
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self._create_namespace_obj({"metadata": {"name": ns}})
-        self.store.create(None and "", None, {}) if False else None
         info = {
             "machineID": _read("/etc/machine-id"), "systemUUID": _read("/etc/machine-id"),
             "bootID": _read("/proc/sys/kernel/random/boot_id"), "kernelVersion": os.uname().release,
@@ -320,10 +315,8 @@ class ApiServer:
     # -- kubelet glue ------------------------------------------------------------------------------------
     def on_status(self, namespace: str, name: str, status: dict) -> None:
         """Kubelet callback (any thread)."""
-        try:
+        with contextlib.suppress(RuntimeError):  # loop closed: the cluster is stopping
             self._loop.call_soon_threadsafe(self._apply_status, namespace, name, copy.deepcopy(status))
-        except RuntimeError:  # loop closed: the cluster is stopping
-            pass
 
     def _apply_status(self, namespace: str, name: str, status: dict) -> None:
         pod = self.store.get("pods", namespace, name)
@@ -457,11 +450,8 @@ class ApiServer:
         return info.group in _GROUPS and any(r[0] == info.resource for r in _GROUPS[info.group])
 
     def _authorize(self, user: User, info: RequestInfo) -> None:
-        if info.resource == "namespaces" and info.namespace is None and info.name:
-            ns = info.name if info.subresource else None
-            ns = info.name
-        else:
-            ns = info.namespace
+        # A namespace object is authorized within itself (RBAC treats /namespaces/X as namespace X).
+        ns = info.name if info.resource == "namespaces" and info.namespace is None else info.namespace
         if self.authorizer.allowed(user, info.verb, info.group, info.resource, info.subresource, ns):
             return
         msg = forbidden_message(user, info.verb, info.group, info.resource, info.subresource, ns, info.name)
@@ -476,7 +466,7 @@ class ApiServer:
         r, sub, verb = info.resource, info.subresource, info.verb
         if info.group == "authorization.k8s.io":
             if verb != "create":
-                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource")
+                raise _method_not_allowed()
             return self._ssar(user, await _body(request))
         if (info.group, r) in _SIMPLE_KINDS:
             if r == "serviceaccounts" and sub == "token":
@@ -731,9 +721,8 @@ class ApiServer:
 
     def _delete_pod(self, pod: dict, grace: int | None) -> dict:
         ns, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
-        if pod["metadata"].get("deletionTimestamp"):
-            if grace != 0:
-                return pod
+        if pod["metadata"].get("deletionTimestamp") and grace != 0:
+            return pod
         if grace is None:
             grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
         phase = (pod.get("status") or {}).get("phase")
@@ -751,10 +740,8 @@ class ApiServer:
         pod = self.store.update("pods", ns, pod)
 
         def on_gone() -> None:
-            try:
+            with contextlib.suppress(RuntimeError):
                 self._loop.call_soon_threadsafe(self._pod_gone, ns, name, uid)
-            except RuntimeError:
-                pass
 
         self._kubelet_call("delete_pod", ns, name, grace, on_gone)
         # Safety net so that a kubelet that never reports back cannot wedge namespace deletion forever.
@@ -1201,8 +1188,8 @@ async def _body(request: web.Request, optional: bool = False):
             pass
     if "protobuf" in ctype or "cbor" in ctype:
         # Clients (kubectl) retry with JSON after a 415, which is all this server speaks.
-        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - '
-                       f'accepted media types include: application/json, application/yaml', {})
+        raise ApiError(415, "UnsupportedMediaType", 'the body of the request was in an unknown format - '
+                       'accepted media types include: application/json, application/yaml', {})
     raw = await request.read()
     if not raw:
         if optional:
@@ -1534,7 +1521,8 @@ def _pod_row(pod: dict) -> list:
                                              else f"ExitCode:{t.get('exitCode')}")
     if pod["metadata"].get("deletionTimestamp"):
         reason = "Terminating"
-    return [pod["metadata"]["name"], f"{ready}/{total}", reason, restarts, _age(pod["metadata"].get("creationTimestamp")),
+    age = _age(pod["metadata"].get("creationTimestamp"))
+    return [pod["metadata"]["name"], f"{ready}/{total}", reason, restarts, age,
             st.get("podIP") or "<none>", spec.get("nodeName") or "<none>", "<none>", "<none>"]
 
 

@@ -276,12 +276,18 @@ class Shim:
             self._finish()
             raise HelperError(msg)
         self.pid = int(line.split()[1])
+        try:
+            # signals go through a pidfd: never to a recycled PID once the container is gone
+            self._pidfd: int | None = os.pidfd_open(self.pid)
+        except ProcessLookupError:
+            self._pidfd = None
+        self._lock = threading.Lock()
         self.exit_code: int | None = None
         self._on_exit = on_exit
         threading.Thread(target=self._watch, name=f"shim-{self.pid}", daemon=True).start()
 
     def _watch(self) -> None:
-        code = 137
+        code = None
         with os.fdopen(self._status_fd, "rb", buffering=0) as f:
             for raw in iter(f.readline, b""):
                 line = raw.decode(errors="replace").strip()
@@ -289,11 +295,19 @@ class Shim:
                     self._reopened.set()
                 elif line.startswith("exit "):
                     code = int(line.split()[1])
+        if code is None:
+            # the shim died without reporting (killed, or a bug): make sure the container dies with it
+            self.signal(signal.SIGKILL)
+            code = 137
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        with self._lock:
+            if self._pidfd is not None:
+                os.close(self._pidfd)
+                self._pidfd = None
         self.exit_code = code
         self._on_exit(code)
 
@@ -306,8 +320,10 @@ class Shim:
             self.proc.wait()
 
     def signal(self, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, sig)
+        with self._lock:
+            if self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, sig)
 
     def reopen_log(self, timeout: float = 5.0) -> None:
         """Like the CRI ReopenContainerLog call: the shim reopens its log path; returns when it did."""
@@ -319,27 +335,9 @@ class Shim:
         self._reopened.wait(timeout)
 
     def kill_shim(self) -> None:
-        for pid in (self.pid, self.proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def resolve_command(root_pid: int, argv0: str, env: dict[str, str]) -> bool:
-    """Whether argv0 names an executable inside the container whose main process is root_pid."""
-    root = f"/proc/{root_pid}/root"
-    if "/" in argv0:
-        candidates = [argv0]
-    else:
-        path = env.get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        candidates = [os.path.join(d or ".", argv0) for d in path.split(":")]
-    for c in candidates:
-        p = root + (c if c.startswith("/") else "/" + c)
-        try:
-            if os.path.isfile(p) and os.access(p, os.X_OK):
-                return True
-        except OSError:
-            continue
-    return False
+        self.signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
 
 
 def exec_in(target_pid: int, spec: dict) -> subprocess.Popen[bytes]:
@@ -767,7 +765,12 @@ def helper_shim(spec: dict) -> None:
 
     # The log file and the reopen handler exist before anyone can ask for a reopen (SIGUSR1 would kill us).
     log = podlogs.CriLogFile(spec["log"])
-    signal.signal(signal.SIGUSR1, lambda *_: (log.reopen(), status("reopened")))
+
+    def on_reopen(*_: object) -> None:
+        log.reopen()
+        status("reopened")
+
+    signal.signal(signal.SIGUSR1, on_reopen)
     err_r, err_w = os.pipe()
     out_r, out_w = os.pipe()
     errs_r, errs_w = os.pipe()

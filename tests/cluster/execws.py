@@ -13,6 +13,7 @@ kills the process (real kubelets do not either): its output is then drained and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
@@ -135,17 +136,42 @@ def _wait_exit(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen) -> async
 
 def _grow_pipe(pipe) -> None:
     # A 1 MiB pipe instead of 64 KiB: fewer wake-ups of the writer and of us on bulk output.
-    try:
+    with contextlib.suppress(OSError):
         fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, 1 << 20)
-    except OSError:
-        pass
 
 
-async def _pipe_reader(loop: asyncio.AbstractEventLoop, pipe) -> asyncio.StreamReader:
+READ_SIZE = 8 * FRAME_PAYLOAD
+
+
+async def read_chunk(fd: int, size: int = READ_SIZE) -> bytes:
+    """One read of up to `size` bytes from a non-blocking pipe; b"" at EOF.
+
+    Reads straight with os.read while data is there and only parks on the event loop when the pipe is empty:
+    one syscall for up to 256 KiB, no intermediate buffer (bulk output is the common case)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            pass
+        ready = loop.create_future()
+        loop.add_reader(fd, _set_done, ready)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
+
+
+def _set_done(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def _prepare_pipe(pipe) -> int:
+    fd = pipe.fileno()
+    os.set_blocking(fd, False)
     _grow_pipe(pipe)
-    reader = asyncio.StreamReader(limit=1 << 20, loop=loop)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader, loop=loop), pipe)
-    return reader
+    return fd
 
 
 class ExecStream:
@@ -161,7 +187,7 @@ class ExecStream:
         self.stdout_sent = 0
         self._keep_task = keep_task
 
-    async def send(self, channel: int, data: bytes) -> None:
+    async def send(self, channel: int, data: bytes | memoryview) -> None:
         if not self.client_alive:
             return
         try:
@@ -169,7 +195,7 @@ class ExecStream:
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             self.client_alive = False
 
-    async def send_output(self, channel: int, data: bytes) -> None:
+    async def send_output(self, channel: int, data: bytes | memoryview) -> None:
         limit = self.faults.cut_after_bytes
         if channel == 1 and limit is not None and self.client_alive:
             room = limit - self.stdout_sent
@@ -186,12 +212,21 @@ class ExecStream:
         if channel == 1:
             self.stdout_sent += len(data)
 
-    async def pump(self, reader: asyncio.StreamReader, channel: int) -> None:
-        while True:
-            data = await reader.read(FRAME_PAYLOAD)
-            if not data:
-                return
-            await self.send_output(channel, data)
+    async def pump(self, pipe, channel: int) -> None:
+        fd = _prepare_pipe(pipe)
+        try:
+            while True:
+                data = await read_chunk(fd)
+                if not data:
+                    return
+                if len(data) <= FRAME_PAYLOAD:
+                    await self.send_output(channel, data)
+                    continue
+                view = memoryview(data)  # frames of at most 32 KiB, like the kubelet's io.Copy buffer
+                for i in range(0, len(data), FRAME_PAYLOAD):
+                    await self.send_output(channel, view[i:i + FRAME_PAYLOAD])
+        finally:
+            pipe.close()
 
     async def read_client(self, stdin_writer: asyncio.StreamWriter | None) -> None:
         try:
@@ -206,10 +241,10 @@ class ExecStream:
                             await stdin_writer.drain()
                         except ConnectionError:
                             stdin_writer = None
-                elif channel == 255 and self.proto == V5 and payload[:1] == b"\x00":
-                    if stdin_writer is not None:
-                        stdin_writer.close()
-                        stdin_writer = None
+                elif (channel == 255 and self.proto == V5 and payload[:1] == b"\x00"
+                      and stdin_writer is not None):
+                    stdin_writer.close()
+                    stdin_writer = None
                 # channel 4 (resize) and anything else: ignored, as without a tty the kubelet does.
         finally:
             self.client_alive = False
@@ -284,9 +319,9 @@ async def serve_exec(
             proc.stdin.close()
     pumps = []
     if proc.stdout is not None:
-        pumps.append(asyncio.ensure_future(stream.pump(await _pipe_reader(loop, proc.stdout), 1)))
+        pumps.append(asyncio.ensure_future(stream.pump(proc.stdout, 1)))
     if proc.stderr is not None:
-        pumps.append(asyncio.ensure_future(stream.pump(await _pipe_reader(loop, proc.stderr), 2)))
+        pumps.append(asyncio.ensure_future(stream.pump(proc.stderr, 2)))
     exited = _wait_exit(loop, proc)
     reader = asyncio.ensure_future(stream.read_client(stdin_writer))
     work = asyncio.ensure_future(_finish(stream, pumps, exited, req, proto, ws, reader))
@@ -316,10 +351,8 @@ async def _finish(stream: ExecStream, pumps: list[asyncio.Future], exited: async
 
 
 async def _close(ws: web.WebSocketResponse) -> None:
-    try:
+    with contextlib.suppress(Exception):  # the client may already be gone
         await ws.close(code=1000)
-    except Exception:  # noqa: BLE001 - the client may already be gone
-        pass
 
 
 def _drain_detached(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen,
@@ -327,11 +360,7 @@ def _drain_detached(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen,
     """The upgrade failed after the process started: let it run, discard its output, reap it."""
 
     async def drain() -> None:
-        pumps = []
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                r = await _pipe_reader(loop, pipe)
-                pumps.append(asyncio.ensure_future(_discard(r)))
+        pumps = [asyncio.ensure_future(_discard(pipe)) for pipe in (proc.stdout, proc.stderr) if pipe is not None]
         if proc.stdin is not None:
             proc.stdin.close()
         await _wait_exit(loop, proc)
@@ -341,6 +370,10 @@ def _drain_detached(loop: asyncio.AbstractEventLoop, proc: subprocess.Popen,
     keep_task(asyncio.ensure_future(drain()))
 
 
-async def _discard(reader: asyncio.StreamReader) -> None:
-    while await reader.read(1 << 16):
-        pass
+async def _discard(pipe) -> None:
+    fd = _prepare_pipe(pipe)
+    try:
+        while await read_chunk(fd, 1 << 16):
+            pass
+    finally:
+        pipe.close()

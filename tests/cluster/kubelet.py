@@ -230,6 +230,8 @@ class Kubelet:
     # ---- pods -----------------------------------------------------------------------------------------
 
     def run_pod(self, pod: dict) -> None:
+        if not self._started:
+            return  # stopped (or never started): nothing may be left running after stop()
         meta, spec = pod["metadata"], pod.get("spec") or {}
         p = Pod(meta.get("namespace", "default"), meta["name"], meta.get("uid") or secrets.token_hex(16),
                 spec, now_rfc3339())
@@ -447,12 +449,34 @@ class Kubelet:
         while not p.stop.is_set():
             if not self._pull(p, ctr):
                 return
+            error = self._config_error(p, ctr)
+            if error:
+                # the kubelet refuses before creating anything, and retries on every sync
+                with p.lock:
+                    ctr.state = {"waiting": {"reason": "CreateContainerConfigError", "message": error}}
+                self._emit(p)
+                if p.stop.wait(2.0):
+                    return
+                continue
             inst = self._start_instance(p, ctr)
             if inst is None:
                 return
             inst.exited.wait()
             if not self._after_exit(p, ctr, inst):
                 return
+
+    def _config_error(self, p: Pod, ctr: Ctr) -> str:
+        pod_sc = p.spec.get("securityContext") or {}
+        sc = ctr.spec.get("securityContext") or {}
+        non_root = sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))
+        if non_root and self._security(p, ctr)["user"]["uid"] == 0:
+            # every image here runs as root unless runAsUser says otherwise (kubelet verifyRunAsNonRoot)
+            if sc.get("runAsUser", pod_sc.get("runAsUser")) is None:
+                return (f'container has runAsNonRoot and image will run as root (pod: "{p.name}_{p.namespace}'
+                        f'({p.uid})", container: {ctr.name})')
+            return (f'container\'s runAsUser breaks non-root policy (pod: "{p.name}_{p.namespace}({p.uid})", '
+                    f"container: {ctr.name})")
+        return ""
 
     def _pull(self, p: Pod, ctr: Ctr) -> bool:
         if ctr.image_ok:
@@ -492,6 +516,7 @@ class Kubelet:
             logfile = self.layout.create_log(p.namespace, p.name, p.uid, ctr.name, restart)
             inst = Instance(restart, cid, logfile)
             spec = self._container_spec(p, ctr, logfile)
+        assert self._lifeline is not None
         try:
             shim = Shim(self._lifeline, spec, on_exit=lambda code: self._on_exit(p, ctr, inst, code))
         except (HelperError, OSError) as e:
@@ -602,7 +627,9 @@ class Kubelet:
 
     def _delete(self, p: Pod, grace: int, on_gone: Callable[[], None]) -> None:
         with p.lock:
-            live = [c.current for c in p.ctrs.values() if c.current is not None and c.current.running]
+            # running and backing-off containers are removed at once (their links go), finished ones at GC
+            live = [c.current for c in p.ctrs.values()
+                    if c.current is not None and (c.current.running or c.restart_pending)]
         self._kill_all(p, signal.SIGTERM)
         if not self._wait_dead(p, float(grace)):
             self._kill_all(p, signal.SIGKILL)
@@ -664,13 +691,9 @@ class Kubelet:
             holder, p.sandbox = p.sandbox, None
             execs, p.execs = p.execs, []
         for proc in execs:
+            # kill, but leave waiting and the pipes to the API server that holds this Popen
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()  # reap: no zombies left behind
-            for s in (proc.stdin, proc.stdout, proc.stderr):
-                if s is not None:
-                    with contextlib.suppress(OSError):
-                        s.close()
         for ctr in p.ctrs.values():
             for inst in (ctr.previous, ctr.current):
                 if inst is not None and inst.shim is not None and not inst.exited.is_set():

@@ -52,10 +52,12 @@ FIRST_IN_STEP = [
     "08-image-nosuch-ifnotpresent-watch",
     "10-create-node-debug-pod", "10-exec-curl-nginx-from-ephemeral", "10-pod-log-tail3",
 ]
-LAST_IN_STEP = ["05-ec-jsonpatch-add-ok", "10-get-pod-nginx-final", "11-delete-namespace-rec", "11-delete-namespace-rec-baseline",
+LAST_IN_STEP = ["05-ec-jsonpatch-add-ok", "10-get-pod-nginx-final", "11-delete-namespace-rec",
+                "11-delete-namespace-rec-baseline",
                 "11-delete-namespace-rec-restricted"]
 # Driven by the case that starts them (they run concurrently with it).
-COMPANION_CASES = {"09h-remote-kill-int-sender", "09h-remote-kill-term-sender", "09h2-remote-kill-fg-int-sender"}
+COMPANION_CASES = {"09h-remote-kill-int-sender", "09h-remote-kill-term-sender",
+                   "09h2-remote-kill-fg-int-sender"}
 
 # (case-name regex, JSON path) -> why it differs. Paths use [] for list elements.
 KNOWN_SHAPE_DIFFERENCES = {
@@ -101,10 +103,9 @@ class Replay:
         cfg = yaml.safe_load(Path(e2e.kubeconfig).read_text())
         self.server = cfg["clusters"][0]["cluster"]["server"]
         ca = base64.b64decode(cfg["clusters"][0]["cluster"]["certificate-authority-data"])
-        self._ca_file = tempfile.NamedTemporaryFile(suffix=".crt", delete=False)
-        self._ca_file.write(ca)
-        self._ca_file.close()
-        self.ca_path = self._ca_file.name
+        fd, self.ca_path = tempfile.mkstemp(suffix=".crt")
+        with os.fdopen(fd, "wb") as f:
+            f.write(ca)
         self.admin_token = next(u["user"]["token"] for u in cfg["users"] if u["name"] == "debugx-admin")
         self.sa_token: str | None = None
         self.http = requests.Session()
@@ -293,7 +294,7 @@ def compare_status(rec: dict, ours: dict) -> None:
             assert od.get(k) == rd.get(k), f"details.{k}: recorded {rd.get(k)!r}, ours {od.get(k)!r}"
         rc, oc = rd.get("causes") or [], od.get("causes") or []
         assert [(c.get("reason"), c.get("field")) for c in oc] == [(c.get("reason"), c.get("field")) for c in rc]
-        for r, o in zip(rc, oc):
+        for r, o in zip(rc, oc, strict=True):
             assert norm_message(o.get("message", "")) == norm_message(r.get("message", ""))
 
 

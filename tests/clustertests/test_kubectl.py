@@ -141,7 +141,7 @@ def test_get_watch_sees_deletion(e2e, namespace, make_pod) -> None:
     make_pod(namespace, "web")
     proc = subprocess.Popen(
         ["kubectl", "--kubeconfig", str(e2e.kubeconfig), *(["--context", e2e.context] if e2e.context else []),
-         "-n", namespace, "get", "pods", "--watch", "-o", "name", "--output-watch-events"],
+         "-n", namespace, "get", "pods", "--watch", "--output-watch-events"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1)

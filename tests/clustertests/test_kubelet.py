@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import podlogs
 from tests.cluster.kubelet import ContainerNotFound, ContainerNotRunning, Kubelet
 
 if os.geteuid() != 0:
@@ -214,7 +215,8 @@ def test_start_error_and_empty_dir(node):
              sleeper("b", volumeMounts=[{"name": "shared", "mountPath": "/data"}])],
             restartPolicy="Never", volumes=[{"name": "shared", "emptyDir": {}}])
     ns, name = node.run(p)
-    st = node.wait(ns, name, lambda s: "terminated" in ctr_state(s, "bad")["state"] and running("b")(s))
+    st = node.wait(ns, name, lambda s: "terminated" in ctr_state(s, "bad")["state"] and running("a")(s)
+                   and running("b")(s))
     term = ctr_state(st, "bad")["state"]["terminated"]
     assert term["exitCode"] == 128 and term["reason"] == "StartError"
     assert 'exec: "nosuchcommand": executable file not found in $PATH' in term["message"]
@@ -335,6 +337,14 @@ def test_run_as_user(node):
     _, out, _ = node.exec(ns, name, "override", ["ps", "-o", "user=", "-p", "1"])
     assert out.strip() == b"2000"
     node.delete(ns, name)
+    # runAsNonRoot without a user: every image here runs as root, so the kubelet refuses (as a real one)
+    p = pod([sleeper("nonroot", securityContext={"runAsNonRoot": True})])
+    ns, name = node.run(p)
+    st = node.wait(ns, name, lambda s: "CreateContainerConfigError" in json.dumps(s))
+    assert ctr_state(st, "nonroot")["state"]["waiting"]["message"] == (
+        f'container has runAsNonRoot and image will run as root (pod: "{name}_{ns}({p["metadata"]["uid"]})", '
+        "container: nonroot)")
+    node.delete(ns, name)
 
 
 def read_records(path: Path) -> list[tuple[str, str, bytes]]:
@@ -380,6 +390,38 @@ def test_cri_log_lines_and_split(node):
     node.delete(ns, name)
 
 
+def test_cri_writer_splits_exactly_whatever_the_chunking():
+    stream = b"short\n" + b"x" * 16384 + b"\n" + b"y" * 32768 + b"\n" + b"z" * 16385 + b"\n\n" + b"tail"
+    for chunk in (1, 7, 4096, 16384, 65536):
+        records: list[bytes] = []
+        w = podlogs.CriWriter(records.append)
+        for i in range(0, len(stream), chunk):
+            w.feed("stdout", stream[i:i + chunk])
+        w.close_stream("stdout")
+        lines = b"".join(records).split(b"\n")[:-1]
+        got = [(m.group(5), len(m.group(6))) for m in map(CRI_LINE.match, lines)]
+        assert got == [(b"F", 5), (b"F", 16384), (b"P", 16384), (b"F", 16384), (b"P", 16384), (b"F", 1),
+                       (b"F", 0), (b"P", 4)], chunk
+
+
+def test_timestamps_carry_the_local_offset():
+    old = os.environ.get("TZ")
+    try:
+        os.environ["TZ"] = "Asia/Kolkata"
+        time.tzset()
+        ts = podlogs.timestamp(1_795_000_000_120_000_000)
+        assert ts == time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(1_795_000_000)) + ".12+05:30"
+        os.environ["TZ"] = "UTC"
+        time.tzset()
+        assert podlogs.timestamp(1_795_000_000_000_000_000).endswith(":40Z")
+    finally:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+
 def test_rotation_naming_and_gzip(node):
     p = pod([{"name": "out", "image": DEBUG,
               "command": ["sh", "-c", "i=0; while :; do echo line$i; i=$((i+1)); sleep 0.01; done"]}])
@@ -391,7 +433,8 @@ def test_rotation_naming_and_gzip(node):
     first = sorted(live.parent.iterdir())
     assert [f.name for f in first][0] == "0.log" and len(first) == 2
     assert re.fullmatch(r"0\.log\.\d{8}-\d{6}", first[1].name)
-    assert first[1].name[6:] == time.strftime("%Y%m%d-%H%M", time.localtime())[:13] + first[1].name[19:]
+    rotated_at = time.mktime(time.strptime(first[1].name[6:], "%Y%m%d-%H%M%S"))  # local time, like the kubelet
+    assert abs(time.time() - rotated_at) < 5
     time.sleep(0.3)
     node.kubelet.rotate_logs(ns, name, "out")
     time.sleep(0.3)

@@ -141,7 +141,7 @@ def test_cut_stream_leaves_a_valid_partial_pcap(e2e, web, tmp_path: Path):
 
 def test_baseline_namespace_uses_the_baseline_profile(e2e, make_namespace, make_pod, tmp_path: Path):
     namespace = make_namespace({"pod-security.kubernetes.io/enforce": "baseline"})
-    pod = make_pod(namespace, "web")
+    pod = make_pod(namespace, "web")["metadata"]["name"]
     result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "b.pcap"), "--duration", "2s")
     assert result.returncode == 0, result.stderr
     assert b"Using profile baseline" in result.stderr
@@ -152,11 +152,14 @@ def test_baseline_namespace_uses_the_baseline_profile(e2e, make_namespace, make_
 
 def test_restricted_namespace_is_refused_before_anything_is_created(e2e, make_namespace, make_pod, tmp_path):
     namespace = make_namespace({"pod-security.kubernetes.io/enforce": "restricted"})
+    restricted_container = {
+        "name": "main", "image": e2e.image, "command": ["sleep", "600"],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
     pod = make_pod(
-        namespace, "locked", image=e2e.image, command=["sleep", "600"],
+        namespace, "locked", image=e2e.image, containers=[restricted_container],
         securityContext={"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-        container_security_context={"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-    )
+    )["metadata"]["name"]
     out = tmp_path / "r.pcap"
     result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out))
     stderr = result.stderr.decode()
@@ -226,8 +229,7 @@ def test_invalid_filter_reports_tcpdump_message(e2e, nginx_pod, tmp_path):
     result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "-f", "tcp port eighty(")
     stderr = result.stderr.decode()
     assert result.returncode == 6, stderr
-    assert stderr.splitlines()[-1].startswith("error: tcpdump: ")
-    assert "syntax error" in stderr or "parse" in stderr
+    assert stderr.splitlines()[-1] == "error: tcpdump: unknown port 'eighty'"
     assert not out.exists()
 
 

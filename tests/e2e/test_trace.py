@@ -84,7 +84,7 @@ def test_trace_nginx_workers_during_a_request_then_detach(e2e, web, tmp_path: Pa
     summary = json.loads(stdout)
     assert summary["profile"] == "general"
     assert summary["lines_written"] == len(trace.splitlines())
-    assert len(summary["attached"]) >= workers
+    assert len(summary["traced"]) == workers
     assert summary["stopped_by"] == "Ctrl-C (SIGINT)"
     # The tracees go on: nginx still answers, and nothing of ours is left attached or running.
     assert get(e2e, namespace, pod, traffic) == "200"
@@ -214,3 +214,54 @@ def test_dry_run_changes_nothing(e2e, nginx_pod):
     assert b"SYS_PTRACE" in result.stdout
     assert b"Dry run: profile general; would trace" in result.stderr
     assert ephemeral_names(e2e, namespace, pod) == []
+
+
+def test_sigterm_detaches_too(e2e, web):
+    namespace, pod, traffic = web
+    proc = start_debugx(e2e, "trace", pod, "-n", namespace, "--process", WORKERS, "-o", "-", stdout=subprocess.PIPE)
+    wait_attached(proc, nginx_workers(e2e, namespace, pod, traffic))
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert b"stopped by SIGTERM" in stderr
+    assert get(e2e, namespace, pod, traffic) == "200"
+    assert_nothing_left(e2e, namespace, pod, traffic)
+
+
+def test_trace_ends_when_the_traced_process_exits(e2e, nginx_pod):
+    namespace, pod = nginx_pod
+    warm = debugx(e2e, "trace", pod, "-n", namespace, "--duration", "1s")  # the debug container, reused below
+    assert warm.returncode == 0, warm.stderr
+    sleeper = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(e2e.kubeconfig), *(["--context", e2e.context] if e2e.context else []),
+         "exec", "-n", namespace, pod, "-c", "nginx", "--", "sleep", "8"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 6
+        while True:
+            result = debugx(e2e, "trace", pod, "-n", namespace, "--process", "sleep 8", timeout=60)
+            if result.returncode != 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert result.returncode == 0, result.stderr
+        assert b"stopped by the traced processes exiting" in result.stderr
+        assert b"+++ exited with 0 +++" in result.stdout
+    finally:
+        sleeper.wait(timeout=30)
+
+
+def test_non_root_pod_is_traced_from_a_root_debug_container(e2e, namespace, make_pod):
+    make_pod(namespace, "app", image=e2e.image, command=["sh", "-c", "while true; do sleep 0.5; done"],
+             securityContext={"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True})
+    result = debugx(e2e, "trace", "app", "-n", namespace, "--duration", "3s")
+    assert result.returncode == 0, result.stderr
+    assert b"Note: the pod runs as non-root, so the debug container runs as root (runAsUser: 0)" in result.stderr
+    assert b"1 process traced" in result.stderr
+    assert b"wait4(" in result.stdout
+    [ec] = debugx_containers(e2e, namespace, "app")
+    pod_obj = e2e.api().read_namespaced_pod("app", namespace)
+    [spec] = [c for c in e2e.api().api_client.sanitize_for_serialization(pod_obj)["spec"]["ephemeralContainers"]
+              if c["name"] == ec]
+    assert spec["securityContext"] == {"capabilities": {"add": ["SYS_PTRACE"]}, "runAsUser": 0,
+                                       "runAsNonRoot": False}

@@ -815,3 +815,149 @@ def test_decode_report_shape_is_what_the_summary_reads():
     report = DecodeReport((FileReport("0.log", 10, 1),), 1, 0, 0, 0, 0)
     assert (report.lines, report.stderr_lines, report.unterminated, report.malformed, report.before_since) == (
         1, 0, 0, 0, 0)
+
+
+# ---------------------------------------------------------------------------------------------- node pod exec
+
+
+class FakeWs:
+    """Just enough of websocket.WebSocket for execstream.pump: a readable socket and queued frames."""
+
+    def __init__(self, frames: list[bytes]) -> None:
+        import socket
+
+        self.sock, self._peer = socket.socketpair()
+        self._peer.send(b"!")  # always readable: select() returns at once
+        self.frames = list(frames)
+
+    def recv_data_frame(self, _control: bool) -> tuple[int, Any]:
+        from types import SimpleNamespace
+
+        from websocket import ABNF
+
+        if not self.frames:
+            return ABNF.OPCODE_CLOSE, SimpleNamespace(data=b"")
+        return ABNF.OPCODE_BINARY, SimpleNamespace(data=self.frames.pop(0))
+
+
+class FakeConn:
+    protocol = "v5.channel.k8s.io"
+
+    def __init__(self, stdout: bytes = b"", stderr: bytes = b"", status: dict | None = None,
+                 chunk: int = 1000) -> None:
+        frames = [b"\x01"]  # every stream starts with an empty stdout frame (09a-exec-*)
+        frames += [b"\x01" + stdout[i:i + chunk] for i in range(0, len(stdout), chunk)]
+        if stderr:
+            frames.append(b"\x02" + stderr)
+        frames.append(b"\x03" + json.dumps(status or {"metadata": {}, "status": "Success"}).encode())
+        self.ws = FakeWs(frames)
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+        self.ws.sock.close()
+        self.ws._peer.close()
+
+
+def tar_of(files: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o640, 1795763990
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+class ScriptedPodSource(nodefetch.PodSource):
+    """A PodSource whose exec answers come from a table keyed by the command's first word."""
+
+    def __init__(self, answers: dict[str, FakeConn]) -> None:
+        super().__init__(None, "kube-system", "debugx-nodelogs-abcde",  # type: ignore[arg-type]
+                         nodefetch.NodePodRecord("kube-system", "debugx-nodelogs-abcde"))
+        self.answers = answers
+        self.commands: list[list[str]] = []
+
+    def _open(self, command: list[str]) -> Any:
+        self.commands.append(command)
+        return self.answers[command[0]]
+
+
+def test_pod_source_lists_with_ls_and_copies_with_tar(tmp_path):
+    big = cri("19:30.1", "stdout", "F", "x" * 50000)
+    tree = {f"{POD_DIR}/nginx/0.log": big, f"{POD_DIR}/nginx/0.log.20261127-071930.gz": gzip.compress(big)}
+    source = ScriptedPodSource({
+        "ls": FakeConn(b"nginx/\nside/\n"),
+        "tar": FakeConn(tar_of(tree), stderr=b"tar: 0.log: file changed as we read it\n",
+                        status={"status": "Failure", "reason": "NonZeroExitCode",
+                                "details": {"causes": [{"reason": "ExitCode", "message": "1"}]}}),
+    })
+    assert source.list_dir(POD_DIR) == [Entry("nginx", True), Entry("side", True)]
+    report = source.fetch(tmp_path, POD_DIR, ["nginx"])
+    assert source.commands == [
+        ["ls", "-1Ap", f"/host/var/log/pods/{POD_DIR}/"],
+        ["tar", "-C", "/host/var/log/pods", "-cf", "-", f"{POD_DIR}/nginx"],
+    ]
+    assert report == ExtractReport(tuple(ExtractedFile(name, len(data)) for name, data in tree.items()), (), ())
+    for name, data in tree.items():
+        assert (tmp_path / name).read_bytes() == data
+    assert source.notes == ["tar: tar: 0.log: file changed as we read it"]
+
+
+def test_pod_source_missing_directory_is_none():
+    source = ScriptedPodSource({"ls": FakeConn(stderr=b"ls: /host/var/log/pods/x/: No such file or directory\n",
+                                               status={"status": "Failure", "reason": "NonZeroExitCode",
+                                                       "details": {"causes": [{"reason": "ExitCode",
+                                                                               "message": "1"}]}})})
+    assert source.list_dir("x") is None
+
+
+def test_pod_source_image_without_tar(tmp_path):
+    source = ScriptedPodSource({"tar": FakeConn(status={
+        "status": "Failure", "reason": "InternalError",
+        "message": 'Internal error occurred: error executing command in container: failed to exec in container: '
+                   'exec: "tar": executable file not found in $PATH'})})
+    with pytest.raises(nodefetch.RemoteFailed) as e:
+        source.fetch(tmp_path, POD_DIR, ["nginx"], whole=True)
+    assert str(e.value) == ("the node pod's image has no tar: choose an image with sh, ls and tar with --image")
+
+
+def test_pod_source_refuses_a_tar_stream_that_leaves_the_tree(tmp_path):
+    source = ScriptedPodSource({"tar": FakeConn(tar_of({"../escape": b"x" * 5000}))})
+    (tmp_path / "dest").mkdir()
+    with pytest.raises(nodefetch.logtree.UnsafeMemberError, match="'..' in the path"):
+        source.fetch(tmp_path / "dest", POD_DIR, ["nginx"])
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dest"]
+
+
+def test_pod_source_on_docker_skips_the_symlinks_and_copies_docker_files(tmp_path):
+    link = f"/var/lib/docker/containers/{CID1}/{CID1}-json.log"
+    docker_line = b'{"log":"hello\\n","stream":"stdout","time":"2026-11-27T07:19:30.1Z"}\n'
+    source = ScriptedPodSource({
+        "tar": FakeConn(tar_of({}, links={f"{POD_DIR}/nginx/1.log": link})),
+        "sh": FakeConn(f"{CID1}/{CID1}-json.log\n{CID1}/{CID1}-json.log.1\n{CID1}/config.v2.json\n".encode()),
+    })
+    report = source.fetch(tmp_path, POD_DIR, ["nginx"], whole=True, docker=True)
+    assert report == ExtractReport((), (), (SkippedMember(
+        f"{POD_DIR}/nginx/1.log", f"symbolic link to {link}, outside the log tree"),))
+    source.answers["tar"] = FakeConn(tar_of({f"containers/{CID1}/{CID1}-json.log.1": docker_line,
+                                             f"containers/{CID1}/{CID1}-json.log": docker_line}))
+    report = source.fetch_docker(tmp_path, [CID1, "not-an-id"])
+    assert source.commands[-2:] == [
+        ["sh", "-c", 'cd /host/var/lib/docker/containers || exit 3; for id; do for f in "$id/$id"-json.log*; do '
+                     '[ -f "$f" ] && echo "$f"; done; done; true', "sh", CID1],
+        ["tar", "-C", "/host/var/lib/docker", "-cf", "-", f"containers/{CID1}/{CID1}-json.log",
+         f"containers/{CID1}/{CID1}-json.log.1"],
+    ]
+    assert report == ExtractReport(
+        (ExtractedFile(f"docker/containers/{CID1}/{CID1}-json.log.1", len(docker_line)),
+         ExtractedFile(f"docker/containers/{CID1}/{CID1}-json.log", len(docker_line))),
+        (), ())
+    assert (tmp_path / "docker" / "containers" / CID1 / f"{CID1}-json.log").read_bytes() == docker_line

@@ -473,3 +473,50 @@ def test_ptrace_scope_3_stops_before_anything_is_created(monkeypatch):
     with pytest.raises(RemoteFailed, match="ptrace_scope is 3"):
         trace_mod.run(kube, TraceOptions(pod="web"), Talk(quiet=True))  # type: ignore[arg-type]
     assert [dry for _, dry in kube.patches] == [True]
+
+
+def test_summary_text():
+    workers = Selection((WORKER1, WORKER2), "")
+    assert trace_mod.summary_text(workers, [29, 30], 20, 3058, "stdout", 12.04, "Ctrl-C (SIGINT)", "general",
+                                  "debugx-abcde") == (
+        "2 processes traced (PID 29, 30); 20 lines (3058 bytes) written to stdout; 12.0s; stopped by Ctrl-C "
+        "(SIGINT); profile general, container debugx-abcde")
+    assert trace_mod.summary_text(Selection((MASTER,), ""), [1, 31, 32], 5, 400, "t.txt", 3.0, "", "sysadmin",
+                                  "debugx-abcde") == (
+        "1 process traced (PID 1) and 2 of its threads or children followed; 5 lines (400 bytes) written to "
+        "t.txt; 3.0s; profile sysadmin, container debugx-abcde")
+    assert trace_mod.summary_text(workers, [], 0, 0, "stdout", 0.2, "", "baseline", "debugx-abcde") == (
+        "0 processes traced; 0 lines (0 bytes) written to stdout; 0.2s; profile baseline, container debugx-abcde")
+
+
+class StartingKube(FakeKube):
+    """Adds the ephemeral container and reports it running at once."""
+
+    def add_ephemeral_container(self, namespace, pod_name, patch, dry_run=False):
+        self.patches.append((patch, dry_run))
+        pod_obj = copy.deepcopy(self.pod)
+        [container] = patch["spec"]["ephemeralContainers"]
+        pod_obj["spec"]["ephemeralContainers"].append(container)
+        pod_obj["status"]["ephemeralContainerStatuses"].append(
+            {"name": container["name"], "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}})
+        return pod_obj
+
+
+def test_strace_missing_in_the_image(monkeypatch):
+    kube = StartingKube(pod())
+    probes = {"nginx": None, "debug": Probe(self_pid=9, ptrace_scope=0, strace="", procs=(MASTER,))}
+    monkeypatch.setattr(trace_mod, "_probe", lambda k, t, c: probes["nginx" if c == "nginx" else "debug"])
+    with pytest.raises(RemoteFailed) as err:
+        trace_mod.run(kube, TraceOptions(pod="web", image="busybox:1.36"), Talk(quiet=True))  # type: ignore[arg-type]
+    assert str(err.value) == "strace is not in image busybox:1.36: choose an image that has it with --image"
+    assert [dry for _, dry in kube.patches] == [True, False]
+
+
+def test_tool_failures():
+    fail = trace_mod._tool_failure
+    assert fail(127, "command terminated with non-zero exit code", "", "busybox") == (
+        "strace is not in image busybox: choose an image that has it with --image")
+    assert fail(None, 'exec: "sh": executable file not found in $PATH', "", "distroless") == (
+        "image distroless has no sh: choose an image with sh and strace with --image")
+    assert fail(1, "", "strace: invalid system call 'nosuch'", "x") == "strace: invalid system call 'nosuch'"
+    assert fail(1, "", "", "x") == "strace failed (exit code 1)"

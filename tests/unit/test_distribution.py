@@ -1,0 +1,434 @@
+"""Distribution: the krew manifest against krew's validation rules, an install done the way krew does it, the
+krew archive's layout, the zipapp's contents and interpreter check, kubectl's plugin discovery and completion,
+and the housekeeping of old shiv extractions.
+
+Tests of built artefacts use the build next to $DEBUGX_EXECUTABLE (set by `./build.sh test`) or dist/, and are
+skipped when there is none. Reproducibility (two builds, equal sha256) is checked by bench/reproducible.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubectl_debugx import __version__, _shiv
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "krew" / "debugx.yaml"
+
+# --- krew's rules (sigs.k8s.io/krew: pkg/constants, internal/index/validation/validate.go,
+# internal/installation/semver, cmd/validate-krew-manifest, internal/download, internal/installation) -------
+KREW_API_VERSION = "krew.googlecontainertools.github.com/v1alpha2"
+SAFE_NAME = re.compile(r"^[\w-]+$")
+WINDOWS_FORBIDDEN = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+SHA256 = re.compile(r"^[a-f0-9]{64}$")
+# krew's semver.Parse: a leading "v", then k8s.io/apimachinery's ParseSemantic.
+SEMVER = re.compile(
+    r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+# validate-krew-manifest: every platform must match one of these, and no two platforms may overlap.
+KREW_PLATFORMS = [
+    ("darwin", "386"), ("darwin", "amd64"), ("darwin", "arm64"), ("linux", "386"), ("linux", "amd64"),
+    ("linux", "arm"), ("linux", "arm64"), ("linux", "ppc64le"), ("windows", "386"), ("windows", "amd64"),
+]
+LICENSE_NAMES = {"license", "license.txt", "license.md", "licenses", "licence", "licence.txt", "licence.md",
+                 "licences", "copying", "copying.txt", "copying.md"}
+
+
+def validate_plugin(name: str, p: dict[str, Any]) -> None:
+    """krew's ValidatePlugin + validatePlatform + validateSelector + validate-krew-manifest's extra checks."""
+    assert p.get("apiVersion") == KREW_API_VERSION
+    assert p.get("kind") == "Plugin"
+    assert SAFE_NAME.match(name) and name.upper() not in WINDOWS_FORBIDDEN
+    assert p["metadata"]["name"] == name, "plugin name must equal the file name"
+    spec = p["spec"]
+    assert spec.get("shortDescription"), "should have a short description"
+    assert not re.search(r"[\r\n]", spec["shortDescription"]), "short description must be one line"
+    assert spec.get("description"), "krew-index requires a description"
+    assert spec.get("platforms"), "should have a platform specified"
+    assert SEMVER.match(str(spec.get("version", ""))), f"version {spec.get('version')!r} is not semver with v"
+    for pl in spec["platforms"]:
+        assert pl.get("uri"), "`uri` has to be set"
+        assert SHA256.match(str(pl.get("sha256", ""))), "`sha256` must be 64 lowercase hex"
+        assert pl.get("bin"), "`bin` has to be set"
+        files = pl.get("files")
+        if files is not None:
+            assert files, "`files` has to be unspecified or non-empty"
+            for op in files:
+                assert op.get("from") and op.get("to"), "`from` and `to` have to be set"
+        sel = pl.get("selector")
+        assert sel, "nil or empty selector is not supported"
+        assert sel.get("matchLabels") or sel.get("matchExpressions"), "empty selector is not supported"
+        keys = list((sel.get("matchLabels") or {}).keys()) + [e["key"] for e in sel.get("matchExpressions") or []]
+        assert set(keys) <= {"os", "arch"}, f"unsupported selector keys {keys}"
+        assert any(selector_matches(sel, os_, arch) for os_, arch in KREW_PLATFORMS), "matches no platform"
+    for os_, arch in KREW_PLATFORMS:
+        matching = [pl for pl in spec["platforms"] if selector_matches(pl["selector"], os_, arch)]
+        assert len(matching) <= 1, f"platforms overlap on {os_}/{arch}"
+
+
+def selector_matches(sel: dict[str, Any], os_: str, arch: str) -> bool:
+    """A metav1.LabelSelector evaluated against the labels {os, arch}, as krew does."""
+    labels = {"os": os_, "arch": arch}
+    for k, v in (sel.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in sel.get("matchExpressions") or []:
+        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and labels.get(key) in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def render_template(sha: str = "0" * 64) -> dict[str, Any]:
+    text = TEMPLATE.read_text()
+    for key, value in {"VERSION": __version__, "SHA256": sha, "HOMEPAGE": "https://example.com/debugx",
+                       "URI": f"https://example.com/kubectl-debugx-{__version__}.tar.gz"}.items():
+        text = text.replace("{{" + key + "}}", value)
+    assert "{{" not in text
+    return dict(yaml.safe_load(text))
+
+
+def krew_install(manifest: dict[str, Any], archive: Path, krew_root: Path, os_: str = "linux",
+                 arch: str = "amd64") -> Path:
+    """What `kubectl krew install --manifest=M --archive=A` does: pick the platform, verify the sha256, sniff
+    and extract the archive, apply `files`, move into the store, link `bin`. Returns the link."""
+    name = manifest["metadata"]["name"]
+    version = manifest["spec"]["version"]
+    platform = next(pl for pl in manifest["spec"]["platforms"] if selector_matches(pl["selector"], os_, arch))
+    data = archive.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == platform["sha256"], "checksum does not match"
+    assert data[:2] == b"\x1f\x8b", "krew sniffs the type: must be application/x-gzip"
+    staging = krew_root / "tmp" / name
+    staging.mkdir(parents=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            if member.name == "pax_global_header":
+                continue
+            assert not member.name.startswith("/") and ".." not in Path(member.name).parts, "suspicious path"
+            target = staging / member.name
+            if member.isdir():
+                target.mkdir(parents=True, exist_ok=True, mode=member.mode)
+            elif member.isreg():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                assert src is not None
+                fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, member.mode)
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(src, out)
+            else:
+                raise AssertionError(f"krew cannot handle tar entry type {member.type!r} ({member.name})")
+    install = krew_root / "store" / name / version
+    install.mkdir(parents=True)
+    for op in platform.get("files") or [{"from": "*", "to": "."}]:
+        matches = sorted(staging.glob(op["from"]))
+        assert matches, f"files: {op['from']} matches nothing"
+        dest = (install / op["to"]).resolve()
+        assert dest == install.resolve() or install.resolve() in dest.parents, "files: `to` escapes"
+        for m in matches:
+            shutil.move(str(m), str(dest / m.name))
+    installed = {p.name.lower() for p in install.iterdir()}
+    assert installed & LICENSE_NAMES, "validate-krew-manifest requires a LICENSE file among the installed files"
+    bin_path = install / platform["bin"]
+    assert bin_path.is_file() and os.access(bin_path, os.X_OK), "bin must be an executable file"
+    link = krew_root / "bin" / ("kubectl-" + name.replace("-", "_"))
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(bin_path)
+    return link
+
+
+# --- the template ------------------------------------------------------------------------------------
+
+
+def test_template_passes_krew_validation() -> None:
+    validate_plugin(TEMPLATE.stem, render_template())
+
+
+def test_template_content() -> None:
+    spec = render_template()["spec"]
+    assert spec["version"] == f"v{__version__}"
+    [platform] = spec["platforms"]
+    for os_ in ("linux", "darwin"):
+        for arch in ("amd64", "arm64"):
+            assert selector_matches(platform["selector"], os_, arch)
+    assert not selector_matches(platform["selector"], "windows", "amd64")
+    assert not selector_matches(platform["selector"], "linux", "arm")
+    assert platform["bin"] == "kubectl-debugx"
+    assert [f["from"] for f in platform["files"]] == ["kubectl-debugx", "LICENSE"]
+    caveats = spec["caveats"]
+    assert "3.10" in caveats
+    for needed in ("pods/ephemeralcontainers patch", "pods/exec get, create", "nodes get", "nodes/proxy get"):
+        assert needed in caveats
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda p: p.update(apiVersion="krew.googlecontainertools.github.com/v1alpha1"),
+        lambda p: p.update(kind="Plugins"),
+        lambda p: p["metadata"].update(name="debug-x"),
+        lambda p: p["spec"].update(version="0.1.0"),
+        lambda p: p["spec"].update(shortDescription="two\nlines"),
+        lambda p: p["spec"]["platforms"][0].update(sha256="A" * 64),
+        lambda p: p["spec"]["platforms"][0]["selector"].update(matchExpressions=[{"key": "distro", "operator": "In",
+                                                                                 "values": ["x"]}]),
+        lambda p: p["spec"]["platforms"].append(dict(p["spec"]["platforms"][0])),
+    ],
+)
+def test_validator_rejects_what_krew_rejects(breakage: Any) -> None:
+    manifest = render_template()
+    breakage(manifest)
+    with pytest.raises(AssertionError):
+        validate_plugin("debugx", manifest)
+
+
+# --- built artefacts ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dist() -> Path:
+    exe = os.environ.get("DEBUGX_EXECUTABLE")
+    where = Path(exe).parent if exe else ROOT / "dist"
+    if not (where / "kubectl-debugx").is_file() or not (where / "debugx.yaml").is_file():
+        pytest.skip("no build: run ./build.sh")
+    return where
+
+
+@pytest.fixture(scope="module")
+def built_manifest(dist: Path) -> dict[str, Any]:
+    return dict(yaml.safe_load((dist / "debugx.yaml").read_text()))
+
+
+def _archive(dist: Path) -> Path:
+    return dist / f"kubectl-debugx-{__version__}.tar.gz"
+
+
+def test_built_manifest_is_valid_and_names_the_archive(dist: Path, built_manifest: dict[str, Any]) -> None:
+    validate_plugin("debugx", built_manifest)
+    [platform] = built_manifest["spec"]["platforms"]
+    archive = _archive(dist)
+    assert platform["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert platform["uri"].endswith("/" + archive.name)
+    assert built_manifest["spec"]["version"] == f"v{__version__}"
+
+
+def test_archive_layout(dist: Path) -> None:
+    archive = _archive(dist)
+    raw = archive.read_bytes()
+    assert raw[4:8] == b"\0\0\0\0" and not raw[3] & 0x08, "gzip -n: no time stamp, no file name"
+    with tarfile.open(archive, "r:gz") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["kubectl-debugx", "LICENSE"]
+        exe, lic = members
+        assert exe.isreg() and exe.mode == 0o755 and lic.mode == 0o644
+        assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+        assert len({m.mtime for m in members}) == 1
+        body = tar.extractfile(exe)
+        assert body is not None and body.read() == (dist / "kubectl-debugx").read_bytes()
+    with gzip.open(archive) as g:
+        g.read()
+
+
+def test_krew_install_then_run(dist: Path, built_manifest: dict[str, Any], tmp_path: Path) -> None:
+    for os_, arch in (("linux", "amd64"), ("darwin", "arm64")):
+        root = tmp_path / f"krew-{os_}-{arch}"
+        link = krew_install(built_manifest, _archive(dist), root, os_, arch)
+        assert link.name == "kubectl-debugx"
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"), KUBECONFIG=str(tmp_path / "none"))
+    link = tmp_path / "krew-linux-amd64" / "bin" / "kubectl-debugx"
+    out = subprocess.run([str(link), "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: kubectl debugx" in out.stdout
+    for command in ("capture", "completion"):
+        assert command in out.stdout
+    out = subprocess.run([str(link), "version"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and f"Client Version: v{__version__}" in out.stdout
+    # shiv names its cache after the resolved file name: the krew symlink unpacks as kubectl-debugx_<id>.
+    assert [p.name.rsplit("_", 1)[0] for p in (tmp_path / "shiv").iterdir() if p.is_dir()] == ["kubectl-debugx"]
+
+
+def test_zipapp_contents(dist: Path) -> None:
+    with zipfile.ZipFile(dist / "kubectl-debugx") as z:
+        names = z.namelist()
+        main = z.read("__main__.py").decode()
+    assert not [n for n in names if n.endswith((".so", ".pyd", ".dylib"))], "native code in the zipapp"
+    assert not [n for n in names if n.startswith(("site-packages/rich/", "site-packages/pygments/"))]
+    assert "site-packages/kubectl_debugx/__main__.py" in names
+    assert "sys.version_info < (3, 10)" in main and "@BUILD_ID@" not in main
+    assert (dist / "kubectl-debugx").read_bytes().startswith(b"#!/usr/bin/env python3\n")
+
+
+def _old_pythons() -> list[str]:
+    found = []
+    for version in ("3.9", "3.8", "3.7", "3.6", "2.7"):
+        found += [str(p) for p in Path("/root/.pyenv/versions").glob(f"{version}.*/bin/python{version}")]
+        which = shutil.which(f"python{version}")
+        if which and "/shims/" not in which and which not in found:  # pyenv shims need bash and a PATH
+            found.append(which)
+    return found[:3]
+
+
+@pytest.mark.parametrize("python", _old_pythons() or [pytest.param(None, marks=pytest.mark.skip("no old Python"))])
+def test_old_python_gets_a_clear_message_and_nothing_is_unpacked(dist: Path, python: str, tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path), "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
+    out = subprocess.run([python, str(dist / "kubectl-debugx"), "--help"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: kubectl-debugx needs Python 3.10 or newer")
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "shiv").exists()
+
+
+@pytest.mark.parametrize("python", _old_pythons()[:1] or [pytest.param(None, marks=pytest.mark.skip("no old Python"))])
+def test_old_python_reruns_with_a_newer_one_on_path(dist: Path, python: str, tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / f"python3.{sys.version_info[1]}").symlink_to(sys.executable)
+    env = {"PATH": str(tmp_path / "bin"), "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
+    out = subprocess.run([python, str(dist / "kubectl-debugx"), "--help"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: kubectl debugx" in out.stdout
+
+
+# --- kubectl ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def kubectl() -> str:
+    path = shutil.which("kubectl")
+    if not path:
+        pytest.skip("kubectl not installed")
+    return path
+
+
+def _kubectl_env(dist: Path, tmp_path: Path) -> dict[str, str]:
+    return dict(os.environ, PATH=f"{dist}{os.pathsep}{os.environ.get('PATH', '')}", SHIV_ROOT=str(tmp_path / "shiv"),
+                KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+
+
+def test_kubectl_finds_and_runs_the_plugin(dist: Path, kubectl: str, tmp_path: Path) -> None:
+    env = _kubectl_env(dist, tmp_path)
+    out = subprocess.run([kubectl, "plugin", "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert str(dist / "kubectl-debugx") in out.stdout, out.stdout + out.stderr
+    assert "kubectl_complete" not in out.stdout + out.stderr
+    out = subprocess.run([kubectl, "debugx", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Usage: kubectl debugx" in out.stdout
+    out = subprocess.run([kubectl, "debugx", "version"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0 and f"Client Version: v{__version__}" in out.stdout
+    out = subprocess.run([kubectl, "debugx", "capture"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 2 and "Missing argument" in out.stderr
+
+
+def test_kubectl_plugin_completion(dist: Path, kubectl: str, tmp_path: Path) -> None:
+    """kubectl >= 1.26 runs kubectl_complete-debugx for `kubectl debugx <TAB>`."""
+    env = _kubectl_env(dist, tmp_path)
+
+    def complete(*words: str) -> list[str]:
+        out = subprocess.run([kubectl, "__complete", "debugx", *words], capture_output=True, text=True, env=env,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    lines = complete("")
+    names = [line.split("\t")[0] for line in lines]
+    assert {"capture", "completion", "version"} <= set(names)
+    assert lines[-1] == ":4"
+    assert "--profile" in [line.split("\t")[0] for line in complete("capture", "--pro")]
+    assert complete("capture", "--profile", "net") == ["netadmin", ":4"]
+    assert complete("completion", "") == ["bash", "zsh", "fish", "kubectl", ":4"]
+    # a POD argument with no reachable cluster: no candidates, no traceback, no file names
+    assert complete("capture", "") == [":4"]
+
+
+# --- housekeeping of ~/.shiv -------------------------------------------------------------------------------
+
+
+def _extraction(root: Path, build: str, name: str = "kubectl-debugx", ours: bool = True, age: float = 3600) -> Path:
+    path = root / f"{name}_{build * 64}"
+    pkg = path / "site-packages" / ("kubectl_debugx" if ours else "other")
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (root / f".{path.name}_lock").write_text("")
+    past = time.time() - age
+    os.utime(path, (past, past))
+    return path
+
+
+def test_old_builds_are_removed_carefully(tmp_path: Path) -> None:
+    root = tmp_path / "shiv"
+    root.mkdir()
+    current = _extraction(root, "a", age=0)
+    old = _extraction(root, "b")
+    running = _extraction(root, "c")
+    recent = _extraction(root, "d", age=60)
+    foreign_name = _extraction(root, "e", name="other-tool")
+    not_ours = _extraction(root, "f", ours=False)
+    unfinished = root / f"kubectl-debugx_{'9' * 64}.tmp"
+    unfinished.mkdir()
+    os.utime(unfinished, (time.time() - 7200, time.time() - 7200))
+    # a process of build c is running: it holds a shared lock on its in-use file
+    fd = os.open(running / _shiv.IN_USE, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        removed = _shiv.remove_old_builds(current)
+    finally:
+        os.close(fd)
+    assert sorted(removed) == sorted([old, unfinished])
+    assert not old.exists() and not (root / f".{old.name}_lock").exists() and not unfinished.exists()
+    for kept in (current, running, recent, foreign_name, not_ours):
+        assert kept.exists()
+    assert not [p for p in root.iterdir() if ".removing-" in p.name]
+
+
+def test_custom_build_id_removes_nothing(tmp_path: Path) -> None:
+    current = tmp_path / "kubectl-debugx_mybuild"
+    (current / "site-packages").mkdir(parents=True)
+    _extraction(tmp_path, "b")
+    assert _shiv.remove_old_builds(current) == []
+
+
+def test_after_bootstrap_never_raises(tmp_path: Path) -> None:
+    _shiv.after_bootstrap(tmp_path / "missing" / "site-packages")
+
+
+def test_bytecode_cached_only_in_the_extraction(tmp_path: Path) -> None:
+    site = tmp_path / "kubectl-debugx_x" / "site-packages"
+    other = tmp_path / "elsewhere"
+    for d, name in ((site, "debugx_fake_a"), (other, "debugx_fake_b")):
+        (d / name).mkdir(parents=True)
+        (d / name / "__init__.py").write_text("X = 1\n")
+    code = (
+        f"import sys; sys.path[:0] = [{str(site)!r}, {str(other)!r}]\n"
+        "from pathlib import Path\n"
+        "from kubectl_debugx import _shiv\n"
+        f"assert _shiv.cache_bytecode_in(Path({str(site)!r}))\n"
+        "import debugx_fake_a, debugx_fake_b\n"
+        "assert sys.dont_write_bytecode\n"
+    )
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(ROOT))
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+    assert list((site / "debugx_fake_a" / "__pycache__").glob("__init__.*.pyc"))
+    assert not (other / "debugx_fake_b" / "__pycache__").exists()
