@@ -43,6 +43,9 @@ rm -rf "$site"
 # _yaml, charset_normalizer's mypyc build) has a pure-Python fallback next to it, so drop them.
 find "$site" -name '*.so' -delete
 find "$site" -name '*.dist-info' -prune -o -name 'RECORD' -print | xargs -r rm -f
+# direct_url.json records the wheel's path and hash (which follows the umask): drop it, and the RECORD that
+# lists its hash.
+rm -f "$site"/kubectl_debugx-*.dist-info/direct_url.json "$site"/kubectl_debugx-*.dist-info/RECORD
 rm -rf "$site"/bin
 # typer imports rich only for rich markup and pretty tracebacks, both off in cli.py (rich_markup_mode=None,
 # pretty_exceptions_enable=False); without it the zipapp is 1.7 MB smaller and unpacks 7 MB less.
@@ -79,7 +82,7 @@ repo_url="${DEBUGX_REPO_URL:-https://github.com/kubectl-debugx/kubectl-debugx}"
 echo "built $dist/$archive (sha256 $sha) and $dist/debugx.yaml" >&2
 
 if [ "${1:-}" = "demo" ]; then
-  exec .venv/bin/python -m bench.demo "$PWD/dist/kubectl-debugx"
+  exec .venv/bin/python packaging/demo.py "$dist/kubectl-debugx"
 fi
 
 if [ "${1:-}" = "test" ]; then

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
+import statistics
 import struct
 import subprocess
 import sys
@@ -34,7 +35,7 @@ def ours(kubeconfig: str, namespace: str, pod: str, container: str, out: str, co
     framer = PcapFramer()
     sink = ByteSink(out)
     with kube.exec_connection(namespace, pod, container, command) as conn:
-        outcome = pump(conn, lambda data: sink.write(framer.feed(data)), lambda _b: None)
+        outcome = pump(conn, lambda data: [sink.write(part) for part in framer.feed(data)], lambda _b: None)
     sink.close()
     if outcome.exit_code != 0:
         raise SystemExit(f"remote command failed: {outcome}")
@@ -47,6 +48,7 @@ def main() -> int:
         ours(kubeconfig, namespace, pod, container, out, sys.argv[7:])
         return 0
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1024
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
     with ExitStack() as stack:
         kubeconfig = os.environ.get("KUBECONFIG", "")
         image = os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36")
@@ -78,32 +80,44 @@ def main() -> int:
                   f"i=0; while [ $i -lt {repeats} ]; do cat /tmp/chunk; i=$((i+1)); done")
         command = ["sh", "-c", script]
 
-        start = time.perf_counter()
-        subprocess.run([*kubectl, "exec", "-n", namespace, "src", "--", *command], check=True,
-                       stdout=subprocess.DEVNULL)
-        kubectl_seconds = time.perf_counter() - start
-
         out = Path(tempfile.mkdtemp(prefix="debugx-bench-")) / "out.pcap"
         stack.callback(lambda: (out.unlink(missing_ok=True), out.parent.rmdir()))
-        start = time.perf_counter()
-        child = subprocess.run(
-            [sys.executable, "-m", "bench.capture_throughput", "--child", kubeconfig, namespace, "src", "src",
-             str(out), *command],
-            check=True, capture_output=True, text=True,
-        )
-        our_seconds = time.perf_counter() - start
-        written, rss_kb = (int(x) for x in child.stdout.split())
-        peak_rss_mb = rss_kb / 1024
-        if written != total or out.stat().st_size != total:
-            print(f"byte count mismatch: sent {total}, tracked {written}, file {out.stat().st_size}")
-            return 1
+        profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
+        kubectl_times: list[float] = []
+        our_times: list[float] = []
+        peak_rss_mb = 0.0
+        # Alternate the two tools so a load change on this machine hits both alike; compare medians.
+        for _ in range(rounds):
+            start = time.perf_counter()
+            subprocess.run([*kubectl, "exec", "-n", namespace, "src", "--", *command], check=True,
+                           stdout=subprocess.DEVNULL)
+            kubectl_times.append(time.perf_counter() - start)
+
+            start = time.perf_counter()
+            child = subprocess.run(
+                [sys.executable, *profile, "-m", "bench.capture_throughput", "--child", kubeconfig, namespace,
+                 "src", "src", str(out), *command],
+                check=True, capture_output=True, text=True,
+            )
+            our_times.append(time.perf_counter() - start)
+            written, rss_kb = (int(x) for x in child.stdout.split())
+            peak_rss_mb = max(peak_rss_mb, rss_kb / 1024)
+            if written != total or out.stat().st_size != total:
+                print(f"byte count mismatch: sent {total}, tracked {written}, file {out.stat().st_size}")
+                return 1
 
     mb = total / 1e6
-    print(f"bytes streamed:        {total} ({mb:.0f} MB) per tool, pcap records of {RECORD_PAYLOAD} bytes")
-    print(f"kubectl exec > null:   {kubectl_seconds:7.2f} s  {mb / kubectl_seconds:8.1f} MB/s")
-    print(f"debugx frames->file:   {our_seconds:7.2f} s  {mb / our_seconds:8.1f} MB/s")
+    kubectl_seconds = statistics.median(kubectl_times)
+    our_seconds = statistics.median(our_times)
+    print(f"bytes streamed:        {total} ({mb:.0f} MB) per run, pcap records of {RECORD_PAYLOAD} bytes, "
+          f"{rounds} alternating runs each, medians")
+    print(f"kubectl exec > null:   {kubectl_seconds:7.2f} s  {mb / kubectl_seconds:8.1f} MB/s  "
+          f"(runs: {', '.join(f'{t:.2f}' for t in kubectl_times)})")
+    print(f"debugx frames->file:   {our_seconds:7.2f} s  {mb / our_seconds:8.1f} MB/s  "
+          f"(runs: {', '.join(f'{t:.2f}' for t in our_times)})")
     print(f"ratio debugx/kubectl:  {kubectl_seconds / our_seconds:7.2f}  (target >= 1.0)")
     print(f"debugx peak RSS:       {peak_rss_mb:7.1f} MB (target < 80 MB)")
+    print(f"load average:          {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
 

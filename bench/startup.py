@@ -95,7 +95,7 @@ def cluster_rows(exe: str, env: dict[str, str], stack: ExitStack) -> list[str]:
             timed([*kubectl, "get", "pod", "web", "-n", namespace], env, runs), "kubectl get pod"),
         row("__complete capture '' (lists pods)",
             timed([exe, "__complete", "capture", "-n", namespace, ""], env, runs),
-            timed([*kubectl, "__complete", "get", "pod", "-n", namespace, ""], env, runs),
+            timed(["kubectl", "__complete", "get", "pod", "-n", namespace, ""], env, runs),
             "kubectl __complete get pod"),
     ]
     return rows

@@ -213,7 +213,8 @@ def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile:
         if pipe_closed:
             return
         try:
-            sink.write(framer.feed(data))
+            for part in framer.feed(data):
+                sink.write(part)
         except PipeClosed:
             pipe_closed = True
 

@@ -41,6 +41,8 @@ def _fixed_values(name: str) -> tuple[str, ...] | None:
         return ("auto", *PROFILES)
     if name == "output":
         return ("text", "json")
+    if name == "via":
+        return ("auto", "proxy", "pod")
     return None
 
 
@@ -156,6 +158,22 @@ def _namespaces(line: _Line) -> list[str]:
     return sorted(str(n["metadata"]["name"]) for n in data.get("items") or [])
 
 
+def _nodes(line: _Line) -> list[str]:
+    data = _kube(line).request("GET", "/api/v1/nodes")
+    return sorted(str(n["metadata"]["name"]) for n in data.get("items") or [])
+
+
+def _containers(line: _Line) -> list[str]:
+    """Containers of the pod named on the line (POD or pod/POD)."""
+    if not line.args:
+        return []
+    pod = line.args[0].split("/", 1)[-1]
+    kube = _kube(line)
+    spec = kube.get_pod(kube.namespace, pod).get("spec") or {}
+    kinds = ("containers", "initContainers", "ephemeralContainers")
+    return [str(c["name"]) for kind in kinds for c in spec.get(kind) or []]
+
+
 def _contexts(line: _Line) -> list[str]:
     from kubernetes import config
 
@@ -179,7 +197,8 @@ def _value_candidates(param: Any, line: _Line) -> tuple[list[str], int]:
         return [str(c) for c in choices], NO_FILE_COMP
     if name in FILE_PARAMS or type(getattr(param, "type", None)).__name__ in ("Path", "File"):
         return [], DEFAULT
-    lister = {"namespace": _namespaces, "context": _contexts}.get(name)
+    lister = {"namespace": _namespaces, "pod_namespace": _namespaces, "context": _contexts, "node": _nodes,
+              "container": _containers}.get(name)
     if lister is None and name in POD_PARAMS:
         lister = _pods
     if lister is not None:

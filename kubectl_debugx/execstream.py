@@ -54,6 +54,107 @@ def parse_status(protocol: str, payload: bytes) -> ExecOutcome:
     return ExecOutcome(None, message, reason)
 
 
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+RECV_SIZE = 256 * 1024
+
+
+class StreamClosed(Exception):
+    """The server closed the WebSocket (close frame) or the connection."""
+
+
+class FrameReader:
+    """Server-to-client WebSocket frames straight from the socket.
+
+    websocket-client reads a frame in 16 KiB pieces and copies it several times; at hundreds of MB/s that
+    is most of the CPU. Here payloads are handed out as views of one receive buffer (valid only during the
+    callback). Server frames are never masked (RFC 6455 §5.1).
+    """
+
+    def __init__(self, sock: Any, pong: Callable[[bytes], None]) -> None:
+        self.sock = sock
+        self.pong = pong
+        self.buf = bytearray()
+        self.chunk = bytearray(RECV_SIZE)
+        self.message = bytearray()  # a fragmented message being reassembled (rare)
+        self.message_opcode = 0
+
+    def read(self, on_message: Callable[[int, memoryview], None]) -> bool:
+        """Receive what is available (the socket is non-blocking) and deliver every complete message.
+        Returns False when nothing was available; raises StreamClosed at the end of the stream."""
+        received = 0
+        with memoryview(self.chunk) as chunk:
+            while received < len(self.chunk):
+                try:
+                    n = self.sock.recv_into(chunk[received:])
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    break
+                if n == 0:
+                    if received:
+                        break
+                    raise StreamClosed("connection closed")
+                received += n
+            if not received:
+                return False
+            self.buf += chunk[:received]
+        view = memoryview(self.buf)
+        pos = 0
+        try:
+            while True:
+                parsed = self._frame(view, pos)
+                if parsed is None:
+                    break
+                fin, opcode, start, end = parsed
+                pos = end
+                if opcode == OP_CLOSE:
+                    raise StreamClosed("close frame")
+                with view[start:end] as payload:
+                    self._deliver(fin, opcode, payload, on_message)
+        finally:
+            view.release()
+            del self.buf[:pos]
+        return True
+
+    def _deliver(self, fin: bool, opcode: int, payload: memoryview,
+                 on_message: Callable[[int, memoryview], None]) -> None:
+        if opcode == OP_PING:
+            self.pong(bytes(payload))
+        elif opcode == OP_PONG:
+            pass
+        elif opcode == OP_CONT or not fin:
+            if opcode != OP_CONT:
+                self.message_opcode = opcode
+            self.message += payload
+            if fin:
+                on_message(self.message_opcode, memoryview(bytes(self.message)))
+                self.message = bytearray()
+        else:
+            on_message(opcode, payload)
+
+    @staticmethod
+    def _frame(view: memoryview, pos: int) -> tuple[bool, int, int, int] | None:
+        available = len(view) - pos
+        if available < 2:
+            return None
+        b0, b1 = view[pos], view[pos + 1]
+        length = b1 & 0x7F
+        header = 2
+        if length == 126:
+            header = 4
+            if available < header:
+                return None
+            length = int.from_bytes(view[pos + 2:pos + 4], "big")
+        elif length == 127:
+            header = 10
+            if available < header:
+                return None
+            length = int.from_bytes(view[pos + 2:pos + 10], "big")
+        if b1 & 0x80:
+            raise ValueError("the server sent a masked frame")
+        if available < header + length:
+            return None
+        return bool(b0 & 0x80), b0 & 0x0F, pos + header, pos + header + length
+
+
 def pump(
     conn: Any,
     on_stdout: Callable[[memoryview], None],
@@ -66,38 +167,36 @@ def pump(
     `tick` runs at least every `tick_interval` seconds, between frames, so the caller can act on a deadline
     or a signal (for example by stopping the remote process) while the stream keeps being drained.
     """
-    from websocket import ABNF, WebSocketException
+    from websocket import WebSocketException
 
     ws = conn.ws
-    sock = ws.sock
+    ws.sock.setblocking(False)  # read whatever has arrived in one go; select() only when nothing has
+    reader = FrameReader(ws.sock, ws.pong)
     status = bytearray()
     next_tick = time.monotonic() + tick_interval
+
+    def on_message(opcode: int, data: memoryview) -> None:
+        if not data or opcode not in (OP_BINARY, OP_TEXT):
+            return
+        channel = data[0]
+        if channel == STDOUT:
+            if len(data) > 1:
+                on_stdout(data[1:])
+        elif channel == STDERR:
+            on_stderr(bytes(data[1:]))
+        elif channel == STATUS:
+            status.extend(data[1:])
+
     try:
         while True:
             if tick is not None and time.monotonic() >= next_tick:
                 tick()
                 next_tick = time.monotonic() + tick_interval
-            # SSL may hold decrypted bytes that select() cannot see (kubernetes-client/python#2414).
-            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                readable, _, _ = select.select([sock], [], [], tick_interval if tick else None)
-                if not readable:
-                    continue
-            opcode, frame = ws.recv_data_frame(True)
-            if opcode == ABNF.OPCODE_CLOSE:
-                break
-            data = frame.data
-            if not data or opcode not in (ABNF.OPCODE_BINARY, ABNF.OPCODE_TEXT):
-                continue
-            if isinstance(data, str):
-                data = data.encode("utf-8")
-            channel = data[0]
-            if channel == STDOUT:
-                if len(data) > 1:
-                    on_stdout(memoryview(data)[1:])
-            elif channel == STDERR:
-                on_stderr(bytes(data[1:]))
-            elif channel == STATUS:
-                status += data[1:]
+            # Try first: SSL may hold decrypted bytes that select() cannot see (kubernetes-client/python#2414).
+            if not reader.read(on_message):
+                select.select([reader.sock], [], [], tick_interval if tick else None)
+    except StreamClosed:
+        pass
     except (WebSocketException, OSError, ssl.SSLError, ValueError):
         outcome = parse_status(conn.protocol, bytes(status)) if status else None
         if outcome is not None and outcome.exit_code is not None:

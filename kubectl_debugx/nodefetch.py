@@ -37,7 +37,7 @@ from urllib.parse import quote, unquote
 
 from . import ephemeral, logtree, profiles, specs
 from .errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
-from .execstream import ExecOutcome, pump, run_to_end
+from .execstream import ExecOutcome, pump
 from .kube import ApiError, Kube
 from .logtree import ExtractedFile, ExtractReport, SkippedMember
 from .streamrun import StopState, catch_stop_signals
@@ -484,10 +484,12 @@ class PodSource:
 
     def _exec(self, command: list[str]) -> tuple[bytes, bytes, ExecOutcome]:
         conn = self._open(command)
+        out, err = bytearray(), bytearray()
         try:
-            return run_to_end(conn)
+            outcome = pump_deferring_signals(conn, out.extend, err.extend)
         finally:
             conn.close()
+        return bytes(out), bytes(err), outcome
 
     def list_dir(self, *parts: str) -> list[Entry] | None:
         path = "/".join(("/host" + PODS_DIR, *parts))
@@ -575,11 +577,17 @@ def stream_tar(
     thread = threading.Thread(target=extract, name="nodelogs-untar", daemon=True)
     thread.start()
     err = bytearray()
+    broken = False
 
     def on_stdout(data: memoryview) -> None:
+        nonlocal broken
         view = data
-        while view:
-            written = os.write(write_fd, view)  # BrokenPipeError when the extractor gave up: stream cut
+        while view and not broken:
+            try:
+                written = os.write(write_fd, view)
+            except BrokenPipeError:
+                broken = True  # the extractor gave up; its error says why. Stop at the next tick.
+                return
             view = view[written:]
 
     def on_stderr(data: bytes) -> None:
@@ -587,11 +595,34 @@ def stream_tar(
             err.extend(data[: _STDERR_KEEP - len(err)])
 
     try:
-        outcome = pump(conn, on_stdout, on_stderr)
+        outcome = pump_deferring_signals(conn, on_stdout, on_stderr, lambda: broken)
     finally:
         os.close(write_fd)
         thread.join()
     return result.get("report"), result.get("error"), bytes(err), outcome
+
+
+def pump_deferring_signals(
+    conn: Any,
+    on_stdout: Callable[[memoryview], None],
+    on_stderr: Callable[[bytes], None],
+    give_up: Callable[[], bool] = lambda: False,
+) -> ExecOutcome:
+    """execstream.pump, with SIGINT/SIGTERM (and ``give_up()``) acted on between frames, never inside one:
+    the signal is noted, and :class:`StopRequested` raised from pump's tick, where no frame buffer is held."""
+    state = StopState()
+
+    def tick() -> None:
+        if state.signals:
+            raise StopRequested(state.signals[0])
+        if give_up():
+            raise BrokenPipeError("the local end stopped reading")
+
+    with catch_stop_signals(state):
+        outcome = pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=0.1)
+    if state.signals:
+        raise StopRequested(state.signals[0])
+    return outcome
 
 
 def _only_changed_while_read(said: str) -> bool:

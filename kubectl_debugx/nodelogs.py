@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -339,8 +340,6 @@ def run(kube: Kube, opts: NodeLogsOptions, talk: Talk) -> int:
         with nodefetch.stop_signals_raise():
             return _run(kube, opts, talk, progress)
     except nodefetch.StopRequested as stop:
-        import signal
-
         code = ExitCode.TERMINATED if stop.signum == signal.SIGTERM else ExitCode.INTERRUPTED
         _forget_empty(progress)
         copied = _count_files(progress.out) if progress.created else 0
@@ -375,6 +374,10 @@ def _run(kube: Kube, opts: NodeLogsOptions, talk: Talk, progress: Progress) -> i
     if via == "proxy":
         source_cm = nullcontext(nodefetch.ProxySource(kube, target.node))
         node_pod_name = ""
+        unused = [flag for flag, given in (("--pod-namespace", opts.pod_namespace), ("--custom", opts.custom),
+                                           ("--profile", opts.profile != "auto")) if given]
+        if unused:
+            talk.say(f"Note: {', '.join(unused)} only shape the node pod; the node proxy needs none")
     else:
         pod_namespace = opts.pod_namespace or namespace
         profile = DEFAULT_PROFILE if opts.profile == "auto" else opts.profile
@@ -590,6 +593,8 @@ def summary(
                 "files": [{"path": p, "size": f.size, "records": f.records, "note": f.note, "error": f.error}
                           for p, f in zip(result.plan.paths, r.files, strict=False)],
             })
+        if not done:
+            talk.say(f"  {plan.container}: no log files")
         for skipped in plan.skipped:
             talk.say(f"  {plan.container}: skipped {skipped.name} ({skipped.reason})")
         containers_json.append({"name": plan.container, "instances": instances_json,

@@ -32,11 +32,17 @@ class PcapStats:
 
 
 class PcapFramer:
-    """Feed raw bytes; get back the bytes that complete whole records (global header included)."""
+    """Feed raw bytes; get back the buffers that complete whole records (global header included).
+
+    Bytes of a record that is not complete at the end of a feed are copied once and held back; everything
+    else is handed back as views of the input (valid until the caller's buffer is reused).
+    """
 
     def __init__(self, max_bytes: int | None = None) -> None:
-        self._tail = b""
-        self._order: str | None = None
+        self._held: list[bytes] = []  # the incomplete unit's bytes received so far
+        self._held_len = 0
+        self._unit_left: int | None = None  # bytes still to come of the current unit; None: size unknown
+        self._order: str | None = None  # struct byte order, once the global header is read
         self._max_bytes = max_bytes
         self.stats = PcapStats()
         self.limit_reached = False
@@ -44,34 +50,59 @@ class PcapFramer:
     @property
     def pending(self) -> int:
         """Bytes held back because their record is not complete yet."""
-        return len(self._tail)
+        return self._held_len
 
-    def feed(self, data: bytes | memoryview) -> memoryview:
+    def feed(self, data: bytes | memoryview) -> list[bytes | memoryview]:
+        out: list[bytes | memoryview] = []
         if self.limit_reached:
-            return memoryview(b"")
-        buf = memoryview(self._tail + bytes(data)) if self._tail else memoryview(data)
-        pos = 0
-        if self._order is None:
-            if len(buf) < GLOBAL_HEADER_LEN:
-                self._tail = bytes(buf)
-                return memoryview(b"")
-            magic = struct.unpack_from("<I", buf, 0)[0]
-            if magic not in _MAGICS:
-                raise PcapFormatError(f"the stream is not pcap (starts with {bytes(buf[:8]).hex()})")
-            self._order = _MAGICS[magic]
-            pos = GLOBAL_HEADER_LEN
-        fmt = self._order + "I"
-        end = len(buf)
-        limit = None if self._max_bytes is None else self._max_bytes - self.stats.bytes_out
-        while end - pos >= RECORD_HEADER_LEN:
-            size = RECORD_HEADER_LEN + struct.unpack_from(fmt, buf, pos + 8)[0]
-            if pos + size > end:
+            return out
+        view = memoryview(data)
+        pos, end, run_start = 0, len(view), 0
+        while pos < end:
+            if self._unit_left is None:
+                size = self._unit_size(view, pos)
+                if size is None:
+                    break  # the unit's header itself is still incomplete
+                self._unit_left = size - self._held_len
+            if pos + self._unit_left > end:
                 break
-            if limit is not None and pos + size > limit:
+            unit_end = pos + self._unit_left
+            unit_size = self._held_len + self._unit_left
+            if self._max_bytes is not None and self.stats.bytes_out + unit_size > self._max_bytes:
                 self.limit_reached = True
+                self._held, self._held_len = [], 0
+                end = pos  # nothing more of this feed goes out
                 break
-            pos += size
-            self.stats.records += 1
-        self._tail = b"" if self.limit_reached else bytes(buf[pos:])
-        self.stats.bytes_out += pos
-        return buf[:pos]
+            if self._held:
+                out.extend(self._held)
+                self._held, self._held_len = [], 0
+                run_start = pos
+            if self.stats.bytes_out:  # every unit after the global header is a record
+                self.stats.records += 1
+            self.stats.bytes_out += unit_size
+            self._unit_left = None
+            pos = unit_end
+        if pos > run_start:
+            out.append(view[run_start:pos])
+        if pos < end and not self.limit_reached:
+            rest = bytes(view[pos:end])
+            self._held.append(rest)
+            self._held_len += len(rest)
+            if self._unit_left is not None:
+                self._unit_left -= len(rest)
+        return out
+
+    def _unit_size(self, view: memoryview, pos: int) -> int | None:
+        """Size of the unit starting with the held bytes then view[pos:]: the global header or a record."""
+        need = GLOBAL_HEADER_LEN if self._order is None else RECORD_HEADER_LEN
+        missing = need - self._held_len
+        if len(view) - pos < missing:
+            return None
+        header = b"".join(self._held) + bytes(view[pos:pos + missing]) if self._held else view[pos:pos + need]
+        if self._order is None:
+            magic = struct.unpack_from("<I", header, 0)[0]
+            if magic not in _MAGICS:
+                raise PcapFormatError(f"the stream is not pcap (starts with {bytes(header[:8]).hex()})")
+            self._order = _MAGICS[magic]
+            return GLOBAL_HEADER_LEN
+        return RECORD_HEADER_LEN + int(struct.unpack_from(self._order + "I", header, 8)[0])

@@ -472,6 +472,10 @@ def run(kube: Kube, opts: TraceOptions, talk: Talk) -> int:
     if not has_ptrace(container):
         talk.say(f"Note: profile {profile} adds no CAP_SYS_PTRACE: strace can attach only to processes of its "
                  "own user, and only where kernel.yama.ptrace_scope is 0")
+    user, non_root = _effective_user(container, target.pod)
+    if (user is not None and user != 0) or (user is None and non_root):
+        talk.say("Note: the debug container runs as a non-root user, so its capabilities are not effective: "
+                 "strace can attach only to processes of that same user")
     ec, _ = ephemeral.ensure_running(kube, target, container, _min_life(opts), talk.say)
 
     probe = _probe(kube, target, ec)
@@ -560,8 +564,6 @@ def _trace(kube: Kube, target: Target, ec: str, container: Mapping[str, Any], op
         raise NotFound(f"PID {', '.join(map(str, strace.vanished))} exited before strace could attach")
     if not state.reason and outcome.exit_code != 0:
         raise RemoteFailed(_tool_failure(outcome.exit_code, outcome.message, strace.error_line(), opts.image))
-    if not state.reason and outcome.exit_code == 0 and strace.attached:
-        talk.say("The traced processes exited")
     return state.exit_code
 
 

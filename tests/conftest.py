@@ -184,10 +184,27 @@ def _namespace_exists(e2e: E2E, name: str) -> bool:
         raise
 
 
+NO_ROOT_REASON = "e2e tests need root to run the local test cluster (or set DEBUGX_E2E_KUBECONFIG)"
+# Where the skips are reported (this definition's line), see pytest_runtest_makereport.
+_NO_ROOT_LINE = next(n for n, line in enumerate(Path(__file__).read_text().splitlines(), 1)
+                     if line.startswith("NO_ROOT_REASON ="))
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "e2e" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Without root every e2e test skips for the same reason: report them all at one place, so that the
+    short summary folds them into one line instead of one per test."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and isinstance(rep.longrepr, tuple) and rep.longrepr[2].endswith(NO_ROOT_REASON):
+        rep.longrepr = (__file__, _NO_ROOT_LINE, rep.longrepr[2])
+
 
 
 @pytest.fixture(scope="session")
@@ -200,10 +217,9 @@ def e2e() -> Iterator[E2E]:
                   os.environ.get("DEBUGX_E2E_LIMITED_CONTEXT") or None, image, nginx_image)
         return
     if os.geteuid() != 0:
-        why = "e2e tests need root to run the local test cluster (or set DEBUGX_E2E_KUBECONFIG)"
         if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(why, pytrace=False)
-        pytest.skip(why)
+            pytest.fail(NO_ROOT_REASON, pytrace=False)
+        pytest.skip(NO_ROOT_REASON)
 
     from tests.cluster import TestCluster
 

@@ -549,17 +549,17 @@ def _check_host_path(spec: dict, restricted: bool) -> tuple[str, str] | None:
 
 
 def _check_host_ports(spec: dict, restricted: bool) -> tuple[str, str] | None:
-    bad, ports = [], []
+    bad, ports = [], set()
     for c in _all_containers(spec):
-        hp = [str(p["hostPort"]) for p in c.get("ports") or [] if p.get("hostPort")]
+        hp = {str(p["hostPort"]) for p in c.get("ports") or [] if p.get("hostPort")}
         if hp:
             bad.append(c["name"])
-            ports += hp
+            ports |= hp
     if not bad:
         return None
     return ("hostPort", f"{_plural(len(bad), 'container', 'containers')} {_quote(bad)} "
-            f"{_plural(len(ports), 'uses', 'use')} {_plural(len(ports), 'hostPort', 'hostPorts')} "
-            + ", ".join(ports))
+            f"{_plural(len(bad), 'uses', 'use')} {_plural(len(ports), 'hostPort', 'hostPorts')} "
+            + ", ".join(sorted(ports)))
 
 
 def _check_restricted_volumes(spec: dict, restricted: bool) -> tuple[str, str] | None:
@@ -586,86 +586,95 @@ def _check_privilege_escalation(spec: dict, restricted: bool) -> tuple[str, str]
             f"{_quote(bad)} must set securityContext.allowPrivilegeEscalation=false")
 
 
+def _setters(pod_bad: bool, containers: list[str]) -> list[str]:
+    out = ["pod"] if pod_bad else []
+    if containers:
+        out.append(f"{_plural(len(containers), 'container', 'containers')} {_quote(containers)}")
+    return out
+
+
 def _check_run_as_non_root(spec: dict, restricted: bool) -> tuple[str, str] | None:
     pod_value = (spec.get("securityContext") or {}).get("runAsNonRoot")
-    details = []
-    if pod_value is False:
-        details.append("pod must not set securityContext.runAsNonRoot=false")
     explicit_bad, implicit_bad = [], []
     for c in _all_containers(spec):
         v = _sc(c).get("runAsNonRoot")
-        if v is False:
-            explicit_bad.append(c["name"])
-        elif v is None and pod_value is not True:
+        if v is not None:
+            if not v:
+                explicit_bad.append(c["name"])
+        elif pod_value is not True:
             implicit_bad.append(c["name"])
-    if explicit_bad:
-        details.append(f"{_plural(len(explicit_bad), 'container', 'containers')} {_quote(explicit_bad)} must "
-                       "not set securityContext.runAsNonRoot=false")
-    if implicit_bad and pod_value is None:
-        details.append(f"pod or {_plural(len(implicit_bad), 'container', 'containers')} "
-                       f"{_quote(implicit_bad)} must set securityContext.runAsNonRoot=true")
-    return ("runAsNonRoot != true", "; ".join(details)) if details else None
+    setters = _setters(pod_value is False, explicit_bad)
+    if setters:
+        return ("runAsNonRoot != true",
+                f"{' and '.join(setters)} must not set securityContext.runAsNonRoot=false")
+    if implicit_bad:
+        return ("runAsNonRoot != true", f"pod or {_plural(len(implicit_bad), 'container', 'containers')} "
+                f"{_quote(implicit_bad)} must set securityContext.runAsNonRoot=true")
+    return None
 
 
 def _check_run_as_user(spec: dict, restricted: bool) -> tuple[str, str] | None:
-    details = []
-    if (spec.get("securityContext") or {}).get("runAsUser") == 0:
-        details.append("pod must not set runAsUser=0")
     bad = [c["name"] for c in _all_containers(spec) if _sc(c).get("runAsUser") == 0]
-    if bad:
-        details.append(f"{_plural(len(bad), 'container', 'containers')} {_quote(bad)} must not set runAsUser=0")
-    return ("runAsUser=0", "; ".join(details)) if details else None
+    setters = _setters((spec.get("securityContext") or {}).get("runAsUser") == 0, bad)
+    return ("runAsUser=0", f"{' and '.join(setters)} must not set runAsUser=0") if setters else None
 
 
 def _check_seccomp_baseline(spec: dict, restricted: bool) -> tuple[str, str] | None:
-    details = []
-    if ((spec.get("securityContext") or {}).get("seccompProfile") or {}).get("type") == "Unconfined":
-        details.append('pod must not set securityContext.seccompProfile.type to "Unconfined"')
+    pod_bad = ((spec.get("securityContext") or {}).get("seccompProfile") or {}).get("type") == "Unconfined"
     bad = [c["name"] for c in _all_containers(spec)
            if (_sc(c).get("seccompProfile") or {}).get("type") == "Unconfined"]
-    if bad:
-        details.append(f"{_plural(len(bad), 'container', 'containers')} {_quote(bad)} must not set "
-                       'securityContext.seccompProfile.type to "Unconfined"')
-    return ("seccompProfile", "; ".join(details)) if details else None
+    setters = _setters(pod_bad, bad)
+    if not setters:
+        return None
+    return ("seccompProfile", f'{" and ".join(setters)} must not set securityContext.seccompProfile.type to '
+                              '"Unconfined"')
 
 
 def _check_seccomp_restricted(spec: dict, restricted: bool) -> tuple[str, str] | None:
     ok = ("RuntimeDefault", "Localhost")
-    pod_type = ((spec.get("securityContext") or {}).get("seccompProfile") or {}).get("type")
-    details = []
-    if pod_type is not None and pod_type not in ok:
-        details.append(f'pod must not set securityContext.seccompProfile.type to "{pod_type}"')
+    pod_profile = (spec.get("securityContext") or {}).get("seccompProfile")
+    bad_values: set[str] = set()
+    pod_bad = pod_set = False
+    if pod_profile is not None:
+        if pod_profile.get("type") in ok:
+            pod_set = True
+        else:
+            pod_bad = True
+            bad_values.add(pod_profile.get("type") or "")
     explicit_bad, implicit_bad = [], []
     for c in _all_containers(spec):
-        t = (_sc(c).get("seccompProfile") or {}).get("type")
-        if t is not None and t not in ok:
-            explicit_bad.append(c["name"])
-        elif t is None and pod_type is None:
+        profile = _sc(c).get("seccompProfile")
+        if profile is not None:
+            if profile.get("type") not in ok:
+                explicit_bad.append(c["name"])
+                bad_values.add(profile.get("type") or "")
+        elif not pod_set:
             implicit_bad.append(c["name"])
-    if explicit_bad:
-        details.append(f"{_plural(len(explicit_bad), 'container', 'containers')} {_quote(explicit_bad)} must "
-                       'not set securityContext.seccompProfile.type to "Unconfined"')
+    setters = _setters(pod_bad, explicit_bad)
+    if setters:
+        return ("seccompProfile", f"{' and '.join(setters)} must not set securityContext.seccompProfile.type to "
+                f"{_quote(sorted(bad_values))}")
     if implicit_bad:
-        details.append(f"pod or {_plural(len(implicit_bad), 'container', 'containers')} "
-                       f'{_quote(implicit_bad)} must set securityContext.seccompProfile.type to '
-                       '"RuntimeDefault" or "Localhost"')
-    return ("seccompProfile", "; ".join(details)) if details else None
+        return ("seccompProfile", f"pod or {_plural(len(implicit_bad), 'container', 'containers')} "
+                f'{_quote(implicit_bad)} must set securityContext.seccompProfile.type to "RuntimeDefault" or '
+                '"Localhost"')
+    return None
 
 
-# (check ID, minimum level, function, IDs it overrides). Results are reported sorted by check ID, which is
-# the order the real policy registry evaluates them in.
+# (check ID, level, function, IDs it overrides). The real registry reports baseline checks first, then
+# restricted ones, each group sorted by check ID (policy/registry.go, "to maintain consistent error messages").
 _CHECKS = [
-    ("allowPrivilegeEscalation", "restricted", _check_privilege_escalation, ()),
     ("capabilities_baseline", "baseline", _check_capabilities_baseline, ()),
-    ("capabilities_restricted", "restricted", _check_capabilities_restricted, ("capabilities_baseline",)),
     ("hostNamespaces", "baseline", _check_host_namespaces, ()),
     ("hostPathVolumes", "baseline", _check_host_path, ()),
     ("hostPorts", "baseline", _check_host_ports, ()),
     ("privileged", "baseline", _check_privileged, ()),
+    ("seccompProfile_baseline", "baseline", _check_seccomp_baseline, ()),
+    ("allowPrivilegeEscalation", "restricted", _check_privilege_escalation, ()),
+    ("capabilities_restricted", "restricted", _check_capabilities_restricted, ("capabilities_baseline",)),
     ("restrictedVolumes", "restricted", _check_restricted_volumes, ("hostPathVolumes",)),
     ("runAsNonRoot", "restricted", _check_run_as_non_root, ()),
     ("runAsUser", "restricted", _check_run_as_user, ()),
-    ("seccompProfile_baseline", "baseline", _check_seccomp_baseline, ()),
     ("seccompProfile_restricted", "restricted", _check_seccomp_restricted, ("seccompProfile_baseline",)),
 ]
 

@@ -228,7 +228,7 @@ class ApiServer:
             return
         app = web.Application(middlewares=[self._middleware], client_max_size=64 << 20)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.25)
         await runner.setup()
         if self.port == 0:
             # Pick a free port once; restarts reuse it so kubeconfigs stay valid.
@@ -848,9 +848,11 @@ class ApiServer:
         def start():
             return kubelet.exec(ns, name, container, command, tty=req.tty)
 
-        return await serve_exec(request, req, start, self.exec_faults, self._keep,
-                                getattr(kubelet_mod, "ContainerNotFound", LookupError),
-                                getattr(kubelet_mod, "ContainerNotRunning", ProcessLookupError))
+        # The container is in the spec (checked above): if the kubelet does not know it (yet), it is simply
+        # not running, which the real server answers with 'container not found ("X")'.
+        not_running = (getattr(kubelet_mod, "ContainerNotFound", LookupError),
+                       getattr(kubelet_mod, "ContainerNotRunning", ProcessLookupError))
+        return await serve_exec(request, req, start, self.exec_faults, self._keep, _NeverRaised, not_running)
 
     # -- logs ---------------------------------------------------------------------------------------------------
     async def _log(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
@@ -1053,6 +1055,10 @@ class ApiServer:
 
 # ---------------------------------------------------------------------------------------------------------
 # module helpers
+
+
+class _NeverRaised(Exception):
+    pass
 
 
 def _subject_matches(subject: dict, user: User) -> bool:

@@ -169,17 +169,29 @@ class Holder:
             line = _read_line(r, 10)
         finally:
             os.close(r)
+        self._pidfd: int | None = None
         if not line.startswith("ready "):
             self.kill()
             raise HelperError(f"pause helper failed: {line or 'no answer'}")
         self.pid = int(line.split()[1])  # the process whose /proc/PID/ns/* are the pod's namespaces
+        if self.pid != self.proc.pid:
+            # PID 1 of the pod's PID namespace is our grandchild: a pidfd lets us kill it and see it gone
+            with contextlib.suppress(ProcessLookupError):
+                self._pidfd = os.pidfd_open(self.pid)
 
     def kill(self) -> None:
-        for pid in {getattr(self, "pid", None), self.proc.pid} - {None}:
+        """Kill and wait until gone: the namespaces are released when this returns."""
+        if self._pidfd is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)  # type: ignore[arg-type]
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(5)
+        if self._pidfd is not None:
+            select.select([self._pidfd], [], [], 5)  # readable once the process has exited
+            os.close(self._pidfd)
+            self._pidfd = None
 
 
 def _ip_batch(pid: int, commands: list[str]) -> None:

@@ -255,7 +255,8 @@ class ExecStream:
 async def serve_exec(
     request: web.Request, req: ExecRequest, start_process: Callable[[], subprocess.Popen],
     faults: ExecFaults, keep_task: Callable[[asyncio.Task], None],
-    not_found_error: type[Exception], not_running_error: type[Exception],
+    not_found_error: type[Exception] | tuple[type[Exception], ...],
+    not_running_error: type[Exception] | tuple[type[Exception], ...],
 ) -> web.StreamResponse:
     """Start the process (in a thread: the kubelet may block briefly), upgrade, and stream until it exits."""
     loop = asyncio.get_running_loop()

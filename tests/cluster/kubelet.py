@@ -34,6 +34,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PULL_DELAY = 1.0  # real: 11-15 s until ErrImagePull / ErrImageNeverPull (recordings 08-*); shortened
 PULL_BACKOFF_MAX = 10.0
 RESTART_BACKOFF_MAX = 5.0  # real: 10 s doubling to 5 min; shortened
+LOG_MAX_SIZE = 10 << 20  # kubelet defaults: containerLogMaxSize 10Mi, checked every 10 s
+LOG_MONITOR_INTERVAL = 10.0
 LOG_GC_DELAY = 2.0  # real: ~57 s after pod deletion (container GC, 32-pod-deletion-log-cleanup); shortened
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
@@ -132,13 +134,19 @@ class Pod:
     thread: threading.Thread | None = None
     last_status: dict | None = None
     created: str = ""
+    deadline_timer: threading.Timer | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
 
     def ctrs_of(self, kind: str) -> list[Ctr]:
-        return [c for c in self.ctrs.values() if c.kind == kind]
+        with self.lock:  # sync_ephemeral may add containers from another thread
+            return [c for c in self.ctrs.values() if c.kind == kind]
+
+    def all_ctrs(self) -> list[Ctr]:
+        with self.lock:
+            return list(self.ctrs.values())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -165,6 +173,8 @@ class Kubelet:
         self._gc: list[threading.Timer] = []
         self._gc_pending: list[Pod] = []
         self._started = False
+        self._stopping = threading.Event()
+        self._rotate_lock = threading.Lock()  # the size monitor and the test switch never rotate at once
 
     # ---- lifecycle ------------------------------------------------------------------------------------
 
@@ -178,12 +188,15 @@ class Kubelet:
         self.layout.ensure_base(fix_modes=True)
         self._dispatcher = threading.Thread(target=self._dispatch, name="kubelet-status", daemon=True)
         self._dispatcher.start()
+        self._stopping = threading.Event()
+        threading.Thread(target=self._log_monitor, name="kubelet-logs", daemon=True).start()
         self._started = True
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
+        self._stopping.set()
         with self._lock:
             pods = list(self._pods.values())
             self._pods.clear()
@@ -367,7 +380,25 @@ class Kubelet:
             inst = ctr.current
             if inst is None or not inst.running or inst.shim is None:
                 raise ContainerNotRunning(container)
-        podlogs.rotate(inst.log, reopen=inst.shim.reopen_log)
+        with self._rotate_lock:
+            podlogs.rotate(inst.log, reopen=inst.shim.reopen_log)
+
+    def _log_monitor(self) -> None:
+        """Rotate live logs that outgrew containerLogMaxSize, as the kubelet's log manager does."""
+        while not self._stopping.wait(LOG_MONITOR_INTERVAL):
+            with self._lock:
+                pods = list(self._pods.values())
+            for p in pods:
+                for ctr in p.all_ctrs():
+                    inst = ctr.current
+                    if inst is None or not inst.running or inst.shim is None:
+                        continue
+                    try:
+                        if inst.log.stat().st_size >= LOG_MAX_SIZE:
+                            with self._rotate_lock:
+                                podlogs.rotate(inst.log, reopen=inst.shim.reopen_log)
+                    except OSError:
+                        log.exception("rotating %s failed", inst.log)
 
     # ---- internals: pod lifecycle ---------------------------------------------------------------------
 
@@ -389,9 +420,9 @@ class Kubelet:
             return
         deadline = p.spec.get("activeDeadlineSeconds")
         if deadline is not None:
-            t = threading.Timer(float(deadline), self._deadline_exceeded, args=(p,))
-            t.daemon = True
-            t.start()
+            p.deadline_timer = threading.Timer(float(deadline), self._deadline_exceeded, args=(p,))
+            p.deadline_timer.daemon = True
+            p.deadline_timer.start()
         self._emit(p)
         for ctr in p.ctrs_of("init"):
             if p.stop.is_set():
@@ -408,9 +439,7 @@ class Kubelet:
                 if ctr.state.get("waiting", {}).get("reason") == "PodInitializing":
                     ctr.state = {"waiting": {"reason": "ContainerCreating"}}
         self._emit(p)
-        for ctr in p.ctrs_of("regular"):
-            self._spawn_loop(p, ctr)
-        for ctr in p.ctrs_of("ephemeral"):
+        for ctr in p.ctrs_of("regular") + p.ctrs_of("ephemeral"):
             self._spawn_loop(p, ctr)
 
     def _start_sandbox(self, p: Pod) -> None:
@@ -436,8 +465,11 @@ class Kubelet:
         p.sandbox_ready.set()
 
     def _spawn_loop(self, p: Pod, ctr: Ctr) -> None:
-        ctr.thread = threading.Thread(target=self._container_loop, args=(p, ctr),
-                                      name=f"ctr-{p.name}-{ctr.name}", daemon=True)
+        with p.lock:
+            if ctr.thread is not None:
+                return  # an ephemeral container added during init already has its loop
+            ctr.thread = threading.Thread(target=self._container_loop, args=(p, ctr),
+                                          name=f"ctr-{p.name}-{ctr.name}", daemon=True)
         ctr.thread.start()
 
     def _container_loop(self, p: Pod, ctr: Ctr) -> None:
@@ -634,7 +666,9 @@ class Kubelet:
         if not self._wait_dead(p, float(grace)):
             self._kill_all(p, signal.SIGKILL)
             self._wait_dead(p, 5)
-        for t in [p.thread] + [c.thread for c in p.ctrs.values()]:
+        if p.deadline_timer is not None:
+            p.deadline_timer.cancel()
+        for t in [p.thread] + [c.thread for c in p.all_ctrs()]:
             if t is not None and t is not threading.current_thread():
                 t.join(5)
         self._teardown(p)
@@ -656,7 +690,7 @@ class Kubelet:
             self._remove_pod_logs(p)
 
     def _remove_pod_logs(self, p: Pod) -> None:
-        for ctr in p.ctrs.values():
+        for ctr in p.all_ctrs():
             for inst in (ctr.previous, ctr.current):
                 if inst is not None and inst.link is not None:
                     with contextlib.suppress(FileNotFoundError):
@@ -694,7 +728,7 @@ class Kubelet:
             # kill, but leave waiting and the pipes to the API server that holds this Popen
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        for ctr in p.ctrs.values():
+        for ctr in p.all_ctrs():
             for inst in (ctr.previous, ctr.current):
                 if inst is not None and inst.shim is not None and not inst.exited.is_set():
                     inst.shim.kill_shim()

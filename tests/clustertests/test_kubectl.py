@@ -210,3 +210,26 @@ def test_ephemeral_containers_disabled(e2e, cluster, nginx_pod) -> None:
     cluster.set_ephemeral_containers_enabled(False)
     res = e2e.kubectl("-n", ns, "debug", pod, f"--image={e2e.image}", "--", "sleep", "10", check=False)
     assert res.returncode != 0 and "ephemeral containers are disabled for this cluster" in res.stderr
+
+
+def test_client_going_away_does_not_kill_the_process(e2e, nginx_pod) -> None:
+    """True of real kubelets; the product relies on it (it kills its remote tools itself)."""
+    ns, pod = nginx_pod
+    argv = ["kubectl", "--kubeconfig", str(e2e.kubeconfig), *(["--context", e2e.context] if e2e.context else []),
+            "-n", ns, "exec", pod, "-c", "nginx", "--", "sh", "-c", "echo $$ > /tmp/alive.pid; exec sleep 120"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if e2e.kubectl("-n", ns, "exec", pod, "-c", "nginx", "--", "test", "-s", "/tmp/alive.pid",
+                           check=False).returncode == 0:
+                break
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait()
+    time.sleep(1)
+    alive = e2e.kubectl("-n", ns, "exec", pod, "-c", "nginx", "--", "sh", "-c", "kill -0 $(cat /tmp/alive.pid)",
+                        check=False)
+    assert alive.returncode == 0, "the exec'd process died with its client"
+    e2e.kubectl("-n", ns, "exec", pod, "-c", "nginx", "--", "sh", "-c", "kill $(cat /tmp/alive.pid)")

@@ -273,3 +273,23 @@ def test_node_pod_is_deleted_after_a_signal(e2e, nginx_pod, tmp_path: Path, sig:
     assert proc.returncode == code, err
     assert "Deleted node pod" in err
     assert node_pods(e2e) == []
+
+
+def test_rbac_refusals_are_one_line_and_create_nothing(e2e, nginx_pod, tmp_path: Path):
+    if not e2e.limited_context:
+        pytest.skip("no limited context (set DEBUGX_E2E_LIMITED_CONTEXT on a real cluster)")
+    namespace, pod = nginx_pod
+    out = tmp_path / "o"
+    cases = [
+        ("proxy", "nodes/proxy"),
+        ("pod", "you may not create pods in namespace"),
+        ("auto", "you may not create pods in namespace"),
+    ]
+    for via, message in cases:
+        res = debugx(e2e, "nodelogs", pod, "-n", namespace, "--via", via, "-o", str(out),
+                     context=e2e.limited_context)
+        err = res.stderr.decode()
+        assert res.returncode == 4, err
+        assert message in err.splitlines()[-1], err
+        assert not out.exists()
+    assert node_pods(e2e) == []

@@ -5,6 +5,7 @@ Shapes follow shared/cluster-recordings (10-nodeproxy-*, logs/4*-nodeproxy-*, 02
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import signal
@@ -820,42 +821,59 @@ def test_decode_report_shape_is_what_the_summary_reads():
 # ---------------------------------------------------------------------------------------------- node pod exec
 
 
-class FakeWs:
-    """Just enough of websocket.WebSocket for execstream.pump: a readable socket and queued frames."""
+def ws_frame(payload: bytes, opcode: int = 0x2) -> bytes:
+    """One unmasked server-to-client WebSocket frame (RFC 6455)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, n])
+    elif n < 1 << 16:
+        head = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+    return head + payload
 
-    def __init__(self, frames: list[bytes]) -> None:
+
+class FakeWs:
+    """A socket pair whose far end sends these messages as real frames, then a close frame."""
+
+    def __init__(self, frames: list[bytes], endless: bool = False) -> None:
         import socket
+        import threading
 
         self.sock, self._peer = socket.socketpair()
-        self._peer.send(b"!")  # always readable: select() returns at once
-        self.frames = list(frames)
+        data = b"".join(ws_frame(f) for f in frames)
+        if not endless:  # else the command never ends, like a stuck tar
+            data += ws_frame(b"\x03\xe8", opcode=0x8)
 
-    def recv_data_frame(self, _control: bool) -> tuple[int, Any]:
-        from types import SimpleNamespace
+        def send() -> None:
+            with contextlib.suppress(OSError):  # the reader gave up (a refused tar member): a cut connection
+                self._peer.sendall(data)
 
-        from websocket import ABNF
+        self._sender = threading.Thread(target=send, daemon=True)
+        self._sender.start()
 
-        if not self.frames:
-            return ABNF.OPCODE_CLOSE, SimpleNamespace(data=b"")
-        return ABNF.OPCODE_BINARY, SimpleNamespace(data=self.frames.pop(0))
+    def pong(self, _payload: bytes) -> None:
+        pass
 
 
 class FakeConn:
     protocol = "v5.channel.k8s.io"
 
     def __init__(self, stdout: bytes = b"", stderr: bytes = b"", status: dict | None = None,
-                 chunk: int = 1000) -> None:
+                 chunk: int = 1000, endless: bool = False) -> None:
         frames = [b"\x01"]  # every stream starts with an empty stdout frame (09a-exec-*)
         frames += [b"\x01" + stdout[i:i + chunk] for i in range(0, len(stdout), chunk)]
         if stderr:
             frames.append(b"\x02" + stderr)
-        frames.append(b"\x03" + json.dumps(status or {"metadata": {}, "status": "Success"}).encode())
-        self.ws = FakeWs(frames)
+        if not endless:
+            frames.append(b"\x03" + json.dumps(status or {"metadata": {}, "status": "Success"}).encode())
+        self.ws = FakeWs(frames, endless)
         self.closed = False
 
     def close(self) -> None:
         self.closed = True
         self.ws.sock.close()
+        self.ws._sender.join(5)
         self.ws._peer.close()
 
 
@@ -961,3 +979,21 @@ def test_pod_source_on_docker_skips_the_symlinks_and_copies_docker_files(tmp_pat
          ExtractedFile(f"docker/containers/{CID1}/{CID1}-json.log", len(docker_line))),
         (), ())
     assert (tmp_path / "docker" / "containers" / CID1 / f"{CID1}-json.log").read_bytes() == docker_line
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_during_the_tar_stream_stops_it_cleanly(tmp_path, sig):
+    import os
+    import threading
+
+    half = tar_of({f"{POD_DIR}/nginx/0.log": b"x" * 100000})[:60000]
+    source = ScriptedPodSource({"tar": FakeConn(half, endless=True)})
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), sig))
+    timer.start()
+    try:
+        with pytest.raises(nodefetch.StopRequested) as e:
+            source.fetch(tmp_path, POD_DIR, ["nginx"])
+    finally:
+        timer.cancel()
+    assert e.value.signum == sig
+    assert source.answers["tar"].closed

@@ -12,17 +12,25 @@ def record(payload: bytes, order: str = "<") -> bytes:
 
 
 def feed_all(framer: PcapFramer, chunks) -> bytes:
-    return b"".join(bytes(framer.feed(c)) for c in chunks)
+    return b"".join(bytes(part) for c in chunks for part in framer.feed(c))
 
 
 def test_whole_records_pass_through_split_anywhere():
     stream = HEADER + record(b"a" * 100) + record(b"b" * 7) + record(b"")
     for cut in range(1, len(stream)):
-        framer = PcapFramer()
-        out = feed_all(framer, [stream[:cut], stream[cut:]])
-        assert out == stream
-        assert framer.stats == PcapStats(records=3, bytes_out=len(stream))
-        assert framer.pending == 0
+        for cut2 in (cut, min(cut + 3, len(stream)), min(cut + 40, len(stream))):
+            framer = PcapFramer()
+            out = feed_all(framer, [stream[:cut], stream[cut:cut2], stream[cut2:]])
+            assert out == stream
+            assert framer.stats == PcapStats(records=3, bytes_out=len(stream))
+            assert framer.pending == 0
+
+
+def test_byte_by_byte():
+    stream = HEADER + record(b"a" * 30) + record(b"b" * 3)
+    framer = PcapFramer()
+    assert feed_all(framer, [stream[i:i + 1] for i in range(len(stream))]) == stream
+    assert framer.stats.records == 2
 
 
 def test_cut_stream_keeps_only_whole_records():
@@ -37,7 +45,7 @@ def test_max_bytes_stops_before_the_record_that_would_pass_it():
     framer = PcapFramer(max_bytes=len(HEADER) + 2 * len(one) + 10)
     out = feed_all(framer, [HEADER, one, one, one, one])
     assert (out, framer.limit_reached, framer.stats.records) == (HEADER + one + one, True, 2)
-    assert bytes(framer.feed(one)) == b""
+    assert framer.feed(one) == []
 
 
 def test_big_endian_and_nanosecond_magic():
