@@ -23,7 +23,10 @@ pick_python() {
 if [ ! -x .venv/bin/python ]; then
   "$(pick_python)" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# DEBUGX_SKIP_VENV=1: use .venv as it is (bench/reproducible builds copies of the tree with the same venv).
+if [ -z "${DEBUGX_SKIP_VENV:-}" ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+fi
 
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 1700000000)}"
 version=$(.venv/bin/python -c 'import kubectl_debugx; print(kubectl_debugx.__version__)')

@@ -14,7 +14,7 @@ from .errors import ExitCode, Forbidden, RemoteFailed, UsageError
 from .kube import ApiError, Kube
 from .pcap import PcapFormatError, PcapFramer
 from .sinks import ByteSink, PipeClosed
-from .streamrun import StopState, catch_stop_signals, run_until_stopped
+from .streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
 from .talk import Talk
 
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
@@ -75,25 +75,13 @@ _COUNTS = re.compile(r"^(\d+) packets? (captured|received by filter|dropped by k
 
 
 @dataclass
-class TcpdumpTalk:
+class TcpdumpTalk(ToolStderr):
     """tcpdump's stderr: shown live once it listens; kept back (for the error) until then; counts parsed."""
 
     show: Callable[[str], None]
     listening: bool = False
     early: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
-    _partial: bytes = b""
-
-    def feed(self, data: bytes) -> None:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        for raw in lines:
-            self._line(raw.decode("utf-8", "replace").rstrip())
-
-    def finish(self) -> None:
-        if self._partial:
-            self._line(self._partial.decode("utf-8", "replace").rstrip())
-            self._partial = b""
 
     def _line(self, line: str) -> None:
         if not line:

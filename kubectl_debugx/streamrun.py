@@ -19,6 +19,27 @@ from .execstream import ExecOutcome, pump
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the tool to end after SIGINT before escalating
 
 
+class ToolStderr:
+    """A remote tool's stderr as lines: feed() bytes as they arrive, finish() at the end; a subclass says what
+    each line means in _line()."""
+
+    _partial = b""
+
+    def feed(self, data: bytes) -> None:
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            self._line(raw.decode("utf-8", "replace").rstrip())
+
+    def finish(self) -> None:
+        if self._partial:
+            self._line(self._partial.decode("utf-8", "replace").rstrip())
+            self._partial = b""
+
+    def _line(self, line: str) -> None:
+        raise NotImplementedError
+
+
 @dataclass
 class StopState:
     """Why and when we asked the remote tool to stop."""

@@ -22,7 +22,7 @@ from .errors import DebugxError, ExitCode, NotFound, RemoteFailed, UsageError
 from .execstream import run_to_end
 from .kube import ApiError, Kube
 from .sinks import ByteSink, PipeClosed
-from .streamrun import StopState, catch_stop_signals, run_until_stopped
+from .streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
 from .talk import Talk
 
 DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"  # has sh, cat, strace
@@ -374,7 +374,7 @@ def _refused(error: ApiError, profile: str) -> DebugxError:
 
 
 @dataclass
-class StraceTalk:
+class StraceTalk(ToolStderr):
     """strace's stderr: held back until it attaches (so a failure is told once, as the error), then shown
     live. Attach refusals and vanished processes are collected."""
 
@@ -383,18 +383,6 @@ class StraceTalk:
     refused: list[int] = field(default_factory=list)
     vanished: list[int] = field(default_factory=list)
     early: list[str] = field(default_factory=list)
-    _partial: bytes = b""
-
-    def feed(self, data: bytes) -> None:
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        for raw in lines:
-            self._line(raw.decode("utf-8", "replace").rstrip())
-
-    def finish(self) -> None:
-        if self._partial:
-            self._line(self._partial.decode("utf-8", "replace").rstrip())
-            self._partial = b""
 
     def _line(self, line: str) -> None:
         if not line:

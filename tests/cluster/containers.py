@@ -825,6 +825,12 @@ def helper_shim(spec: dict) -> None:
         os._exit(1)
     status(f"pid {child}")
     _devnull_stdio()
+    try:
+        mnt_ino = os.stat(f"/proc/{child}/ns/mnt").st_ino  # the container's own: our "cgroup"
+    except OSError:
+        mnt_ino = 0
+    if mnt_ino == os.stat("/proc/self/ns/mnt").st_ino:
+        mnt_ino = 0  # never: that would be everybody's (the child always has a mount namespace of its own)
 
     writer = podlogs.CriWriter(log.write)
     pidfd = os.pidfd_open(child)
@@ -846,6 +852,9 @@ def helper_shim(spec: dict) -> None:
             elif fd == pidfd:
                 _, st = os.waitpid(child, 0)
                 code = _wait_status_code(st)
+                # like runc when a container's init exits: its other processes go too (they survive on
+                # their own in a shared or the host's PID namespace, and so would exec'd ones)
+                _kill_mount_namespace(mnt_ino)
                 drain_until = time.monotonic() + 0.5
             else:
                 data = os.read(fd, 65536)
@@ -863,6 +872,27 @@ def helper_shim(spec: dict) -> None:
     log.close()
     status(f"exit {code}")
     os._exit(0)
+
+
+def _kill_mount_namespace(ino: int) -> None:
+    """SIGKILL every process in the mount namespace with inode ino, until none is left (max ~2 s)."""
+    if not ino:
+        return
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        found = False
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.stat(f"/proc/{name}/ns/mnt").st_ino == ino:
+                    found = True
+                    os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                continue
+        if not found:
+            return
+        time.sleep(0.01)
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -83,6 +83,7 @@ class Event:
     resource: str
     namespace: str | None
     obj: dict
+    old: dict | None = None  # the previous state of a MODIFIED object (for selector transitions)
 
 
 class Store:
@@ -130,8 +131,10 @@ class Store:
     def update(self, resource: str, namespace: str | None, obj: dict) -> dict:
         obj = copy.deepcopy(obj)
         obj["metadata"]["resourceVersion"] = self._next_rv()
-        self._objects[(resource, namespace or "", obj["metadata"]["name"])] = obj
-        self._emit("MODIFIED", resource, namespace, obj)
+        key = (resource, namespace or "", obj["metadata"]["name"])
+        old = self._objects.get(key)
+        self._objects[key] = obj
+        self._emit("MODIFIED", resource, namespace, obj, old)
         return obj
 
     def delete(self, resource: str, namespace: str | None, name: str) -> dict | None:
@@ -145,20 +148,33 @@ class Store:
         return obj
 
     # -- watch -------------------------------------------------------------------------------------
-    def _emit(self, type_: str, resource: str, namespace: str | None, obj: dict) -> None:
-        ev = Event(int(obj["metadata"]["resourceVersion"]), type_, resource, namespace, obj)
+    def _emit(self, type_: str, resource: str, namespace: str | None, obj: dict, old: dict | None = None) -> None:
+        ev = Event(int(obj["metadata"]["resourceVersion"]), type_, resource, namespace, obj, old)
         self._history.append(ev)
         for w in list(self._watchers):
-            if self._wants(w, ev):
-                w.queue.put_nowait(ev)
+            seen = self._as_seen(w, ev)
+            if seen is not None:
+                w.queue.put_nowait(seen)
 
     @staticmethod
-    def _wants(w: Watcher, ev: Event) -> bool:
+    def _as_seen(w: Watcher, ev: Event) -> Event | None:
+        """The event as a watcher with a selector sees it: an object that starts (stops) matching is ADDED
+        (DELETED) for it, as the real watch cache does; None when it does not concern the watcher."""
         if ev.resource != w.resource:
-            return False
+            return None
         if w.namespace is not None and (ev.namespace or "") != w.namespace:
-            return False
-        return w.predicate(ev.obj)
+            return None
+        now = w.predicate(ev.obj)
+        if ev.type != "MODIFIED" or ev.old is None:
+            return ev if now else None
+        before = w.predicate(ev.old)
+        if now and before:
+            return ev
+        if now:
+            return Event(ev.rv, "ADDED", ev.resource, ev.namespace, ev.obj)
+        if before:
+            return Event(ev.rv, "DELETED", ev.resource, ev.namespace, ev.obj)
+        return None
 
     def watch(self, resource: str, namespace: str | None, predicate: Callable[[dict], bool],
               since_rv: int | None) -> Watcher:
@@ -168,12 +184,14 @@ class Store:
             for obj in self.list(resource, namespace):
                 ev = Event(int(obj["metadata"]["resourceVersion"]), "ADDED", resource,
                            obj["metadata"].get("namespace"), obj)
-                if self._wants(w, ev):
-                    w.queue.put_nowait(ev)
+                seen = self._as_seen(w, ev)
+                if seen is not None:
+                    w.queue.put_nowait(seen)
         else:
             for ev in self._history:
-                if ev.rv > since_rv and self._wants(w, ev):
-                    w.queue.put_nowait(ev)
+                seen = self._as_seen(w, ev) if ev.rv > since_rv else None
+                if seen is not None:
+                    w.queue.put_nowait(seen)
         self._watchers.add(w)
         return w
 

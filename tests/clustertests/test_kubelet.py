@@ -541,7 +541,13 @@ def test_node_pod_host_path_read_only(node):
     _, out, _ = node.exec(ns, name, "debugger", ["readlink", "/proc/self/ns/net"])
     assert out.strip().decode() == os.readlink("/proc/self/ns/net")
     assert not Path("/host").exists()  # the mountpoint was never created on the real host
+    # processes of a host-PID container (its own children, exec'd ones) go with it, as with runc
+    proc = node.kubelet.exec(ns, name, "debugger", ["sh", "-c", "echo $$; exec sleep 1000"])
+    host_pid = int(proc.stdout.readline())
+    assert Path(f"/proc/{host_pid}/cmdline").read_bytes().startswith(b"sleep")
     node.delete(ns, name)
+    proc.wait(5)
+    assert not Path(f"/proc/{host_pid}").exists() or b"sleep" not in Path(f"/proc/{host_pid}/cmdline").read_bytes()
 
 
 def test_active_deadline(node):
@@ -571,6 +577,17 @@ def _netns_in_use() -> set[str]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             out.add(os.readlink(f"/proc/{pid}/ns/net"))
+        except OSError:
+            continue
+    return out
+
+
+def _holders(namespaces: set[str]) -> list[str]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/net") in namespaces:
+                out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
         except OSError:
             continue
     return out
@@ -606,7 +623,7 @@ def test_delete_and_stop_leave_nothing_behind(tmp_path):
     n.kubelet.stop()
     n.kubelet.stop()  # idempotent
     assert _processes_with(workdir) == set()
-    assert pod_netns & _netns_in_use() == set()
+    assert pod_netns & _netns_in_use() == set(), _holders(pod_netns)
     assert Path("/proc/self/mountinfo").read_text() == mounts
     assert subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout == links
     assert not Path(workdir).exists()

@@ -275,3 +275,17 @@ def test_api_server_unreachable(tmp_path):
     assert result.returncode == 7, result.stderr
     assert result.stderr.startswith("error: cannot reach the API server at https://127.0.0.1:1")
     assert "secret-token-value" not in result.stderr
+
+
+def test_sigterm_stops_cleanly_with_143(e2e, web, tmp_path: Path):
+    namespace, pod, traffic = web
+    out = tmp_path / "term.pcap"
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "-f", "tcp port 80",
+                        "--output", "json", stdout=subprocess.PIPE)
+    wait_for_line(proc, LISTENING)
+    curl(e2e, namespace, pod, traffic, "/term")
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert tshark_fields(str(out), "http.request", "http.request.uri") == ["/term"]
+    assert "tcpdump" not in processes(e2e, namespace, pod, json.loads(stdout)["container"])
