@@ -110,8 +110,13 @@ class FrameReader:
                 with view[start:end] as payload:
                     self._deliver(fin, opcode, payload, on_message)
         finally:
-            view.release()
-            del self.buf[:pos]
+            try:
+                view.release()
+                del self.buf[:pos]
+            except BufferError:
+                # A callback raised while holding a view (its traceback keeps it alive): leave that buffer
+                # to the exception and go on with a copy, so the original error is what surfaces.
+                self.buf = bytearray(self.buf[pos:])
         return True
 
     def _deliver(self, fin: bool, opcode: int, payload: memoryview,

@@ -29,7 +29,7 @@ from typing import Any
 
 from . import crilog, ephemeral, logtree, nodefetch, profiles
 from .capture import DEFAULT_IMAGE as CAPTURE_IMAGE
-from .errors import ExitCode, Forbidden, Interrupted, NotFound, NotReady, OutputError, UsageError
+from .errors import DebugxError, ExitCode, Forbidden, Interrupted, NotFound, NotReady, OutputError, UsageError
 from .kube import ApiError, Kube
 from .logtree import ExtractReport
 from .talk import Talk
@@ -345,6 +345,12 @@ def run(kube: Kube, opts: NodeLogsOptions, talk: Talk) -> int:
         copied = _count_files(progress.out) if progress.created else 0
         kept = f"; the {copied} files copied so far are in {progress.out}" if copied else "; nothing was written"
         raise Interrupted(f"stopped by {stop}{kept}", code) from None
+    except DebugxError as e:
+        _forget_empty(progress)
+        copied = _count_files(progress.out) if progress.created and progress.out.is_dir() else 0
+        if copied:
+            raise DebugxError(f"{e}; the {copied} files copied so far are in {progress.out}", e.code) from None
+        raise
     except BaseException:
         _forget_empty(progress)
         raise

@@ -16,12 +16,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def finish_zipapp(path: Path) -> None:
-    """Rewrite the zipapp with our __main__.py; entries, order, times and modes are kept, so it stays
-    reproducible."""
+    """Rewrite the zipapp behind our launcher (packaging/launcher.sh) with our __main__.py; entries, order,
+    times and modes are kept, so it stays reproducible."""
     data = path.read_bytes()
     if not data.startswith(b"#!"):
         raise SystemExit(f"{path}: no shebang line")
-    shebang = data[: data.index(b"\n") + 1]
+    shebang = (HERE / "launcher.sh").read_bytes()  # in place of shiv's `#!/usr/bin/env python3`
     tmp = path.with_name(path.name + ".tmp")
     with zipfile.ZipFile(path) as src, tmp.open("wb") as fd:
         env = json.loads(src.read("environment.json"))

@@ -3,7 +3,8 @@
 # The zipapp's __main__.py, in place of shiv's `import _bootstrap; _bootstrap.bootstrap()`.
 # 1. Check the interpreter BEFORE shiv's bootstrap unpacks ~20 MB or fails on syntax it cannot parse (this part
 #    must run on any Python, 2.7 included); too old: re-run with the newest python3.X >= 3.10 on PATH, or say so.
-# 2. Warm start: when this build is already unpacked (and no SHIV_* variable asks for anything special), set up
+# 2. Remember the interpreter for packaging/launcher.sh when it asks (KUBECTL_DEBUGX_REMEMBER).
+# 3. Warm start: when this build is already unpacked (and no SHIV_* variable asks for anything special), set up
 #    sys.path exactly as shiv's bootstrap does, without reading the zip's index with zipfile and importing the
 #    bootstrap's modules (~40 ms of every start). Otherwise run shiv's bootstrap.
 import sys
@@ -25,6 +26,26 @@ if sys.version_info < (3, 10):
         % (sys.executable or "python3", sys.version.split()[0], sys.argv[0])
     )
     sys.exit(1)
+
+
+def _remember_interpreter():
+    """packaging/launcher.sh ran us with `python3` and asks us to write down which interpreter that is."""
+    import os
+
+    path = os.environ.pop("KUBECTL_DEBUGX_REMEMBER", None)
+    if not path or not sys.executable or not os.access(sys.executable, os.X_OK):
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = "%s.%d" % (path, os.getpid())
+        with open(tmp, "w") as f:
+            f.write(sys.executable + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+_remember_interpreter()
 
 BUILD_ID = "@BUILD_ID@"  # filled in by packaging/dist.py from the zip's environment.json
 

@@ -370,6 +370,80 @@ def _merge_map(target: dict, patch: dict) -> None:
             target[k] = copy.deepcopy(v)
 
 
+_MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "volumes": "name",
+               "env": "name", "volumeMounts": "mountPath", "ports": "containerPort",
+               "imagePullSecrets": "name"}
+
+
+def strategic_merge(target: object, patch: object, key: str = "") -> object:
+    """Strategic merge patch for the fields of a Pod a client would patch: maps merge (null deletes), lists
+    with a patchMergeKey merge by it (new elements appended), other lists are replaced."""
+    if isinstance(patch, dict) and isinstance(target, dict):
+        out = copy.deepcopy(target)
+        for k, v in patch.items():
+            if k.startswith("$"):
+                continue
+            if v is None:
+                out.pop(k, None)
+            else:
+                out[k] = strategic_merge(out.get(k), v, k)
+        return out
+    if isinstance(patch, list) and isinstance(target, list) and key in _MERGE_KEYS:
+        mk = _MERGE_KEYS[key]
+        out = [copy.deepcopy(t) for t in target]
+        for item in patch:
+            if not isinstance(item, dict):
+                continue
+            idx = next((i for i, t in enumerate(out) if isinstance(t, dict) and t.get(mk) == item.get(mk)), None)
+            if item.get("$patch") == "delete":
+                if idx is not None:
+                    del out[idx]
+            elif idx is None:
+                out.append(strategic_merge({}, item))
+            else:
+                out[idx] = strategic_merge(out[idx], item)
+        return out
+    return copy.deepcopy(patch)
+
+
+_POD_UPDATE_FORBIDDEN = (
+    "pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,"
+    "`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),"
+    "`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)"
+)
+
+
+def validate_pod_update(old: dict, new: dict) -> list[FieldError]:
+    """What may change in a pod's spec after creation (ValidatePodUpdate, without in-place resize)."""
+    o, n = copy.deepcopy(old.get("spec") or {}), copy.deepcopy(new.get("spec") or {})
+    for spec in (o, n):
+        for group in ("containers", "initContainers"):
+            for c in spec.get(group) or []:
+                default_container(c)
+                c.pop("image", None)
+        spec.pop("activeDeadlineSeconds", None)
+        spec.pop("terminationGracePeriodSeconds", None)
+    old_tol = o.pop("tolerations", None) or []
+    new_tol = n.pop("tolerations", None) or []
+    errs = []
+    if any(t not in new_tol for t in old_tol):
+        errs.append(FieldError("Forbidden", "spec.tolerations", detail="existing toleration can not be modified "
+                                                                        "except its tolerationSeconds"))
+    if o != n:
+        errs.append(FieldError("Forbidden", "spec", detail=_POD_UPDATE_FORBIDDEN + "\n" + _spec_diff(o, n)))
+    return errs
+
+
+def _spec_diff(old: dict, new: dict) -> str:
+    lines = ["\u00a0\u00a0core.PodSpec{"]
+    for k in sorted(set(old) | set(new)):
+        if old.get(k) != new.get(k):
+            lines.append(f"-\u00a0\t{k}: {json.dumps(old.get(k))},")
+            lines.append(f"+\u00a0\t{k}: {json.dumps(new.get(k))},")
+    lines.append("\u00a0\u00a0}")
+    return "\n".join(lines) + "\n"
+
+
 def merge_patch(target: object, patch: object) -> object:
     """RFC 7386 JSON merge patch (lists are replaced whole)."""
     if not isinstance(patch, dict):

@@ -685,6 +685,8 @@ class ApiServer:
             if _truthy_dry(request):
                 return _json(pod)
             return _json(self._delete_pod(pod, int(grace) if grace is not None else None))
+        if verb in ("patch", "update"):
+            return _json(await self._update_pod(request, info))
         if verb == "deletecollection":
             for pod in self._filtered(request, "pods", ns):
                 self._delete_pod(pod, None)
@@ -718,6 +720,59 @@ class ApiServer:
         pod = self.store.create("pods", namespace, pod)
         self._loop.call_soon(self._schedule, namespace, name, pod["metadata"]["uid"])
         return pod
+
+    async def _update_pod(self, request: web.Request, info: RequestInfo) -> dict:
+        """PATCH/PUT of a pod: labels, annotations and the few mutable spec fields; status is ignored."""
+        ns, name = info.namespace, info.name or ""
+        body = await _body(request)
+        pod = self._get_or_404("pods", ns, name)
+        ctype = request.content_type
+        if info.verb == "update":
+            if not isinstance(body, dict):
+                raise bad_request("the body of the request was in an unknown format")
+            rv = (body.get("metadata") or {}).get("resourceVersion")
+            if rv and rv != pod["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods "{name}": the object '
+                               "has been modified; please apply your changes to the latest version and try again",
+                               {"name": name, "kind": "pods"})
+            new = body
+        elif ctype == "application/strategic-merge-patch+json":
+            new = admission.strategic_merge(pod, body)
+        elif ctype == "application/json-patch+json":
+            new = admission.json_patch(pod, body)
+        elif ctype == "application/merge-patch+json":
+            new = admission.merge_patch(pod, body)
+        else:
+            raise ApiError(415, "UnsupportedMediaType",
+                           f'the body of the request was in an unknown format - accepted media types include: '
+                           f'{", ".join(_PATCH_TYPES)}', {})
+        if not isinstance(new, dict):
+            raise bad_request("the body of the request was in an unknown format")
+        errs = admission.validate_pod_update(pod, new)
+        if errs:
+            raise admission.invalid("Pod", name, errs)
+        updated = copy.deepcopy(pod)
+        meta = new.get("metadata") or {}
+        for key in ("labels", "annotations"):
+            if meta.get(key):
+                updated["metadata"][key] = dict(meta[key])
+            else:
+                updated["metadata"].pop(key, None)
+        new_spec = new.get("spec") or {}
+        for key in ("activeDeadlineSeconds", "terminationGracePeriodSeconds", "tolerations"):
+            if key in new_spec:
+                updated["spec"][key] = copy.deepcopy(new_spec[key])
+        for group in ("containers", "initContainers"):
+            images = {c.get("name"): c.get("image") for c in new_spec.get(group) or []}
+            for c in updated["spec"].get(group) or []:
+                c["image"] = images.get(c["name"]) or c["image"]
+        if updated == pod:
+            return pod
+        if updated["spec"] != pod["spec"]:
+            updated["metadata"]["generation"] = pod["metadata"].get("generation", 1) + 1
+        if _truthy_dry(request):
+            return updated
+        return self.store.update("pods", ns, updated)
 
     def _delete_pod(self, pod: dict, grace: int | None) -> dict:
         ns, name, uid = pod["metadata"]["namespace"], pod["metadata"]["name"], pod["metadata"]["uid"]
@@ -951,7 +1006,6 @@ class ApiServer:
     async def _node_proxy(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         self._get_or_404("nodes", None, info.name)
         rel = info.rest
-        raw_path = request.path
         if not (rel == "logs" or rel.startswith("logs/")):
             return _page_not_found()
         base = (self.node_root / "var" / "log").resolve()
@@ -959,6 +1013,11 @@ class ApiServer:
         target = _resolve_under(self.node_root, base, sub)
         if target is None or not target.exists():
             return _page_not_found()
+        try:
+            st = target.stat()
+        except OSError:
+            return _page_not_found()
+        headers = {"Last-Modified": _http_date(st.st_mtime), "Cache-Control": "no-cache, private"}
         if target.is_dir():
             entries = []
             for p in sorted(target.iterdir(), key=lambda p: p.name):
@@ -966,10 +1025,45 @@ class ApiServer:
                 entries.append(f'<a href="{urllib.parse.quote(n)}">{html.escape(n)}</a>\n')
             body = ('<!doctype html>\n<meta name="viewport" content="width=device-width">\n<pre>\n'
                     + "".join(entries) + "</pre>\n")
-            return web.Response(body=body.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
-        _ = raw_path
-        data = await self._loop.run_in_executor(self._exec_pool, _read_bytes, target)
-        return web.Response(body=data, headers={"Content-Type": _go_content_type(target.name, data)})
+            return web.Response(body=body.encode(), headers={**headers, "Content-Type": "text/html; charset=utf-8"})
+        return await self._serve_file(request, target, st.st_size, headers)
+
+    async def _serve_file(self, request: web.Request, path: Path, size: int, headers: dict) -> web.StreamResponse:
+        """A node file as Go's http.ServeContent sends it: type by extension or sniffing, Accept-Ranges,
+        one byte range if asked; streamed in chunks (log files can be large)."""
+        try:
+            with open(path, "rb") as f:
+                head = f.read(512)
+        except OSError:
+            return _page_not_found()
+        start, end, status = 0, size, 200
+        m = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("Range", "").strip())
+        if m and (m.group(1) or m.group(2)):
+            if m.group(1):
+                start = int(m.group(1))
+                end = min(size, int(m.group(2)) + 1) if m.group(2) else size
+            else:
+                start = max(0, size - int(m.group(2)))
+            if start >= size:
+                return web.Response(status=416, text="invalid range: failed to overlap\n",
+                                    headers={"Content-Range": f"bytes */{size}"})
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        resp = web.StreamResponse(status=status, headers={
+            **headers, "Content-Type": _go_content_type(path.name, head), "Accept-Ranges": "bytes"})
+        resp.content_length = end - start
+        await resp.prepare(request)
+        with open(path, "rb") as f:
+            f.seek(start)
+            left = end - start
+            while left > 0:
+                chunk = await self._loop.run_in_executor(self._exec_pool, f.read, min(left, 1 << 20))
+                if not chunk:
+                    break
+                left -= len(chunk)
+                await resp.write(chunk)
+        await resp.write_eof()
+        return resp
 
     # -- authorization.k8s.io / rbac / serviceaccounts ----------------------------------------------------
     def _ssar(self, user: User, body: dict) -> web.Response:
@@ -1252,6 +1346,10 @@ def _mem_ki() -> int:
     except OSError:
         pass
     return 1 << 20
+
+
+def _http_date(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
 
 
 def _read_bytes(path: Path) -> bytes:

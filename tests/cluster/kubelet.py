@@ -549,6 +549,7 @@ class Kubelet:
             inst = Instance(restart, cid, logfile)
             spec = self._container_spec(p, ctr, logfile)
         assert self._lifeline is not None
+        started_at = now_rfc3339()  # taken before: a quick command may exit before Shim() returns
         try:
             shim = Shim(self._lifeline, spec, on_exit=lambda code: self._on_exit(p, ctr, inst, code))
         except (HelperError, OSError) as e:
@@ -566,7 +567,7 @@ class Kubelet:
             return inst
         with p.lock:
             inst.shim = shim
-            inst.started_at = now_rfc3339()
+            inst.started_at = started_at
             inst.link = self.layout.link(p.namespace, p.name, ctr.name, cid, logfile)
             self._set_current(ctr, inst, restart)
             ctr.state = {"running": {"startedAt": inst.started_at}}

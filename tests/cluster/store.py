@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-HISTORY_LIMIT = 20000
+HISTORY_LIMIT = 5000
 
 
 def now_rfc3339(delta_seconds: float = 0) -> str:

@@ -298,6 +298,42 @@ def compare_status(rec: dict, ours: dict) -> None:
             assert norm_message(o.get("message", "")) == norm_message(r.get("message", ""))
 
 
+# Cases whose answer is fully determined by the request: compare values, not only shapes.
+VALUE_CHECKS = {
+    "00-create-namespace-rec": ("metadata.labels", "spec", "status"),
+    "06-create-namespace-rec-baseline": ("metadata.labels", "spec", "status"),
+    "02-create-pod-nginx": ("metadata.labels", "metadata.generation", "spec", "status"),
+    "06-psa-baseline-create-nginx": ("spec", "status"),
+    "06-psa-restricted-create-compliant-pod": ("spec", "status"),
+    "10-create-node-debug-pod": ("spec", "status"),
+    "03-patch-ephemeralcontainers-smp": ("spec.ephemeralContainers", "metadata.generation"),
+    "04-patch-ephemeralcontainers-dryrun": ("spec.ephemeralContainers",),
+    "07-rbac-ssar-limited-get-exec": ("spec", "status"),
+    "07-rbac-ssar-admin-patch-ephemeralcontainers": ("spec", "status"),
+}
+
+
+def _at(obj, path: str):
+    for part in path.split("."):
+        obj = obj.get(part) if isinstance(obj, dict) else None
+    return obj
+
+
+def _normalise_values(v):
+    """Generated names (kube-api-access-XXXXX) and the node name differ by nature."""
+    text = json.dumps(v, sort_keys=True)
+    text = re.sub(r"kube-api-access-[a-z0-9]{5}", "kube-api-access-<x>", text)
+    return json.loads(text)
+
+
+def compare_values(replay: Replay, case: dict, ours: dict) -> None:
+    for path in VALUE_CHECKS.get(case["case"], ()):
+        rec = _normalise_values(replay.subst_obj(_at(case["response"]["body"], path)))
+        got = _normalise_values(_at(ours, path))
+        assert got == rec, f"{path}:\n recorded {json.dumps(rec, sort_keys=True)}\n ours     " \
+                           f"{json.dumps(got, sort_keys=True)}"
+
+
 def compare_http(replay: Replay, case: dict, resp: requests.Response) -> None:
     rec = case["response"]
     assert resp.status_code == rec["status"], f"status {resp.status_code} != {rec['status']}: {resp.text[:2000]}"
@@ -311,6 +347,7 @@ def compare_http(replay: Replay, case: dict, resp: requests.Response) -> None:
         elif isinstance(rbody, dict):
             left = allowed_diffs(case["case"], shape_diff(rbody, ours))
             assert not left, "body shape differs:\n  " + "\n  ".join(left)
+            compare_values(replay, case, ours)
             replay.learn(rbody, ours)
 
 
@@ -650,3 +687,82 @@ SPECIAL_PREFIX = {
     "06-psa-baseline-ec-no-caps": case_ec_running,
     "06-psa-restricted-ec-compliant": case_ec_running,
 }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Offline checks: the parts of the API server that need no cluster (no root), against the same recordings.
+
+
+def _recorded(name: str) -> dict:
+    path = RECORDINGS / f"{name}.json"
+    if not path.exists():
+        pytest.skip(f"no recording {name}")
+    return json.loads(path.read_text())
+
+
+PSA_CASES = [c["case"] for c in CASES if c["case"].startswith("06-psa-")]
+
+
+@pytest.mark.parametrize("name", PSA_CASES)
+def test_offline_pod_security(name: str) -> None:
+    """Pod Security messages computed from the recorded request, without a cluster."""
+    from tests.cluster import admission
+
+    case = _recorded(name)
+    ns = "rec-baseline" if "baseline" in name else "rec-restricted"
+    labels = {"pod-security.kubernetes.io/enforce": ns.split("-")[1]}
+    body = case["request"]["body"]
+    if case["request"]["method"] == "POST":
+        pod = admission.default_pod(json.loads(json.dumps(body)), ns)
+    else:  # an ephemeral container added to the pod the namespace holds at that point
+        base = _recorded("06-psa-baseline-create-nginx" if "baseline" in name
+                         else "06-psa-restricted-create-compliant-pod")["response"]["body"]
+        pod = json.loads(json.dumps(base))
+        pod["spec"]["ephemeralContainers"] = admission.smp_ephemeral([], body["spec"])
+    err = admission.forbidden_by_psa(pod, labels)
+    rec = case["response"]["body"]
+    if case["response"]["status"] in (200, 201):
+        assert err is None, err.message
+    else:
+        assert err is not None
+        compare_status(rec, err.status())
+
+
+EC_CASES = [c["case"] for c in CASES if c["case"].startswith("05-ec-") and c["response"]["status"] == 422]
+
+
+@pytest.mark.parametrize("name", EC_CASES)
+def test_offline_ephemeral_validation(name: str) -> None:
+    """422s of pods/ephemeralcontainers from the recorded pod (nginx with debugx-aaaaa) and request."""
+    from tests.cluster import admission
+
+    case = _recorded(name)
+    pod = _recorded("03-get-ephemeralcontainers")["response"]["body"]
+    current = pod["spec"]["ephemeralContainers"]
+    body, ctype = case["request"]["body"], case["request"]["headers"].get("content-type")
+    if case["request"]["method"] == "PUT":
+        new = [c for c in current if c["name"] != "debugx-aaaaa"]
+    elif ctype == "application/strategic-merge-patch+json":
+        new = admission.smp_ephemeral(current, body["spec"])
+    elif ctype == "application/json-patch+json":
+        new = admission.json_patch(pod, body)["spec"]["ephemeralContainers"]
+    else:
+        new = admission.merge_patch(pod, body)["spec"]["ephemeralContainers"]
+    new = [admission.default_container(json.loads(json.dumps(c)), ephemeral=True) for c in new]
+    errs = admission.validate_ephemeral_update(pod, new)
+    assert errs
+    compare_status(case["response"]["body"], admission.invalid("Pod", "nginx", errs).status())
+
+
+def test_offline_cri_rendering() -> None:
+    """pods/log bodies from CRI records: P parts join, F ends a line, a trailing P has no newline."""
+    from tests.cluster.apiserver import render_cri
+
+    records = [b"2026-11-27T07:18:34.834307243Z stdout F first-line",
+               b"2026-11-27T07:18:34.834332370Z stdout P no-newline-at-exit"]
+    assert render_cri(records, False, None) == _recorded("logs/70-pod-log-nonl")["response"]["body"].encode()
+    assert (render_cri(records, True, None)
+            == _recorded("logs/70-pod-log-nonl-timestamps")["response"]["body"].encode())
+    split = [b"2026-11-27T07:19:57.0Z stdout P " + b"x" * 16384, b"2026-11-27T07:19:57.1Z stdout F yz"]
+    assert render_cri(split, True, None) == b"2026-11-27T07:19:57.0Z " + b"x" * 16384 + b"yz\n"
+    assert render_cri(split[1:], False, None) == b"yz\n"  # tailLines counts records, as recorded (50-*)

@@ -293,3 +293,20 @@ def test_rbac_refusals_are_one_line_and_create_nothing(e2e, nginx_pod, tmp_path:
         assert message in err.splitlines()[-1], err
         assert not out.exists()
     assert node_pods(e2e) == []
+
+
+def test_a_cut_exec_stream_is_one_error_and_the_node_pod_goes(e2e, nginx_pod, tmp_path: Path):
+    if e2e.cluster is None:
+        pytest.skip("cutting the exec stream needs the test cluster's fault switch")
+    namespace, pod = nginx_pod
+    e2e.cluster.cut_exec_after_bytes(2000)  # tar sends at least 10 KiB; ls sends less
+    try:
+        res = debugx(e2e, "nodelogs", pod, "-n", namespace, "--via", "pod", "-o", str(tmp_path / "o"))
+    finally:
+        e2e.cluster.cut_exec_after_bytes(None)
+    err = res.stderr.decode()
+    assert res.returncode == 6, err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: the ") and " while tar was running in the node pod" in last, err
+    assert "Deleted node pod" in err
+    assert node_pods(e2e) == []

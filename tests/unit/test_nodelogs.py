@@ -997,3 +997,17 @@ def test_a_signal_during_the_tar_stream_stops_it_cleanly(tmp_path, sig):
         timer.cancel()
     assert e.value.signum == sig
     assert source.answers["tar"].closed
+
+
+def test_an_error_after_some_files_says_where_they_are(tmp_path):
+    class Cut(FakeKube):
+        def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> FakeResponse:
+            if path.endswith("/1.log"):
+                raise api_error(503, json.dumps({"message": "error trying to reach service: EOF"}))
+            return super().node_proxy_get(node, path, read_timeout)
+
+    kube = Cut(node_tree(), make_pod())
+    with pytest.raises(nodelogs.DebugxError) as e:
+        nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))  # type: ignore[arg-type]
+    assert str(e.value) == f"error trying to reach service: EOF; the 2 files copied so far are in {tmp_path / 'out'}"
+    assert e.value.code == ExitCode.NOT_READY
