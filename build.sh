@@ -58,6 +58,13 @@ rm -rf "$site"/rich "$site"/rich-*.dist-info "$site"/pygments "$site"/pygments-*
 # have one, and we parse no zone names); tests are not needed at run time. Fewer files: a smaller zip index
 # to read on every start, less to unpack on the first.
 rm -rf "$site"/tzdata "$site"/tzdata-*.dist-info "$site"/websocket/tests "$site"/certifi/tests
+# kubernetes 35 imports its ~770 generated model and API classes eagerly (~120 ms of every command); load them
+# on first use instead, as kubernetes 37 does (packaging/dist.py).
+.venv/bin/python packaging/dist.py lazy-kubernetes "$site"
+# `--help` texts and the command tree for completion, computed now from the very code in the zipapp, so that
+# starts that only print help or complete a command do not import Typer (kubectl_debugx/clispec.py).
+(cd "$site" && COLUMNS=80 PYTHONPATH=. "$OLDPWD"/.venv/bin/python -S -m kubectl_debugx.clispec) \
+  > "$site"/kubectl_debugx/_cli_cache.py
 # File modes go into the zip: do not depend on the build machine's umask.
 chmod -R u=rwX,go=rX "$site"
 # No --no-modify: it hashes every .py of site-packages on every start (~150 ms).

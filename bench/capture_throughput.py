@@ -26,17 +26,16 @@ def pcap_chunk() -> tuple[bytes, bytes]:
 
 def ours(kubeconfig: str, namespace: str, pod: str, container: str, out: str, command: list[str]) -> None:
     """The child process: exactly capture's path, without tcpdump."""
+    from kubectl_debugx.capture import PcapOutput
     from kubectl_debugx.execstream import pump
     from kubectl_debugx.kube import Kube, KubeFlags
-    from kubectl_debugx.pcap import PcapFramer
-    from kubectl_debugx.sinks import ByteSink
 
     kube = Kube(KubeFlags(kubeconfig=kubeconfig, namespace=namespace))
-    framer = PcapFramer()
-    sink = ByteSink(out)
+    output = PcapOutput(out)
     with kube.exec_connection(namespace, pod, container, command) as conn:
-        outcome = pump(conn, lambda data: [sink.write(part) for part in framer.feed(data)], lambda _b: None)
-    sink.close()
+        outcome = pump(conn, output.feed, lambda _b: None, on_batch_end=output.flush)
+    output.sink.close()
+    framer = output.framer
     if outcome.exit_code != 0:
         raise SystemExit(f"remote command failed: {outcome}")
     print(framer.stats.bytes_out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

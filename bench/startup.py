@@ -48,7 +48,7 @@ def row(label: str, ours: float | None, theirs: float | None, theirs_label: str,
     ratio = f"{ours / theirs:5.2f}" if ours and theirs else "    -"
     a = f"{ours * 1000:8.1f} ms" if ours is not None else "         -"
     b = f"{theirs * 1000:8.1f} ms" if theirs is not None else "         -"
-    return f"| {label:<38} | {a} | {b} {theirs_label:<28} | {ratio} | {note}"
+    return f"| {label:<42} | {a} | {b} {theirs_label:<28} | {ratio} | {note}"
 
 
 def interpreter_note() -> tuple[str, str | None]:
@@ -112,16 +112,18 @@ def main() -> int:
     shiv_root = tempfile.mkdtemp(prefix="debugx-shiv-")
     env = dict(os.environ, SHIV_ROOT=shiv_root, KUBECONFIG=os.environ.get("KUBECONFIG", "/nonexistent"))
     note, direct = interpreter_note()
+    remembered = Path(shiv_root) / ".kubectl-debugx-python"
     rows = []
     with ExitStack() as stack:
         stack.callback(shutil.rmtree, shiv_root, True)
         kubectl_help = timed(["kubectl", "--help"], env)
         ours_help = timed([exe, "--help"], env)
-        rows.append(row("--help (via shebang: env python3)", ours_help, kubectl_help, "kubectl --help",
-                        "target <= 1.5"))
-        if direct:
-            rows.append(row(f"--help ({direct} {Path(exe).name})", timed([direct, exe, "--help"], env),
-                            kubectl_help, "kubectl --help", "python3 without the shim"))
+        rows.append(row("--help (as installed)", ours_help, kubectl_help, "kubectl --help", "target <= 1.5"))
+        no_cache = dict(env, KUBECTL_DEBUGX_NO_CACHE="1")
+        rows.append(row("--help, help cache off (Typer)", timed([exe, "--help"], no_cache), kubectl_help,
+                        "kubectl --help", "KUBECTL_DEBUGX_NO_CACHE=1"))
+        rows.append(row("--help via `python3 FILE` (no launcher)", timed(["python3", exe, "--help"], env),
+                        kubectl_help, "kubectl --help", "PATH's python3" + (", a shim" if direct else "")))
         rows.append(row("capture --help", timed([exe, "capture", "--help"], env),
                         timed(["kubectl", "debug", "--help"], env), "kubectl debug --help"))
         rows.append(row("__complete '' (subcommands)", timed([exe, "__complete", ""], env),
@@ -131,10 +133,12 @@ def main() -> int:
         rows += cluster_rows(exe, env, stack)
     print(f"kubectl-debugx start-up   ({exe}, {os.path.getsize(exe) / 1e6:.1f} MB)")
     print(f"medians of {RUNS} runs after {WARMUP} warm-ups; first run: median of {FIRST_RUNS}; {note}")
+    if remembered.exists():
+        print(f"the launcher runs {remembered.read_text().strip()} -S (remembered from the first run)")
     print(f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!s}  "
           f"load average {os.getloadavg()[0]:.2f}  cpus {os.cpu_count()}")
-    print(f"| {'case':<38} | {'debugx':>11} | {'kubectl':>11} {'':<28} | ratio | ")
-    print("|" + "-" * 40 + "|" + "-" * 13 + "|" + "-" * 42 + "|-------|------")
+    print(f"| {'case':<42} | {'debugx':>11} | {'kubectl':>11} {'':<28} | ratio | ")
+    print("|" + "-" * 44 + "|" + "-" * 13 + "|" + "-" * 42 + "|-------|------")
     for line in rows:
         print(line)
     ratio = ours_help / kubectl_help

@@ -18,6 +18,11 @@ def main() -> int:
         from .completion import complete
 
         return complete(argv[1:], descriptions=argv[0] == "__complete")
+    from .clispec import cached_help
+
+    code = cached_help(argv)  # in the zipapp, --help is served without importing Typer
+    if code is not None:
+        return code
     from .cli import main as cli_main
 
     return cli_main(argv)

@@ -102,6 +102,30 @@ class TcpdumpTalk(ToolStderr):
         return lines[-1] if lines else ""
 
 
+class PcapOutput:
+    """The pcap stream's way to its file or pipe: whole records only, one writev per batch of frames."""
+
+    def __init__(self, path: str, max_bytes: int | None = None) -> None:
+        self.sink = ByteSink(path)
+        self.framer = PcapFramer(max_bytes)
+        self.pipe_closed = False
+        self._batch: list[bytes | memoryview] = []
+
+    def feed(self, data: memoryview) -> None:
+        if not self.pipe_closed:
+            self._batch.extend(self.framer.feed(data))
+
+    def flush(self) -> None:
+        """Write what the batch completed; the views in it stay valid until this returns."""
+        try:
+            if self._batch and not self.pipe_closed:
+                self.sink.writev(self._batch)
+        except PipeClosed:
+            self.pipe_closed = True  # the reader went away (| head, Wireshark closed): stop like tcpdump
+        finally:
+            self._batch.clear()
+
+
 def _admission_hint(profile: str) -> str:
     return ("capturing needs NET_RAW; use a namespace whose Pod Security level admits it "
             "(baseline on containerd/docker, or privileged), or --profile/--custom with what it admits")
@@ -190,21 +214,11 @@ def run(kube: Kube, opts: CaptureOptions, talk: Talk) -> int:
 
 def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
     run_id = specs.random_suffix(10)
-    sink = ByteSink(opts.output)
-    framer = PcapFramer(opts.max_size)
+    output = PcapOutput(opts.output, opts.max_size)
+    sink, framer = output.sink, output.framer
     tcpdump = TcpdumpTalk(talk.say)
     state = StopState()
-    pipe_closed = False
 
-    def on_stdout(data: memoryview) -> None:
-        nonlocal pipe_closed
-        if pipe_closed:
-            return
-        try:
-            for part in framer.feed(data):
-                sink.write(part)
-        except PipeClosed:
-            pipe_closed = True
 
     def stop_remote(signal: str) -> None:
         ephemeral.signal_tool(kube, target, ec, run_id, TOOL, signal)
@@ -219,8 +233,8 @@ def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile:
             target.namespace, target.pod_name, ec, command
         ) as conn:
             outcome = run_until_stopped(
-                conn, on_stdout, tcpdump.feed, stop_remote, deadline,
-                lambda: framer.limit_reached or pipe_closed, state, talk.say,
+                conn, output.feed, tcpdump.feed, stop_remote, deadline,
+                lambda: framer.limit_reached or output.pipe_closed, state, talk.say, on_batch_end=output.flush,
             )
     except PcapFormatError as e:
         raise RemoteFailed(f"tcpdump did not write pcap: {e}") from None

@@ -47,39 +47,30 @@ def _fixed_values(name: str) -> tuple[str, ...] | None:
 
 
 # --- parsing the words typed so far -------------------------------------------------------------------
+# Commands, options and arguments are plain dicts (kubectl_debugx.clispec): from the build's cache in the
+# zipapp, without importing Typer.
 
 
-def _root_command() -> Any:
-    import typer
-
-    from .cli import app
-
-    return typer.main.get_command(app)
+def _options(command: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every option string of a command -> its option."""
+    return {opt: option for option in command.get("options", []) for opt in option["opts"]}
 
 
-def _options(command: Any) -> dict[str, Any]:
-    """Every option string of a command (and -h/--help) -> its parameter."""
-    found: dict[str, Any] = {}
-    for param in getattr(command, "params", []):
-        if getattr(param, "param_type_name", "") == "option":
-            for opt in [*param.opts, *param.secondary_opts]:
-                found[opt] = param
-    return found
-
-
-def _takes_value(param: Any) -> bool:
-    return not (getattr(param, "is_flag", False) or getattr(param, "count", False))
+def _takes_value(option: dict[str, Any]) -> bool:
+    return not option["flag"]
 
 
 class _Line:
     """What the words before the one being completed say: the command reached, flags given, args so far."""
 
     def __init__(self, words: Sequence[str]) -> None:
-        self.command = _root_command()
+        from .clispec import spec
+
+        self.command: dict[str, Any] = spec()
         self.path: list[str] = []
-        self.values: dict[str, str] = {}  # option parameter name -> value (last one wins)
+        self.values: dict[str, str] = {}  # option name -> value (last one wins)
         self.args: list[str] = []
-        self.pending: Any = None  # an option whose value is the word being completed
+        self.pending: dict[str, Any] | None = None  # an option whose value is the word being completed
         self.after_dashdash = False
         i = 0
         while i < len(words):
@@ -91,24 +82,24 @@ class _Line:
                 self.after_dashdash = True
             elif word.startswith("-") and len(word) > 1:
                 name, eq, value = word.partition("=")
-                param = _options(self.command).get(name)
-                if param is None and not eq and not word.startswith("--") and len(word) > 2:
+                option = _options(self.command).get(name)
+                if option is None and not eq and not word.startswith("--") and len(word) > 2:
                     # -nfoo: a short option with its value glued on
-                    param = _options(self.command).get(word[:2])
-                    if param is not None and _takes_value(param):
-                        self.values[param.name] = word[2:]
+                    option = _options(self.command).get(word[:2])
+                    if option is not None and _takes_value(option):
+                        self.values[option["name"]] = word[2:]
                     continue
-                if param is None or not _takes_value(param):
+                if option is None or not _takes_value(option):
                     continue
                 if eq:
-                    self.values[param.name] = value
+                    self.values[option["name"]] = value
                 elif i < len(words):
-                    self.values[param.name] = words[i]
+                    self.values[option["name"]] = words[i]
                     i += 1
                 else:
-                    self.pending = param
-            elif hasattr(self.command, "commands") and not self.args:
-                sub = self.command.commands.get(word)
+                    self.pending = option
+            elif "commands" in self.command and not self.args:
+                sub = self.command["commands"].get(word)
                 if sub is None:
                     self.args.append(word)
                 else:
@@ -117,16 +108,15 @@ class _Line:
             else:
                 self.args.append(word)
 
-    def next_argument(self) -> Any:
-        """The positional parameter the word being completed would fill, if any."""
-        arguments = [p for p in getattr(self.command, "params", []) if p.param_type_name == "argument"]
+    def next_argument(self) -> dict[str, Any] | None:
+        """The positional argument the word being completed would fill, if any."""
         index = len(self.args)
-        for param in arguments:
-            count = param.nargs if param.nargs and param.nargs > 0 else None
+        for argument in self.command.get("arguments", []):
+            count = argument["nargs"] if argument["nargs"] and argument["nargs"] > 0 else None
             if count is None:
-                return param  # nargs=-1 takes everything that is left
+                return dict(argument)  # nargs=-1 takes everything that is left
             if index < count:
-                return param
+                return dict(argument)
             index -= count
         return None
 
@@ -181,21 +171,14 @@ def _contexts(line: _Line) -> list[str]:
     return sorted(str(c["name"]) for c in contexts)
 
 
-def _help_of(item: Any) -> str:
-    text = getattr(item, "short_help", None) or getattr(item, "help", None) or ""
-    text = " ".join(str(text).split())
-    return text.split(". ")[0].rstrip(".")[:80]
-
-
-def _value_candidates(param: Any, line: _Line) -> tuple[list[str], int]:
-    name = param.name or ""
+def _value_candidates(param: dict[str, Any], line: _Line) -> tuple[list[str], int]:
+    name = param.get("name") or ""
     fixed = _fixed_values(name)
     if fixed is not None:
         return list(fixed), NO_FILE_COMP
-    choices = getattr(getattr(param, "type", None), "choices", None)
-    if choices:
-        return [str(c) for c in choices], NO_FILE_COMP
-    if name in FILE_PARAMS or type(getattr(param, "type", None)).__name__ in ("Path", "File"):
+    if param.get("choices"):
+        return list(param["choices"]), NO_FILE_COMP
+    if name in FILE_PARAMS or param.get("file"):
         return [], DEFAULT
     lister = {"namespace": _namespaces, "pod_namespace": _namespaces, "context": _contexts, "node": _nodes,
               "container": _containers}.get(name)
@@ -230,20 +213,20 @@ def candidates(args: Sequence[str], descriptions: bool = True) -> tuple[list[str
         out = []
         for opt, param in sorted(options.items(), key=lambda kv: (not kv[0].startswith("--"), kv[0])):
             if opt.startswith(incomplete):
-                out.append(f"{opt}\t{_help_of(param)}" if descriptions else opt)
+                out.append(f"{opt}\t{param['help']}" if descriptions and param["help"] else opt)
         return out, NO_FILE_COMP
 
-    if hasattr(line.command, "commands") and not line.args:
+    if "commands" in line.command and not line.args:
         out = []
-        for name, sub in sorted(line.command.commands.items()):
-            if name.startswith(incomplete) and not getattr(sub, "hidden", False):
-                out.append(f"{name}\t{_help_of(sub)}" if descriptions else name)
+        for name, sub in sorted(line.command["commands"].items()):
+            if name.startswith(incomplete) and not sub["hidden"]:
+                out.append(f"{name}\t{sub['help']}" if descriptions and sub["help"] else name)
         return out, NO_FILE_COMP
 
     param = line.next_argument()
     if param is None:
         return [], NO_FILE_COMP
-    if (param.name or "") in POD_PARAMS:
+    if param["name"] in POD_PARAMS:
         prefix = next((p for p in POD_PREFIXES if incomplete.startswith(p)), "")
         if not prefix and "/" in incomplete:
             return [], NO_FILE_COMP
@@ -287,8 +270,15 @@ _kubectl_debugx_complete() {
     local cur words cword
     if declare -F _get_comp_words_by_ref >/dev/null 2>&1; then
         _get_comp_words_by_ref -n =: cur words cword
-    else
-        cur="${COMP_WORDS[COMP_CWORD]}"; words=("${COMP_WORDS[@]}"); cword=$COMP_CWORD
+    else  # without bash-completion: split the line ourselves so that --flag=value stays one word
+        local line="${COMP_LINE:0:COMP_POINT}"
+        read -ra words <<< "$line"
+        if [[ "$line" == *[[:space:]] ]]; then
+            cur=""
+        else
+            cur="${words[${#words[@]}-1]}"; unset 'words[${#words[@]}-1]'
+        fi
+        words+=("$cur"); cword=$(( ${#words[@]} - 1 ))
     fi
     local out line directive=0
     out=$("${words[0]}" __completeNoDesc "${words[@]:1:cword-1}" "$cur" 2>/dev/null) || return 0

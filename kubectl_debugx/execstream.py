@@ -66,41 +66,42 @@ class FrameReader:
     """Server-to-client WebSocket frames straight from the socket.
 
     websocket-client reads a frame in 16 KiB pieces and copies it several times; at hundreds of MB/s that
-    is most of the CPU. Here payloads are handed out as views of one receive buffer (valid only during the
-    callback). Server frames are never masked (RFC 6455 §5.1).
+    is most of the CPU. Here the socket fills one buffer in place and payloads are handed out as views of it
+    (valid only during the callback). Server frames are never masked (RFC 6455 §5.1).
     """
 
     def __init__(self, sock: Any, pong: Callable[[bytes], None]) -> None:
         self.sock = sock
         self.pong = pong
-        self.buf = bytearray()
-        self.chunk = bytearray(RECV_SIZE)
+        self.buf = bytearray(RECV_SIZE)
+        self.fill = 0  # bytes of buf holding received data
         self.message = bytearray()  # a fragmented message being reassembled (rare)
         self.message_opcode = 0
 
-    def read(self, on_message: Callable[[int, memoryview], None]) -> bool:
-        """Receive what is available (the socket is non-blocking) and deliver every complete message.
-        Returns False when nothing was available; raises StreamClosed at the end of the stream."""
-        received = 0
-        with memoryview(self.chunk) as chunk:
-            while received < len(self.chunk):
+    def read(self, on_message: Callable[[int, memoryview], None],
+             on_batch_end: Callable[[], None] | None = None) -> bool:
+        """Receive what is available (the socket is non-blocking) and deliver every complete message, then
+        call on_batch_end (views handed out are still valid there). Returns False when nothing was
+        available; raises StreamClosed at the end of the stream."""
+        before = self.fill
+        with memoryview(self.buf) as space:
+            while self.fill < len(self.buf):
                 try:
-                    n = self.sock.recv_into(chunk[received:])
+                    n = self.sock.recv_into(space[self.fill:])
                 except (ssl.SSLWantReadError, BlockingIOError):
                     break
                 if n == 0:
-                    if received:
+                    if self.fill > before:
                         break
                     raise StreamClosed("connection closed")
-                received += n
-            if not received:
-                return False
-            self.buf += chunk[:received]
+                self.fill += n
+        if self.fill == before:
+            return False
         view = memoryview(self.buf)
         pos = 0
         try:
             while True:
-                parsed = self._frame(view, pos)
+                parsed = self._frame(view, pos, self.fill)
                 if parsed is None:
                     break
                 fin, opcode, start, end = parsed
@@ -111,13 +112,40 @@ class FrameReader:
                     self._deliver(fin, opcode, payload, on_message)
         finally:
             try:
-                view.release()
-                del self.buf[:pos]
-            except BufferError:
-                # A callback raised while holding a view (its traceback keeps it alive): leave that buffer
-                # to the exception and go on with a copy, so the original error is what surfaces.
-                self.buf = bytearray(self.buf[pos:])
+                if on_batch_end is not None:
+                    on_batch_end()  # also when the batch ended with a close frame
+            finally:
+                self._compact(view, pos)
         return True
+
+    def _compact(self, view: memoryview, pos: int) -> None:
+        """Move the unparsed tail to the front; grow the buffer when one frame is larger than it."""
+        rest = self.fill - pos
+        needed = self._frame_length(view, pos, self.fill) if rest else 0
+        try:
+            view.release()
+            if pos:
+                self.buf[:rest] = self.buf[pos:self.fill]
+        except BufferError:
+            # A callback raised while holding a view (its traceback keeps it alive): leave that buffer
+            # to the exception and go on with a copy, so the original error is what surfaces.
+            self.buf = bytearray(self.buf[pos:self.fill]) + bytearray(RECV_SIZE)
+        self.fill = rest
+        if needed > len(self.buf):
+            self.buf += bytearray(needed - len(self.buf))
+
+    @staticmethod
+    def _frame_length(view: memoryview, pos: int, fill: int) -> int:
+        """Header plus payload length of the frame at pos, when its header is complete; else 0."""
+        available = fill - pos
+        if available < 2:
+            return 0
+        length = view[pos + 1] & 0x7F
+        if length == 126:
+            return 4 + int.from_bytes(view[pos + 2:pos + 4], "big") if available >= 4 else 0
+        if length == 127:
+            return 10 + int.from_bytes(view[pos + 2:pos + 10], "big") if available >= 10 else 0
+        return 2 + length
 
     def _deliver(self, fin: bool, opcode: int, payload: memoryview,
                  on_message: Callable[[int, memoryview], None]) -> None:
@@ -136,8 +164,8 @@ class FrameReader:
             on_message(opcode, payload)
 
     @staticmethod
-    def _frame(view: memoryview, pos: int) -> tuple[bool, int, int, int] | None:
-        available = len(view) - pos
+    def _frame(view: memoryview, pos: int, fill: int) -> tuple[bool, int, int, int] | None:
+        available = fill - pos
         if available < 2:
             return None
         b0, b1 = view[pos], view[pos + 1]
@@ -166,11 +194,14 @@ def pump(
     on_stderr: Callable[[bytes], None],
     tick: Callable[[], None] | None = None,
     tick_interval: float = 0.2,
+    on_batch_end: Callable[[], None] | None = None,
 ) -> ExecOutcome:
     """Read frames until the server closes the stream; returns how the command ended.
 
     `tick` runs at least every `tick_interval` seconds, between frames, so the caller can act on a deadline
     or a signal (for example by stopping the remote process) while the stream keeps being drained.
+    `on_batch_end` runs after each batch of frames that arrived together, while the views given to
+    on_stdout are still valid: a sink can write them in one system call.
     """
     from websocket import WebSocketException
 
@@ -198,7 +229,7 @@ def pump(
                 tick()
                 next_tick = time.monotonic() + tick_interval
             # Try first: SSL may hold decrypted bytes that select() cannot see (kubernetes-client/python#2414).
-            if not reader.read(on_message):
+            if not reader.read(on_message, on_batch_end):
                 select.select([reader.sock], [], [], tick_interval if tick else None)
     except StreamClosed:
         pass

@@ -26,22 +26,37 @@ class ByteSink:
     def display(self) -> str:
         return "stdout" if self.path == "-" else self.path
 
-    def write(self, data: bytes | memoryview) -> None:
-        if not data:
-            return
+    def _open(self) -> int:
         if self.fd is None:
             if self.path == "-":
                 self.fd = sys.stdout.fileno()
             else:
                 self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.fd, view)
-            except BrokenPipeError:
-                raise PipeClosed() from None
-            view = view[n:]
-            self.written += n
+        return self.fd
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Write now (for data that arrives alone)."""
+        if data:
+            self.writev([data])
+
+    def writev(self, parts: list[bytes | memoryview]) -> None:
+        """Write several buffers with as few system calls as the kernel allows."""
+        fd = self._open()
+        views = [memoryview(p) for p in parts if p]
+        try:
+            while views:
+                n = os.writev(fd, views[:1024])  # IOV_MAX
+                self.written += n
+                while views and n >= len(views[0]):
+                    n -= len(views[0])
+                    views.pop(0)
+                if n:
+                    views[0] = views[0][n:]
+        except BrokenPipeError:
+            raise PipeClosed() from None
+        finally:
+            for view in views:
+                view.release()
 
     def close(self) -> None:
         if self.fd is not None and self.path != "-":

@@ -82,6 +82,7 @@ def run_until_stopped(
     limit_reached: Callable[[], bool],
     state: StopState,
     say: Callable[[str], None],
+    on_batch_end: Callable[[], None] | None = None,
 ) -> ExecOutcome:
     """Pump the exec stream; ask the tool to stop on the first stop condition; escalate to SIGKILL if it
     does not end; return how it ended."""
@@ -105,4 +106,4 @@ def run_until_stopped(
             state.killed = True
             stop_remote("KILL")
 
-    return pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=0.1)
+    return pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=0.1, on_batch_end=on_batch_end)

@@ -41,12 +41,14 @@ def run_with_traffic(cmd: list[str], env: dict[str, str], seconds: float) -> sub
     print("$ kubectl-debugx " + " ".join(cmd[1:]), flush=True)
     stop = threading.Event()
     thread = threading.Thread(target=traffic, args=(env, seconds, stop), daemon=True)
-    thread.start()
+    if seconds:
+        thread.start()
     try:
         result = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, timeout=300)
     finally:
         stop.set()
-        thread.join(timeout=60)
+        if seconds:
+            thread.join(timeout=60)
     summary = result.stdout.strip().splitlines()[-1:] if result.stdout.strip() else []
     if summary:
         try:
@@ -96,17 +98,24 @@ def main(argv: list[str]) -> int:
             head = subprocess.run(["tcpdump", "-nr", str(pcap), "-c", "5"], capture_output=True, text=True)
             print(head.stdout)
 
-        say("trace: strace nginx's main process from an ephemeral container in its PID namespace, 5 s")
+        say("trace: strace nginx's worker processes from an ephemeral container in the pod's PID namespace, 5 s")
         strace = out / f"{POD}.strace"
-        r2 = run_with_traffic([exe, "trace", POD, "-n", NAMESPACE, "--duration", "5s", "-o", str(strace),
-                               "--output", "json"], env, 5)
+        r2 = run_with_traffic([exe, "trace", POD, "-n", NAMESPACE, "--process", "worker", "--duration", "5s",
+                               "-o", str(strace), "--output", "json"], env, 5)
         if strace.exists():
-            print("".join(strace.read_text(errors="replace").splitlines(keepends=True)[:5]))
+            lines = strace.read_text(errors="replace").splitlines(keepends=True)
+            picked = [line for line in lines if any(k in line for k in ("accept4", "recvfrom", "writev"))][:6]
+            print("".join(picked or lines[:6]))
 
         say("nodelogs: the pod's log files as the node keeps them, decoded")
         logs = out / f"nodelogs-{POD}"
         r3 = run_with_traffic([exe, "nodelogs", POD, "-n", NAMESPACE, "-o", str(logs), "--output", "json"],
-                              env, 2)
+                              env, 0)
+        if r3.returncode != 0:
+            print("(that failed; once more through a short-lived node pod instead of the node proxy)")
+            shutil.rmtree(logs, ignore_errors=True)
+            r3 = run_with_traffic([exe, "nodelogs", POD, "-n", NAMESPACE, "--via", "pod", "-o", str(logs),
+                                   "--output", "json"], env, 0)
         status = max(r1.returncode, r2.returncode, r3.returncode)
 
         say(f"results in {out}")

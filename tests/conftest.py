@@ -12,7 +12,8 @@ Stable API (every e2e test of the product uses it; change it only with all calle
     - ``nginx_image: str``            target image (``DEBUGX_E2E_NGINX_IMAGE``, default ``nginx:1.27``)
     - ``cluster: TestCluster | None`` the local test cluster, None on a real cluster (fault switches live there:
                                       ``cut_exec_after_bytes``, ``set_latency``, ``stop_apiserver``,
-                                      ``start_apiserver``, ``restart_container``, ``rotate_logs``)
+                                      ``start_apiserver``, ``set_ephemeral_containers_enabled``,
+                                      ``restart_container``, ``rotate_logs``)
     - ``kubectl(*args, check=True, input=None, timeout=120) -> CompletedProcess`` the real kubectl with
       ``--kubeconfig`` (and ``--context``); text mode unless ``input`` is bytes
     - ``kubectl_limited(*args, ...)`` the same as the limited user (skips the test if there is none)
@@ -31,8 +32,9 @@ Stable API (every e2e test of the product uses it; change it only with all calle
 Where: ``DEBUGX_E2E_KUBECONFIG`` set -> that real cluster (``DEBUGX_E2E_CONTEXT`` optional); otherwise the
 local test cluster (tests/cluster), which needs root. Without root every e2e test is skipped with one
 reason line; with ``CI=true`` they fail instead. Tests using ``e2e`` are marked ``e2e`` automatically.
-At the end of the session the local cluster is stopped and the fixture fails loudly if anything is left
-behind (processes, test namespaces, veth interfaces, mounts, temp dirs).
+After each e2e test the local cluster's fault switches are reset (latency 0, no exec cut, ephemeral
+containers enabled, API server serving). At the end of the session the local cluster is stopped and the
+fixture fails loudly if anything is left behind (processes, test namespaces, veth interfaces, mounts, temp dirs).
 """
 
 from __future__ import annotations
@@ -270,6 +272,22 @@ def e2e() -> Iterator[E2E]:
 _SESSION_NAMESPACES: list[str] = []
 
 
+@pytest.fixture(autouse=True)
+def _reset_test_cluster_switches(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that fails half-way must not leave latency, exec cuts or a stopped API server to the next one."""
+    yield
+    if "e2e" not in request.fixturenames:
+        return
+    cluster = request.getfixturevalue("e2e").cluster
+    if cluster is None or cluster.apiserver is None:
+        return
+    cluster.set_latency(0)
+    cluster.cut_exec_after_bytes(None)
+    cluster.set_ephemeral_containers_enabled(True)
+    if not cluster.apiserver.serving:
+        cluster.start_apiserver()
+
+
 def _new_namespace_name(request: pytest.FixtureRequest) -> str:
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     return f"{NAMESPACE_PREFIX}{base}-{secrets.token_hex(3)}".replace("--", "-")
@@ -289,6 +307,9 @@ def make_namespace(e2e: E2E, request: pytest.FixtureRequest) -> Iterator[Callabl
         return name
 
     yield make
+    cluster = e2e.cluster
+    if cluster is not None and cluster.apiserver is not None and not cluster.apiserver.serving:
+        cluster.start_apiserver()  # the test stopped it (and failed before restarting it)
     for name in made:
         with contextlib.suppress(Exception):  # already gone, or the session teardown reports it
             e2e.api().delete_namespace(name)

@@ -16,7 +16,8 @@ from . import TestCluster
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster",
+                                     description="Run the test cluster in the foreground (needs root).")
     parser.add_argument("--node-name", default="debugx-node")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)

@@ -12,6 +12,11 @@ URL layout handled (everything else is a 404 like the real server's):
   /api/v1/nodes/NODE/proxy/logs/...           (the kubelet's /logs/ file server, via the node proxy)
   /apis/authorization.k8s.io/v1/selfsubjectaccessreviews
   /apis/rbac.authorization.k8s.io/v1/{clusterroles,clusterrolebindings,namespaces/NS/{roles,rolebindings}}
+  /openapi/v3[/GROUP-VERSION]                 (only what kubectl needs to leave field validation to us)
+
+Sections: lifecycle, kubelet glue, dispatch (authn/authz), one handler group per resource, then module
+helpers (selectors, CRI log rendering, node file serving, the few protobuf bodies kubectl sends) and the
+server-side Tables `kubectl get` asks for. Validation and Pod Security live in admission.py.
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import logging
 import mimetypes
 import os
 import re
-import socket
 import ssl
 import threading
 import urllib.parse
@@ -220,24 +224,32 @@ class ApiServer:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+            if not self._thread.is_alive():
+                self._loop.close()
             self._kubelet_calls.shutdown(wait=False, cancel_futures=True)
             self._exec_pool.shutdown(wait=False, cancel_futures=True)
 
     async def _serve(self) -> None:
         if self._runner is not None:
             return
-        app = web.Application(middlewares=[self._middleware], client_max_size=64 << 20)
+        # Go's default header limit is 1 MiB: exec URLs carrying long scripts must fit, as on a real server.
+        app = web.Application(middlewares=[self._middleware], client_max_size=64 << 20,
+                              handler_args={"max_line_size": 1 << 20, "max_field_size": 1 << 20})
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.25)
+        # handler_cancellation: a watch or log stream whose client went away ends at once (exec streams are
+        # protected: their process and output drain live in a task of their own, see execws).
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.25,
+                               handler_cancellation=True)
         await runner.setup()
-        if self.port == 0:
-            # Pick a free port once; restarts reuse it so kubeconfigs stay valid.
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                self.port = s.getsockname()[1]
+        # The first start binds a free port chosen by the kernel; restarts reuse it so kubeconfigs stay valid.
         site = web.TCPSite(runner, "127.0.0.1", self.port, ssl_context=self._ssl, reuse_address=True,
                            backlog=256)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self.port = runner.addresses[0][1]
         self._runner = runner
 
     async def _unserve(self) -> None:

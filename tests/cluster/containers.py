@@ -2,7 +2,7 @@
 
 Two halves live in this file, on purpose stdlib-only:
 
-* the *library* half (``Sandbox``, ``NodeNetwork``, ``start_shim``, ``exec_in``, ``capabilities_for``) is
+* the *library* half (``Holder``, ``NodeNetwork``, ``Shim``, ``exec_in``, ``capabilities_for``) is
   imported by ``kubelet.py``;
 * the *helper* half runs as a separate single-threaded process (``python -S containers.py MODE SPEC``): the
   pause process of a pod, the per-container shim (like containerd-shim: it starts the container process and
@@ -137,6 +137,19 @@ def _read_line(fd: int, timeout: float) -> str:
             break
         buf += chunk
     return buf.decode(errors="replace").strip()
+
+
+def _read_until_eof(fd: int, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise HelperError("exec helper did not start in time")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return buf
+        buf += chunk
 
 
 class Lifeline:
@@ -366,11 +379,12 @@ def exec_in(target_pid: int, spec: dict) -> subprocess.Popen[bytes]:
     )
     os.close(w)
     try:
-        with os.fdopen(r, "rb") as f:
-            err = f.read().decode(errors="replace")
-    except Exception:
+        err = _read_until_eof(r, 30).decode(errors="replace")
+    except BaseException:
         proc.kill()
         raise
+    finally:
+        os.close(r)
     if err:
         proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr):
@@ -486,7 +500,8 @@ class RootBuilder:
     (read-only unless privileged) so that new mountpoints (/host, /etc/nginx...) can be created without ever
     writing to the host's filesystem. A directory that needs a new child is "shadowed" the same way."""
 
-    SKIP = {"proc", "tmp", "sys", "run", "lost+found"}
+    SKIP = {"proc", "tmp", "sys", "run", "dev", "lost+found"}
+    DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "net/tun", "fuse")
 
     def __init__(self, root: str, privileged: bool) -> None:
         self.root = root.rstrip("/")
@@ -517,10 +532,13 @@ class RootBuilder:
 
     def build(self) -> None:
         self._mirror("/")
-        for name, mode in (("proc", 0o555), ("sys", 0o555), ("tmp", 0o1777), ("run", 0o755)):
+        for name, mode in (("proc", 0o555), ("sys", 0o555), ("tmp", 0o1777), ("run", 0o755), ("dev", 0o755)):
             os.mkdir(self.root + "/" + name)
             os.chmod(self.root + "/" + name, mode)
+        self._dev()
         _mount("proc", self.root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        if not self.privileged:
+            self._mask_proc()
         try:
             _mount("sysfs", self.root + "/sys", "sysfs",
                    MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if self.privileged else MS_RDONLY))
@@ -528,6 +546,51 @@ class RootBuilder:
             _bind("/sys", self.root + "/sys", readonly=not self.privileged)
         self.tmpfs("/tmp", "mode=1777")
         self.tmpfs("/run", "mode=755")
+
+    def _mask_proc(self) -> None:
+        """runc's readonlyPaths and maskedPaths: no container may reboot the VM via /proc/sysrq-trigger."""
+        proc = self.root + "/proc"
+        for name in ("bus", "fs", "irq", "sys", "sysrq-trigger"):
+            path = f"{proc}/{name}"
+            if os.path.exists(path):
+                _bind(path, path, readonly=True)
+        for name in ("acpi", "asound", "kcore", "keys", "latency_stats", "timer_list", "timer_stats",
+                     "sched_debug", "scsi"):
+            path = f"{proc}/{name}"
+            if os.path.isdir(path):
+                _mount("tmpfs", path, "tmpfs", MS_RDONLY)
+            elif os.path.exists(path):
+                _mount("/dev/null", path, None, MS_BIND)
+
+    def _dev(self) -> None:
+        """/dev as runc makes it: a tmpfs with the usual devices, a devpts of its own, a private /dev/shm.
+        Privileged containers see the host's /dev (as on a real node)."""
+        dev = self.root + "/dev"
+        if self.privileged:
+            _bind("/dev", dev, readonly=False)
+            return
+        _mount("tmpfs", dev, "tmpfs", MS_NOSUID, "mode=755,size=65536k")
+        for name in self.DEVICES:
+            if os.path.exists("/dev/" + name):
+                os.makedirs(os.path.dirname(dev + "/" + name), exist_ok=True)
+                open(dev + "/" + name, "w").close()
+                _mount("/dev/" + name, dev + "/" + name, None, MS_BIND)
+        os.mkdir(dev + "/pts")
+        try:
+            _mount("devpts", dev + "/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+            os.symlink("pts/ptmx", dev + "/ptmx")
+        except OSError:
+            _bind("/dev/pts", dev + "/pts", readonly=False)
+            open(dev + "/ptmx", "w").close()
+            _mount("/dev/ptmx", dev + "/ptmx", None, MS_BIND)
+        os.mkdir(dev + "/shm")
+        _mount("shm", dev + "/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+        for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                             ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")):
+            os.symlink(target, dev + "/" + name)
+        open(dev + "/termination-log", "w").close()
+        os.chmod(dev + "/termination-log", 0o666)  # any user may write it (the kubelet's file is 0666 too)
+        self.volumes.add("/dev")
 
     def tmpfs(self, cpath: str, data: str = "mode=755") -> None:
         _mount("tmpfs", self.ensure_dir(cpath), "tmpfs", MS_NOSUID | MS_NODEV, data)
@@ -786,6 +849,8 @@ def helper_shim(spec: dict) -> None:
     err_r, err_w = os.pipe()
     out_r, out_w = os.pipe()
     errs_r, errs_w = os.pipe()
+    # stdin: true in the spec keeps the container's stdin open (nobody attaches, but `sh` waits as it would)
+    in_r, in_w = os.pipe() if spec.get("stdin_open") else (os.open("/dev/null", os.O_RDONLY), -1)
     try:
         for pid, kinds in spec.get("join") or []:
             _setns_pid(pid, kinds)
@@ -800,12 +865,12 @@ def helper_shim(spec: dict) -> None:
         os.close(out_r)
         os.close(errs_r)
         try:
-            null = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(null, 0)
+            os.dup2(in_r, 0)
             os.dup2(out_w, 1)
             os.dup2(errs_w, 2)
-            for fd in (null, out_w, errs_w, status_fd, lifeline):
-                os.close(fd)
+            for fd in (in_r, in_w, out_w, errs_w, status_fd, lifeline):
+                if fd > 2:
+                    os.close(fd)
             os.setsid()
             _setup_container_child(spec)
         except BaseException as e:  # noqa: BLE001
@@ -815,6 +880,7 @@ def helper_shim(spec: dict) -> None:
     os.close(err_w)
     os.close(out_w)
     os.close(errs_w)
+    os.close(in_r)  # in_w stays open in the shim for the container's life
     with os.fdopen(err_r, "rb") as f:
         err = f.read().decode(errors="replace")
     if err:
@@ -908,9 +974,9 @@ def helper_exec(spec: dict) -> None:
     err_fd = spec["err_fd"]
     master = slave = -1
     try:
-        if spec.get("tty"):
-            master, slave = os.openpty()
         _setns_pid(spec["target"], ["ipc", "uts", "net", "pid", "mnt"])
+        if spec.get("tty"):
+            master, slave = os.openpty()  # now from the container's own devpts
         child = os.fork()
     except OSError as e:
         os.write(err_fd, f"ERROR {e}".encode())
@@ -965,9 +1031,31 @@ def _tty_relay(master: int) -> None:
                 return
 
 
+def helper_janitor(spec: dict) -> None:
+    """Removes the kubelet's temp dir if the kubelet dies without stop() (SIGKILL, crash)."""
+    _devnull_stdio()
+    lifeline = spec["lifeline_fd"]
+    while True:
+        ready, _, _ = select.select([lifeline], [], [])
+        if ready and not os.read(lifeline, 1):
+            break
+    if os.path.exists(spec["path"]):
+        import shutil  # noqa: PLC0415
+
+        time.sleep(0.5)  # let the other helpers, which saw the same EOF, finish first
+        shutil.rmtree(spec["path"], ignore_errors=True)
+    os._exit(0)
+
+
+def start_janitor(lifeline: Lifeline, path: str) -> subprocess.Popen[bytes]:
+    spec = {"kubelet": lifeline.tag, "lifeline_fd": lifeline.read_fd, "path": path}
+    return subprocess.Popen(_helper_argv("janitor", spec), pass_fds=(lifeline.read_fd,),
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
 def main() -> None:
     mode, spec = sys.argv[1], marshal.loads(bytes.fromhex(sys.argv[2]))
-    {"pause": helper_pause, "shim": helper_shim, "exec": helper_exec}[mode](spec)
+    {"pause": helper_pause, "shim": helper_shim, "exec": helper_exec, "janitor": helper_janitor}[mode](spec)
 
 
 if __name__ == "__main__":

@@ -192,7 +192,7 @@ class ExecStream:
             return
         try:
             await self.ws.send_bytes(bytes((channel,)) + data)
-        except (ConnectionError, RuntimeError, asyncio.CancelledError):
+        except (ConnectionError, RuntimeError):  # the client is gone; keep draining the process
             self.client_alive = False
 
     async def send_output(self, channel: int, data: bytes | memoryview) -> None:
@@ -335,9 +335,14 @@ async def serve_exec(
 
 async def _finish(stream: ExecStream, pumps: list[asyncio.Future], exited: asyncio.Future[int],
                   req: ExecRequest, proto: str, ws: web.WebSocketResponse, reader: asyncio.Future) -> None:
-    rc = await exited
-    if pumps:
-        await asyncio.wait(pumps)
+    try:
+        rc = await exited
+        if pumps:
+            await asyncio.wait(pumps)
+    except asyncio.CancelledError:  # the cluster is shutting down (its kubelet has killed the processes)
+        for t in (*pumps, reader):
+            t.cancel()
+        raise
     if rc < 0:  # killed by a signal: report it the way runc does
         rc = 128 - rc
     if stream.client_alive:

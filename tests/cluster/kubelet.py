@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from subprocess import Popen
+from subprocess import Popen, TimeoutExpired
 
 from . import containers, images, podlogs
 from .containers import HelperError, Holder, Lifeline, NodeNetwork, Shim
@@ -36,7 +36,9 @@ PULL_BACKOFF_MAX = 10.0
 RESTART_BACKOFF_MAX = 5.0  # real: 10 s doubling to 5 min; shortened
 LOG_MAX_SIZE = 10 << 20  # kubelet defaults: containerLogMaxSize 10Mi, checked every 10 s
 LOG_MONITOR_INTERVAL = 10.0
-LOG_GC_DELAY = 2.0  # real: ~57 s after pod deletion (container GC, 32-pod-deletion-log-cleanup); shortened
+# A real kubelet removes a deleted pod's log dir ~57 s later (container GC, 32-pod-deletion-log-cleanup); here it
+# goes before on_gone() unless a test sets Kubelet.log_gc_delay to keep that window.
+LOG_GC_DELAY = 0.0
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
 
 
@@ -135,6 +137,8 @@ class Pod:
     last_status: dict | None = None
     created: str = ""
     deadline_timer: threading.Timer | None = None
+    on_gone: list[Callable[[], None]] = field(default_factory=list)
+    kill_by: float = 0.0  # monotonic time of the SIGKILL after the grace period
 
     @property
     def key(self) -> tuple[str, str]:
@@ -170,6 +174,7 @@ class Kubelet:
         self._lifeline: Lifeline | None = None
         self._network: NodeNetwork | None = None
         self._dispatcher: threading.Thread | None = None
+        self._janitor: Popen[bytes] | None = None
         self._gc: list[threading.Timer] = []
         self._gc_pending: list[Pod] = []
         self._started = False
@@ -184,6 +189,7 @@ class Kubelet:
         self._workdir = Path(tempfile.mkdtemp(prefix="test-kubelet-"))
         (self._workdir / "rootfs").mkdir()  # mountpoint for every container's root (inside its own mount ns)
         self._lifeline = Lifeline(str(self._workdir))
+        self._janitor = containers.start_janitor(self._lifeline, str(self._workdir))
         self._network = NodeNetwork(self._lifeline)
         self.layout.ensure_base(fix_modes=True)
         self._dispatcher = threading.Thread(target=self._dispatch, name="kubelet-status", daemon=True)
@@ -216,13 +222,16 @@ class Kubelet:
         self._gc_pending.clear()
         if self._network:
             self._network.stop()
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
         if self._lifeline:
             self._lifeline.close()  # any helper we missed sees EOF and exits
+        if self._janitor is not None:
+            with contextlib.suppress(TimeoutExpired):
+                self._janitor.wait(5)  # the dir is gone already: it just exits
         self._queue.put(None)
         if self._dispatcher:
             self._dispatcher.join(5)
-        if self._workdir:
-            shutil.rmtree(self._workdir, ignore_errors=True)
 
     def node_info(self) -> dict:
         uname = os.uname()
@@ -260,9 +269,10 @@ class Kubelet:
             old = self._pods.get(p.key)
             if old is not None and old.uid == p.uid:
                 return  # already running this pod
-            self._pods[p.key] = p  # a pod of the same name still being deleted keeps going on its own
-        if old is not None and not old.deleting:
-            self.delete_pod(old.namespace, old.name, 0, lambda: None)
+            self._pods[p.key] = p
+            if old is not None:
+                # same name, another pod (the old one is being deleted, or was forgotten): it must go
+                self._begin_delete(old, 0, lambda: None)
         self._emit(p)
         p.thread = threading.Thread(target=self._run_pod, args=(p,), name=f"pod-{p.name}", daemon=True)
         p.thread.start()
@@ -285,18 +295,25 @@ class Kubelet:
             self._spawn_loop(p, ctr)
 
     def delete_pod(self, namespace: str, name: str, grace_seconds: int, on_gone: Callable[[], None]) -> None:
+        # lock order everywhere: self._lock, then a pod's lock
         with self._lock:
             p = self._pods.get((namespace, name))
-        if p is None:
-            self._queue.put(("call", on_gone))
-            return
+            if p is None:
+                self._queue.put(("call", on_gone))
+                return
+            self._begin_delete(p, grace_seconds, on_gone)
+
+    def _begin_delete(self, p: Pod, grace_seconds: float, on_gone: Callable[[], None]) -> None:
         with p.lock:
+            p.on_gone.append(on_gone)
             if p.deleting:
+                # a second DELETE (e.g. --grace-period=0 --force): shorten the grace period
+                p.kill_by = min(p.kill_by, time.monotonic() + grace_seconds)
                 return
             p.deleting = True
+            p.kill_by = time.monotonic() + grace_seconds
             p.stop.set()
-        threading.Thread(target=self._delete, args=(p, grace_seconds, on_gone), name=f"delete-{name}",
-                         daemon=True).start()
+        threading.Thread(target=self._delete, args=(p,), name=f"delete-{p.name}", daemon=True).start()
 
     def exec(self, namespace: str, name: str, container: str, command: list[str],
              tty: bool = False) -> Popen[bytes]:
@@ -658,32 +675,39 @@ class Kubelet:
         self._emit(p)
         self._finish_terminal(p)
 
-    def _delete(self, p: Pod, grace: int, on_gone: Callable[[], None]) -> None:
+    def _delete(self, p: Pod) -> None:
         with p.lock:
             # running and backing-off containers are removed at once (their links go), finished ones at GC
             live = [c.current for c in p.ctrs.values()
                     if c.current is not None and (c.current.running or c.restart_pending)]
         self._kill_all(p, signal.SIGTERM)
-        if not self._wait_dead(p, float(grace)):
-            self._kill_all(p, signal.SIGKILL)
-            self._wait_dead(p, 5)
+        while not self._wait_dead(p, 0.1):
+            if time.monotonic() >= p.kill_by:
+                self._kill_all(p, signal.SIGKILL)
+                self._wait_dead(p, 5)
+                break
         if p.deadline_timer is not None:
             p.deadline_timer.cancel()
         for t in [p.thread] + [c.thread for c in p.all_ctrs()]:
             if t is not None and t is not threading.current_thread():
                 t.join(5)
         self._teardown(p)
-        for inst in live:  # links of killed containers go at once; dirs and the rest at container GC
+        for inst in live:
             self.layout.remove_instance(Path("/nonexistent"), inst.link)
-        with self._lock:
+        if self.log_gc_delay <= 0:
+            self._remove_pod_logs(p)
+        else:
+            self._gc_pending.append(p)
+            timer = threading.Timer(self.log_gc_delay, self._gc_pod, args=(p,))
+            timer.daemon = True
+            self._gc.append(timer)
+            timer.start()
+        with self._lock, p.lock:
             if self._pods.get(p.key) is p:
                 del self._pods[p.key]
-        self._queue.put(("call", on_gone))
-        self._gc_pending.append(p)
-        timer = threading.Timer(self.log_gc_delay, self._gc_pod, args=(p,))
-        timer.daemon = True
-        self._gc.append(timer)
-        timer.start()
+            callbacks, p.on_gone = p.on_gone, []
+        for cb in callbacks:
+            self._queue.put(("call", cb))
 
     def _gc_pod(self, p: Pod) -> None:
         if p in self._gc_pending:
@@ -795,6 +819,22 @@ class Kubelet:
         spec["cwd"] = ctr.spec.get("workingDir") or "/"
         return spec
 
+    def _etc_files(self, p: Pod) -> list[dict]:
+        """The kubelet-managed /etc/hosts and /etc/hostname of a pod with its own network."""
+        if p.spec.get("hostNetwork") or not p.pod_ip:
+            return []
+        d = self._volumes_dir(p).parent
+        hostname = (p.spec.get("hostname") or p.name)[:63]
+        hosts = d / "etc-hosts"
+        if not hosts.exists():
+            hosts.write_text(
+                "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n"
+                "::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\n"
+                f"fe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n{p.pod_ip}\t{hostname}\n")
+            (d / "etc-hostname").write_text(hostname + "\n")
+        return [{"path": "/etc/hosts", "src": str(hosts), "readOnly": False},
+                {"path": "/etc/hostname", "src": str(d / "etc-hostname"), "readOnly": False}]
+
     def _volume_sources(self, p: Pod, ctr: Ctr) -> list[dict]:
         vols = {v["name"]: v for v in p.spec.get("volumes") or []}
         out = []
@@ -844,10 +884,12 @@ class Kubelet:
         else:
             new_pid = True
         volumes = [{"path": t, "tmpfs": True} for t in plan.tmpfs] + self._volume_sources(p, ctr)
+        volumes += self._etc_files(p)
         sc = ctr.spec.get("securityContext") or {}
         spec.update(join=join, new_pid=new_pid, root=str(self._workdir / "rootfs"),
                     privileged=self._security(p, ctr)["privileged"], volumes=volumes, files=plan.files,
-                    log=str(logfile), read_only_root=bool(sc.get("readOnlyRootFilesystem")))
+                    log=str(logfile), read_only_root=bool(sc.get("readOnlyRootFilesystem")),
+                    stdin_open=bool(ctr.spec.get("stdin")))
         return spec
 
     # ---- internals: status ----------------------------------------------------------------------------

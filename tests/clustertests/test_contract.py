@@ -437,15 +437,20 @@ def case_watch(replay: Replay, case: dict) -> None:
     assert resp.status_code == 200
     assert resp.headers["content-type"].split(";")[0] == "application/json"
     seen, types = [], []
+    rec_event = case["events"][-1]
     for line in resp.iter_lines():
         if not line:
             continue
         ev = json.loads(line)
+        assert set(ev) == set(rec_event)
         types.append(ev["type"])
         st = ec_state(ev["object"], ec)
         if st is not None:
             seen.append(state_kind(st))
         if seen and seen[-1] == want[-1]:
+            # The event that meets the condition must look like the recorded one (same states by now).
+            left = allowed_diffs(case["case"], shape_diff(rec_event["object"], ev["object"]))
+            assert not left, "event object shape differs:\n  " + "\n  ".join(left)
             break
     resp.close()
     assert set(types) <= {"MODIFIED"}, types
@@ -589,7 +594,14 @@ def case_remote_kill(replay: Replay, case: dict) -> None:
     t = threading.Thread(target=lambda: out.update(replay.exec_ws(case, on_open=started.set)), daemon=True)
     t.start()
     assert started.wait(10)
-    time.sleep(0.5)  # let sh write its pid file
+    pid_file = "/tmp/y.pid" if case["case"].startswith("09h2") else "/tmp/x.pid"
+    probe = json.loads(json.dumps(_companion(senders[0])))
+    probe["request"]["query"]["command"] = ["test", "-s", pid_file]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # sh must have written its pid file before we signal it
+        if [d for c, d in replay.exec_ws(probe)["frames"] if c == 3] == [b'{"metadata":{},"status":"Success"}']:
+            break
+        time.sleep(0.1)
     for i, s in enumerate(senders):
         sc = _companion(s)
         res = replay.exec_ws(sc)

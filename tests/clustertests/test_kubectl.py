@@ -233,3 +233,42 @@ def test_client_going_away_does_not_kill_the_process(e2e, nginx_pod) -> None:
                         check=False)
     assert alive.returncode == 0, "the exec'd process died with its client"
     e2e.kubectl("-n", ns, "exec", pod, "-c", "nginx", "--", "sh", "-c", "kill $(cat /tmp/alive.pid)")
+
+
+def test_standalone_mode_starts_fast_and_cleans_up(e2e) -> None:
+    """`python -m tests.cluster`: kubeconfig path first, usable at once, gone after SIGTERM (< 3 s start)."""
+    if e2e.cluster is None:
+        pytest.skip("the local test cluster only")
+    import signal
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "tests.cluster"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        kubeconfig = Path(proc.stdout.readline().strip())
+        nodes = subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes", "-o", "name"],
+                               capture_output=True, text=True, timeout=30)
+        assert nodes.returncode == 0 and nodes.stdout.startswith("node/"), nodes.stderr
+        assert time.monotonic() - t0 < 3
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert not kubeconfig.parent.exists()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_exec_binary_stream_is_intact(e2e, nginx_pod) -> None:
+    """64 MiB of random bytes through exec: the same digest on both sides (frames forwarded unmodified)."""
+    import hashlib
+
+    ns, pod = nginx_pod
+    remote = e2e.kubectl("-n", ns, "exec", pod, "-c", "nginx", "--", "sh", "-c",
+                         "head -c 67108864 /dev/urandom > /tmp/blob && sha256sum /tmp/blob").stdout.split()[0]
+    res = e2e.kubectl("-n", ns, "exec", pod, "-c", "nginx", "--", "cat", "/tmp/blob", input=b"")
+    assert len(res.stdout) == 67108864
+    assert hashlib.sha256(res.stdout).hexdigest() == remote

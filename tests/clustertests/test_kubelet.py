@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -158,6 +159,8 @@ def test_nginx_runs_and_answers_curl_from_inside(node, nginx):
     assert out == b"200"
     rc, out, _ = node.exec(ns, name, "nginx", ["hostname"])
     assert out.strip() == name.encode()
+    rc, out, _ = node.exec(ns, name, "nginx", ["sh", "-c", "tail -1 /etc/hosts; cat /etc/hostname"])
+    assert out.decode() == f"{st['podIP']}\t{name}\n{name}\n"
     # nginx is PID 1 of the container, workers run unprivileged like the official image's
     rc, out, _ = node.exec(ns, name, "nginx", ["ps", "-o", "pid=,user=,args=", "-e"])
     lines = out.decode().splitlines()
@@ -297,7 +300,8 @@ def test_strace_needs_sys_ptrace(node, nginx):
 def test_capabilities_enforced(node):
     p = pod([sleeper("dflt"), sleeper("dropall", securityContext={"capabilities": {"drop": ["ALL"]}}),
              sleeper("netadmin", securityContext={"capabilities": {"add": ["NET_ADMIN"], "drop": ["KILL"]}}),
-             sleeper("priv", securityContext={"privileged": True})])
+             sleeper("priv", securityContext={"privileged": True}),
+             sleeper("sysres", securityContext={"capabilities": {"add": ["SYS_RESOURCE", "SYS_PTRACE"]}})])
     ns, name = node.run(p)
     node.wait(ns, name, lambda st: st["phase"] == "Running" and all(
         "running" in c["state"] for c in st["containerStatuses"]))
@@ -315,6 +319,8 @@ def test_capabilities_enforced(node):
     with open("/proc/self/status") as f:
         host_bnd = int(next(line for line in f if line.startswith("CapBnd")).split()[1], 16)
     assert caps("priv")["CapEff"] == host_bnd
+    # a capability the kubelet itself lacks (this VM has no CAP_SYS_RESOURCE) is left out, not an error
+    assert caps("sysres")["CapEff"] == (default | 1 << 19 | 1 << 24) & host_bnd
     rc, _, err = node.exec(ns, name, "dflt", ["ip", "addr", "add", "10.9.9.9/32", "dev", "lo"])
     assert rc != 0 and b"Operation not permitted" in err
     rc, _, err = node.exec(ns, name, "netadmin", ["ip", "addr", "add", "10.9.9.9/32", "dev", "lo"])
@@ -553,6 +559,28 @@ def test_node_pod_host_path_read_only(node):
     assert not Path(f"/proc/{host_pid}").exists() or b"sleep" not in Path(f"/proc/{host_pid}/cmdline").read_bytes()
 
 
+def test_second_delete_shortens_grace_and_same_name_reuse(node):
+    p = pod([sleeper("main")])  # sleep as PID 1 ignores SIGTERM: only the SIGKILL after the grace ends it
+    ns, name = node.run(p)
+    node.wait(ns, name, running("main"))
+    first, second = threading.Event(), threading.Event()
+    node.kubelet.delete_pod(ns, name, 30, first.set)
+    time.sleep(0.5)
+    assert not first.is_set()
+    t0 = time.monotonic()
+    node.kubelet.delete_pod(ns, name, 0, second.set)
+    assert first.wait(5) and second.wait(5)
+    assert time.monotonic() - t0 < 3
+    # a new pod of the same name (new uid) runs normally
+    p2 = pod([sleeper("main")])
+    p2["metadata"].update(namespace=ns, name=name)
+    node.run(p2)
+    st = node.wait(ns, name, lambda s: running("main")(s) and ctr_state(s, "main")["containerID"]
+                   != ctr_state(node.statuses[(ns, name)][0], "main").get("containerID"))
+    assert st["phase"] == "Running"
+    node.delete(ns, name)
+
+
 def test_active_deadline(node):
     p = pod([sleeper("main", 600)], activeDeadlineSeconds=1, restartPolicy="Never", hostPID=True)
     ns, name = node.run(p)
@@ -602,9 +630,13 @@ def _alive(procs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return alive
 
 
+def _root_links() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {line.split(":")[1].strip() for line in out.splitlines()}
+
+
 def test_delete_and_stop_leave_nothing_behind(tmp_path):
-    mounts = Path("/proc/self/mountinfo").read_text()
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    links = _root_links()
     n = Node(tmp_path)
     n.kubelet.start()
     n.kubelet.log_gc_delay = 0.2
@@ -638,8 +670,41 @@ def test_delete_and_stop_leave_nothing_behind(tmp_path):
     while _alive(in_pods) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _alive(in_pods) == set()
-    assert Path("/proc/self/mountinfo").read_text() == mounts
-    assert subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout == links
+    assert workdir not in Path("/proc/self/mountinfo").read_text()  # nothing was ever mounted out here
+    assert _root_links() - links == set()  # no interface was ever added to the host's namespace
     assert not Path(workdir).exists()
     assert not list((tmp_path / "var/log/pods").iterdir())
     assert not list((tmp_path / "var/log/containers").iterdir())
+
+
+KILLED_KUBELET = """
+import os, sys, time
+from pathlib import Path
+from tests.cluster.kubelet import Kubelet
+st = {}
+k = Kubelet("vm", Path(sys.argv[1]), "10.0.0.1", lambda ns, n, s: st.__setitem__(n, s))
+k.start()
+k.run_pod({"metadata": {"name": "a", "namespace": "x", "uid": "u1"},
+           "spec": {"shareProcessNamespace": True, "containers": [{"name": "c", "image": "nginx"}]}})
+k.run_pod({"metadata": {"name": "b", "namespace": "x", "uid": "u2"},
+           "spec": {"hostPID": True, "containers": [{"name": "c", "image": "busybox",
+                                                     "command": ["sh", "-c", "sleep 1001 & sleep 1001"]}]}})
+while any(st.get(n, {}).get("phase") != "Running" for n in "ab"):
+    time.sleep(0.05)
+print(k._workdir, flush=True)
+os._exit(9)  # no stop(): a crash or a SIGKILL
+"""
+
+
+def test_a_killed_kubelet_leaves_nothing_behind(tmp_path):
+    res = subprocess.run([sys.executable, "-c", KILLED_KUBELET, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 9, res.stderr
+    workdir = res.stdout.strip()
+    deadline = time.monotonic() + 5  # the helpers see their lifeline close and clean up
+    while (_processes_with(workdir) or Path(workdir).exists() or _processes_with("sleep\x001001")) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(workdir) == set()
+    assert _processes_with("sleep\x001001") == set()  # the host-PID container's processes too
+    assert not Path(workdir).exists()

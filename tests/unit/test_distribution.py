@@ -277,7 +277,56 @@ def test_zipapp_contents(dist: Path) -> None:
     assert not [n for n in names if n.startswith(("site-packages/rich/", "site-packages/pygments/"))]
     assert "site-packages/kubectl_debugx/__main__.py" in names
     assert "sys.version_info < (3, 10)" in main and "@BUILD_ID@" not in main
-    assert (dist / "kubectl-debugx").read_bytes().startswith(b"#!/usr/bin/env python3\n")
+    head = (dist / "kubectl-debugx").read_bytes()[:2048]
+    assert head.startswith(b"#!/bin/sh\n") and b'exec python3 -S "$0" "$@"\n' in head
+    assert "site-packages/kubectl_debugx/_cli_cache.py" in names
+
+
+def test_lazy_kubernetes_client_serves_every_name(dist: Path, tmp_path: Path) -> None:
+    """packaging/dist.py lazy-kubernetes: the zipapp's kubernetes.client resolves every name the original
+    __init__ imported, and importing it loads no model or API module."""
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, env=env, check=True, timeout=180)
+    [site] = (tmp_path / "shiv").glob("kubectl-debugx_*/site-packages")
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        "import kubernetes.client as c, kubernetes.client.models as m, kubernetes.client.api as a\n"
+        "loaded = [n for n in sys.modules if n.startswith(('kubernetes.client.models.', 'kubernetes.client.api.'))]\n"
+        "assert not loaded, loaded\n"
+        "for mod in (c, m, a):\n"
+        "    for name in mod._LAZY:\n"
+        "        assert getattr(mod, name).__name__ == name, name\n"
+        "assert c.V1Pod is m.V1Pod and c.CoreV1Api is a.CoreV1Api\n"
+        "print(len(c._LAZY), len(m._LAZY), len(a._LAZY))\n"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    counts = [int(n) for n in out.stdout.split()]
+    assert counts[0] > 700 and counts[1] > 650 and counts[2] > 50
+
+
+def test_launcher_remembers_the_interpreter(dist: Path, tmp_path: Path) -> None:
+    """packaging/launcher.sh: the first start runs python3 from PATH and writes down which interpreter that is;
+    later starts use it directly (no version-manager shim); KUBECTL_DEBUGX_PYTHON overrides."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").symlink_to(sys.executable)
+    env = {"PATH": f"{tmp_path / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
+    remembered = tmp_path / "shiv" / ".kubectl-debugx-python"
+    out = subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert remembered.read_text() == str(tmp_path / "bin" / "python3") + "\n"
+    # no python3 on PATH any more: the remembered one is used
+    out = subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, text=True,
+                         env=dict(env, PATH="/nonexistent"), timeout=60)
+    assert out.returncode == 0 and "Client Version" in out.stdout
+    out = subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, text=True, timeout=60,
+                         env=dict(env, KUBECTL_DEBUGX_PYTHON=str(tmp_path / "nope")))
+    assert out.returncode == 127 and "nope" in out.stderr
+    remembered.write_text("/nonexistent/python3\n")  # gone: fall back to python3 on PATH (none here)
+    out = subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, text=True,
+                         env=dict(env, PATH="/nonexistent"), timeout=60)
+    assert out.returncode == 127 and "python3" in out.stderr
 
 
 def _old_pythons() -> list[str]:

@@ -73,8 +73,23 @@ def test_zipapp(args: list[str], baseline: set[str], zipapp: tuple[Path, dict[st
     modules = _imported([str(exe), *args], env) - baseline
     assert _heavy(modules) == []
     assert "kubectl_debugx.kube" not in modules
-    # a warm start skips shiv's bootstrap (packaging/zipapp_main.py) and never needs rich
+    # a warm start skips shiv's bootstrap (packaging/zipapp_main.py)
     assert "_bootstrap" not in modules and "zipfile" not in modules
+    # help and completion come from the build's cache (kubectl_debugx/clispec.py): not even Typer
+    if args[0] != "completion":
+        assert not [m for m in modules if m == "typer" or m.startswith("typer.")]
+
+
+@pytest.mark.parametrize("columns", ["80", "200", "60"])
+@pytest.mark.parametrize("args", [[], ["--help"], ["-h"], ["capture", "--help"], ["version", "-h"]], ids=" ".join)
+def test_cached_help_is_what_click_prints(args: list[str], columns: str, zipapp: tuple[Path, dict[str, str]]) -> None:
+    exe, env = zipapp
+    runs = [subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60,
+                           env=dict(env, COLUMNS=columns, **extra))
+            for extra in ({}, {"KUBECTL_DEBUGX_NO_CACHE": "1"})]
+    cached, live = ((r.returncode, r.stdout, r.stderr) for r in runs)
+    assert cached == live
+    assert "Usage: kubectl debugx" in cached[1] + cached[2]
 
 
 def test_pod_completion_is_where_the_client_loads(zipapp: tuple[Path, dict[str, str]], baseline: set[str]) -> None:
