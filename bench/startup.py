@@ -131,10 +131,11 @@ def main() -> int:
         rows.append(row("first run --help (fresh SHIV_ROOT)", first_run(exe, env), kubectl_help,
                         "kubectl --help", "unpacking included"))
         rows += cluster_rows(exe, env, stack)
+        launcher = remembered.read_text().strip() if remembered.exists() else None
     print(f"kubectl-debugx start-up   ({exe}, {os.path.getsize(exe) / 1e6:.1f} MB)")
     print(f"medians of {RUNS} runs after {WARMUP} warm-ups; first run: median of {FIRST_RUNS}; {note}")
-    if remembered.exists():
-        print(f"the launcher runs {remembered.read_text().strip()} -S (remembered from the first run)")
+    if launcher:
+        print(f"the launcher runs {launcher} -S (remembered at the first run)")
     print(f"PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', '')!s}  "
           f"load average {os.getloadavg()[0]:.2f}  cpus {os.cpu_count()}")
     print(f"| {'case':<42} | {'debugx':>11} | {'kubectl':>11} {'':<28} | ratio | ")

@@ -157,7 +157,12 @@ class ProxySource:
             if e.status == 404:
                 return False
             raise
-        response.release_conn()
+        # Read the (small) listing: a connection returned to the pool with unread bytes breaks the next
+        # request on it (http.client's ResponseNotReady).
+        try:
+            response.read(decode_content=False)
+        finally:
+            response.release_conn()
         return True
 
     def list_dir(self, *parts: str) -> list[Entry] | None:

@@ -92,6 +92,15 @@ def default_container(c: dict, ephemeral: bool = False) -> dict:
         del c[k]
     for p in c.get("ports") or []:
         p.setdefault("protocol", "TCP")
+    for e in c.get("env") or []:
+        field_ref = (e.get("valueFrom") or {}).get("fieldRef")
+        if field_ref is not None:
+            field_ref.setdefault("apiVersion", "v1")
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        if isinstance(c.get(probe), dict):
+            for k, v in (("timeoutSeconds", 1), ("periodSeconds", 10), ("successThreshold", 1),
+                         ("failureThreshold", 3)):
+                c[probe].setdefault(k, v)
     c.setdefault("resources", {})
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
@@ -122,6 +131,9 @@ def default_pod(pod: dict, namespace: str) -> dict:
             v["hostPath"].setdefault("type", "")
         if "emptyDir" in v and v["emptyDir"] is None:
             v["emptyDir"] = {}
+        for kind in ("configMap", "secret", "projected", "downwardAPI"):
+            if isinstance(v.get(kind), dict):
+                v[kind].setdefault("defaultMode", 420)
     spec.setdefault("restartPolicy", "Always")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("dnsPolicy", "ClusterFirst")
@@ -753,10 +765,12 @@ _CHECKS = [
 ]
 
 
-def pod_security_violation(pod: dict, labels: dict) -> str | None:
-    """None if admitted, else the message of the 403 (without the `pods "x" is forbidden: ` prefix)."""
-    level = labels.get("pod-security.kubernetes.io/enforce", "privileged")
-    version = labels.get("pod-security.kubernetes.io/enforce-version", "latest")
+def pod_security_violation(pod: dict, labels: dict, mode: str = "enforce") -> str | None:
+    """None if admitted, else the message of the 403 (without the `pods "x" is forbidden: ` prefix).
+
+    mode "warn" evaluates the pod-security.kubernetes.io/warn label instead (for Warning headers)."""
+    level = labels.get(f"pod-security.kubernetes.io/{mode}", "privileged")
+    version = labels.get(f"pod-security.kubernetes.io/{mode}-version", "latest")
     if level not in ("baseline", "restricted"):
         return None
     active = [c for c in _CHECKS if level == "restricted" or c[1] == "baseline"]
@@ -772,6 +786,12 @@ def pod_security_violation(pod: dict, labels: dict) -> str | None:
     if not results:
         return None
     return f'violates PodSecurity "{level}:{version}": ' + ", ".join(results)
+
+
+def psa_warning(pod: dict, labels: dict) -> str | None:
+    """The Warning the real server adds when the namespace's warn level is violated (the pod is admitted)."""
+    msg = pod_security_violation(pod, labels, mode="warn")
+    return "would violate" + msg[len("violates"):] if msg else None
 
 
 def forbidden_by_psa(pod: dict, labels: dict) -> ApiError | None:

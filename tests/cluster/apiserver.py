@@ -388,7 +388,7 @@ class ApiServer:
         if self.latency:
             await asyncio.sleep(self.latency)
         try:
-            return await handler(request)
+            resp = await handler(request)
         except ApiError as e:
             return _error_response(e)
         except web.HTTPException:
@@ -399,6 +399,11 @@ class ApiServer:
             log.exception("internal error on %s %s", request.method, request.path)
             return _error_response(ApiError(500, "InternalError", f"Internal error occurred: {e}",
                                             {"causes": [{"message": str(e)}]}))
+        for text in request.get(_WARNINGS, ()):
+            if not resp.prepared:
+                escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+                resp.headers.add("Warning", f'299 - "{escaped}"')
+        return resp
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         user = self.authorizer.authenticate(request.headers.get("Authorization"))
@@ -725,6 +730,7 @@ class ApiServer:
         denied = admission.forbidden_by_psa(pod, ns["metadata"].get("labels") or {})
         if denied:
             raise denied
+        _warn(request, admission.psa_warning(pod, ns["metadata"].get("labels") or {}))
         if self.store.get("pods", namespace, name) is not None:
             raise already_exists("pods", name)
         if _truthy_dry(request):
@@ -870,6 +876,7 @@ class ApiServer:
         denied = admission.forbidden_by_psa(candidate, nsobj["metadata"].get("labels") or {})
         if denied:
             raise denied
+        _warn(request, admission.psa_warning(candidate, nsobj["metadata"].get("labels") or {}))
         if _truthy_dry(request):
             return _json(candidate)
         stored = self.store.update("pods", ns, candidate)
@@ -1317,6 +1324,15 @@ async def _body(request: web.Request, optional: bool = False):
         if optional:
             return None
         raise bad_request(f"the body of the request was in an unknown format: {e}") from None
+
+
+_WARNINGS = web.RequestKey("warnings", list)
+
+
+def _warn(request: web.Request, text: str | None) -> None:
+    """Queue a `Warning: 299 - "..."` response header (the middleware adds it)."""
+    if text:
+        request.setdefault(_WARNINGS, []).append(text)
 
 
 def _truthy_dry(request: web.Request) -> bool:
