@@ -170,7 +170,7 @@ def choose_profile(
                         f"node's runtime ({runtime}) does not grant NET_RAW by default; nothing was created. "
                         "Use a namespace whose Pod Security level is privileged")
     raise Forbidden(f"Pod Security refuses every profile that can capture in namespace {target.namespace} "
-                    f"({ephemeral._short_psa(last.args[0])}); nothing was created. Capturing needs NET_RAW: "
+                    f"({ephemeral.short_psa(last.args[0])}); nothing was created. Capturing needs NET_RAW: "
                     "use a namespace whose Pod Security level is baseline or privileged")
 
 
@@ -241,7 +241,7 @@ def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile:
     finally:
         sink.close()
         tcpdump.finish()
-        _make_sure_stopped(kube, target, ec, run_id, talk)
+        ephemeral.make_sure_stopped(kube, target, ec, run_id, TOOL, talk.warn)
     elapsed = time.monotonic() - started
     if tcpdump.listening or sink.written:
         _summary(talk, tcpdump, framer, sink, elapsed, profile, target, ec)
@@ -249,27 +249,9 @@ def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile:
         raise RemoteFailed(f"{outcome.message}; {sink.display} holds the {framer.stats.records} whole "
                            f"packets received before that")
     if outcome.exit_code not in (0, None) or (outcome.exit_code is None and not state.reason):
-        raise RemoteFailed(_tool_failure(outcome.exit_code, outcome.message, tcpdump.error_line(), opts.image))
+        said = tcpdump.error_line()
+        raise RemoteFailed(ephemeral.tool_failure(TOOL, outcome.exit_code, outcome.message, said, opts.image))
     return state.exit_code
-
-
-def _tool_failure(code: int | None, message: str, tool_said: str, image: str) -> str:
-    if code == 127 or "not found" in tool_said and TOOL in tool_said:
-        return f"tcpdump is not in image {image}: choose an image that has it with --image"
-    if "executable file not found" in message:
-        return f"image {image} has no sh: choose an image with sh and tcpdump with --image"
-    if tool_said:
-        return tool_said if tool_said.startswith("tcpdump") else f"tcpdump: {tool_said}"
-    return f"tcpdump failed ({message or f'exit code {code}'})"
-
-
-def _make_sure_stopped(kube: Kube, target: Target, ec: str, run_id: str, talk: Talk) -> None:
-    """Whatever happened, tcpdump must not keep running in the pod."""
-    try:
-        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, "KILL", remove=True)
-    except Exception as e:  # noqa: BLE001 - report, but never hide the outcome of the capture itself
-        talk.warn(f"could not confirm that tcpdump stopped in {target.pod_name}/{ec}: {e}; it ends with the "
-                  "container's TTL at the latest")
 
 
 def _summary(talk: Talk, tcpdump: TcpdumpTalk, framer: PcapFramer, sink: ByteSink, elapsed: float,

@@ -151,17 +151,38 @@ def signal_tool(
         run_to_end(conn)
 
 
+def make_sure_stopped(kube: Kube, target: Target, ec: str, run_id: str, tool: str, warn: Say) -> None:
+    """Whatever happened, the tool must not keep running in the pod (a killed tracer also detaches)."""
+    try:
+        signal_tool(kube, target, ec, run_id, tool, "KILL", remove=True)
+    except Exception as e:  # noqa: BLE001 - report, but never hide the outcome of the run itself
+        warn(f"could not confirm that {tool} stopped in {target.pod_name}/{ec}: {e}; it ends with the "
+             "container's TTL at the latest")
+
+
+def tool_failure(tool: str, code: int | None, message: str, tool_said: str, image: str) -> str:
+    """One line for a tool that failed: missing from the image, no shell, or the tool's own last word."""
+    if code == 127 or ("not found" in tool_said and tool in tool_said):
+        return f"{tool} is not in image {image}: choose an image that has it with --image"
+    if "executable file not found" in message:
+        return f"image {image} has no sh: choose an image with sh and {tool} with --image"
+    if tool_said:
+        return tool_said if tool_said.startswith(tool) else f"{tool}: {tool_said}"
+    return f"{tool} failed ({message or f'exit code {code}'})"
+
+
 def explain_forbidden(error: ApiError, profile: str, what: str) -> Forbidden:
     """One line for a Pod Security or RBAC refusal of the ephemeral container."""
     message = error.args[0]
     if "PodSecurity" in message:
         return Forbidden(f"Pod Security refuses the debug container with profile {profile}: "
-                         f"{_short_psa(message)}; {what}")
+                         f"{short_psa(message)}; {what}")
     if error.status == 403:
         return Forbidden(f"{message} (needs patch on pods/ephemeralcontainers, get and create on pods/exec)")
     return Forbidden(message)
 
 
-def _short_psa(message: str) -> str:
+def short_psa(message: str) -> str:
+    """The part of a Pod Security refusal that says what violates which level."""
     start = message.find("violates PodSecurity")
     return message[start:] if start >= 0 else message

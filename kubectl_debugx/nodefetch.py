@@ -40,7 +40,7 @@ from .errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
 from .execstream import ExecOutcome, pump
 from .kube import ApiError, Kube
 from .logtree import ExtractedFile, ExtractReport, SkippedMember
-from .streamrun import StopState, catch_stop_signals
+from .streamrun import StopState, catch_stop_signals, stop_signal_handler
 
 PODS_DIR = "/var/log/pods"
 DOCKER_DIR = "/var/lib/docker/containers"
@@ -314,7 +314,7 @@ def _refusal(error: ApiError, namespace: str) -> Exception:
     message = error.args[0]
     if "PodSecurity" in message:
         return Forbidden(f"Pod Security in namespace {namespace} refuses the node pod, which mounts host "
-                         f"directories ({_short_psa(message)}); nothing was created. {PSA_HINT}")
+                         f"directories ({ephemeral.short_psa(message)}); nothing was created. {PSA_HINT}")
     if error.status == 403:
         return Forbidden(f"{message}; nothing was created. Use --pod-namespace or --via proxy")
     if error.status == 404:
@@ -322,11 +322,6 @@ def _refusal(error: ApiError, namespace: str) -> Exception:
     if error.status in (400, 422):
         return UsageError(f"the API server rejects the node pod: {message}")
     return error
-
-
-def _short_psa(message: str) -> str:
-    start = message.find("violates PodSecurity")
-    return message[start:] if start >= 0 else message
 
 
 def wait_running(kube: Kube, pod: Mapping[str, Any], timeout: float) -> None:
@@ -392,12 +387,8 @@ def stop_signals_raise() -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
         raise StopRequested(signum)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_signal_handler(handler):
         yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 @dataclass

@@ -59,18 +59,25 @@ class StopState:
 
 
 @contextmanager
-def catch_stop_signals(state: StopState) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into a stop request instead of killing us mid-stream."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        state.signals.append(signum)
-
+def stop_signal_handler(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """`handler` for SIGINT and SIGTERM while the block runs; the previous handlers afterwards."""
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+@contextmanager
+def catch_stop_signals(state: StopState) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into a stop request instead of killing us mid-stream."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        state.signals.append(signum)
+
+    with stop_signal_handler(handler):
+        yield
 
 
 def run_until_stopped(

@@ -537,7 +537,7 @@ def _trace(kube: Kube, target: Target, ec: str, container: Mapping[str, Any], op
     finally:
         sink.close()
         strace.finish()
-        _make_sure_stopped(kube, target, ec, run_id, talk)
+        ephemeral.make_sure_stopped(kube, target, ec, run_id, TOOL, talk.warn)
     elapsed = time.monotonic() - started
     ended = _STOPPED_BY.get(state.reason, state.reason) or (
         "the traced processes exiting" if outcome.exit_code == 0 and strace.attached else "")
@@ -551,31 +551,13 @@ def _trace(kube: Kube, target: Target, ec: str, container: Mapping[str, Any], op
     if strace.vanished and not strace.attached:
         raise NotFound(f"PID {', '.join(map(str, strace.vanished))} exited before strace could attach")
     if not state.reason and outcome.exit_code != 0:
-        raise RemoteFailed(_tool_failure(outcome.exit_code, outcome.message, strace.error_line(), opts.image))
+        said = strace.error_line()
+        raise RemoteFailed(ephemeral.tool_failure(TOOL, outcome.exit_code, outcome.message, said, opts.image))
     return state.exit_code
 
 
 _STOPPED_BY = {"duration": "--duration", "SIGINT": "Ctrl-C (SIGINT)", "SIGTERM": "SIGTERM",
                "limit": "the reader of stdout going away"}
-
-
-def _tool_failure(code: int | None, message: str, tool_said: str, image: str) -> str:
-    if code == 127 or ("not found" in tool_said and TOOL in tool_said):
-        return f"strace is not in image {image}: choose an image that has it with --image"
-    if "executable file not found" in message:
-        return f"image {image} has no sh: choose an image with sh and strace with --image"
-    if tool_said:
-        return tool_said if tool_said.startswith("strace") else f"strace: {tool_said}"
-    return f"strace failed ({message or f'exit code {code}'})"
-
-
-def _make_sure_stopped(kube: Kube, target: Target, ec: str, run_id: str, talk: Talk) -> None:
-    """Whatever happened, strace must not stay attached in the pod. A killed tracer detaches its tracees."""
-    try:
-        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, "KILL", remove=True)
-    except Exception as e:  # noqa: BLE001 - report, but never hide the outcome of the trace itself
-        talk.warn(f"could not confirm that strace stopped in {target.pod_name}/{ec}: {e}; it ends with the "
-                  "container's TTL at the latest")
 
 
 def summary_text(selection: Selection, attached: Iterable[int], lines: int, written: int, output: str,

@@ -513,7 +513,11 @@ def test_strace_missing_in_the_image(monkeypatch):
 
 
 def test_tool_failures():
-    fail = trace_mod._tool_failure
+    from kubectl_debugx.ephemeral import tool_failure
+
+    def fail(code, message, said, image):
+        return tool_failure("strace", code, message, said, image)
+
     assert fail(127, "command terminated with non-zero exit code", "", "busybox") == (
         "strace is not in image busybox: choose an image that has it with --image")
     assert fail(None, 'exec: "sh": executable file not found in $PATH', "", "distroless") == (
