@@ -289,3 +289,19 @@ def test_sigterm_stops_cleanly_with_143(e2e, web, tmp_path: Path):
     assert proc.returncode == 143, stderr
     assert tshark_fields(str(out), "http.request", "http.request.uri") == ["/term"]
     assert "tcpdump" not in processes(e2e, namespace, pod, json.loads(stdout)["container"])
+
+
+def test_cluster_without_ephemeral_containers(e2e, nginx_pod, tmp_path):
+    if e2e.cluster is None:
+        pytest.skip("switching ephemeral containers off needs the test cluster")
+    namespace, pod = nginx_pod
+    e2e.cluster.set_ephemeral_containers_enabled(False)
+    try:
+        result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "x.pcap"))
+    finally:
+        e2e.cluster.set_ephemeral_containers_enabled(True)
+    stderr = result.stderr.decode()
+    assert result.returncode == 5, stderr
+    assert stderr == "error: ephemeral containers are disabled for this cluster (the API server has no " \
+                     "pods/ephemeralcontainers)\n"
+    assert not (tmp_path / "x.pcap").exists()
