@@ -27,6 +27,7 @@ app = typer.Typer(
 
 _state: dict[str, Any] = {"debug": False}
 
+PodArg = Annotated[str, typer.Argument(metavar="POD", help="POD or pod/POD")]
 # kubectl's connection flags and our talk flags, shared by every command.
 NamespaceOpt = Annotated[str | None, typer.Option("-n", "--namespace", help="Namespace of the pod.")]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
@@ -80,7 +81,7 @@ def _image(image: str | None, default: str) -> str:
 
 @app.command()
 def capture(
-    pod: Annotated[str, typer.Argument(help="POD or pod/POD")],
+    pod: PodArg,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     interface: Annotated[str, typer.Option("-i", "--interface", help="Interface to capture on.")] = "any",
     filter: Annotated[str, typer.Option("-f", "--filter", help="tcpdump filter expression.")] = "",
@@ -135,7 +136,7 @@ def capture(
 
 @app.command()
 def trace(
-    pod: Annotated[str, typer.Argument(help="POD or pod/POD")],
+    pod: PodArg,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     pid: Annotated[
         int | None, typer.Option("--pid", help="PID to trace, as seen in the target container.")
@@ -209,7 +210,7 @@ def _finish(talk: Any, code: int) -> None:
 
 @app.command()
 def nodelogs(
-    pod: Annotated[str, typer.Argument(help="POD or pod/POD")],
+    pod: PodArg,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Only this container.")] = None,
     all_containers: Annotated[
         bool, typer.Option("--all-containers", help="Every container (init and ephemeral too).")
