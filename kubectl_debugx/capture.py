@@ -43,17 +43,11 @@ class CaptureOptions:
 
 def validate(opts: CaptureOptions) -> None:
     """Checks that need no cluster; each message names its flag."""
-    if opts.profile not in ("auto", *profiles.PROFILES):
-        raise UsageError(f"--profile: unknown profile {opts.profile!r}; choose auto or one of "
-                         f"{', '.join(profiles.PROFILES)}")
+    ephemeral.validate_debug_options(opts.profile, opts.ttl, opts.duration)
     if opts.count is not None and opts.count <= 0:
         raise UsageError(f"--count: must be a positive number of packets, got {opts.count}")
     if opts.snaplen is not None and not 0 <= opts.snaplen <= 262144:
         raise UsageError(f"--snaplen: must be between 0 and 262144 bytes, got {opts.snaplen}")
-    if opts.ttl < 10:
-        raise UsageError(f"--ttl: the debug container needs to live at least 10s, got {opts.ttl}s")
-    if opts.duration is not None and opts.duration >= opts.ttl:
-        raise UsageError(f"--duration ({opts.duration:g}s) must be shorter than --ttl ({opts.ttl}s)")
     if not opts.interface or opts.interface.startswith("-"):
         raise UsageError(f"-i/--interface: invalid interface name {opts.interface!r}")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import profiles, specs
-from .errors import Forbidden, NotFound, NotReady
+from .errors import Forbidden, NotFound, NotReady, UsageError
 from .execstream import run_to_end
 from .kube import ApiError, Kube
 
@@ -35,6 +35,17 @@ class Target:
     @property
     def pod_name(self) -> str:
         return str(self.pod["metadata"]["name"])
+
+
+def validate_debug_options(profile: str, ttl: int, duration: float | None) -> None:
+    """The checks every ephemeral-container command makes of its shared flags (each names its flag)."""
+    if profile not in ("auto", *profiles.PROFILES):
+        raise UsageError(f"--profile: unknown profile {profile!r}; choose auto or one of "
+                         f"{', '.join(profiles.PROFILES)}")
+    if ttl < 10:
+        raise UsageError(f"--ttl: the debug container needs to live at least 10s, got {ttl}s")
+    if duration is not None and duration >= ttl:
+        raise UsageError(f"--duration ({duration:g}s) must be shorter than --ttl ({ttl}s)")
 
 
 def resolve_target(kube: Kube, namespace: str, pod_arg: str, container: str | None, say: Say) -> Target:

@@ -53,9 +53,7 @@ class TraceOptions:
 
 def validate(opts: TraceOptions) -> None:
     """Checks that need no cluster; each message names its flag."""
-    if opts.profile not in ("auto", *profiles.PROFILES):
-        raise UsageError(f"--profile: unknown profile {opts.profile!r}; choose auto or one of "
-                         f"{', '.join(profiles.PROFILES)}")
+    ephemeral.validate_debug_options(opts.profile, opts.ttl, opts.duration)
     if opts.pid is not None and opts.process is not None:
         raise UsageError("--pid and --process cannot be used together: choose one process or a name")
     if opts.pid is not None and opts.pid <= 0:
@@ -66,10 +64,6 @@ def validate(opts: TraceOptions) -> None:
         raise UsageError(f"-s/--string-size: must be 0 or more bytes, got {opts.string_size}")
     if "\0" in opts.expr:
         raise UsageError("-e/--expr: the expression cannot hold a NUL character")
-    if opts.ttl < 10:
-        raise UsageError(f"--ttl: the debug container needs to live at least 10s, got {opts.ttl}s")
-    if opts.duration is not None and opts.duration >= opts.ttl:
-        raise UsageError(f"--duration ({opts.duration:g}s) must be shorter than --ttl ({opts.ttl}s)")
 
 
 def profile_of(opts: TraceOptions) -> str:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from .helpers import (
-    add_traffic_container,
     connection_args,
     curl,
     debugx,
@@ -27,14 +26,6 @@ from .helpers import (
 
 pytestmark = pytest.mark.e2e
 LISTENING = "listening on"
-
-
-@pytest.fixture
-def web(e2e, nginx_pod):
-    """A running nginx pod plus a container of the test's own to make requests from inside the pod."""
-    namespace, pod = nginx_pod
-    traffic = add_traffic_container(e2e, namespace, pod)
-    return namespace, pod, traffic
 
 
 def test_capture_holds_the_http_requests_made_in_the_pod(e2e, web, tmp_path: Path):

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from .helpers import (
-    add_traffic_container,
     connection_args,
     debugx,
     debugx_containers,
@@ -28,14 +27,6 @@ from .helpers import (
 
 pytestmark = pytest.mark.e2e
 WORKERS = "nginx: worker"
-
-
-@pytest.fixture
-def web(e2e, nginx_pod):
-    """A running nginx pod plus a container of the test's own to make requests from inside the pod."""
-    namespace, pod = nginx_pod
-    traffic = add_traffic_container(e2e, namespace, pod)
-    return namespace, pod, traffic
 
 
 def nginx_workers(e2e, namespace: str, pod: str, traffic: str) -> int:
