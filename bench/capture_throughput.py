@@ -60,8 +60,12 @@ def main() -> int:
         subprocess.run([str(zipapp), "--help"], check=True, capture_output=True,
                        env={**os.environ, "SHIV_ROOT": str(shiv_root)})
         [site] = shiv_root.glob("kubectl-debugx_*/site-packages")
+        # The interpreter the zipapp runs on here: the first python3 on PATH (what its launcher picks).
+        python = os.environ.get("KUBECTL_DEBUGX_PYTHON") or subprocess.run(
+            ["python3", "-c", "import sys; print(sys.executable)"], check=True, capture_output=True, text=True
+        ).stdout.strip()
         # Warm, as an installed copy is after its first runs: compiled modules cached.
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(site)], check=True,
+        subprocess.run([python, "-m", "compileall", "-q", str(site)], check=True,
                        env={k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"})
         kubeconfig = os.environ.get("KUBECONFIG", "")
         image = os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36")
@@ -111,7 +115,7 @@ def main() -> int:
 
             start = time.perf_counter()
             child = subprocess.run(
-                [sys.executable, "-S", *profile, "-m", "bench.capture_throughput", "--child", str(site), kubeconfig,
+                [python, "-S", *profile, "-m", "bench.capture_throughput", "--child", str(site), kubeconfig,
                  namespace, "src", "src", str(out), *command],
                 check=True, capture_output=True, text=True,
             )
@@ -134,6 +138,7 @@ def main() -> int:
           f"(runs: {', '.join(f'{t:.2f}' for t in our_times)})")
     print(f"ratio debugx/kubectl:  {kubectl_seconds / our_seconds:7.2f}  (target >= 1.0)")
     print(f"debugx peak RSS:       {peak_rss_mb:7.1f} MB (target < 80 MB)")
+    print(f"debugx interpreter:    {python}")
     print(f"load average:          {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     return 0
 
