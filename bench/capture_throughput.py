@@ -42,6 +42,11 @@ def ours(kubeconfig: str, namespace: str, pod: str, container: str, out: str, co
     print(framer.stats.bytes_out, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         site, kubeconfig, namespace, pod, container, out = sys.argv[2:8]
@@ -107,12 +112,17 @@ def main() -> int:
         our_times: list[float] = []
         peak_rss_mb = 0.0
         # Alternate the two tools so a load change on this machine hits both alike; compare medians.
+        kubectl_cpu: list[float] = []
+        our_cpu: list[float] = []
         for _ in range(rounds):
+            cpu = _children_cpu()
             start = time.perf_counter()
             subprocess.run([*kubectl, "exec", "-n", namespace, "src", "--", *command], check=True,
                            stdout=subprocess.DEVNULL)
             kubectl_times.append(time.perf_counter() - start)
+            kubectl_cpu.append(_children_cpu() - cpu)
 
+            cpu = _children_cpu()
             start = time.perf_counter()
             child = subprocess.run(
                 [python, "-S", *profile, "-m", "bench.capture_throughput", "--child", str(site), kubeconfig,
@@ -120,6 +130,7 @@ def main() -> int:
                 check=True, capture_output=True, text=True,
             )
             our_times.append(time.perf_counter() - start)
+            our_cpu.append(_children_cpu() - cpu)
             written, rss_kb = (int(x) for x in child.stdout.split())
             peak_rss_mb = max(peak_rss_mb, rss_kb / 1024)
             if written != total or out.stat().st_size != total:
@@ -137,6 +148,8 @@ def main() -> int:
           f"(to {out.parent.parent}) "
           f"(runs: {', '.join(f'{t:.2f}' for t in our_times)})")
     print(f"ratio debugx/kubectl:  {kubectl_seconds / our_seconds:7.2f}  (target >= 1.0)")
+    print(f"client CPU (user+sys): kubectl {statistics.median(kubectl_cpu):.2f} s, "
+          f"debugx {statistics.median(our_cpu):.2f} s (medians; the test API server shares these 2 cores)")
     print(f"debugx peak RSS:       {peak_rss_mb:7.1f} MB (target < 80 MB)")
     print(f"debugx interpreter:    {python}")
     print(f"load average:          {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
