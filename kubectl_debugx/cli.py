@@ -72,7 +72,14 @@ def _talk(quiet: bool, debug: bool, output: str) -> Any:
     _state["debug"] = debug
     if output not in ("text", "json"):
         raise UsageError(f"--output: must be text or json, got {output!r}")
-    return Talk(quiet=quiet, json_summary=output == "json")
+    talk = Talk(quiet=quiet, json_summary=output == "json")
+    _state["talk"] = talk  # so that an error still ends the JSON summary a runbook waits for
+    return talk
+
+
+def _check_data_and_summary(talk: Any, path: str) -> None:
+    if talk.json_summary and path == "-":
+        raise UsageError("--output json needs -o FILE: with -o - stdout carries the data")
 
 
 def _image(image: str | None, default: str) -> str:
@@ -129,6 +136,7 @@ def capture(
         ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
     )
     cap.validate(opts)
+    _check_data_and_summary(talk, path)
     if not dry_run:
         check_output_file(path, force, sys.stdout.isatty(), "pcap")
     _finish(talk, cap.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
@@ -192,6 +200,7 @@ def trace(
         ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
     )
     tr.validate(opts)
+    _check_data_and_summary(talk, path)
     if not dry_run:
         check_output_file(path, force, sys.stdout.isatty(), "trace")
     _finish(talk, tr.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
@@ -307,6 +316,13 @@ def completion(
     sys.stdout.write(script(shell))
 
 
+def _error_summary(message: str, code: int) -> None:
+    talk = _state.get("talk")
+    if talk is not None and talk.json_summary:
+        talk.record(error=message)
+        talk.emit_summary(code)
+
+
 def main(argv: list[str]) -> int:
     """Run the CLI; every error becomes one line on stderr and its exit code."""
     # typer 0.28 vendors click (typer._click) and has its own Exit/Abort; the `click` package is not installed.
@@ -330,6 +346,7 @@ def main(argv: list[str]) -> int:
         if _state["debug"]:
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
+        _error_summary(str(e), int(e.code))
         return int(e.code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -338,5 +355,6 @@ def main(argv: list[str]) -> int:
         if _state["debug"]:
             traceback.print_exc()
         print(f"error: unexpected {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
+        _error_summary(f"unexpected {type(e).__name__}: {e}", ExitCode.ERROR)
         return ExitCode.ERROR
     return ExitCode.OK
