@@ -132,9 +132,10 @@ def signal_command(run_id: str, tool: str, signal: str = "INT", remove: bool = F
     """Signal the process recorded by pid_recording_command, only while it is still `tool`: in a shared PID
     namespace a recycled PID may belong to the user's application."""
     path = pid_file(run_id)
+    # /proc/PID/comm is the program's name after exec: only cat and shell builtins, as in any image with sh.
     script = (
         f'p="$(cat {path} 2>/dev/null)"; '
-        f'if [ -n "$p" ] && tr "\\0" " " < /proc/$p/cmdline 2>/dev/null | grep -q "$1"; '
+        f'if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
         f'then kill -{signal} "$p"; fi'
     )
     if remove:

@@ -66,7 +66,7 @@ def test_pid_recording_command_passes_user_input_as_arguments():
 def test_signal_command_checks_the_process_is_still_the_tool():
     assert specs.signal_command("r1", "tcpdump", "KILL", remove=True) == [
         "sh", "-c",
-        'p="$(cat /tmp/debugx-r1.pid 2>/dev/null)"; if [ -n "$p" ] && tr "\\0" " " < /proc/$p/cmdline '
-        '2>/dev/null | grep -q "$1"; then kill -KILL "$p"; fi; rm -f /tmp/debugx-r1.pid; true',
+        'p="$(cat /tmp/debugx-r1.pid 2>/dev/null)"; if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
+        'then kill -KILL "$p"; fi; rm -f /tmp/debugx-r1.pid; true',
         "sh", "tcpdump",
     ]
