@@ -296,3 +296,20 @@ def test_cluster_without_ephemeral_containers(e2e, nginx_pod, tmp_path):
     assert stderr == "error: ephemeral containers are disabled for this cluster (the API server has no " \
                      "pods/ephemeralcontainers)\n"
     assert not (tmp_path / "x.pcap").exists()
+
+
+def test_non_root_pod_is_captured_from_a_root_debug_container(e2e, namespace, make_pod, tmp_path):
+    """NET_RAW is not effective for a non-root user: the debug container must run as root, and say so."""
+    make_pod(namespace, "app", image=e2e.image,
+             command=["sh", "-c", "while true; do curl -s -o /dev/null http://127.0.0.1:1/ping; sleep 0.2; done"],
+             securityContext={"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True})
+    out = tmp_path / "nonroot.pcap"
+    result = debugx(e2e, "capture", "app", "-n", namespace, "-o", str(out), "-i", "lo", "--count", "2",
+                    "-f", "tcp port 1")
+    assert result.returncode == 0, result.stderr
+    assert b"Note: the pod runs as non-root, so the debug container runs as root (runAsUser: 0)" in result.stderr
+    assert tshark_count(str(out)) == 2
+    [ec] = debugx_containers(e2e, namespace, "app")
+    pod_obj = e2e.api().read_namespaced_pod("app", namespace)
+    [sc] = [c.security_context for c in pod_obj.spec.ephemeral_containers if c.name == ec]
+    assert (sc.run_as_user, sc.run_as_non_root, sc.capabilities.add) == (0, False, ["NET_ADMIN", "NET_RAW"])
