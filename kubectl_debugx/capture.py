@@ -17,8 +17,7 @@ from .sinks import ByteSink, PipeClosed
 from .streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
 from .talk import Talk
 
-DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
-IMAGE_ENV = "KUBECTL_DEBUGX_IMAGE"
+DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "tcpdump"
 
 

@@ -27,14 +27,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import crilog, ephemeral, logtree, nodefetch, profiles
-from .capture import DEFAULT_IMAGE as CAPTURE_IMAGE
+from . import crilog, ephemeral, logtree, nodefetch, profiles, specs
 from .errors import DebugxError, ExitCode, Forbidden, Interrupted, NotFound, NotReady, OutputError, UsageError
 from .kube import ApiError, Kube
 from .logtree import ExtractReport
 from .talk import Talk
 
-DEFAULT_IMAGE = CAPTURE_IMAGE  # needs sh, ls and tar
+DEFAULT_IMAGE = specs.DEFAULT_IMAGE  # needs sh, ls and tar
 VIAS = ("auto", "proxy", "pod")
 DEFAULT_PROFILE = "baseline"  # no host namespaces, no added capability: only the read-only mounts
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"

@@ -9,6 +9,9 @@ from typing import Any
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubectl-debugx"
 NAME_PREFIX = "debugx-"
+# One debug image for every command, overridable by --image or $KUBECTL_DEBUGX_IMAGE: a widely used public
+# image holding sh, ps, tcpdump, strace, curl and tar.
+DEFAULT_IMAGE = "nicolaka/netshoot:v0.13"
 # apimachinery's rand.String alphabet: no vowels, so generated names never spell words.
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 

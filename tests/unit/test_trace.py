@@ -8,22 +8,17 @@ from kubectl_debugx.ephemeral import Target
 from kubectl_debugx.errors import Forbidden, NotFound, RemoteFailed, UsageError
 from kubectl_debugx.kube import ApiError
 from kubectl_debugx.talk import Talk
-from kubectl_debugx.trace import (
+from kubectl_debugx.trace import StraceTalk, TraceOptions, explain_eperm, scope_error, strace_argv, validate
+from kubectl_debugx.traceprocs import (
     PROBE_COMMAND,
     Probe,
     Proc,
     Selection,
-    StraceTalk,
-    TraceOptions,
     container_ids,
     container_processes,
-    explain_eperm,
     parse_probe,
     process_table,
-    scope_error,
     select_processes,
-    strace_argv,
-    validate,
 )
 
 MASTER_ID = "a" * 64
