@@ -114,6 +114,7 @@ def main() -> int:
         # Alternate the two tools so a load change on this machine hits both alike; compare medians.
         kubectl_cpu: list[float] = []
         our_cpu: list[float] = []
+        null_times: list[float] = []
         for _ in range(rounds):
             cpu = _children_cpu()
             start = time.perf_counter()
@@ -137,6 +138,15 @@ def main() -> int:
                 print(f"byte count mismatch: sent {total}, tracked {written}, file {out.stat().st_size}")
                 return 1
 
+            # Like for like with kubectl: the same path, but into /dev/null.
+            start = time.perf_counter()
+            subprocess.run(
+                [python, "-S", "-m", "bench.capture_throughput", "--child", str(site), kubeconfig,
+                 namespace, "src", "src", os.devnull, *command],
+                check=True, capture_output=True, text=True,
+            )
+            null_times.append(time.perf_counter() - start)
+
     mb = total / 1e6
     kubectl_seconds = statistics.median(kubectl_times)
     our_seconds = statistics.median(our_times)
@@ -148,6 +158,10 @@ def main() -> int:
           f"(to {out.parent.parent}) "
           f"(runs: {', '.join(f'{t:.2f}' for t in our_times)})")
     print(f"ratio debugx/kubectl:  {kubectl_seconds / our_seconds:7.2f}  (target >= 1.0)")
+    null_seconds = statistics.median(null_times)
+    print(f"debugx frames->null:   {null_seconds:7.2f} s  {mb / null_seconds:8.1f} MB/s  "
+          f"(runs: {', '.join(f'{t:.2f}' for t in null_times)}); ratio to kubectl "
+          f"{kubectl_seconds / null_seconds:.2f} (both to /dev/null)")
     print(f"client CPU (user+sys): kubectl {statistics.median(kubectl_cpu):.2f} s, "
           f"debugx {statistics.median(our_cpu):.2f} s (medians; the test API server shares these 2 cores)")
     print(f"debugx peak RSS:       {peak_rss_mb:7.1f} MB (target < 80 MB)")
