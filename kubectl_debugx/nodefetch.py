@@ -419,6 +419,8 @@ def node_pod_session(
         try:
             created = kube.create_pod(namespace, pod)
         except ApiError as e:
+            # The server answered that it created nothing: a pod of that name (AlreadyExists) is not ours.
+            attempted = False
             raise _refusal(e, namespace) from None
         record.created = True
         record.uid = str((created.get("metadata") or {}).get("uid") or "")

@@ -18,7 +18,16 @@ import pytest
 
 from kubectl_debugx import nodefetch, nodelogs
 from kubectl_debugx.crilog import DecodeReport, FileReport, Instance, Skipped
-from kubectl_debugx.errors import ExitCode, Forbidden, Interrupted, NotFound, NotReady, OutputError, UsageError
+from kubectl_debugx.errors import (
+    DebugxError,
+    ExitCode,
+    Forbidden,
+    Interrupted,
+    NotFound,
+    NotReady,
+    OutputError,
+    UsageError,
+)
 from kubectl_debugx.kube import ApiError, api_error
 from kubectl_debugx.logtree import ExtractedFile, ExtractReport, SkippedMember
 from kubectl_debugx.nodefetch import Entry
@@ -1011,3 +1020,18 @@ def test_an_error_after_some_files_says_where_they_are(tmp_path):
         nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))  # type: ignore[arg-type]
     assert str(e.value) == f"error trying to reach service: EOF; the 2 files copied so far are in {tmp_path / 'out'}"
     assert e.value.code == ExitCode.NOT_READY
+
+
+def test_a_pod_the_server_refused_to_create_is_not_deleted():
+    """A 409 means a pod of that name exists and is not ours: deleting it would harm someone else."""
+
+    class Refusing(PodKube):
+        def create_pod(self, namespace: str, pod: dict, dry_run: bool = False) -> dict:
+            self.calls.append(("create", namespace, pod["metadata"]["name"], dry_run))
+            raise api_error(409, json.dumps({"message": 'pods "x" already exists', "reason": "AlreadyExists"}))
+
+    kube = Refusing([running_event()])
+    with pytest.raises(DebugxError), \
+            nodefetch.node_pod_session(kube, SPEC, 5, print, print):  # type: ignore[arg-type]
+        pass
+    assert [c[0] for c in lifecycle(kube)] == ["create"]
