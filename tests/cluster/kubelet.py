@@ -365,9 +365,8 @@ class Kubelet:
 
     # ---- test switches --------------------------------------------------------------------------------
 
-    def restart_container(self, namespace: str, name: str, container: str) -> None:
-        """Kill the container's process; it restarts (next N.log) per restartPolicy. Returns once the next
-        instance runs (or the container is final)."""
+    def _running(self, namespace: str, name: str, container: str):
+        """(pod, container, instance) of a running container, or ContainerNotFound/ContainerNotRunning."""
         p = self._pod(namespace, name)
         if p is None:
             raise ContainerNotFound(container)
@@ -378,7 +377,14 @@ class Kubelet:
             inst = ctr.current
             if inst is None or not inst.running or inst.shim is None:
                 raise ContainerNotRunning(container)
-            inst.shim.signal(signal.SIGKILL)
+        return p, ctr, inst
+
+    def restart_container(self, namespace: str, name: str, container: str) -> None:
+        """Kill the container's process; it restarts (next N.log) per restartPolicy. Returns once the next
+        instance runs (or the container is final)."""
+        p, ctr, inst = self._running(namespace, name, container)
+        assert inst.shim is not None
+        inst.shim.signal(signal.SIGKILL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and not p.stop.is_set():
             with p.lock:
@@ -387,16 +393,8 @@ class Kubelet:
             time.sleep(0.02)
 
     def rotate_logs(self, namespace: str, name: str, container: str) -> None:
-        p = self._pod(namespace, name)
-        if p is None:
-            raise ContainerNotFound(container)
-        with p.lock:
-            ctr = p.ctrs.get(container)
-            if ctr is None:
-                raise ContainerNotFound(container)
-            inst = ctr.current
-            if inst is None or not inst.running or inst.shim is None:
-                raise ContainerNotRunning(container)
+        _, _, inst = self._running(namespace, name, container)
+        assert inst.shim is not None
         with self._rotate_lock:
             podlogs.rotate(inst.log, reopen=inst.shim.reopen_log)
 
