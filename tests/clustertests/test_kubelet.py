@@ -114,6 +114,9 @@ def nginx(node):
     p = pod([{"name": "nginx", "image": NGINX}])
     ns, name = node.run(p)
     node.wait(ns, name, lambda st: st["phase"] == "Running" and running("nginx")(st))
+    # Running means started, as on a real node, not listening yet: wait for the port before the tests use it.
+    node.exec(ns, name, "nginx", ["curl", "-s", "-o", "/dev/null", "--retry", "20", "--retry-connrefused",
+                                  "--retry-delay", "1", "--retry-max-time", "20", "http://127.0.0.1/"], timeout=30)
     yield p
     node.delete(ns, name)
 

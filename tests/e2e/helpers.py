@@ -71,9 +71,13 @@ def add_traffic_container(e2e: Any, namespace: str, pod: str, target: str = "ngi
     raise AssertionError("traffic container did not start")
 
 
+# A pod is Running once its process started, before nginx listens (on real nodes too): retry refusals.
+CURL_RETRY = ("--retry", "20", "--retry-connrefused", "--retry-delay", "1", "--retry-max-time", "20")
+
+
 def curl(e2e: Any, namespace: str, pod: str, container: str, path: str) -> None:
     e2e.kubectl("exec", "-n", namespace, pod, "-c", container, "--",
-                "curl", "-s", "-o", "/dev/null", f"http://127.0.0.1{path}")
+                "curl", "-s", "-o", "/dev/null", *CURL_RETRY, f"http://127.0.0.1{path}")
 
 
 def processes(e2e: Any, namespace: str, pod: str, container: str) -> str:

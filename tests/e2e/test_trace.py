@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import (
+    CURL_RETRY,
     connection_args,
     debugx,
     debugx_containers,
@@ -44,7 +45,7 @@ def wait_attached(proc: subprocess.Popen, count: int) -> list[str]:
 def get(e2e, namespace: str, pod: str, container: str, path: str = "/") -> str:
     """A request from inside the pod; returns the HTTP status."""
     return e2e.kubectl("exec", "-n", namespace, pod, "-c", container, "--", "curl", "-s", "-o", "/dev/null",
-                       "-w", "%{http_code}", f"http://127.0.0.1{path}").stdout.strip()
+                       *CURL_RETRY, "-w", "%{http_code}", f"http://127.0.0.1{path}").stdout.strip()
 
 
 def assert_nothing_left(e2e, namespace: str, pod: str, traffic: str) -> None:
