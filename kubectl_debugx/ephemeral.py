@@ -7,7 +7,7 @@ a tool is stopped by signalling the PID it recorded, from a second exec.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +124,22 @@ def _container_state(pod: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
+def pod_events(
+    kube: Kube, namespace: str, pod: Mapping[str, Any], deadline: float
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(type, pod) as the pod changes until the deadline: a watch, or a get every second for users who may
+    get pods but not watch them."""
+    name = pod["metadata"]["name"]
+    try:
+        yield from kube.watch_pod(namespace, name, pod["metadata"]["resourceVersion"], deadline)
+    except ApiError as e:
+        if e.status != 403:
+            raise
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            yield "MODIFIED", kube.get_pod(namespace, name)
+
+
 def wait_running(kube: Kube, namespace: str, pod: Mapping[str, Any], name: str, image: str,
                  timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
@@ -131,7 +147,7 @@ def wait_running(kube: Kube, namespace: str, pod: Mapping[str, Any], name: str, 
     state = _container_state(pod, name)
     last_reason = ""
     if not state.get("running"):
-        for kind, event_pod in kube.watch_pod(namespace, pod_name, pod["metadata"]["resourceVersion"], deadline):
+        for kind, event_pod in pod_events(kube, namespace, pod, deadline):
             if kind == "DELETED":
                 raise NotFound(f'pod "{pod_name}" was deleted while its debug container was starting')
             state = _container_state(event_pod, name)
@@ -139,9 +155,10 @@ def wait_running(kube: Kube, namespace: str, pod: Mapping[str, Any], name: str, 
                 break
             if state.get("terminated"):
                 t = state["terminated"]
-                raise NotReady(f"debug container {name} ended before it could be used "
-                               f"({t.get('reason') or 'exit code ' + str(t.get('exitCode'))}: "
-                               f"{t.get('message', '').strip()})".rstrip(": )") + ")")
+                why = t.get("reason") or f"exit code {t.get('exitCode')}"
+                detail = (t.get("message") or "").strip()
+                raise NotReady(f"debug container {name} ended before it could be used ({why}"
+                               + (f": {detail})" if detail else ")"))
             waiting = state.get("waiting") or {}
             last_reason = waiting.get("reason", last_reason)
             if last_reason in STUCK_REASONS:
