@@ -131,7 +131,7 @@ def pod_events(
     get pods but not watch them."""
     name = pod["metadata"]["name"]
     try:
-        yield from kube.watch_pod(namespace, name, pod["metadata"]["resourceVersion"], deadline)
+        yield from kube.watch_pod(namespace, name, pod["metadata"].get("resourceVersion", ""), deadline)
     except ApiError as e:
         if e.status != 403:
             raise

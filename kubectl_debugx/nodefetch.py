@@ -333,7 +333,7 @@ def wait_running(kube: Kube, pod: Mapping[str, Any], timeout: float) -> None:
     last = _node_pod_state(pod, image)
     if last == "running":
         return
-    for kind, event in kube.watch_pod(namespace, name, pod["metadata"].get("resourceVersion", ""), deadline):
+    for kind, event in ephemeral.pod_events(kube, namespace, pod, deadline):
         if kind == "DELETED":
             raise NotReady(f"node pod {namespace}/{name} was deleted before it started")
         last = _node_pod_state(event, image)
