@@ -70,7 +70,8 @@ def test_duration_stops_the_capture_and_reuses_the_debug_container(e2e, web, tmp
     assert b"Reusing ephemeral container" in second.stderr
     assert len(debugx_containers(e2e, namespace, pod)) == 1
     for name in ("a.pcap", "b.pcap"):
-        assert tshark_count(str(tmp_path / name)) >= 0  # opens cleanly
+        assert (tmp_path / name).stat().st_size >= 24
+        tshark_count(str(tmp_path / name))  # fails unless tshark reads the file cleanly
 
 
 def test_max_size_stops_before_the_limit(e2e, web, tmp_path: Path):
@@ -313,3 +314,19 @@ def test_non_root_pod_is_captured_from_a_root_debug_container(e2e, namespace, ma
     pod_obj = e2e.api().read_namespaced_pod("app", namespace)
     [sc] = [c.security_context for c in pod_obj.spec.ephemeral_containers if c.name == ec]
     assert (sc.run_as_user, sc.run_as_non_root, sc.capabilities.add) == (0, False, ["NET_ADMIN", "NET_RAW"])
+
+
+def test_custom_partial_container_replaces_the_profile_capabilities(e2e, web, tmp_path: Path):
+    namespace, pod, _ = web
+    custom = tmp_path / "custom.yaml"
+    custom.write_text("securityContext:\n  capabilities:\n    add: [NET_RAW]\nenv:\n- {name: DEBUGX_E2E, value: '1'}\n")
+    result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "c.pcap"), "--profile", "netadmin",
+                    "--custom", str(custom), "--duration", "2s")
+    assert result.returncode == 0, result.stderr
+    [ec] = debugx_containers(e2e, namespace, pod)
+    pod_obj = e2e.api().read_namespaced_pod(pod, namespace)
+    [container] = [c for c in pod_obj.spec.ephemeral_containers if c.name == ec]
+    assert container.security_context.capabilities.add == ["NET_RAW"]
+    assert [(v.name, v.value) for v in container.env] == [("DEBUGX_E2E", "1")]
+    assert (tmp_path / "c.pcap").stat().st_size >= 24
+    tshark_count(str(tmp_path / "c.pcap"))  # fails unless tshark reads the file cleanly
