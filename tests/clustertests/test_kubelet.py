@@ -81,10 +81,11 @@ class Node:
 
 
 def ctr_state(status: dict, name: str, key: str = "containerStatuses") -> dict:
+    """The container's status; before the kubelet reports it, an empty one (so wait predicates never raise)."""
     for cs in status.get(key) or []:
         if cs["name"] == name:
             return cs
-    return {}
+    return {"state": {}}
 
 
 def running(name: str, key: str = "containerStatuses"):
