@@ -317,16 +317,8 @@ class Kubelet:
 
     def exec(self, namespace: str, name: str, container: str, command: list[str],
              tty: bool = False) -> Popen[bytes]:
-        p = self._pod(namespace, name)
-        if p is None:
-            raise ContainerNotFound(container)
+        p, ctr, inst = self._running(namespace, name, container)
         with p.lock:
-            ctr = p.ctrs.get(container)
-            if ctr is None:
-                raise ContainerNotFound(container)
-            inst = ctr.current
-            if inst is None or not inst.running:
-                raise ContainerNotRunning(container)
             spec = self._process_spec(p, ctr)
             p.execs = [e for e in p.execs if e.poll() is None]
         spec["argv"] = list(command)
