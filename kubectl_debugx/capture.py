@@ -125,46 +125,44 @@ def _admission_hint(profile: str) -> str:
 
 
 def choose_profile(
-    kube: Kube, target: Target, opts: CaptureOptions, name: str, talk: Talk
+    kube: Kube, target: Target, opts: CaptureOptions, name: str
 ) -> tuple[str, dict[str, Any], list[str]]:
     """The least-privilege profile that the namespace admits and that can capture."""
 
-    def build(profile: str) -> tuple[dict[str, Any], list[str]]:
-        return ephemeral.build_container(target, name, opts.image, profile, opts.custom, opts.ttl)
-
-    if opts.profile != "auto":
-        container, notes = build(opts.profile)
-        if not specs.reusable_container(target.pod, container, _min_life(opts), time.time()):
-            refusal = ephemeral.admission_error(kube, target, container)
-            if refusal is not None:
-                raise _refused(refusal, opts.profile)
-        return opts.profile, container, notes
-
-    runtime = _node_runtime(kube, target)
-    candidates = ["netadmin"]
-    if runtime in ("containerd", "docker", ""):
-        candidates.append("baseline")
-    last: ApiError | None = None
-    for profile in candidates:
-        container, notes = build(profile)
+    def admitted(profile: str) -> tuple[dict[str, Any], list[str], ApiError | None]:
+        """The container for `profile`, its notes, and the API server's refusal of it (a dry run), if any;
+        a matching running container will be reused, so it needs no admission."""
+        container, notes = ephemeral.build_container(target, name, opts.image, profile, opts.custom, opts.ttl)
         if specs.reusable_container(target.pod, container, _min_life(opts), time.time()):
-            return profile, container, notes
-        last = ephemeral.admission_error(kube, target, container)
-        if last is None:
-            if profile == "baseline":
-                notes.append("Pod Security refuses added capabilities here; relying on the NET_RAW that "
-                             f"{runtime or 'the container runtime (assumed containerd)'} grants by default")
-            return profile, container, notes
-        if last.status != 403 or "PodSecurity" not in last.args[0]:
-            raise _refused(last, profile)
-    assert last is not None
-    if runtime and runtime not in ("containerd", "docker"):
+            return container, notes, None
+        return container, notes, ephemeral.admission_error(kube, target, container)
+
+    first = "netadmin" if opts.profile == "auto" else opts.profile
+    container, notes, refusal = admitted(first)
+    if refusal is None:
+        return first, container, notes
+    if opts.profile != "auto" or not _pod_security(refusal):
+        raise _refused(refusal, first)
+    # Added capabilities are refused. Only now does the runtime matter: does it grant NET_RAW unasked?
+    runtime = _node_runtime(kube, target)
+    if runtime not in ("containerd", "docker", ""):
         raise Forbidden(f"Pod Security refuses added capabilities in namespace {target.namespace} and the "
                         f"node's runtime ({runtime}) does not grant NET_RAW by default; nothing was created. "
                         "Use a namespace whose Pod Security level is privileged")
+    container, notes, refusal = admitted("baseline")
+    if refusal is None:
+        notes.append("Pod Security refuses added capabilities here; relying on the NET_RAW that "
+                     f"{runtime or 'the container runtime (assumed containerd)'} grants by default")
+        return "baseline", container, notes
+    if not _pod_security(refusal):
+        raise _refused(refusal, "baseline")
     raise Forbidden(f"Pod Security refuses every profile that can capture in namespace {target.namespace} "
-                    f"({ephemeral.short_psa(last.args[0])}); nothing was created. Capturing needs NET_RAW: "
+                    f"({ephemeral.short_psa(refusal.args[0])}); nothing was created. Capturing needs NET_RAW: "
                     "use a namespace whose Pod Security level is baseline or privileged")
+
+
+def _pod_security(refusal: ApiError) -> bool:
+    return refusal.status == 403 and "PodSecurity" in refusal.args[0]
 
 
 def _refused(error: ApiError, profile: str) -> Exception:
@@ -191,7 +189,7 @@ def _min_life(opts: CaptureOptions) -> float:
 def run(kube: Kube, opts: CaptureOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
     name = specs.debug_container_name(target.pod)
-    profile, container, notes = choose_profile(kube, target, opts, name, talk)
+    profile, container, notes = choose_profile(kube, target, opts, name)
     if opts.dry_run:
         import yaml
 

@@ -162,9 +162,6 @@ class Kube:
     def get_node(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/nodes/{quote(name)}"))
 
-    def get_namespace(self, name: str) -> dict[str, Any]:
-        return dict(self.request("GET", f"/api/v1/namespaces/{quote(name)}"))
-
     def add_ephemeral_container(
         self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:

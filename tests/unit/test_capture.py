@@ -1,7 +1,9 @@
+import json
+
 import pytest
 
 from kubectl_debugx.capture import CaptureOptions, TcpdumpTalk, tcpdump_argv, validate
-from kubectl_debugx.errors import UsageError
+from kubectl_debugx.errors import Forbidden, UsageError
 
 
 def test_tcpdump_argv_defaults():
@@ -52,3 +54,69 @@ def test_tcpdump_talk_error_line():
     talk.feed(b"tcpdump: can't parse filter expression: syntax error\n")
     talk.finish()
     assert (talk.listening, talk.error_line()) == (False, "tcpdump: can't parse filter expression: syntax error")
+
+
+class AdmissionKube:
+    """Answers dry runs like a namespace at `level` would, and counts node lookups."""
+
+    def __init__(self, level: str, runtime: str = "containerd://1.7.0") -> None:
+        self.level = level
+        self.runtime = runtime
+        self.node_gets = 0
+        self.dry_runs: list[str] = []
+
+    def add_ephemeral_container(self, namespace, pod, patch, dry_run=False):
+        assert dry_run
+        container = patch["spec"]["ephemeralContainers"][0]
+        caps = ((container.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
+        self.dry_runs.append(",".join(caps) or "none")
+        if (self.level == "baseline" and caps) or self.level == "restricted":
+            from kubectl_debugx.kube import api_error
+
+            raise api_error(403, json.dumps({"message": 'pods "web" is forbidden: violates PodSecurity '
+                                             f'"{self.level}:latest": non-default capabilities'}).encode())
+        return {}
+
+    def get_node(self, name):
+        self.node_gets += 1
+        return {"status": {"nodeInfo": {"containerRuntimeVersion": self.runtime}}}
+
+
+POD = {"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"name": "app"}]}}
+
+
+def choose(kube, profile="auto"):
+    from kubectl_debugx.capture import choose_profile
+    from kubectl_debugx.ephemeral import Target
+
+    chosen, container, _notes = choose_profile(kube, Target("ns", POD, "app"),  # type: ignore[arg-type]
+                                               CaptureOptions(pod="web", image="img", profile=profile), "debugx-b")
+    return chosen, container.get("securityContext")
+
+
+def test_auto_takes_netadmin_where_admitted_without_reading_the_node():
+    kube = AdmissionKube("privileged")
+    assert choose(kube) == ("netadmin", {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}})
+    assert (kube.dry_runs, kube.node_gets) == (["NET_ADMIN,NET_RAW"], 0)
+
+
+def test_auto_falls_back_to_baseline_on_containerd():
+    kube = AdmissionKube("baseline")
+    assert choose(kube) == ("baseline", None)
+    assert (kube.dry_runs, kube.node_gets) == (["NET_ADMIN,NET_RAW", "none"], 1)
+
+
+def test_auto_refuses_where_the_runtime_does_not_grant_net_raw():
+    kube = AdmissionKube("baseline", runtime="cri-o://1.29.1")
+    with pytest.raises(Forbidden, match=r"runtime \(cri-o\) does not grant NET_RAW.*nothing was created"):
+        choose(kube)
+    assert kube.dry_runs == ["NET_ADMIN,NET_RAW"]
+
+
+def test_restricted_refuses_every_profile_and_an_explicit_profile_is_not_escalated():
+    with pytest.raises(Forbidden, match="refuses every profile that can capture"):
+        choose(AdmissionKube("restricted"))
+    kube = AdmissionKube("baseline")
+    with pytest.raises(Forbidden, match="Pod Security refuses the debug container with profile netadmin"):
+        choose(kube, profile="netadmin")
+    assert kube.dry_runs == ["NET_ADMIN,NET_RAW"]
