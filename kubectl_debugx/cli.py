@@ -82,8 +82,16 @@ def _check_data_and_summary(talk: Any, path: str) -> None:
         raise UsageError("--output json needs -o FILE: with -o - stdout carries the data")
 
 
-def _image(image: str | None, default: str) -> str:
-    return image or os.environ.get("KUBECTL_DEBUGX_IMAGE") or default
+def _profile_flags(image: str | None, profile: str, custom: Path | None) -> dict[str, Any]:
+    """--image, --profile and --custom, resolved the same way for every command that creates a container."""
+    from .profiles import load_custom
+    from .specs import DEFAULT_IMAGE
+
+    return {
+        "image": image or os.environ.get("KUBECTL_DEBUGX_IMAGE") or DEFAULT_IMAGE,
+        "profile": profile,
+        "custom": load_custom(custom) if custom else None,
+    }
 
 
 @app.command()
@@ -122,8 +130,6 @@ def capture(
 
     from . import capture as cap
     from .options import check_output_file, parse_duration, parse_pod_arg, parse_size
-    from .profiles import load_custom
-
     talk = _talk(quiet, debug, output)
     name = parse_pod_arg(pod)
     path = output_file or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
@@ -131,9 +137,8 @@ def capture(
         pod=name, container=container, interface=interface, filter=filter, output=path,
         duration=parse_duration(duration, "--duration") if duration else None, count=count,
         max_size=parse_size(max_size, "--max-size") if max_size else None, snaplen=snaplen,
-        image=_image(image, cap.DEFAULT_IMAGE), profile=profile,
-        custom=load_custom(custom) if custom else None,
         ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
+        **_profile_flags(image, profile, custom),
     )
     cap.validate(opts)
     _check_data_and_summary(talk, path)
@@ -186,8 +191,6 @@ def trace(
     """strace a process of the pod's container (its main process by default); Ctrl-C detaches, it goes on."""
     from . import trace as tr
     from .options import check_output_file, parse_duration, parse_pod_arg
-    from .profiles import load_custom
-
     talk = _talk(quiet, debug, output)
     name = parse_pod_arg(pod)
     path = output_file or "-"
@@ -195,9 +198,8 @@ def trace(
         pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
         expr=expr, string_size=string_size, summary=summary,
         duration=parse_duration(duration, "--duration") if duration else None, output=path,
-        image=_image(image, tr.DEFAULT_IMAGE), profile=profile,
-        custom=load_custom(custom) if custom else None,
         ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
+        **_profile_flags(image, profile, custom),
     )
     tr.validate(opts)
     _check_data_and_summary(talk, path)
@@ -259,8 +261,6 @@ def nodelogs(
 
     from . import nodelogs as nl
     from .options import parse_duration, parse_pod_arg
-    from .profiles import load_custom
-
     talk = _talk(quiet, debug, output)
     name = parse_pod_arg(pod)
     folder = output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -269,8 +269,7 @@ def nodelogs(
         since_seconds=parse_duration(since, "--since") if since else None,
         since_time=nl.parse_since_time(since_time) if since_time else None,
         raw=raw, output_dir=folder, via=via, pod_namespace=pod_namespace,
-        image=_image(image, nl.DEFAULT_IMAGE), profile=profile,
-        custom=load_custom(custom) if custom else None, node=node, uid=uid,
+        node=node, uid=uid, **_profile_flags(image, profile, custom),
     )
     nl.validate(opts)
     nl.check_output_dir(_Path(folder))
