@@ -141,7 +141,7 @@ def choose_profile(
     container, notes, refusal = admitted(first)
     if refusal is None:
         return first, container, notes
-    if opts.profile != "auto" or not _pod_security(refusal):
+    if opts.profile != "auto" or not ephemeral.is_pod_security(refusal):
         raise _refused(refusal, first)
     # Added capabilities are refused. Only now does the runtime matter: does it grant NET_RAW unasked?
     runtime = _node_runtime(kube, target)
@@ -154,15 +154,11 @@ def choose_profile(
         notes.append("Pod Security refuses added capabilities here; relying on the NET_RAW that "
                      f"{runtime or 'the container runtime (assumed containerd)'} grants by default")
         return "baseline", container, notes
-    if not _pod_security(refusal):
+    if not ephemeral.is_pod_security(refusal):
         raise _refused(refusal, "baseline")
     raise Forbidden(f"Pod Security refuses every profile that can capture in namespace {target.namespace} "
                     f"({ephemeral.short_psa(refusal.args[0])}); nothing was created. Capturing needs NET_RAW: "
                     "use a namespace whose Pod Security level is baseline or privileged")
-
-
-def _pod_security(refusal: ApiError) -> bool:
-    return refusal.status == 403 and "PodSecurity" in refusal.args[0]
 
 
 def _refused(error: ApiError, profile: str) -> Exception:

@@ -199,10 +199,15 @@ def tool_failure(tool: str, code: int | None, message: str, tool_said: str, imag
     return f"{tool} failed ({message or f'exit code {code}'})"
 
 
+def is_pod_security(error: ApiError) -> bool:
+    """Whether the refusal comes from Pod Security admission (rather than RBAC or validation)."""
+    return error.status == 403 and "violates PodSecurity" in error.args[0]
+
+
 def explain_forbidden(error: ApiError, profile: str, what: str) -> Forbidden:
     """One line for a Pod Security or RBAC refusal of the ephemeral container."""
     message = error.args[0]
-    if "PodSecurity" in message:
+    if is_pod_security(error):
         return Forbidden(f"Pod Security refuses the debug container with profile {profile}: "
                          f"{short_psa(message)}; {what}")
     if error.status == 403:

@@ -312,7 +312,7 @@ def preflight(kube: Kube, pod: Mapping[str, Any], namespace: str) -> None:
 
 def _refusal(error: ApiError, namespace: str) -> Exception:
     message = error.args[0]
-    if "PodSecurity" in message:
+    if ephemeral.is_pod_security(error):
         return Forbidden(f"Pod Security in namespace {namespace} refuses the node pod, which mounts host "
                          f"directories ({ephemeral.short_psa(message)}); nothing was created. {PSA_HINT}")
     if error.status == 403:
