@@ -1,6 +1,6 @@
 """Container log files as the node keeps them: parse, join, order and decode them.
 
-Formats (shared/cluster-recordings/logs, research/tech.md §4):
+Formats (docs/kubernetes-facts.md, "Pod log files"; recorded in tests/cluster/recordings/logs/):
 
 - CRI (containerd, CRI-O): ``TIMESTAMP STREAM TAG CONTENT``; the timestamp is RFC3339Nano in the runtime's
   local offset (``Z`` or ``+05:30``, trailing zeros of the fraction dropped); the tag is split on ``:`` and

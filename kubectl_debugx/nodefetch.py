@@ -9,7 +9,7 @@ Both sources answer the same three questions, so the nodelogs workflow does not 
   serves /var/log and nothing else).
 
 Proxy (``--via proxy``): the kubelet's ``/logs/`` handler is Go's http.FileServer over /var/log
-(cluster-recordings 10-nodeproxy-*, logs/4*-nodeproxy-*): directories come back as an HTML listing of
+(docs/kubernetes-facts.md; tests/cluster/recordings/10-nodeproxy-*, logs/4*-nodeproxy-*): directories come back as an HTML listing of
 relative hrefs, files as their raw bytes (``.gz`` as ``application/gzip`` without Content-Encoding). It
 needs get on nodes/proxy and creates nothing.
 

@@ -26,7 +26,8 @@ EPHEMERAL_FIELDS = frozenset(
 # kubectl rejects these in --custom; args and targetContainerName would break the bounded sleep we rely on.
 CUSTOM_REJECTED = ("name", "command", "args", "image", "lifecycle", "volumeDevices", "targetContainerName")
 
-# Capabilities a container gets without asking, per runtime (research/tech.md §3): what baseline can rely on.
+# Capabilities a container gets without asking, per runtime (docs/kubernetes-facts.md, "Capabilities"): what
+# baseline can rely on.
 RUNTIME_DEFAULT_CAPS = {
     "containerd": frozenset({"CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
                              "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE"}),

@@ -1,7 +1,8 @@
 """Container log files the way containerd writes them and the kubelet rotates them.
 
 Stdlib-only: the shim helper (containers.py, a separate process) imports this file by path to write the CRI
-records, and the kubelet uses the layout and rotation functions. Facts from cluster-recordings/logs/:
+records, and the kubelet uses the layout and rotation functions. Facts from tests/cluster/recordings/logs/
+(summarised in docs/kubernetes-facts.md):
 
 * ``/var/log/pods/NS_POD_UID/CONTAINER/RESTART.log``: dirs 0755 (``/var/log/pods`` 0750), files 0640;
 * records ``<RFC3339Nano, local offset> <stdout|stderr> <P|F> <content>\\n``; a line is cut into 16384-byte P

@@ -1,4 +1,4 @@
-"""crilog: parsing, joining, ordering and decoding, shaped like shared/cluster-recordings/logs."""
+"""crilog: parsing, joining, ordering and decoding, shaped like tests/cluster/recordings/logs."""
 
 from __future__ import annotations
 

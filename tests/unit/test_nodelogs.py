@@ -1,6 +1,6 @@
 """nodelogs and nodefetch: node pod spec, listings, path planning, option checks, the workflow on a fake API.
 
-Shapes follow shared/cluster-recordings (10-nodeproxy-*, logs/4*-nodeproxy-*, 02-get-pod-nginx-running).
+Shapes follow tests/cluster/recordings (10-nodeproxy-*, logs/4*-nodeproxy-*, 02-get-pod-nginx-running).
 """
 
 from __future__ import annotations
