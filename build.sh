@@ -101,6 +101,9 @@ fi
 
 if [ "${1:-}" = "test" ]; then
   shift
+  # The e2e tests' system tools (installs them as root with apt-get). Without them the run goes on: the unit
+  # tests still run, and the e2e tests skip or fail with their own reason.
+  tests/system-deps.sh || true
   .venv/bin/ruff check kubectl_debugx tests bench packaging
   .venv/bin/mypy
   export DEBUGX_EXECUTABLE="$PWD/dist/kubectl-debugx"
