@@ -8,7 +8,8 @@ Stable API (every e2e test of the product uses it; change it only with all calle
     - ``limited_context: str | None`` a context whose user may only get/list/watch pods; on a real cluster
                                       None unless ``DEBUGX_E2E_LIMITED_CONTEXT`` is set
     - ``image: str``                  debug image with sh, ps, tcpdump, strace, curl
-                                      (``DEBUGX_E2E_IMAGE``, default ``nicolaka/netshoot:v0.13``)
+                                      (``DEBUGX_E2E_IMAGE``, default ``nicolaka/netshoot:v0.13``); also the
+                                      image of the product's debug containers (see below)
     - ``nginx_image: str``            target image (``DEBUGX_E2E_NGINX_IMAGE``, default ``nginx:1.27``)
     - ``cluster: TestCluster | None`` the local test cluster, None on a real cluster (fault switches live there:
                                       ``cut_exec_after_bytes``, ``set_latency``, ``stop_apiserver``,
@@ -18,7 +19,7 @@ Stable API (every e2e test of the product uses it; change it only with all calle
       ``--kubeconfig`` (and ``--context``); text mode unless ``input`` is bytes
     - ``kubectl_limited(*args, ...)`` the same as the limited user (skips the test if there is none)
     - ``api() -> kubernetes.client.CoreV1Api`` for test code; ``api_client()`` for other API groups
-    - ``env() -> dict`` environment for running the product (KUBECONFIG set)
+    - ``env() -> dict`` environment for running the product (KUBECONFIG and KUBECTL_DEBUGX_IMAGE set)
 * ``namespace`` (function) -> name of a fresh namespace, deleted after the test
 * ``make_namespace(labels: dict | None = None) -> str`` (function) factory of more fresh namespaces
 * ``make_pod(namespace, name, image=None, command=None, **spec_overrides) -> dict`` (function) creates a pod
@@ -32,7 +33,10 @@ Stable API (every e2e test of the product uses it; change it only with all calle
 Where: ``DEBUGX_E2E_KUBECONFIG`` set -> that real cluster (``DEBUGX_E2E_CONTEXT`` optional); otherwise the
 local test cluster (tests/cluster), which needs root. Without root every e2e test is skipped with one
 reason line; with ``CI=true`` they fail instead. Tests using ``e2e`` are marked ``e2e`` automatically.
-After each e2e test the local cluster's fault switches are reset (latency 0, no exec cut, ephemeral
+During every test that uses ``e2e``, ``KUBECTL_DEBUGX_IMAGE`` is set to ``e2e.image`` in ``os.environ`` (unless
+the user set it), so every run of the product, however started, uses the debug image under test rather than
+its built-in default: ``DEBUGX_E2E_IMAGE`` alone picks the image. After each e2e test the local cluster's fault
+switches are reset (latency 0, no exec cut, ephemeral
 containers enabled, API server serving). At the end of the session the local cluster is stopped and the
 fixture fails loudly if anything is left behind (processes, test namespaces, veth interfaces, mounts, temp dirs).
 """
@@ -56,6 +60,8 @@ DEFAULT_NGINX_IMAGE = "nginx:1.27"
 NAMESPACE_PREFIX = "e2e-"
 RUNNING_TIMEOUT = 60.0
 NAMESPACE_GONE_TIMEOUT = 120.0
+# The product's own image override (kubectl_debugx/cli.py).
+PRODUCT_IMAGE_ENV = "KUBECTL_DEBUGX_IMAGE"
 
 
 @dataclass
@@ -96,6 +102,7 @@ class E2E:
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
+        env.setdefault(PRODUCT_IMAGE_ENV, self.image)
         return env
 
     def api_client(self):
@@ -270,6 +277,16 @@ def e2e() -> Iterator[E2E]:
 
 
 _SESSION_NAMESPACES: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _product_uses_e2e_image(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The product runs with the debug image under test: without this, on a real cluster it would pull its
+    built-in default whatever DEBUGX_E2E_IMAGE says. In os.environ (not only in E2E.env()) because tests also
+    start the product with subprocess directly; per test (monkeypatch), so unit tests never see it."""
+    if "e2e" not in request.fixturenames or os.environ.get(PRODUCT_IMAGE_ENV):
+        return
+    monkeypatch.setenv(PRODUCT_IMAGE_ENV, request.getfixturevalue("e2e").image)
 
 
 @pytest.fixture(autouse=True)
