@@ -820,11 +820,28 @@ def test_auto_falls_back_to_the_node_pod_when_proxy_is_not_allowed(tmp_path):
     assert nodelogs.choose_via(kube, opts_for(tmp_path, via="auto"), target, talk) == "proxy"  # type: ignore[arg-type]
 
 
-def test_decode_report_shape_is_what_the_summary_reads():
-    # The summary depends on these fields; a change in crilog must show up here.
-    report = DecodeReport((FileReport("0.log", 10, 1),), 1, 0, 0, 0, 0)
-    assert (report.lines, report.stderr_lines, report.unterminated, report.malformed, report.before_since) == (
-        1, 0, 0, 0, 0)
+def test_decode_report_shape_is_what_the_summary_reads(tmp_path):
+    # Every count of crilog's report reaches the summary under its own name, on stderr and in the JSON: a
+    # field renamed or reordered in crilog shows up here. Distinct values, so no two can be swapped unseen.
+    path = f"vm/{POD_DIR}/nginx/0.log"
+    report = DecodeReport(files=(FileReport("0.log", 2048, 17, malformed=(4, 9)),), lines=11, stderr_lines=5,
+                          unterminated=3, malformed=2, before_since=7)
+    plan = InstancePlan("nginx", Instance(0, None, (path,)), (path,), "nginx_0.txt")
+    results = [(ContainerPlan("nginx", (plan,)), [nodelogs.InstanceResult(plan, report, True)])]
+    extract = ExtractReport((ExtractedFile(f"{POD_DIR}/nginx/0.log", 2048),), (), ())  # relative to vm/
+    said: list[str] = []
+    talk = Talk(json_summary=True)
+    talk.say = said.append  # type: ignore[method-assign]
+    target = nodelogs.target_from("rec", "nginx", make_pod(), None, None)
+    since = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
+    nodelogs.summary(talk, opts_for(tmp_path), target, UID, "proxy", "", extract, results, [], since)
+    assert said[1] == ("  nginx restart 0: 1 files, 2.0 KiB, 11 lines (5 stderr, 3 unterminated, 2 malformed, "
+                       "7 before --since) -> nginx_0.txt")
+    assert said[2] == f"      {path}  2.0 KiB  17 records  (malformed lines: 4, 9)"
+    [instance] = talk.summary["containers"][0]["instances"]
+    assert {k: instance[k] for k in ("lines", "stderrLines", "unterminated", "malformed", "beforeSince")} == {
+        "lines": 11, "stderrLines": 5, "unterminated": 3, "malformed": 2, "beforeSince": 7}
+    assert instance["files"] == [{"path": path, "size": 2048, "records": 17, "note": "", "error": ""}]
 
 
 # ---------------------------------------------------------------------------------------------- node pod exec
