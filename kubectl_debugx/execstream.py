@@ -1,7 +1,8 @@
 """Binary-safe reading of an exec WebSocket (channel protocol v5, v4 or the legacy one).
 
 We read raw frames ourselves: the official client decodes to text unless told otherwise and keeps a copy of
-all output in memory (docs/kubernetes-facts.md, "Exec WebSocket"). Channel 1 bytes go to the caller's sink as they arrive.
+all output in memory (docs/kubernetes-facts.md, "Exec WebSocket"). Channel 1 bytes go to the caller's sink as
+they arrive.
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ Both sources answer the same three questions, so the nodelogs workflow does not 
   serves /var/log and nothing else).
 
 Proxy (``--via proxy``): the kubelet's ``/logs/`` handler is Go's http.FileServer over /var/log
-(docs/kubernetes-facts.md; tests/cluster/recordings/10-nodeproxy-*, logs/4*-nodeproxy-*): directories come back as an HTML listing of
-relative hrefs, files as their raw bytes (``.gz`` as ``application/gzip`` without Content-Encoding). It
-needs get on nodes/proxy and creates nothing.
+(docs/kubernetes-facts.md; tests/cluster/recordings/10-nodeproxy-*, logs/4*-nodeproxy-*): directories come
+back as an HTML listing of relative hrefs, files as their raw bytes (``.gz`` as ``application/gzip`` without
+Content-Encoding). It needs get on nodes/proxy and creates nothing.
 
 Pod (``--via pod``): a pod pinned to the node, mounting /var/log/pods (and /var/lib/docker/containers on
 Docker nodes) read-only; listings come from ``ls`` and the files from ``tar -c`` streamed back over exec
