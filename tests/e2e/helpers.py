@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,17 @@ def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 90) -> l
         if needle in line:
             return lines
     raise AssertionError(f"{needle!r} never appeared on stderr; got: {lines}")
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 120, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something true, and return that; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def add_traffic_container(e2e: Any, namespace: str, pod: str, target: str = "nginx") -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import debugx, start_debugx, wait_for_line
+from .helpers import debugx, start_debugx, wait_for_line, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -65,16 +65,6 @@ def expected_lines(instance: int) -> tuple[list[str], list[str]]:
     return out, err
 
 
-def wait_until(check: Any, what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def current_log(e2e: Any, namespace: str, pod: str) -> str:
     return e2e.kubectl("logs", "-n", namespace, pod, "-c", "writer", check=False).stdout
 
@@ -85,23 +75,31 @@ def restart_count(e2e: Any, namespace: str, pod: str) -> int:
     return statuses[0].restart_count if statuses else 0
 
 
+def phase_written(e2e: Any, namespace: str, pod: str, instance: int, phase: int) -> bool:
+    """Both streams of the phase are in the log: its last stdout line and its last stderr line (the pipes are
+    separate, so either may come last)."""
+    log = current_log(e2e, namespace, pod)
+    return f"i{instance} p{phase} end" in log and f"i{instance} p{phase} long{STDERR_LONG} " in log
+
+
 def drive_writer(e2e: Any, namespace: str, pod: str) -> None:
     """Let both instances write every phase; on the test cluster rotate the log twice in instance 0 (one
     rotated file gets gzipped) and once in instance 1 (a plain rotated file stays)."""
     rotations = {1: {1, 2}, 2: {1}} if e2e.cluster is not None else {1: set(), 2: set()}
+    last_rotation = 0  # time.time() second of the last rotation
     for instance in (1, 2):
         if instance == 2:
             wait_until(lambda: restart_count(e2e, namespace, pod) == 1, "the writer's restart")
         for phase in range(1, PHASES + 1):
-            marker = f"i{instance} p{phase} end"
-            wait_until(lambda m=marker: m in current_log(e2e, namespace, pod), marker)
+            wait_until(lambda i=instance, p=phase: phase_written(e2e, namespace, pod, i, p),
+                       f"phase {phase} of instance {instance} in the log")
             if phase in rotations[instance]:
-                time.sleep(0.3)  # let the stderr pipe catch up too, so the phase lies mostly in one file
+                # Rotated names carry the second (N.log.YYYYMMDD-HHMMSS): two rotations in one second would
+                # collide. Usually the second has long passed.
+                wait_until(lambda after=last_rotation: int(time.time()) > after, "a new second for the rotated name", 5)
                 e2e.cluster.rotate_logs(namespace, pod, "writer")
-                time.sleep(1.1)  # rotated names carry the second: keep them distinct
+                last_rotation = int(time.time())
             e2e.kubectl("exec", "-n", namespace, pod, "-c", "writer", "--", "touch", f"/state/go{instance}{phase}")
-    wait_until(lambda: "i2 p2 end" in current_log(e2e, namespace, pod), "the writer's last line")
-    time.sleep(1.0)  # the last stderr line
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from .helpers import (
     processes,
     start_debugx,
     wait_for_line,
+    wait_until,
 )
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +66,11 @@ def test_trace_nginx_workers_during_a_request_then_detach(e2e, web, tmp_path: Pa
     told = wait_attached(proc, workers)
     assert any(f"matches {workers} processes; tracing all of them" in line for line in told), told
     assert get(e2e, namespace, pod, traffic) == "200"
-    time.sleep(1)
+    # strace prints a call when it returns, and its lines travel through the exec stream: the response's
+    # send may be in the file only after curl has it. The file is written as lines arrive, so wait for it.
+    wait_until(lambda: out.exists() and any(send in out.read_text(errors="replace")
+                                            for send in ("sendfile(", "writev(")),
+               "the response's send in the trace", 30)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
@@ -91,7 +96,8 @@ def test_summary_prints_the_count_table(e2e, web):
     wait_attached(proc, workers)
     for i in range(3):
         assert get(e2e, namespace, pod, traffic, f"/s{i}") == "404"
-    time.sleep(1)
+    # Nothing to wait for: a worker stays stopped at accept4's return until strace has counted it, so every
+    # answered request's accept4 is in the table already (the table is printed only at the detach below).
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
