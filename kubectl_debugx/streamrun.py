@@ -2,6 +2,10 @@
 
 The tool is asked to stop with SIGINT by PID (a second exec) and the stream is then drained to its end, so
 tcpdump flushes and prints its counts and strace detaches, leaving the tracee running.
+
+A tool that holds data back for a while (tcpdump hands packets over up to 2 s late, see capture.py) gets a
+grace period between the stop request and its SIGINT, so that what happened before the request reaches the
+output: `grace` seconds, cut short by a second Ctrl-C/SIGTERM; a third kills the tool.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ class StopState:
     """Why and when we asked the remote tool to stop."""
 
     reason: str = ""  # "", "duration", "limit", "SIGINT", "SIGTERM"
-    signalled_at: float = 0.0
+    requested_at: float = 0.0  # when the stop condition was met
+    signalled_at: float | None = None  # when SIGINT was sent
+    signals_at_request: int = 0
     killed: bool = False
     signals: list[int] = field(default_factory=list)
 
@@ -90,9 +96,11 @@ def run_until_stopped(
     state: StopState,
     say: Callable[[str], None],
     on_batch_end: Callable[[], None] | None = None,
+    grace: float = 0.0,
+    grace_note: str = "",
 ) -> ExecOutcome:
-    """Pump the exec stream; ask the tool to stop on the first stop condition; escalate to SIGKILL if it
-    does not end; return how it ended."""
+    """Pump the exec stream; ask the tool to stop on the first stop condition (after `grace` seconds of
+    reading on, except at a limit); escalate to SIGKILL if it does not end; return how it ended."""
 
     def tick() -> None:
         now = time.monotonic()
@@ -106,9 +114,20 @@ def run_until_stopped(
                 reason = "limit"
             if reason:
                 state.reason = reason
+                state.requested_at = now
+                state.signals_at_request = len(state.signals)
+                if grace > 0 and reason != "limit" and grace_note:
+                    say(grace_note)
+        if state.reason and state.signalled_at is None:
+            # A limit stops at once: what comes after it is not wanted anyway.
+            waited = state.reason == "limit" or now - state.requested_at >= grace
+            if waited or len(state.signals) > state.signals_at_request:
                 state.signalled_at = now
+                state.signals_at_request = len(state.signals)
                 stop_remote("INT")
-        elif not state.killed and (now - state.signalled_at > DRAIN_TIMEOUT or len(state.signals) > 1):
+        elif state.signalled_at is not None and not state.killed and (
+            now - state.signalled_at > DRAIN_TIMEOUT or len(state.signals) > state.signals_at_request
+        ):
             say("the remote tool did not stop after SIGINT; killing it")
             state.killed = True
             stop_remote("KILL")

@@ -2,13 +2,13 @@ import json
 
 import pytest
 
-from kubectl_debugx.capture import CaptureOptions, TcpdumpTalk, tcpdump_argv, validate
+from kubectl_debugx.capture import CaptureOptions, TcpdumpTalk, count_lines, tcpdump_argv, validate
 from kubectl_debugx.errors import Forbidden, UsageError
 
 
 def test_tcpdump_argv_defaults():
     assert tcpdump_argv(CaptureOptions(pod="web")) == [
-        "tcpdump", "-U", "--immediate-mode", "-p", "-w", "-", "-i", "any",
+        "tcpdump", "-U", "-p", "-B", "8192", "-w", "-", "-i", "any",
     ]
 
 
@@ -16,7 +16,7 @@ def test_tcpdump_argv_everything_and_filter_as_one_argument():
     opts = CaptureOptions(pod="web", interface="eth0", filter="tcp port 80 and host 10.0.0.1", snaplen=96,
                           count=10)
     assert tcpdump_argv(opts) == [
-        "tcpdump", "-U", "--immediate-mode", "-p", "-w", "-", "-i", "eth0", "-s", "96", "-c", "10",
+        "tcpdump", "-U", "-p", "-B", "8192", "-w", "-", "-i", "eth0", "-s", "96", "-c", "10",
         "--", "tcp port 80 and host 10.0.0.1",
     ]
 
@@ -47,6 +47,24 @@ def test_tcpdump_talk_holds_errors_until_listening_and_parses_counts():
         "tcpdump: listening on any, link-type LINUX_SLL2 (Linux cooked v2), snapshot length 262144 bytes"
     ]
     assert talk.counts == {"captured": 12, "received by filter": 14, "dropped by kernel": 0}
+
+
+def test_count_lines_explain_loopback_on_any_and_warn_of_drops():
+    counts = {"captured": 141, "received by filter": 360, "dropped by kernel": 74}
+    assert count_lines(counts, "any") == (
+        "tcpdump: 141 packets captured, 360 received by filter, 74 dropped by kernel "
+        "(on interface any, received counts loopback packets twice)",
+        "the kernel dropped 74 packets that matched the filter: they are missing from the capture. Capture "
+        "less (a narrower -f filter, a smaller --snaplen, -i with one interface) or write to a faster place "
+        "(a local file rather than a slow pipe)",
+    )
+
+
+def test_count_lines_without_drops_on_a_named_interface():
+    counts = {"captured": 12, "received by filter": 12, "dropped by kernel": 0}
+    assert count_lines(counts, "eth0") == (
+        "tcpdump: 12 packets captured, 12 received by filter, 0 dropped by kernel", None,
+    )
 
 
 def test_tcpdump_talk_error_line():
