@@ -62,9 +62,9 @@ rm -rf "$site"/tzdata "$site"/tzdata-*.dist-info "$site"/websocket/tests "$site"
 # on first use instead, as kubernetes 37 does (packaging/dist.py).
 .venv/bin/python packaging/dist.py lazy-kubernetes "$site"
 # `--help` texts and the command tree for completion, computed now from the very code in the zipapp, so that
-# starts that only print help or complete a command do not import Typer (kubectl_debugx/clispec.py).
-(cd "$site" && COLUMNS=80 PYTHONPATH=. "$OLDPWD"/.venv/bin/python -S -m kubectl_debugx.clispec) \
-  > "$site"/kubectl_debugx/_cli_cache.py
+# starts that only print help or complete a command do not import Typer (kubectl_debugx/shell/clispec.py).
+(cd "$site" && COLUMNS=80 PYTHONPATH=. "$OLDPWD"/.venv/bin/python -S -m kubectl_debugx.shell.clispec) \
+  > "$site"/kubectl_debugx/shell/_cli_cache.py
 # File modes go into the zip: do not depend on the build machine's umask.
 chmod -R u=rwX,go=rX "$site"
 # No --no-modify: it hashes every .py of site-packages on every start (~150 ms).
@@ -78,7 +78,7 @@ chmod 0755 "$dist"/kubectl-debugx
 echo "built $dist/kubectl-debugx ($(du -h "$dist"/kubectl-debugx | cut -f1))" >&2
 
 # kubectl >= 1.26 runs kubectl_complete-debugx for `kubectl debugx <TAB>`.
-.venv/bin/python -m kubectl_debugx.completion kubectl > "$dist"/kubectl_complete-debugx
+.venv/bin/python -m kubectl_debugx.shell.completion kubectl > "$dist"/kubectl_complete-debugx
 chmod 0755 "$dist"/kubectl_complete-debugx
 
 # The krew archive: the executable (0755) and LICENSE, reproducible (sorted, fixed owner and time, gzip -n).

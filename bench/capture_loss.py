@@ -110,7 +110,7 @@ class Bench:
         self.exec("curl", "-s", "-o", "/dev/null", "--retry", "20", "--retry-connrefused", "--retry-delay", "1",
                   "http://127.0.0.1/")
         # The grace debugx waits before stopping tcpdump; the by-hand captures get the same.
-        from kubectl_debugx.capture import STOP_GRACE
+        from kubectl_debugx.commands.capture import STOP_GRACE
 
         self.grace = STOP_GRACE
 

@@ -15,15 +15,15 @@ def main() -> int:
     argv = sys.argv[1:]
     if argv[:1] == ["__complete"] or argv[:1] == ["__completeNoDesc"]:
         # Shell completion (cobra protocol, see completion.py): subcommands and flags load no Kubernetes client.
-        from .completion import complete
+        from kubectl_debugx.shell.completion import complete
 
         return complete(argv[1:], descriptions=argv[0] == "__complete")
-    from .clispec import cached_help
+    from kubectl_debugx.shell.clispec import cached_help
 
     code = cached_help(argv)  # in the zipapp, --help is served without importing Typer
     if code is not None:
         return code
-    from .cli import main as cli_main
+    from kubectl_debugx.cli import main as cli_main
 
     return cli_main(argv)
 

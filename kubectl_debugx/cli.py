@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from . import __version__
-from .errors import DebugxError, ExitCode, UsageError
+from kubectl_debugx import __version__
+from kubectl_debugx.errors import DebugxError, ExitCode, UsageError
 
 PROG = "kubectl debugx"
 app = typer.Typer(
@@ -59,15 +59,15 @@ DryRunOpt = Annotated[
 
 
 def _connection(kubeconfig: str | None, context: str | None, namespace: str | None, timeout: str | None) -> Any:
-    from .kube import KubeFlags
-    from .options import parse_duration
+    from kubectl_debugx.kube.client import KubeFlags
+    from kubectl_debugx.options import parse_duration
 
     seconds = None if timeout in (None, "0", "") else parse_duration(timeout, "--request-timeout")
     return KubeFlags(kubeconfig=kubeconfig, context=context, namespace=namespace, request_timeout=seconds)
 
 
 def _talk(quiet: bool, debug: bool, output: str) -> Any:
-    from .talk import Talk
+    from kubectl_debugx.talk import Talk
 
     _state["debug"] = debug
     if output not in ("text", "json"):
@@ -84,8 +84,8 @@ def _check_data_and_summary(talk: Any, path: str) -> None:
 
 def _profile_flags(image: str | None, profile: str, custom: Path | None) -> dict[str, Any]:
     """--image, --profile and --custom, resolved the same way for every command that creates a container."""
-    from .profiles import load_custom
-    from .specs import DEFAULT_IMAGE
+    from kubectl_debugx.remote.profiles import load_custom
+    from kubectl_debugx.remote.specs import DEFAULT_IMAGE
 
     return {
         "image": image or os.environ.get("KUBECTL_DEBUGX_IMAGE") or DEFAULT_IMAGE,
@@ -128,8 +128,8 @@ def capture(
     """Capture the pod's traffic with tcpdump into a pcap file (or stdout for Wireshark/tshark)."""
     import time
 
-    from . import capture as cap
-    from .options import check_output_file, parse_duration, parse_pod_arg, parse_size
+    from kubectl_debugx.commands import capture as cap
+    from kubectl_debugx.options import check_output_file, parse_duration, parse_pod_arg, parse_size
     talk = _talk(quiet, debug, output)
     name = parse_pod_arg(pod)
     path = output_file or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
@@ -189,8 +189,8 @@ def trace(
     output: SummaryOpt = "text",
 ) -> None:
     """strace a process of the pod's container (its main process by default); Ctrl-C detaches, it goes on."""
-    from . import trace as tr
-    from .options import check_output_file, parse_duration, parse_pod_arg
+    from kubectl_debugx.commands import trace as tr
+    from kubectl_debugx.options import check_output_file, parse_duration, parse_pod_arg
     talk = _talk(quiet, debug, output)
     name = parse_pod_arg(pod)
     path = output_file or "-"
@@ -209,7 +209,7 @@ def trace(
 
 
 def _kube(namespace: str | None, context: str | None, kubeconfig: str | None, timeout: str | None) -> Any:
-    from .kube import Kube
+    from kubectl_debugx.kube.client import Kube
 
     return Kube(_connection(kubeconfig, context, namespace, timeout))
 
@@ -259,8 +259,8 @@ def nodelogs(
     import time
     from pathlib import Path as _Path
 
-    from . import nodelogs as nl
-    from .options import parse_duration, parse_pod_arg
+    from kubectl_debugx.commands import nodelogs as nl
+    from kubectl_debugx.options import parse_duration, parse_pod_arg
     talk = _talk(quiet, debug, output)
     name = parse_pod_arg(pod)
     folder = output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -310,7 +310,7 @@ def completion(
     For `kubectl-debugx <TAB>`: source <(kubectl-debugx completion bash), or zsh (after compinit), or
     kubectl-debugx completion fish | source.
     """
-    from .completion import script
+    from kubectl_debugx.shell.completion import script
 
     sys.stdout.write(script(shell))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import OutputError, UsageError
+from kubectl_debugx.errors import OutputError, UsageError
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKMGT]?i?)B?$")

@@ -79,7 +79,7 @@ if _site_packages is None:
 
     _bootstrap.bootstrap()
 else:
-    from kubectl_debugx._shiv import after_bootstrap
+    from kubectl_debugx.shell._shiv import after_bootstrap
 
     after_bootstrap(_site_packages)
     from kubectl_debugx.__main__ import main

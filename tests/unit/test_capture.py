@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from kubectl_debugx.capture import CaptureOptions, TcpdumpTalk, count_lines, tcpdump_argv, validate
+from kubectl_debugx.commands.capture import CaptureOptions, TcpdumpTalk, count_lines, tcpdump_argv, validate
 from kubectl_debugx.errors import Forbidden, UsageError
 
 
@@ -89,7 +89,7 @@ class AdmissionKube:
         caps = ((container.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
         self.dry_runs.append(",".join(caps) or "none")
         if (self.level == "baseline" and caps) or self.level == "restricted":
-            from kubectl_debugx.kube import api_error
+            from kubectl_debugx.kube.client import api_error
 
             raise api_error(403, json.dumps({"message": 'pods "web" is forbidden: violates PodSecurity '
                                              f'"{self.level}:latest": non-default capabilities'}).encode())
@@ -104,8 +104,8 @@ POD = {"metadata": {"name": "web"}, "spec": {"nodeName": "n1", "containers": [{"
 
 
 def choose(kube, profile="auto"):
-    from kubectl_debugx.capture import choose_profile
-    from kubectl_debugx.ephemeral import Target
+    from kubectl_debugx.commands.capture import choose_profile
+    from kubectl_debugx.remote.ephemeral import Target
 
     chosen, container, _notes = choose_profile(kube, Target("ns", POD, "app"),  # type: ignore[arg-type]
                                                CaptureOptions(pod="web", image="img", profile=profile), "debugx-b")

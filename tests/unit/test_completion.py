@@ -1,4 +1,4 @@
-"""Shell completion (kubectl_debugx/completion.py): the cobra `__complete` protocol and the shell scripts."""
+"""Shell completion (kubectl_debugx/shell/completion.py): the cobra `__complete` protocol and the shell scripts."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_debugx import completion
-from kubectl_debugx.completion import NO_FILE_COMP, candidates, complete
+from kubectl_debugx.shell import completion
+from kubectl_debugx.shell.completion import NO_FILE_COMP, candidates, complete
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,7 +70,7 @@ def test_pod_names_come_from_the_line_namespace(monkeypatch: pytest.MonkeyPatch)
             seen["namespace"] = namespace
             return [{"metadata": {"name": n}} for n in ("web-2", "web-1", "db-0")]
 
-    import kubectl_debugx.kube as kube_module
+    import kubectl_debugx.kube.client as kube_module
 
     monkeypatch.setattr(kube_module, "Kube", FakeKube)
     assert names(["capture", "-n", "shop", "--context", "prod", "we"]) == ["web-1", "web-2"]

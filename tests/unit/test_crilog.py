@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_debugx.crilog import (
+from kubectl_debugx.formats.crilog import (
     DecodeReport,
     FileReport,
     Instance,

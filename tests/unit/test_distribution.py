@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kubectl_debugx import __version__, _shiv
+from kubectl_debugx import __version__
+from kubectl_debugx.shell import _shiv
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "krew" / "debugx.yaml"
@@ -279,7 +280,7 @@ def test_zipapp_contents(dist: Path) -> None:
     assert "sys.version_info < (3, 10)" in main and "@BUILD_ID@" not in main
     head = (dist / "kubectl-debugx").read_bytes()[:2048]
     assert head.startswith(b"#!/bin/sh\n") and b'exec python3 -S "$0" "$@"\n' in head
-    assert "site-packages/kubectl_debugx/_cli_cache.py" in names
+    assert "site-packages/kubectl_debugx/shell/_cli_cache.py" in names
 
 
 def test_lazy_kubernetes_client_serves_every_name(dist: Path, tmp_path: Path) -> None:
@@ -472,7 +473,7 @@ def test_bytecode_cached_only_in_the_extraction(tmp_path: Path) -> None:
     code = (
         f"import sys; sys.path[:0] = [{str(site)!r}, {str(other)!r}]\n"
         "from pathlib import Path\n"
-        "from kubectl_debugx import _shiv\n"
+        "from kubectl_debugx.shell import _shiv\n"
         f"assert _shiv.cache_bytecode_in(Path({str(site)!r}))\n"
         "import debugx_fake_a, debugx_fake_b\n"
         "assert sys.dont_write_bytecode\n"

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from kubectl_debugx import ephemeral
 from kubectl_debugx.errors import NotReady
-from kubectl_debugx.kube import api_error
+from kubectl_debugx.kube.client import api_error
+from kubectl_debugx.remote import ephemeral
 
 
 def pod_with(state: dict) -> dict:

@@ -1,6 +1,6 @@
 import json
 
-from kubectl_debugx.execstream import ExecOutcome, parse_status
+from kubectl_debugx.kube.execstream import ExecOutcome, parse_status
 
 V5_EXIT3 = {
     "metadata": {}, "status": "Failure",

@@ -2,7 +2,7 @@ import socket
 
 import pytest
 
-from kubectl_debugx.execstream import OP_BINARY, FrameReader, StreamClosed
+from kubectl_debugx.kube.execstream import OP_BINARY, FrameReader, StreamClosed
 
 
 def frame(payload: bytes, opcode: int = OP_BINARY, fin: bool = True) -> bytes:

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from kubectl_debugx import ephemeral
 from kubectl_debugx.errors import ExitCode
-from kubectl_debugx.kube import api_error
+from kubectl_debugx.kube.client import api_error
+from kubectl_debugx.remote import ephemeral
 
 NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
              "message": 'pods "nosuchpod" not found', "reason": "NotFound",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_debugx.errors import ExitCode, OutputError
-from kubectl_debugx.logtree import (
+from kubectl_debugx.formats.logtree import (
     ArchiveError,
     ExtractedFile,
     ExtractReport,

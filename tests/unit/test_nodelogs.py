@@ -16,8 +16,15 @@ from typing import Any
 
 import pytest
 
-from kubectl_debugx import nodefetch, nodelogs
-from kubectl_debugx.crilog import DecodeReport, FileReport, Instance, Skipped
+from kubectl_debugx.commands import nodefetch, nodelogs
+from kubectl_debugx.commands.nodefetch import Entry
+from kubectl_debugx.commands.nodelogs import (
+    ContainerInfo,
+    ContainerPlan,
+    InstancePlan,
+    LogTarget,
+    NodeLogsOptions,
+)
 from kubectl_debugx.errors import (
     DebugxError,
     ExitCode,
@@ -28,16 +35,9 @@ from kubectl_debugx.errors import (
     OutputError,
     UsageError,
 )
-from kubectl_debugx.kube import ApiError, api_error
-from kubectl_debugx.logtree import ExtractedFile, ExtractReport, SkippedMember
-from kubectl_debugx.nodefetch import Entry
-from kubectl_debugx.nodelogs import (
-    ContainerInfo,
-    ContainerPlan,
-    InstancePlan,
-    LogTarget,
-    NodeLogsOptions,
-)
+from kubectl_debugx.formats.crilog import DecodeReport, FileReport, Instance, Skipped
+from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
+from kubectl_debugx.kube.client import ApiError, api_error
 from kubectl_debugx.talk import Talk
 
 UID = "484712bf-52da-42ea-9517-ffefec800273"

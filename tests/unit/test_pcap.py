@@ -2,7 +2,7 @@ import struct
 
 import pytest
 
-from kubectl_debugx.pcap import PcapFormatError, PcapFramer, PcapStats
+from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer, PcapStats
 
 HEADER = struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_debugx import profiles
 from kubectl_debugx.errors import UsageError
+from kubectl_debugx.remote import profiles
 
 BASE = {"name": "debugx-b", "image": "img", "command": ["sleep", "60"], "targetContainerName": "app"}
 

@@ -1,6 +1,6 @@
 import itertools
 
-from kubectl_debugx import specs
+from kubectl_debugx.remote import specs
 
 POD = {
     "metadata": {"name": "web", "annotations": {}},

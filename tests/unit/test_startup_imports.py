@@ -54,7 +54,7 @@ def test_source_tree(args: list[str], baseline: set[str]) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), KUBECONFIG="/nonexistent")
     modules = _imported(["-m", "kubectl_debugx", *args], env) - baseline
     assert _heavy(modules) == []
-    assert "kubectl_debugx.kube" not in modules
+    assert "kubectl_debugx.kube.client" not in modules
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +72,10 @@ def test_zipapp(args: list[str], baseline: set[str], zipapp: tuple[Path, dict[st
     exe, env = zipapp
     modules = _imported([str(exe), *args], env) - baseline
     assert _heavy(modules) == []
-    assert "kubectl_debugx.kube" not in modules
+    assert "kubectl_debugx.kube.client" not in modules
     # a warm start skips shiv's bootstrap (packaging/zipapp_main.py)
     assert "_bootstrap" not in modules and "zipfile" not in modules
-    # help and completion come from the build's cache (kubectl_debugx/clispec.py): not even Typer
+    # help and completion come from the build's cache (kubectl_debugx/shell/clispec.py): not even Typer
     if args[0] != "completion":
         assert not [m for m in modules if m == "typer" or m.startswith("typer.")]
 
@@ -97,4 +97,4 @@ def test_pod_completion_is_where_the_client_loads(zipapp: tuple[Path, dict[str, 
     cluster), so the assertions above can see it."""
     exe, env = zipapp
     modules = _imported([str(exe), "__complete", "capture", ""], env) - baseline
-    assert "kubectl_debugx.kube" in modules and "kubernetes" in modules
+    assert "kubectl_debugx.kube.client" in modules and "kubernetes" in modules

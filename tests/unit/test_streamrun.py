@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import signal
 
-from kubectl_debugx import streamrun
-from kubectl_debugx.execstream import ExecOutcome
-from kubectl_debugx.streamrun import StopState, run_until_stopped
+from kubectl_debugx.kube.execstream import ExecOutcome
+from kubectl_debugx.remote import streamrun
+from kubectl_debugx.remote.streamrun import StopState, run_until_stopped
 
 
 def drive(monkeypatch, events, *, grace=2.2, deadline=None, limit_at=None, until=5.0):

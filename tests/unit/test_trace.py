@@ -2,14 +2,10 @@ import copy
 
 import pytest
 
-from kubectl_debugx import ephemeral, specs
-from kubectl_debugx import trace as trace_mod
-from kubectl_debugx.ephemeral import Target
+from kubectl_debugx.commands import trace as trace_mod
+from kubectl_debugx.commands.trace import StraceTalk, TraceOptions, explain_eperm, scope_error, strace_argv, validate
 from kubectl_debugx.errors import Forbidden, NotFound, RemoteFailed, UsageError
-from kubectl_debugx.kube import ApiError
-from kubectl_debugx.talk import Talk
-from kubectl_debugx.trace import StraceTalk, TraceOptions, explain_eperm, scope_error, strace_argv, validate
-from kubectl_debugx.traceprocs import (
+from kubectl_debugx.formats.traceprocs import (
     PROBE_COMMAND,
     Probe,
     Proc,
@@ -20,6 +16,10 @@ from kubectl_debugx.traceprocs import (
     process_table,
     select_processes,
 )
+from kubectl_debugx.kube.client import ApiError
+from kubectl_debugx.remote import ephemeral, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.talk import Talk
 
 MASTER_ID = "a" * 64
 SIDECAR_ID = "b" * 64
@@ -508,7 +508,7 @@ def test_strace_missing_in_the_image(monkeypatch):
 
 
 def test_tool_failures():
-    from kubectl_debugx.ephemeral import tool_failure
+    from kubectl_debugx.remote.ephemeral import tool_failure
 
     def fail(code, message, said, image):
         return tool_failure("strace", code, message, said, image)

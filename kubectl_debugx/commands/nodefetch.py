@@ -35,12 +35,13 @@ from pathlib import Path
 from typing import IO, Any, cast
 from urllib.parse import quote, unquote
 
-from . import ephemeral, logtree, profiles, specs
-from .errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
-from .execstream import ExecOutcome, pump
-from .kube import ApiError, Kube
-from .logtree import ExtractedFile, ExtractReport, SkippedMember
-from .streamrun import StopState, catch_stop_signals, stop_signal_handler
+from kubectl_debugx.errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
+from kubectl_debugx.formats import logtree
+from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
+from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.execstream import ExecOutcome, pump
+from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals, stop_signal_handler
 
 PODS_DIR = "/var/log/pods"
 DOCKER_DIR = "/var/lib/docker/containers"

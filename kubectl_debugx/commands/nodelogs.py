@@ -27,11 +27,22 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from . import crilog, ephemeral, logtree, nodefetch, profiles, specs
-from .errors import DebugxError, ExitCode, Forbidden, Interrupted, NotFound, NotReady, OutputError, UsageError
-from .kube import ApiError, Kube
-from .logtree import ExtractReport
-from .talk import Talk
+from kubectl_debugx.commands import nodefetch
+from kubectl_debugx.errors import (
+    DebugxError,
+    ExitCode,
+    Forbidden,
+    Interrupted,
+    NotFound,
+    NotReady,
+    OutputError,
+    UsageError,
+)
+from kubectl_debugx.formats import crilog, logtree
+from kubectl_debugx.formats.logtree import ExtractReport
+from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.talk import Talk
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE  # needs sh, ls and tar
 VIAS = ("auto", "proxy", "pod")
@@ -188,7 +199,7 @@ def pod_runtime(pod: Mapping[str, Any]) -> str:
 
 
 def default_container(pod: Mapping[str, Any]) -> str | None:
-    from .specs import default_container as kubectl_default
+    from kubectl_debugx.remote.specs import default_container as kubectl_default
 
     return kubectl_default(pod) if (pod.get("spec") or {}).get("containers") else None
 

@@ -15,15 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ephemeral, profiles, specs
-from .ephemeral import Target
-from .errors import DebugxError, ExitCode, NotFound, RemoteFailed, UsageError
-from .execstream import run_to_end
-from .kube import ApiError, Kube
-from .sinks import ByteSink, PipeClosed
-from .streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
-from .talk import Talk
-from .traceprocs import (
+from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed, UsageError
+from kubectl_debugx.formats.traceprocs import (
     PROBE_COMMAND,
     Probe,
     Selection,
@@ -33,6 +26,13 @@ from .traceprocs import (
     process_table,
     select_processes,
 )
+from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.execstream import run_to_end
+from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
+from kubectl_debugx.talk import Talk
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "strace"

@@ -36,7 +36,7 @@ def _fixed_values(name: str) -> tuple[str, ...] | None:
     if name == "shell":
         return SHELLS
     if name == "profile":
-        from .profiles import PROFILES
+        from kubectl_debugx.remote.profiles import PROFILES
 
         return ("auto", *PROFILES)
     if name == "output":
@@ -47,7 +47,7 @@ def _fixed_values(name: str) -> tuple[str, ...] | None:
 
 
 # --- parsing the words typed so far -------------------------------------------------------------------
-# Commands, options and arguments are plain dicts (kubectl_debugx.clispec): from the build's cache in the
+# Commands, options and arguments are plain dicts (kubectl_debugx.shell.clispec): from the build's cache in the
 # zipapp, without importing Typer.
 
 
@@ -64,7 +64,7 @@ class _Line:
     """What the words before the one being completed say: the command reached, flags given, args so far."""
 
     def __init__(self, words: Sequence[str]) -> None:
-        from .clispec import spec
+        from kubectl_debugx.shell.clispec import spec
 
         self.command: dict[str, Any] = spec()
         self.path: list[str] = []
@@ -125,7 +125,7 @@ class _Line:
 
 
 def _kube(line: _Line) -> Any:
-    from . import kube as kube_module
+    from kubectl_debugx.kube import client as kube_module
 
     kube_module.CONNECT_TIMEOUT = API_TIMEOUT  # this process only completes: fail fast
     flags = kube_module.KubeFlags(
@@ -356,7 +356,7 @@ complete -c kubectl-debugx -f -a '(__kubectl_debugx_complete)'
 
 
 def script(shell: str) -> str:
-    from .errors import UsageError
+    from kubectl_debugx.errors import UsageError
 
     scripts = {"bash": BASH_SCRIPT, "zsh": ZSH_SCRIPT, "fish": FISH_SCRIPT, "kubectl": KUBECTL_SCRIPT}
     if shell not in scripts:
@@ -367,7 +367,7 @@ def script(shell: str) -> str:
 def _print_script(argv: Iterable[str]) -> int:
     args = list(argv)
     if len(args) != 1 or args[0] not in SHELLS:
-        print(f"usage: python -m kubectl_debugx.completion {{{','.join(SHELLS)}}}", file=sys.stderr)
+        print(f"usage: python -m kubectl_debugx.shell.completion {{{','.join(SHELLS)}}}", file=sys.stderr)
         return 2
     sys.stdout.write(script(args[0]))
     return 0

@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import profiles, specs
-from .errors import Forbidden, NotFound, NotReady, UsageError
-from .execstream import run_to_end
-from .kube import ApiError, Kube
+from kubectl_debugx.errors import Forbidden, NotFound, NotReady, UsageError
+from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.execstream import run_to_end
+from kubectl_debugx.remote import profiles, specs
 
 START_TIMEOUT = 120.0  # seconds for an image pull and start on a busy node
 # Waiting reasons that do not clear by themselves: waiting longer only hides the problem.

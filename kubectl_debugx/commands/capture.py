@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ephemeral, profiles, specs
-from .ephemeral import Target
-from .errors import ExitCode, Forbidden, RemoteFailed, UsageError
-from .kube import ApiError, Kube
-from .pcap import PcapFormatError, PcapFramer
-from .sinks import ByteSink, PipeClosed
-from .streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
-from .talk import Talk
+from kubectl_debugx.errors import ExitCode, Forbidden, RemoteFailed, UsageError
+from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
+from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
+from kubectl_debugx.talk import Talk
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "tcpdump"

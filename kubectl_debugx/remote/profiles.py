@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
+from kubectl_debugx.errors import UsageError
 
 PROFILES = ("legacy", "general", "baseline", "netadmin", "restricted", "sysadmin")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .errors import DebugxError, Forbidden, NotFound, NotReady, Unreachable, UsageError
+from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, Unreachable, UsageError
 
 CONNECT_TIMEOUT = 10.0
 EXEC_PROTOCOLS = "v5.channel.k8s.io, v4.channel.k8s.io"
@@ -348,6 +348,6 @@ def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
 
 
 def user_agent() -> str:
-    from . import __version__
+    from kubectl_debugx import __version__
 
     return f"kubectl-debugx/{__version__} ({os.uname().sysname.lower()})"

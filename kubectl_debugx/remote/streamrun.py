@@ -17,8 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ExitCode
-from .execstream import ExecOutcome, pump
+from kubectl_debugx.errors import ExitCode
+from kubectl_debugx.kube.execstream import ExecOutcome, pump
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the tool to end after SIGINT before escalating
 

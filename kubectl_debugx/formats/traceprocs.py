@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NotFound
+from kubectl_debugx.errors import NotFound
 
 # Fixed text (no user input): facts about the node and one record per process of the PID namespace, from
 # /proc rather than ps, whose options differ between procps and BusyBox. One `KEY value` per line.

@@ -1,0 +1,1 @@
+"""Pure parsers and writers of data formats: pcap, CRI logs, log trees and tar, /proc probes."""

@@ -1,0 +1,1 @@
+"""Shell integration: completion, the cached command tree and help, the zipapp's housekeeping."""
