@@ -34,10 +34,14 @@ class KubeFlags:
 
 
 class ApiError(DebugxError):
-    """An error answer of the API server, kept with its Status so callers can refine the message."""
+    """An error answer of the API server, kept with its Status so callers can refine the message.
 
-    def __init__(self, message: str, status: int, body: Mapping[str, Any], code: Any = None) -> None:
-        super().__init__(message, code)
+    The client raises the subclass that matches the status, which is also the matching error of
+    kubectl_debugx.errors (an ApiForbidden is a Forbidden): the exit code comes from that class, never from
+    here. A status without a subclass stays a plain ApiError, an unexpected error."""
+
+    def __init__(self, message: str, status: int, body: Mapping[str, Any]) -> None:
+        super().__init__(message)
         self.status = status
         self.body = body
 
@@ -46,12 +50,38 @@ class ApiError(DebugxError):
         return str(self.body.get("reason") or "")
 
 
+class ApiBadRequest(ApiError, UsageError):
+    """400 BadRequest and 422 Invalid: what we sent was refused as it is."""
+
+
+class ApiForbidden(ApiError, Forbidden):
+    """403: RBAC or an admission (Pod Security) refused."""
+
+
+class ApiNotFound(ApiError, NotFound):
+    """404: the object, or the API path itself, does not exist."""
+
+
+class ApiConflict(ApiError, UsageError):
+    """409: AlreadyExists or Conflict."""
+
+
+class ApiServerError(ApiError, NotReady):
+    """500, 502, 503 and 504: the server or what it proxies to cannot answer now."""
+
+
+_API_ERRORS: dict[int, type[ApiError]] = {
+    400: ApiBadRequest, 422: ApiBadRequest, 403: ApiForbidden, 404: ApiNotFound, 409: ApiConflict,
+    500: ApiServerError, 502: ApiServerError, 503: ApiServerError, 504: ApiServerError,
+}
+
+
 def _status_message(status: int, body: Mapping[str, Any], fallback: str) -> str:
     return str(body.get("message") or fallback or f"the server answered HTTP {status}").strip()
 
 
 def api_error(status: int, raw: bytes | str | None) -> ApiError:
-    """Translate an error answer into our error type (the one place that does so)."""
+    """Translate an error answer into the ApiError subclass of its status (the one place that does so)."""
     try:
         body = json.loads(raw or b"{}")
         if not isinstance(body, dict):
@@ -59,16 +89,7 @@ def api_error(status: int, raw: bytes | str | None) -> ApiError:
     except ValueError:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
         body = {"message": text.strip()}
-    message = _status_message(status, body, "")
-    if status == 404:
-        return ApiError(message, status, body, NotFound.code)
-    if status == 403:
-        return ApiError(message, status, body, Forbidden.code)
-    if status in (400, 409, 422):
-        return ApiError(message, status, body, UsageError.code)
-    if status in (500, 502, 503, 504):
-        return ApiError(message, status, body, NotReady.code)
-    return ApiError(message, status, body)
+    return _API_ERRORS.get(status, ApiError)(_status_message(status, body, ""), status, body)
 
 
 def _unreachable(host: str, error: BaseException) -> Unreachable:
@@ -100,7 +121,6 @@ class Kube:
         chosen = next((c for c in contexts if c["name"] == flags.context), None) if flags.context else active
         context_ns = ((chosen or {}).get("context") or {}).get("namespace")
         self.namespace: str = flags.namespace or context_ns or "default"
-        self.context_name: str = (chosen or {}).get("name", "")
         self.configuration.retries = 0  # fail fast with one clear message instead of silent retries
         self.api_client = client.ApiClient(self.configuration)
         self.host: str = self.configuration.host
