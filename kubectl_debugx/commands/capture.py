@@ -10,7 +10,7 @@ from typing import Any
 
 from kubectl_debugx.errors import ExitCode, Forbidden, RemoteFailed, UsageError
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
-from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.remote import ephemeral, profiles, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -146,7 +146,7 @@ def _admission_hint(profile: str) -> str:
 
 
 def choose_profile(
-    kube: Kube, target: Target, opts: CaptureOptions, name: str
+    kube: KubeApi, target: Target, opts: CaptureOptions, name: str
 ) -> tuple[str, dict[str, Any], list[str]]:
     """The least-privilege profile that the namespace admits and that can capture."""
 
@@ -188,7 +188,7 @@ def _refused(error: ApiError, profile: str) -> Exception:
     return ephemeral.explain_forbidden(error, profile, _admission_hint(profile) + "; nothing was created")
 
 
-def _node_runtime(kube: Kube, target: Target) -> str:
+def _node_runtime(kube: KubeApi, target: Target) -> str:
     node = (target.pod.get("spec") or {}).get("nodeName")
     if not node:
         return ""
@@ -203,7 +203,7 @@ def _min_life(opts: CaptureOptions) -> float:
     return (opts.duration or 60.0) + 30.0
 
 
-def run(kube: Kube, opts: CaptureOptions, talk: Talk) -> int:
+def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
     name = specs.debug_container_name(target.pod)
     profile, container, notes = choose_profile(kube, target, opts, name)
@@ -220,7 +220,7 @@ def run(kube: Kube, opts: CaptureOptions, talk: Talk) -> int:
     return _capture(kube, target, ec, opts, profile, talk)
 
 
-def _capture(kube: Kube, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
+def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
     run_id = specs.random_suffix(10)
     output = PcapOutput(opts.output, opts.max_size)
     sink, framer = output.sink, output.framer

@@ -38,7 +38,7 @@ from urllib.parse import quote, unquote
 from kubectl_debugx.errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
 from kubectl_debugx.formats import logtree
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
-from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, pump
 from kubectl_debugx.remote import ephemeral, profiles, specs
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals, stop_signal_handler
@@ -133,7 +133,7 @@ class ProxySource:
 
     via = "proxy"
 
-    def __init__(self, kube: Kube, node: str) -> None:
+    def __init__(self, kube: KubeApi, node: str) -> None:
         self.kube = kube
         self.node = node
         self.notes: list[str] = []
@@ -296,7 +296,7 @@ PSA_HINT = ("Use --pod-namespace with a namespace whose Pod Security level is pr
             "or --via proxy (needs get on nodes/proxy)")
 
 
-def preflight(kube: Kube, pod: Mapping[str, Any], namespace: str) -> None:
+def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str) -> None:
     """Refuse, before anything exists, a node pod that RBAC or Pod Security would refuse."""
     needs = (("create", "pods", ""), ("get", "pods", "exec"), ("delete", "pods", ""))
     for verb, resource, sub in needs:
@@ -325,7 +325,7 @@ def _refusal(error: ApiError, namespace: str) -> Exception:
     return error
 
 
-def wait_running(kube: Kube, pod: Mapping[str, Any], timeout: float) -> None:
+def wait_running(kube: KubeApi, pod: Mapping[str, Any], timeout: float) -> None:
     """Wait until the node pod's container runs; one clear NotReady when it cannot or does not."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     node = pod["spec"].get("nodeName", "")
@@ -400,12 +400,11 @@ class NodePodRecord:
     name: str
     created: bool = False
     uid: str = ""
-    deleted: bool = False
 
 
 @contextmanager
 def node_pod_session(
-    kube: Kube, pod: Mapping[str, Any], start_timeout: float, say: Say, warn: Say
+    kube: KubeApi, pod: Mapping[str, Any], start_timeout: float, say: Say, warn: Say
 ) -> Iterator[PodSource]:
     """Create the node pod, wait until it runs, yield a source reading through it; delete it and wait until
     it is gone on every way out (return, error, SIGINT, SIGTERM). A failed deletion is reported with the
@@ -431,10 +430,10 @@ def node_pod_session(
         if attempted:
             # A second Ctrl-C must not stop the deletion half-way: signals are only noted from here on.
             with catch_stop_signals(StopState()):
-                record.deleted = remove_node_pod(kube, namespace, name, record.uid, say, warn)
+                remove_node_pod(kube, namespace, name, record.uid, say, warn)
 
 
-def remove_node_pod(kube: Kube, namespace: str, name: str, uid: str, say: Say, warn: Say) -> bool:
+def remove_node_pod(kube: KubeApi, namespace: str, name: str, uid: str, say: Say, warn: Say) -> bool:
     """Delete the node pod and wait until it is gone; on failure tell the user what to run."""
     command = f"kubectl delete pod -n {namespace} {name}"
     try:
@@ -465,7 +464,7 @@ class PodSource:
 
     via = "pod"
 
-    def __init__(self, kube: Kube, namespace: str, name: str, record: NodePodRecord) -> None:
+    def __init__(self, kube: KubeApi, namespace: str, name: str, record: NodePodRecord) -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = name

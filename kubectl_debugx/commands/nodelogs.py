@@ -40,7 +40,7 @@ from kubectl_debugx.errors import (
 )
 from kubectl_debugx.formats import crilog, logtree
 from kubectl_debugx.formats.logtree import ExtractReport
-from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.remote import ephemeral, profiles, specs
 from kubectl_debugx.talk import Talk
 
@@ -232,7 +232,7 @@ def target_from(
                      default_container(pod), static)
 
 
-def resolve(kube: Kube, opts: NodeLogsOptions, namespace: str) -> LogTarget:
+def resolve(kube: KubeApi, opts: NodeLogsOptions, namespace: str) -> LogTarget:
     try:
         pod: dict[str, Any] | None = kube.get_pod(namespace, opts.pod)
     except ApiError as e:
@@ -344,7 +344,7 @@ class Progress:
     created: bool = False
 
 
-def run(kube: Kube, opts: NodeLogsOptions, talk: Talk) -> int:
+def run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk) -> int:
     progress = Progress(Path(opts.output_dir))
     try:
         with nodefetch.stop_signals_raise():
@@ -377,7 +377,7 @@ def _forget_empty(progress: Progress) -> None:
     shutil.rmtree(progress.out, ignore_errors=True)
 
 
-def _run(kube: Kube, opts: NodeLogsOptions, talk: Talk, progress: Progress) -> int:
+def _run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk, progress: Progress) -> int:
     now = datetime.now(timezone.utc)
     since = since_limit(opts, now)
     namespace = kube.namespace
@@ -429,7 +429,7 @@ def _run(kube: Kube, opts: NodeLogsOptions, talk: Talk, progress: Progress) -> i
     return ExitCode.OK
 
 
-def choose_via(kube: Kube, opts: NodeLogsOptions, target: LogTarget, talk: Talk) -> str:
+def choose_via(kube: KubeApi, opts: NodeLogsOptions, target: LogTarget, talk: Talk) -> str:
     """--via auto: the node proxy when the user may use it and the kubelet serves /logs/, else a node pod."""
     if opts.via != "auto":
         return opts.via

@@ -26,7 +26,7 @@ from kubectl_debugx.formats.traceprocs import (
     process_table,
     select_processes,
 )
-from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.remote import ephemeral, profiles, specs
 from kubectl_debugx.remote.ephemeral import Target
@@ -98,7 +98,7 @@ def strace_argv(opts: TraceOptions, pids: Iterable[int]) -> list[str]:
     return argv
 
 
-def _probe(kube: Kube, target: Target, container: str) -> Probe | None:
+def _probe(kube: KubeApi, target: Target, container: str) -> Probe | None:
     """Run the probe in `container`; None when it cannot run there (no shell, not allowed...)."""
     try:
         with kube.exec_connection(target.namespace, target.pod_name, container, PROBE_COMMAND) as conn:
@@ -228,7 +228,7 @@ def _min_life(opts: TraceOptions) -> float:
     return (opts.duration or 60.0) + 30.0
 
 
-def run(kube: Kube, opts: TraceOptions, talk: Talk) -> int:
+def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
     profile = profile_of(opts)
     name = specs.debug_container_name(target.pod)
@@ -303,7 +303,7 @@ def _select(probe: Probe, inside_target: bool, target_id: str, others: list[str]
         raise
 
 
-def _trace(kube: Kube, target: Target, ec: str, container: Mapping[str, Any], opts: TraceOptions,
+def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any], opts: TraceOptions,
            profile: str, selection: Selection, scope: int | None, talk: Talk) -> int:
     run_id = specs.random_suffix(10)
     sink = ByteSink(opts.output)

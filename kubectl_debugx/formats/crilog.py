@@ -240,19 +240,6 @@ def _join(pieces: list[Record], unterminated: bool) -> LogLine:
     )
 
 
-def join_partials(items: Iterable[Record | Malformed]) -> Iterator[LogLine | Malformed]:
-    """Whole lines from the records of one container instance; malformed lines pass through in place."""
-    joiner = PartialJoiner()
-    for item in items:
-        if isinstance(item, Malformed):
-            yield item
-            continue
-        line = joiner.feed(item)
-        if line is not None:
-            yield line
-    yield from joiner.finish()
-
-
 def since_ns(since: datetime) -> int:
     """A timezone-aware datetime as UTC nanoseconds since the epoch, to compare with Timestamp.epoch_ns."""
     if since.tzinfo is None or since.utcoffset() is None:
@@ -267,12 +254,6 @@ def keep_since(item: LogLine | Malformed, since: datetime | None) -> bool:
 
 def _keep(item: LogLine | Malformed, limit_ns: int | None) -> bool:
     return limit_ns is None or isinstance(item, Malformed) or item.timestamp.epoch_ns >= limit_ns
-
-
-def filter_since(
-    items: Iterable[LogLine | Malformed], since: datetime | None
-) -> Iterator[LogLine | Malformed]:
-    return (item for item in items if keep_since(item, since))
 
 
 # ---------------------------------------------------------------------------------------------- rendering

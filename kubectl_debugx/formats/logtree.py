@@ -21,7 +21,6 @@ import shutil
 import stat
 import tarfile
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -302,7 +301,3 @@ def extract_tar_stream(
         ) from exc
     return extractor.report()
 
-
-def extracted_paths(report: ExtractReport, dest: Path) -> Sequence[Path]:
-    """The local paths of the extracted files, in stream order."""
-    return [dest.joinpath(*f.path.split("/")) for f in report.files]

@@ -47,11 +47,6 @@ class PcapFramer:
         self.stats = PcapStats()
         self.limit_reached = False
 
-    @property
-    def pending(self) -> int:
-        """Bytes held back because their record is not complete yet."""
-        return self._held_len
-
     def feed(self, data: bytes | memoryview) -> list[bytes | memoryview]:
         out: list[bytes | memoryview] = []
         if self.limit_reached:

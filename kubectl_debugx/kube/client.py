@@ -12,9 +12,9 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, Unreachable, UsageError
@@ -96,6 +96,46 @@ def _unreachable(host: str, error: BaseException) -> Unreachable:
     reason = getattr(error, "reason", None) or error
     text = str(reason).split(": ", 1)[-1] if ": " in str(reason) else str(reason)
     return Unreachable(f"cannot reach the API server at {host}: {text}")
+
+
+class KubeApi(Protocol):
+    """What the commands use of a cluster connection: Kube, or a test's fake of it."""
+
+    namespace: str
+
+    def version(self) -> dict[str, Any]: ...
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
+
+    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]: ...
+
+    def get_node(self, name: str) -> dict[str, Any]: ...
+
+    def add_ephemeral_container(
+        self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]: ...
+
+    def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]: ...
+
+    def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]: ...
+
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None: ...
+
+    def watch_pod(
+        self, namespace: str, name: str, resource_version: str, deadline: float
+    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+    def open_exec(
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
+    ) -> ExecConnection: ...
+
+    def exec_connection(
+        self, namespace: str, pod: str, container: str, command: list[str]
+    ) -> AbstractContextManager[ExecConnection]: ...
+
+    def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> Any: ...
+
+    def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool: ...
 
 
 class Kube:

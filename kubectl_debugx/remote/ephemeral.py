@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_debugx.errors import Forbidden, NotFound, NotReady, UsageError
-from kubectl_debugx.kube.client import ApiError, Kube
+from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.remote import profiles, specs
 
@@ -48,7 +48,7 @@ def validate_debug_options(profile: str, ttl: int, duration: float | None) -> No
         raise UsageError(f"--duration ({duration:g}s) must be shorter than --ttl ({ttl}s)")
 
 
-def resolve_target(kube: Kube, namespace: str, pod_arg: str, container: str | None, say: Say) -> Target:
+def resolve_target(kube: KubeApi, namespace: str, pod_arg: str, container: str | None, say: Say) -> Target:
     """Get the pod, check it runs, pick the container like `kubectl exec` does."""
     pod = kube.get_pod(namespace, pod_arg)
     phase = (pod.get("status") or {}).get("phase")
@@ -88,7 +88,7 @@ def build_container(
     return container, notes
 
 
-def admission_error(kube: Kube, target: Target, container: Mapping[str, Any]) -> ApiError | None:
+def admission_error(kube: KubeApi, target: Target, container: Mapping[str, Any]) -> ApiError | None:
     """Ask the API server, with dryRun, whether it would admit the container; the refusal if not."""
     try:
         kube.add_ephemeral_container(
@@ -102,7 +102,7 @@ def admission_error(kube: Kube, target: Target, container: Mapping[str, Any]) ->
 
 
 def ensure_running(
-    kube: Kube, target: Target, container: dict[str, Any], min_seconds_left: float, say: Say
+    kube: KubeApi, target: Target, container: dict[str, Any], min_seconds_left: float, say: Say
 ) -> tuple[str, bool]:
     """Reuse a matching running debugx container or add `container`; wait until it runs.
     Returns (name, reused)."""
@@ -125,7 +125,7 @@ def _container_state(pod: Mapping[str, Any], name: str) -> dict[str, Any]:
 
 
 def pod_events(
-    kube: Kube, namespace: str, pod: Mapping[str, Any], deadline: float
+    kube: KubeApi, namespace: str, pod: Mapping[str, Any], deadline: float
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """(type, pod) as the pod changes until the deadline: a watch, or a get every second for users who may
     get pods but not watch them."""
@@ -140,7 +140,7 @@ def pod_events(
             yield "MODIFIED", kube.get_pod(namespace, name)
 
 
-def wait_running(kube: Kube, namespace: str, pod: Mapping[str, Any], name: str, image: str,
+def wait_running(kube: KubeApi, namespace: str, pod: Mapping[str, Any], name: str, image: str,
                  timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     pod_name = pod["metadata"]["name"]
@@ -171,7 +171,7 @@ def wait_running(kube: Kube, namespace: str, pod: Mapping[str, Any], name: str, 
 
 
 def signal_tool(
-    kube: Kube, target: Target, container: str, run_id: str, tool: str, signal: str = "INT", remove: bool = False
+    kube: KubeApi, target: Target, container: str, run_id: str, tool: str, signal: str = "INT", remove: bool = False
 ) -> None:
     """Signal the tool started with specs.pid_recording_command, by a second exec."""
     command = specs.signal_command(run_id, tool, signal, remove)
@@ -179,7 +179,7 @@ def signal_tool(
         run_to_end(conn)
 
 
-def make_sure_stopped(kube: Kube, target: Target, ec: str, run_id: str, tool: str, warn: Say) -> None:
+def make_sure_stopped(kube: KubeApi, target: Target, ec: str, run_id: str, tool: str, warn: Say) -> None:
     """Whatever happened, the tool must not keep running in the pod (a killed tracer also detaches)."""
     try:
         signal_tool(kube, target, ec, run_id, tool, "KILL", remove=True)

@@ -19,11 +19,9 @@ from typing import Any
 # cobra's ShellCompDirective bits
 DEFAULT = 0
 ERROR = 1
-NO_SPACE = 2
 NO_FILE_COMP = 4
 
 SHELLS = ("bash", "zsh", "fish", "kubectl")
-PROGRAM = "kubectl-debugx"
 
 # Parameters (by their Python name) whose values are files: let the shell complete paths.
 FILE_PARAMS = frozenset({"kubeconfig", "custom", "output_file", "output_dir", "out_dir", "directory", "file"})

@@ -6,7 +6,7 @@ import calendar
 import gzip
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -20,14 +20,13 @@ from kubectl_debugx.formats.crilog import (
     LogLine,
     LogPlan,
     Malformed,
+    PartialJoiner,
     Record,
     Skipped,
     Timestamp,
     classify_name,
     decode_instance,
-    filter_since,
     iter_records,
-    join_partials,
     keep_since,
     open_log,
     parse_line,
@@ -36,6 +35,20 @@ from kubectl_debugx.formats.crilog import (
     render,
     since_ns,
 )
+
+
+def join_partials(items: Iterable[Record | Malformed]) -> Iterator[LogLine | Malformed]:
+    """Whole lines from the records of one container instance; malformed lines pass through in place."""
+    joiner = PartialJoiner()
+    for item in items:
+        if isinstance(item, Malformed):
+            yield item
+            continue
+        line = joiner.feed(item)
+        if line is not None:
+            yield line
+    yield from joiner.finish()
+
 
 SPLIT = 16384  # containerd's max_container_log_line_size, as recorded (14-cri-partial-lines-split)
 IST = timezone(timedelta(hours=5, minutes=30))
@@ -311,10 +324,10 @@ def test_since_compares_instants_across_offsets_to_the_nanosecond() -> None:
     at = LogLine("0.log", 2, ts("2026-11-27T12:56:00+05:30"), "stdout", b"at")
     after = LogLine("0.log", 3, ts("2026-11-27T07:26:00.000000001Z"), "stderr", b"after")
     junk = Malformed("0.log", 4, b"junk", "x")
-    assert list(filter_since([before, at, after, junk], since)) == [at, after, junk]
+    assert [i for i in (before, at, after, junk) if keep_since(i, since)] == [at, after, junk]
     # the same instant given in another zone
-    assert list(filter_since([before, at], since.astimezone(IST))) == [at]
-    assert list(filter_since([before], None)) == [before]
+    assert [i for i in (before, at) if keep_since(i, since.astimezone(IST))] == [at]
+    assert [i for i in (before,) if keep_since(i, None)] == [before]
 
 
 def test_since_must_be_timezone_aware() -> None:

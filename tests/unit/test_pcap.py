@@ -23,7 +23,7 @@ def test_whole_records_pass_through_split_anywhere():
             out = feed_all(framer, [stream[:cut], stream[cut:cut2], stream[cut2:]])
             assert out == stream
             assert framer.stats == PcapStats(records=3, bytes_out=len(stream))
-            assert framer.pending == 0
+            assert framer._held_len == 0
 
 
 def test_byte_by_byte():
@@ -37,7 +37,7 @@ def test_cut_stream_keeps_only_whole_records():
     framer = PcapFramer()
     whole = HEADER + record(b"x" * 50)
     out = feed_all(framer, [whole + record(b"y" * 50)[:30]])
-    assert (out, framer.pending, framer.stats) == (whole, 30, PcapStats(records=1, bytes_out=len(whole)))
+    assert (out, framer._held_len, framer.stats) == (whole, 30, PcapStats(records=1, bytes_out=len(whole)))
 
 
 def test_max_bytes_stops_before_the_record_that_would_pass_it():
