@@ -38,9 +38,10 @@ from urllib.parse import quote, unquote
 from kubectl_debugx.errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
 from kubectl_debugx.formats import logtree
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
+from kubectl_debugx.kube import pods
 from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, pump
-from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.remote import profiles, specs
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals, stop_signal_handler
 
 PODS_DIR = "/var/log/pods"
@@ -313,9 +314,9 @@ def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str) -> None:
 
 def _refusal(error: ApiError, namespace: str) -> Exception:
     message = error.args[0]
-    if ephemeral.is_pod_security(error):
+    if pods.is_pod_security(error):
         return Forbidden(f"Pod Security in namespace {namespace} refuses the node pod, which mounts host "
-                         f"directories ({ephemeral.short_psa(message)}); nothing was created. {PSA_HINT}")
+                         f"directories ({pods.short_psa(message)}); nothing was created. {PSA_HINT}")
     if error.status == 403:
         return Forbidden(f"{message}; nothing was created. Use --pod-namespace or --via proxy")
     if error.status == 404:
@@ -330,18 +331,22 @@ def wait_running(kube: KubeApi, pod: Mapping[str, Any], timeout: float) -> None:
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     node = pod["spec"].get("nodeName", "")
     image = pod["spec"]["containers"][0].get("image", "")
-    deadline = time.monotonic() + timeout
     last = _node_pod_state(pod, image)
     if last == "running":
         return
-    for kind, event in ephemeral.pod_events(kube, namespace, pod, deadline):
-        if kind == "DELETED":
-            raise NotReady(f"node pod {namespace}/{name} was deleted before it started")
+
+    def running(event: Mapping[str, Any]) -> bool:
+        nonlocal last
         last = _node_pod_state(event, image)
-        if last == "running":
-            return
-    raise NotReady(f"node pod {namespace}/{name} did not start on node {node} within {int(timeout)}s"
-                   + (f" (last state: {last})" if last else "") + "; is the node Ready and the image pullable?")
+        return last == "running"
+
+    def deleted() -> Exception:
+        return NotReady(f"node pod {namespace}/{name} was deleted before it started")
+
+    if not pods.wait_for_pod(kube, namespace, pod, timeout, running, deleted):
+        raise NotReady(f"node pod {namespace}/{name} did not start on node {node} within {int(timeout)}s"
+                       + (f" (last state: {last})" if last else "")
+                       + "; is the node Ready and the image pullable?")
 
 
 def _node_pod_state(pod: Mapping[str, Any], image: str) -> str:
@@ -361,7 +366,7 @@ def _node_pod_state(pod: Mapping[str, Any], image: str) -> str:
                        + (f": {message}" if message else "") + ")")
     waiting = state.get("waiting") or {}
     reason = waiting.get("reason", "")
-    if reason in ephemeral.STUCK_REASONS:
+    if reason in pods.STUCK_REASONS:
         message = (waiting.get("message") or "").strip()
         raise NotReady(f'node pod {name} cannot start: image "{image}": {reason}'
                        + (f": {message}" if message else ""))

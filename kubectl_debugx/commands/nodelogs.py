@@ -40,8 +40,9 @@ from kubectl_debugx.errors import (
 )
 from kubectl_debugx.formats import crilog, logtree
 from kubectl_debugx.formats.logtree import ExtractReport
+from kubectl_debugx.kube import pods
 from kubectl_debugx.kube.client import ApiError, KubeApi
-from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.remote import profiles, specs
 from kubectl_debugx.talk import Talk
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE  # needs sh, ls and tar
@@ -75,7 +76,7 @@ class NodeLogsOptions:
     custom: Mapping[str, Any] | None = None
     node: str | None = None
     uid: str | None = None
-    start_timeout: float = ephemeral.START_TIMEOUT
+    start_timeout: float = pods.START_TIMEOUT
 
 
 def validate(opts: NodeLogsOptions) -> None:

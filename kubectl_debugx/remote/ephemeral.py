@@ -7,21 +7,15 @@ a tool is stopped by signalling the PID it recorded, from a second exec.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from kubectl_debugx.errors import Forbidden, NotFound, NotReady, UsageError
 from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
+from kubectl_debugx.kube.pods import START_TIMEOUT, STUCK_REASONS, is_pod_security, short_psa, wait_for_pod
 from kubectl_debugx.remote import profiles, specs
-
-START_TIMEOUT = 120.0  # seconds for an image pull and start on a busy node
-# Waiting reasons that do not clear by themselves: waiting longer only hides the problem.
-STUCK_REASONS = frozenset(
-    {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName", "CreateContainerError",
-     "CreateContainerConfigError", "RunContainerError"}
-)
 
 Say = Callable[[str], None]
 
@@ -124,50 +118,38 @@ def _container_state(pod: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {}
 
 
-def pod_events(
-    kube: KubeApi, namespace: str, pod: Mapping[str, Any], deadline: float
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(type, pod) as the pod changes until the deadline: a watch, or a get every second for users who may
-    get pods but not watch them."""
-    name = pod["metadata"]["name"]
-    try:
-        yield from kube.watch_pod(namespace, name, pod["metadata"].get("resourceVersion", ""), deadline)
-    except ApiError as e:
-        if e.status != 403:
-            raise
-        while time.monotonic() < deadline:
-            time.sleep(1.0)
-            yield "MODIFIED", kube.get_pod(namespace, name)
-
-
 def wait_running(kube: KubeApi, namespace: str, pod: Mapping[str, Any], name: str, image: str,
                  timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
     pod_name = pod["metadata"]["name"]
-    state = _container_state(pod, name)
+    if _container_state(pod, name).get("running"):
+        return
     last_reason = ""
-    if not state.get("running"):
-        for kind, event_pod in pod_events(kube, namespace, pod, deadline):
-            if kind == "DELETED":
-                raise NotFound(f'pod "{pod_name}" was deleted while its debug container was starting')
-            state = _container_state(event_pod, name)
-            if state.get("running"):
-                break
-            if state.get("terminated"):
-                t = state["terminated"]
-                why = t.get("reason") or f"exit code {t.get('exitCode')}"
-                detail = (t.get("message") or "").strip()
-                raise NotReady(f"debug container {name} ended before it could be used ({why}"
-                               + (f": {detail})" if detail else ")"))
-            waiting = state.get("waiting") or {}
-            last_reason = waiting.get("reason", last_reason)
-            if last_reason in STUCK_REASONS:
-                message = (waiting.get("message") or "").strip()
-                raise NotReady(f'debug container {name} cannot start: image "{image}": {last_reason}'
-                               + (f": {message}" if message else ""))
-        else:
-            raise NotReady(f"debug container {name} did not start within {int(timeout)}s"
-                           + (f" (last state: {last_reason})" if last_reason else ""))
+
+    def running(event_pod: Mapping[str, Any]) -> bool:
+        nonlocal last_reason
+        state = _container_state(event_pod, name)
+        if state.get("running"):
+            return True
+        if state.get("terminated"):
+            t = state["terminated"]
+            why = t.get("reason") or f"exit code {t.get('exitCode')}"
+            detail = (t.get("message") or "").strip()
+            raise NotReady(f"debug container {name} ended before it could be used ({why}"
+                           + (f": {detail})" if detail else ")"))
+        waiting = state.get("waiting") or {}
+        last_reason = waiting.get("reason", last_reason)
+        if last_reason in STUCK_REASONS:
+            message = (waiting.get("message") or "").strip()
+            raise NotReady(f'debug container {name} cannot start: image "{image}": {last_reason}'
+                           + (f": {message}" if message else ""))
+        return False
+
+    def deleted() -> Exception:
+        return NotFound(f'pod "{pod_name}" was deleted while its debug container was starting')
+
+    if not wait_for_pod(kube, namespace, pod, timeout, running, deleted):
+        raise NotReady(f"debug container {name} did not start within {int(timeout)}s"
+                       + (f" (last state: {last_reason})" if last_reason else ""))
 
 
 def signal_tool(
@@ -199,11 +181,6 @@ def tool_failure(tool: str, code: int | None, message: str, tool_said: str, imag
     return f"{tool} failed ({message or f'exit code {code}'})"
 
 
-def is_pod_security(error: ApiError) -> bool:
-    """Whether the refusal comes from Pod Security admission (rather than RBAC or validation)."""
-    return error.status == 403 and "violates PodSecurity" in error.args[0]
-
-
 def explain_forbidden(error: ApiError, profile: str, what: str) -> Forbidden:
     """One line for a Pod Security or RBAC refusal of the ephemeral container."""
     message = error.args[0]
@@ -214,8 +191,3 @@ def explain_forbidden(error: ApiError, profile: str, what: str) -> Forbidden:
         return Forbidden(f"{message} (needs patch on pods/ephemeralcontainers, get and create on pods/exec)")
     return Forbidden(message)
 
-
-def short_psa(message: str) -> str:
-    """The part of a Pod Security refusal that says what violates which level."""
-    start = message.find("violates PodSecurity")
-    return message[start:] if start >= 0 else message
