@@ -20,6 +20,13 @@ pick_python() {
   echo "error: Python >= 3.10 is needed to build" >&2; exit 1
 }
 
+# `./build.sh test`: the system tools first (tests/system-deps.sh, as root installs them with apt-get), among
+# them python3-venv, which `python3 -m venv` needs on Debian. Without them the run goes on: the unit tests
+# still run, and the e2e tests skip or fail with their own reason.
+if [ "${1:-}" = "test" ]; then
+  tests/system-deps.sh || true
+fi
+
 if [ ! -x .venv/bin/python ]; then
   "$(pick_python)" -m venv .venv
 fi
@@ -101,9 +108,6 @@ fi
 
 if [ "${1:-}" = "test" ]; then
   shift
-  # The e2e tests' system tools (installs them as root with apt-get). Without them the run goes on: the unit
-  # tests still run, and the e2e tests skip or fail with their own reason.
-  tests/system-deps.sh || true
   .venv/bin/ruff check kubectl_debugx tests bench packaging
   .venv/bin/mypy
   export DEBUGX_EXECUTABLE="$PWD/dist/kubectl-debugx"

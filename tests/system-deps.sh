@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The system tools the end-to-end tests need (the test cluster runs nginx, tcpdump and strace from the host;
-# the tests read pcaps with tshark and drive the cluster with kubectl). Idempotent:
+# the tests read pcaps with tshark and drive the cluster with kubectl), and `python3 -m venv` for the build's
+# .venv (python3-venv: Debian's python3 has no ensurepip without it). Idempotent:
 # - everything there: says nothing, exits 0, never touches apt (a few `command -v`, well under a second);
 # - something missing, as root with apt-get: installs the Debian packages (apt-get update, then install);
 # - otherwise (no root, no apt-get, or kubectl missing, which is no Debian package): one `error:` line on
 #   stderr naming what is missing and how to install it, exit 1.
-# Used by `./build.sh test` (which goes on without it: unit tests still run, e2e tests skip or fail) and .ci/run.
+# Used by `./build.sh test`, before it creates .venv (it goes on without them: unit tests still run, e2e tests
+# skip or fail), and by .ci/run.
 set -euo pipefail
 
 # command that proves the package is there -> Debian package. Checked by command, not by dpkg, so that a
@@ -23,6 +25,10 @@ missing_packages() {
     PATH="$search_path" command -v "${entry%%:*}" >/dev/null 2>&1 || printf '%s ' "${entry#*:}"
   done
   [ -e /etc/ssl/certs/ca-certificates.crt ] || printf '%s ' ca-certificates
+  # `python3 -m venv` (./build.sh creates .venv with it) needs ensurepip, which Debian ships apart.
+  if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    printf '%s ' python3-venv
+  fi
 }
 
 packages=$(missing_packages)
