@@ -2,7 +2,8 @@
 # Build dist/kubectl-debugx (a shiv zipapp) and the krew archive; `./build.sh test` also runs every check.
 #   ./build.sh         build: dist/kubectl-debugx, dist/kubectl-debugx-VERSION.tar.gz (krew archive),
 #                      dist/debugx.yaml (krew manifest with its sha256), dist/kubectl_complete-debugx
-#   ./build.sh test    build, then ruff, mypy and the whole pytest suite (unit + e2e) on the built executable
+#   ./build.sh test    build, then ruff, mypy, lint-imports and the whole pytest suite (unit + e2e) on the built
+#                      executable
 #   ./build.sh demo    build, start the test cluster, run capture, trace and nodelogs on an nginx pod (root)
 # Environment: SOURCE_DATE_EPOCH (default: last commit time) makes every artefact byte-for-byte reproducible;
 # DEBUGX_REPO_URL sets the homepage and release download base written into the krew manifest.
@@ -110,6 +111,8 @@ if [ "${1:-}" = "test" ]; then
   shift
   .venv/bin/ruff check kubectl_debugx tests bench packaging
   .venv/bin/mypy
+  # The layers of README "Layout" (pyproject.toml [tool.importlinter]); ruff's TID251 keeps kubernetes in kube/.
+  .venv/bin/lint-imports --no-cache
   export DEBUGX_EXECUTABLE="$PWD/dist/kubectl-debugx"
   .venv/bin/pytest "$@"
 fi
