@@ -4,6 +4,7 @@ import pytest
 
 from kubectl_debugx.commands.capture import CaptureOptions, TcpdumpTalk, count_lines, tcpdump_argv, validate
 from kubectl_debugx.errors import Forbidden, UsageError
+from tests.unit.fakekube import UnusedKube
 
 
 def test_tcpdump_argv_defaults():
@@ -74,7 +75,7 @@ def test_tcpdump_talk_error_line():
     assert (talk.listening, talk.error_line()) == (False, "tcpdump: can't parse filter expression: syntax error")
 
 
-class AdmissionKube:
+class AdmissionKube(UnusedKube):
     """Answers dry runs like a namespace at `level` would, and counts node lookups."""
 
     def __init__(self, level: str, runtime: str = "containerd://1.7.0") -> None:
@@ -107,7 +108,7 @@ def choose(kube, profile="auto"):
     from kubectl_debugx.commands.capture import choose_profile
     from kubectl_debugx.remote.ephemeral import Target
 
-    chosen, container, _notes = choose_profile(kube, Target("ns", POD, "app"),  # type: ignore[arg-type]
+    chosen, container, _notes = choose_profile(kube, Target("ns", POD, "app"),
                                                CaptureOptions(pod="web", image="img", profile=profile), "debugx-b")
     return chosen, container.get("securityContext")
 

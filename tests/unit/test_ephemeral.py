@@ -7,6 +7,7 @@ import pytest
 from kubectl_debugx.errors import NotReady
 from kubectl_debugx.kube.client import api_error
 from kubectl_debugx.remote import ephemeral
+from tests.unit.fakekube import UnusedKube
 
 
 def pod_with(state: dict) -> dict:
@@ -14,7 +15,7 @@ def pod_with(state: dict) -> dict:
             "status": {"ephemeralContainerStatuses": [{"name": "debugx-b", "state": state}]}}
 
 
-class NoWatchKube:
+class NoWatchKube(UnusedKube):
     """A user who may get pods but not watch them."""
 
     def __init__(self, states: list[dict]) -> None:
@@ -33,7 +34,7 @@ class NoWatchKube:
 def test_polls_when_watch_is_forbidden(monkeypatch):
     monkeypatch.setattr(ephemeral.time, "sleep", lambda _s: None)
     kube = NoWatchKube([{"waiting": {"reason": "ContainerCreating"}}, {"running": {"startedAt": "x"}}])
-    ephemeral.wait_running(kube, "ns", pod_with({}), "debugx-b", "img")  # type: ignore[arg-type]
+    ephemeral.wait_running(kube, "ns", pod_with({}), "debugx-b", "img")
     assert kube.gets == 2
 
 
@@ -51,5 +52,5 @@ def test_polls_when_watch_is_forbidden(monkeypatch):
 def test_states_that_will_not_clear_end_the_wait(monkeypatch, state, message):
     monkeypatch.setattr(ephemeral.time, "sleep", lambda _s: None)
     with pytest.raises(NotReady) as e:
-        ephemeral.wait_running(NoWatchKube([state]), "ns", pod_with({}), "debugx-b", "img")  # type: ignore[arg-type]
+        ephemeral.wait_running(NoWatchKube([state]), "ns", pod_with({}), "debugx-b", "img")
     assert str(e.value) == message

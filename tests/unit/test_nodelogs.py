@@ -9,6 +9,7 @@ import contextlib
 import gzip
 import json
 import signal
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from email.utils import formatdate
 from pathlib import Path
@@ -39,6 +40,7 @@ from kubectl_debugx.formats.crilog import DecodeReport, FileReport, Instance, Sk
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
 from kubectl_debugx.kube.client import ApiError, api_error
 from kubectl_debugx.talk import Talk
+from tests.unit.fakekube import UnusedKube
 
 UID = "484712bf-52da-42ea-9517-ffefec800273"
 POD_DIR = f"rec_nginx_{UID}"
@@ -433,7 +435,7 @@ class FakeResponse:
         self.released = True
 
 
-class FakeKube:
+class FakeKube(UnusedKube):
     """The calls nodelogs makes, answered from a dict tree standing for the node's /var/log/pods."""
 
     def __init__(self, tree: dict, pod: dict | None = None, allowed: dict | None = None) -> None:
@@ -501,7 +503,7 @@ def opts_for(tmp_path: Path, **overrides: Any) -> NodeLogsOptions:
 def test_run_through_the_proxy_copies_byte_for_byte_and_decodes(tmp_path, capsys):
     kube = FakeKube(node_tree(), make_pod())
     talk = Talk(json_summary=True)
-    assert nodelogs.run(kube, opts_for(tmp_path, all_containers=True), talk) == ExitCode.OK  # type: ignore[arg-type]
+    assert nodelogs.run(kube, opts_for(tmp_path, all_containers=True), talk) == ExitCode.OK
     out = tmp_path / "out"
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert files == [
@@ -543,7 +545,7 @@ def test_run_through_the_proxy_copies_byte_for_byte_and_decodes(tmp_path, capsys
 def test_run_raw_counts_lines_without_decoding(tmp_path):
     kube = FakeKube(node_tree(), make_pod())
     talk = Talk(quiet=True)
-    nodelogs.run(kube, opts_for(tmp_path, raw=True, container="nginx"), talk)  # type: ignore[arg-type]
+    nodelogs.run(kube, opts_for(tmp_path, raw=True, container="nginx"), talk)
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["vm"]
     assert [i["lines"] for i in talk.summary["containers"][0]["instances"]] == [3, 1]
@@ -554,7 +556,7 @@ def test_run_since_filters_decoded_lines(tmp_path):
     kube = FakeKube(node_tree(), make_pod())
     talk = Talk(quiet=True)
     since = datetime(2026, 11, 27, 7, 19, 31, tzinfo=timezone.utc)
-    nodelogs.run(kube, opts_for(tmp_path, since_time=since), talk)  # type: ignore[arg-type]
+    nodelogs.run(kube, opts_for(tmp_path, since_time=since), talk)
     assert (tmp_path / "out" / "nginx_0.txt").read_text() == "2026-11-27T07:19:31.1Z [stderr] oops\n"
     assert talk.summary["containers"][0]["instances"][0]["beforeSince"] == 2
 
@@ -562,7 +564,7 @@ def test_run_since_filters_decoded_lines(tmp_path):
 def test_run_finds_the_directory_of_a_gone_pod(tmp_path):
     kube = FakeKube(node_tree(), pod=None)
     talk = Talk(quiet=True)
-    nodelogs.run(kube, opts_for(tmp_path, node="vm"), talk)  # type: ignore[arg-type]
+    nodelogs.run(kube, opts_for(tmp_path, node="vm"), talk)
     assert talk.summary["uid"] == UID
     assert [c["name"] for c in talk.summary["containers"]] == ["nginx", "side"]
 
@@ -570,7 +572,7 @@ def test_run_finds_the_directory_of_a_gone_pod(tmp_path):
 def test_run_without_a_log_directory_says_what_it_looked_for_and_leaves_nothing(tmp_path):
     kube = FakeKube({"x": {}}, make_pod())
     with pytest.raises(NotFound) as e:
-        nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))  # type: ignore[arg-type]
+        nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))
     assert str(e.value) == (f"no log directory for pod rec/nginx on node vm (the node proxy of vm): looked for "
                             f"/var/log/pods/{POD_DIR}/")
     assert e.value.code == ExitCode.NOT_FOUND
@@ -580,7 +582,7 @@ def test_run_without_a_log_directory_says_what_it_looked_for_and_leaves_nothing(
 def test_run_for_a_container_without_a_directory(tmp_path):
     kube = FakeKube(node_tree(), make_pod())
     with pytest.raises(NotFound) as e:
-        nodelogs.run(kube, opts_for(tmp_path, container="init"), Talk(quiet=True))  # type: ignore[arg-type]
+        nodelogs.run(kube, opts_for(tmp_path, container="init"), Talk(quiet=True))
     assert str(e.value) == (f"no log files for container(s) init on node vm (the node proxy of vm): looked for "
                             f"/var/log/pods/{POD_DIR}/init/")
     assert not (tmp_path / "out").exists()
@@ -591,7 +593,7 @@ def test_run_search_with_several_incarnations_asks_for_uid(tmp_path):
     tree["rec_nginx_second"] = {"nginx": {"0.log": b""}}
     kube = FakeKube(tree, pod=None)
     with pytest.raises(UsageError) as e:
-        nodelogs.run(kube, opts_for(tmp_path, node="vm"), Talk(quiet=True))  # type: ignore[arg-type]
+        nodelogs.run(kube, opts_for(tmp_path, node="vm"), Talk(quiet=True))
     assert str(e.value) == (f"several log directories of pod rec/nginx on node vm (the node proxy of vm) "
                             f"(UIDs {UID}, second); choose one with --uid")
 
@@ -599,7 +601,7 @@ def test_run_search_with_several_incarnations_asks_for_uid(tmp_path):
 def test_run_unknown_node(tmp_path):
     kube = FakeKube(node_tree(), pod=None)
     with pytest.raises(NotFound, match='^node "nosuch" not found$'):
-        nodelogs.run(kube, opts_for(tmp_path, node="nosuch"), Talk(quiet=True))  # type: ignore[arg-type]
+        nodelogs.run(kube, opts_for(tmp_path, node="nosuch"), Talk(quiet=True))
 
 
 def test_proxy_refusal_names_the_permission():
@@ -609,7 +611,7 @@ def test_proxy_refusal_names_the_permission():
                                              'resource "nodes/proxy" in API group "" at the cluster scope'}))
 
     with pytest.raises(Forbidden) as e:
-        nodefetch.ProxySource(Refusing({}), "vm").list_dir()  # type: ignore[arg-type]
+        nodefetch.ProxySource(Refusing({}), "vm").list_dir()
     assert str(e.value) == ('nodes "vm" is forbidden: User "u" cannot get resource "nodes/proxy" in API group "" '
                             "at the cluster scope (--via proxy needs get on nodes/proxy; --via pod reads the "
                             "files from a node pod instead)")
@@ -630,7 +632,7 @@ def test_proxy_fetch_skips_files_rotated_away_and_picks_up_new_ones(tmp_path):
             return super().node_proxy_get(node, path, read_timeout)
 
     kube = Rotating({"p": {"c": {"0.log": b"live", "0.log.20261127-071950": b"old"}}})
-    report = nodefetch.ProxySource(kube, "vm").fetch(tmp_path, "p", ["c"])  # type: ignore[arg-type]
+    report = nodefetch.ProxySource(kube, "vm").fetch(tmp_path, "p", ["c"])
     assert report == ExtractReport(
         (ExtractedFile("p/c/0.log", 4), ExtractedFile("p/c/0.log.20261127-071950.gz", 4)),
         ("p/c",),
@@ -650,7 +652,7 @@ class PodKube(FakeKube):
         self.delete_error = delete_error
         self.gone = gone
 
-    def create_pod(self, namespace: str, pod: dict, dry_run: bool = False) -> dict:
+    def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict:
         self.calls.append(("create", namespace, pod["metadata"]["name"], dry_run))
         created = json.loads(json.dumps(pod))
         created["metadata"].update(uid="node-pod-uid", resourceVersion="1")
@@ -691,7 +693,7 @@ def lifecycle(kube: PodKube) -> list[tuple]:
 def test_node_pod_session_deletes_and_confirms_after_success():
     kube = PodKube([running_event()])
     said: list[str] = []
-    with nodefetch.node_pod_session(kube, SPEC, 5, said.append, said.append) as source:  # type: ignore[arg-type]
+    with nodefetch.node_pod_session(kube, SPEC, 5, said.append, said.append) as source:
         assert source.where() == "node pod kube-system/debugx-nodelogs-abcde"
     assert lifecycle(kube) == [
         ("create", "kube-system", "debugx-nodelogs-abcde", False),
@@ -712,7 +714,7 @@ def test_node_pod_session_deletes_and_confirms_after_success():
 def test_node_pod_session_deletes_on_every_way_out(failure):
     kube = PodKube([running_event()])
     with pytest.raises(type(failure)), \
-            nodefetch.node_pod_session(kube, SPEC, 5, print, print):  # type: ignore[arg-type]
+            nodefetch.node_pod_session(kube, SPEC, 5, print, print):
         raise failure
     assert [c[0] for c in lifecycle(kube)] == ["create", "delete", "wait_gone"]
 
@@ -723,7 +725,7 @@ def test_node_pod_that_never_starts_is_deleted_with_one_clear_error():
         {"name": "debugger", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}}}]}
     kube = PodKube([("MODIFIED", stuck)])
     with pytest.raises(NotReady) as e, \
-            nodefetch.node_pod_session(kube, SPEC, 5, print, print):  # type: ignore[arg-type]
+            nodefetch.node_pod_session(kube, SPEC, 5, print, print):
         pass
     assert str(e.value) == 'node pod debugx-nodelogs-abcde cannot start: image "img": ImagePullBackOff: Back-off'
     assert [c[0] for c in lifecycle(kube)] == ["create", "delete", "wait_gone"]
@@ -735,7 +737,7 @@ def test_node_pod_deadline_passes():
         {"name": "debugger", "state": {"waiting": {"reason": "ContainerCreating"}}}]}
     kube = PodKube([("MODIFIED", pending)])
     with pytest.raises(NotReady) as e, \
-            nodefetch.node_pod_session(kube, SPEC, 7, print, print):  # type: ignore[arg-type]
+            nodefetch.node_pod_session(kube, SPEC, 7, print, print):
         pass
     assert str(e.value) == ("node pod kube-system/debugx-nodelogs-abcde did not start on node vm within 7s "
                             "(last state: ContainerCreating); is the node Ready and the image pullable?")
@@ -745,7 +747,7 @@ def test_failed_deletion_tells_the_exact_command():
     refused = api_error(403, json.dumps({"message": "pods is forbidden"}))
     kube = PodKube([running_event()], delete_error=refused)
     warned: list[str] = []
-    with nodefetch.node_pod_session(kube, SPEC, 5, print, warned.append):  # type: ignore[arg-type]
+    with nodefetch.node_pod_session(kube, SPEC, 5, print, warned.append):
         pass
     assert warned == ["could not delete node pod kube-system/debugx-nodelogs-abcde: pods is forbidden; delete it "
                       "with: kubectl delete pod -n kube-system debugx-nodelogs-abcde"]
@@ -754,7 +756,7 @@ def test_failed_deletion_tells_the_exact_command():
 def test_deletion_not_confirmed_tells_the_exact_command():
     kube = PodKube([running_event()], gone=False)
     warned: list[str] = []
-    with nodefetch.node_pod_session(kube, SPEC, 5, print, warned.append):  # type: ignore[arg-type]
+    with nodefetch.node_pod_session(kube, SPEC, 5, print, warned.append):
         pass
     assert warned == ["node pod kube-system/debugx-nodelogs-abcde still exists 60s after its deletion; delete it "
                       "with: kubectl delete pod -n kube-system debugx-nodelogs-abcde"]
@@ -762,7 +764,7 @@ def test_deletion_not_confirmed_tells_the_exact_command():
 
 def test_preflight_pod_security_refusal_names_the_alternatives():
     class Baseline(PodKube):
-        def create_pod(self, namespace: str, pod: dict, dry_run: bool = False) -> dict:
+        def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict:
             self.calls.append(("create", namespace, pod["metadata"]["name"], dry_run))
             raise api_error(403, json.dumps({"message": (
                 'pods "debugx-nodelogs-abcde" is forbidden: violates PodSecurity "baseline:latest": '
@@ -770,7 +772,7 @@ def test_preflight_pod_security_refusal_names_the_alternatives():
 
     kube = Baseline([])
     with pytest.raises(Forbidden) as e:
-        nodefetch.preflight(kube, SPEC, "rec")  # type: ignore[arg-type]
+        nodefetch.preflight(kube, SPEC, "rec")
     assert str(e.value) == (
         'Pod Security in namespace rec refuses the node pod, which mounts host directories (violates PodSecurity '
         '"baseline:latest": hostPath volumes (volume "pod-logs")); nothing was created. Use --pod-namespace with '
@@ -788,7 +790,7 @@ def test_preflight_rbac_refusal(denied, what):
     kube = PodKube([])
     kube.allowed = {denied: False}
     with pytest.raises(Forbidden) as e:
-        nodefetch.preflight(kube, SPEC, "rec")  # type: ignore[arg-type]
+        nodefetch.preflight(kube, SPEC, "rec")
     assert str(e.value) == (f"you may not {what} in namespace rec, which the node pod needs (create pods, get "
                             "pods/exec, delete pods); nothing was created. Use --pod-namespace with a namespace "
                             "where you may, or --via proxy")
@@ -802,7 +804,7 @@ def test_run_interrupted_before_any_file_leaves_nothing(tmp_path):
 
     kube = Interrupting(node_tree(), make_pod())
     with pytest.raises(Interrupted) as e:
-        nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))  # type: ignore[arg-type]
+        nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))
     assert str(e.value) == "stopped by SIGTERM; nothing was written"
     assert e.value.code == ExitCode.TERMINATED
     assert not (tmp_path / "out").exists()
@@ -812,12 +814,12 @@ def test_auto_falls_back_to_the_node_pod_when_proxy_is_not_allowed(tmp_path):
     kube = FakeKube(node_tree(), make_pod(), allowed={("get", "nodes", "proxy"): False})
     said: list[str] = []
     talk = Talk()
-    talk.say = said.append  # type: ignore[method-assign]
+    talk.say = said.append  # type: ignore[assignment]
     target = nodelogs.target_from("rec", "nginx", make_pod(), None, None)
-    assert nodelogs.choose_via(kube, opts_for(tmp_path, via="auto"), target, talk) == "pod"  # type: ignore[arg-type]
+    assert nodelogs.choose_via(kube, opts_for(tmp_path, via="auto"), target, talk) == "pod"
     assert said == ["Not allowed to get nodes/proxy: reading the files through a node pod"]
     kube.allowed = {}
-    assert nodelogs.choose_via(kube, opts_for(tmp_path, via="auto"), target, talk) == "proxy"  # type: ignore[arg-type]
+    assert nodelogs.choose_via(kube, opts_for(tmp_path, via="auto"), target, talk) == "proxy"
 
 
 def test_decode_report_shape_is_what_the_summary_reads(tmp_path):
@@ -831,7 +833,7 @@ def test_decode_report_shape_is_what_the_summary_reads(tmp_path):
     extract = ExtractReport((ExtractedFile(f"{POD_DIR}/nginx/0.log", 2048),), (), ())  # relative to vm/
     said: list[str] = []
     talk = Talk(json_summary=True)
-    talk.say = said.append  # type: ignore[method-assign]
+    talk.say = said.append  # type: ignore[assignment]
     target = nodelogs.target_from("rec", "nginx", make_pod(), None, None)
     since = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
     nodelogs.summary(talk, opts_for(tmp_path), target, UID, "proxy", "", extract, results, [], since)
@@ -924,7 +926,7 @@ class ScriptedPodSource(nodefetch.PodSource):
     """A PodSource whose exec answers come from a table keyed by the command's first word."""
 
     def __init__(self, answers: dict[str, FakeConn]) -> None:
-        super().__init__(None, "kube-system", "debugx-nodelogs-abcde",  # type: ignore[arg-type]
+        super().__init__(UnusedKube(), "kube-system", "debugx-nodelogs-abcde",
                          nodefetch.NodePodRecord("kube-system", "debugx-nodelogs-abcde"))
         self.answers = answers
         self.commands: list[list[str]] = []
@@ -1034,7 +1036,7 @@ def test_an_error_after_some_files_says_where_they_are(tmp_path):
 
     kube = Cut(node_tree(), make_pod())
     with pytest.raises(nodelogs.DebugxError) as e:
-        nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))  # type: ignore[arg-type]
+        nodelogs.run(kube, opts_for(tmp_path), Talk(quiet=True))
     assert str(e.value) == f"error trying to reach service: EOF; the 2 files copied so far are in {tmp_path / 'out'}"
     assert e.value.code == ExitCode.NOT_READY
 
@@ -1043,12 +1045,12 @@ def test_a_pod_the_server_refused_to_create_is_not_deleted():
     """A 409 means a pod of that name exists and is not ours: deleting it would harm someone else."""
 
     class Refusing(PodKube):
-        def create_pod(self, namespace: str, pod: dict, dry_run: bool = False) -> dict:
+        def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict:
             self.calls.append(("create", namespace, pod["metadata"]["name"], dry_run))
             raise api_error(409, json.dumps({"message": 'pods "x" already exists', "reason": "AlreadyExists"}))
 
     kube = Refusing([running_event()])
     with pytest.raises(DebugxError), \
-            nodefetch.node_pod_session(kube, SPEC, 5, print, print):  # type: ignore[arg-type]
+            nodefetch.node_pod_session(kube, SPEC, 5, print, print):
         pass
     assert [c[0] for c in lifecycle(kube)] == ["create"]

@@ -20,6 +20,7 @@ from kubectl_debugx.kube.client import ApiError
 from kubectl_debugx.remote import ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
+from tests.unit.fakekube import UnusedKube
 
 MASTER_ID = "a" * 64
 SIDECAR_ID = "b" * 64
@@ -408,7 +409,7 @@ def test_ptrace_scope_3():
 # --- the workflow before anything is created -------------------------------------------------------------
 
 
-class FakeKube:
+class FakeKube(UnusedKube):
     namespace = "shop"
 
     def __init__(self, pod_obj, refuse=None):
@@ -434,7 +435,7 @@ PSA_MESSAGE = ('pods "web" is forbidden: violates PodSecurity "baseline:latest":
 def test_preflight_refusal_explains_and_creates_nothing():
     kube = FakeKube(pod(), ApiError(PSA_MESSAGE, 403, {"reason": "Forbidden"}))
     with pytest.raises(Forbidden) as err:
-        trace_mod.run(kube, TraceOptions(pod="web"), Talk(quiet=True))  # type: ignore[arg-type]
+        trace_mod.run(kube, TraceOptions(pod="web"), Talk(quiet=True))
     assert str(err.value) == (
         'Pod Security refuses the debug container with profile general: violates PodSecurity "baseline:latest": '
         'non-default capabilities (container "debugx-abcde" must not include "SYS_PTRACE" in '
@@ -457,7 +458,7 @@ def test_process_not_found_before_anything_is_created(monkeypatch):
 
     monkeypatch.setattr(trace_mod, "_probe", probe)
     with pytest.raises(NotFound, match=r"matches --process 'redis'; its processes \(PID COMMAND\): 1 nginx$"):
-        trace_mod.run(kube, TraceOptions(pod="web", process="redis"), Talk(quiet=True))  # type: ignore[arg-type]
+        trace_mod.run(kube, TraceOptions(pod="web", process="redis"), Talk(quiet=True))
     assert seen == ["nginx"]
     assert [dry for _, dry in kube.patches] == [True]
 
@@ -466,7 +467,7 @@ def test_ptrace_scope_3_stops_before_anything_is_created(monkeypatch):
     kube = FakeKube(pod())
     monkeypatch.setattr(trace_mod, "_probe", lambda *a: Probe(self_pid=5, ptrace_scope=3))
     with pytest.raises(RemoteFailed, match="ptrace_scope is 3"):
-        trace_mod.run(kube, TraceOptions(pod="web"), Talk(quiet=True))  # type: ignore[arg-type]
+        trace_mod.run(kube, TraceOptions(pod="web"), Talk(quiet=True))
     assert [dry for _, dry in kube.patches] == [True]
 
 
@@ -502,7 +503,7 @@ def test_strace_missing_in_the_image(monkeypatch):
     probes = {"nginx": None, "debug": Probe(self_pid=9, ptrace_scope=0, strace="", procs=(MASTER,))}
     monkeypatch.setattr(trace_mod, "_probe", lambda k, t, c: probes["nginx" if c == "nginx" else "debug"])
     with pytest.raises(RemoteFailed) as err:
-        trace_mod.run(kube, TraceOptions(pod="web", image="busybox:1.36"), Talk(quiet=True))  # type: ignore[arg-type]
+        trace_mod.run(kube, TraceOptions(pod="web", image="busybox:1.36"), Talk(quiet=True))
     assert str(err.value) == "strace is not in image busybox:1.36: choose an image that has it with --image"
     assert [dry for _, dry in kube.patches] == [True, False]
 

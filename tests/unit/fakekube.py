@@ -1,0 +1,66 @@
+"""The base of the tests' fake clusters: a KubeApi whose every call fails the test unless a fake answers it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any, NoReturn
+
+from kubectl_debugx.kube.client import ExecConnection
+
+
+def _unexpected(call: str) -> NoReturn:
+    raise AssertionError(f"unexpected API call: {call}")
+
+
+class UnusedKube:
+    """Conforms to kubectl_debugx.kube.client.KubeApi; subclasses override the calls their test expects."""
+
+    namespace: str = "default"
+
+    def version(self) -> dict[str, Any]:
+        _unexpected("version")
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        _unexpected("get_pod")
+
+    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        _unexpected("list_pods")
+
+    def get_node(self, name: str) -> dict[str, Any]:
+        _unexpected("get_node")
+
+    def add_ephemeral_container(
+        self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]:
+        _unexpected("add_ephemeral_container")
+
+    def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        _unexpected("create_pod")
+
+    def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]:
+        _unexpected("delete_pod")
+
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None:
+        _unexpected("can_i")
+
+    def watch_pod(
+        self, namespace: str, name: str, resource_version: str, deadline: float
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        _unexpected("watch_pod")
+
+    def open_exec(
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
+    ) -> ExecConnection:
+        _unexpected("open_exec")
+
+    def exec_connection(
+        self, namespace: str, pod: str, container: str, command: list[str]
+    ) -> AbstractContextManager[ExecConnection]:
+        _unexpected("exec_connection")
+
+    def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> Any:
+        _unexpected("node_proxy_get")
+
+    def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool:
+        _unexpected("wait_pod_gone")
