@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_debugx.errors import ExitCode, Forbidden, RemoteFailed, UsageError
+from kubectl_debugx.errors import Forbidden, RemoteFailed, UsageError
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
 from kubectl_debugx.kube.client import ApiError, KubeApi
-from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.kube.pods import is_pod_security, short_psa
+from kubectl_debugx.remote import ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
-from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
+from kubectl_debugx.remote.streamrun import ToolStderr
 from kubectl_debugx.talk import Talk
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
@@ -140,52 +140,37 @@ class PcapOutput:
             self._batch.clear()
 
 
-def _admission_hint(profile: str) -> str:
-    return ("capturing needs NET_RAW; use a namespace whose Pod Security level admits it "
-            "(baseline on containerd/docker, or privileged), or --profile/--custom with what it admits")
+ADMISSION_HINT = ("capturing needs NET_RAW; use a namespace whose Pod Security level admits it "
+                  "(baseline on containerd/docker, or privileged), or --profile/--custom with what it admits")
 
 
-def choose_profile(
-    kube: KubeApi, target: Target, opts: CaptureOptions, name: str
-) -> tuple[str, dict[str, Any], list[str]]:
+def choose_profile(kube: KubeApi, target: Target, opts: CaptureOptions) -> session.Candidate:
     """The least-privilege profile that the namespace admits and that can capture."""
 
-    def admitted(profile: str) -> tuple[dict[str, Any], list[str], ApiError | None]:
-        """The container for `profile`, its notes, and the API server's refusal of it (a dry run), if any;
-        a matching running container will be reused, so it needs no admission."""
-        container, notes = ephemeral.build_container(target, name, opts.image, profile, opts.custom, opts.ttl)
-        if specs.reusable_container(target.pod, container, _min_life(opts), time.time()):
-            return container, notes, None
-        return container, notes, ephemeral.admission_error(kube, target, container)
+    def candidate(profile: str) -> session.Candidate:
+        return session.candidate(kube, target, profile, opts.image, opts.custom, opts.ttl, opts.duration)
 
-    first = "netadmin" if opts.profile == "auto" else opts.profile
-    container, notes, refusal = admitted(first)
-    if refusal is None:
-        return first, container, notes
-    if opts.profile != "auto" or not ephemeral.is_pod_security(refusal):
-        raise _refused(refusal, first)
+    first = candidate("netadmin" if opts.profile == "auto" else opts.profile)
+    if first.refusal is None:
+        return first
+    if opts.profile != "auto" or not is_pod_security(first.refusal):
+        raise session.refused(first.refusal, first.profile, ADMISSION_HINT)
     # Added capabilities are refused. Only now does the runtime matter: does it grant NET_RAW unasked?
     runtime = _node_runtime(kube, target)
-    if runtime not in ("containerd", "docker", ""):
+    if not profiles.grants_by_default(runtime, "NET_RAW"):
         raise Forbidden(f"Pod Security refuses added capabilities in namespace {target.namespace} and the "
                         f"node's runtime ({runtime}) does not grant NET_RAW by default; nothing was created. "
                         "Use a namespace whose Pod Security level is privileged")
-    container, notes, refusal = admitted("baseline")
-    if refusal is None:
-        notes.append("Pod Security refuses added capabilities here; relying on the NET_RAW that "
-                     f"{runtime or 'the container runtime (assumed containerd)'} grants by default")
-        return "baseline", container, notes
-    if not ephemeral.is_pod_security(refusal):
-        raise _refused(refusal, "baseline")
+    second = candidate("baseline")
+    if second.refusal is None:
+        second.notes.append("Pod Security refuses added capabilities here; relying on the NET_RAW that "
+                            f"{runtime or 'the container runtime (assumed containerd)'} grants by default")
+        return second
+    if not is_pod_security(second.refusal):
+        raise session.refused(second.refusal, "baseline", ADMISSION_HINT)
     raise Forbidden(f"Pod Security refuses every profile that can capture in namespace {target.namespace} "
-                    f"({ephemeral.short_psa(refusal.args[0])}); nothing was created. Capturing needs NET_RAW: "
-                    "use a namespace whose Pod Security level is baseline or privileged")
-
-
-def _refused(error: ApiError, profile: str) -> Exception:
-    if error.status == 422:
-        return UsageError(f"the API server rejects the debug container: {error.args[0]}")
-    return ephemeral.explain_forbidden(error, profile, _admission_hint(profile) + "; nothing was created")
+                    f"({short_psa(second.refusal.args[0])}); nothing was created. Capturing needs "
+                    "NET_RAW: use a namespace whose Pod Security level is baseline or privileged")
 
 
 def _node_runtime(kube: KubeApi, target: Target) -> str:
@@ -199,70 +184,38 @@ def _node_runtime(kube: KubeApi, target: Target) -> str:
     return profiles.runtime_name(info.get("containerRuntimeVersion", ""))
 
 
-def _min_life(opts: CaptureOptions) -> float:
-    return (opts.duration or 60.0) + 30.0
-
-
 def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
-    name = specs.debug_container_name(target.pod)
-    profile, container, notes = choose_profile(kube, target, opts, name)
+    chosen = choose_profile(kube, target, opts)
     if opts.dry_run:
-        import yaml
-
-        talk.out(yaml.safe_dump(container, sort_keys=False))
-        talk.say(f"Dry run: profile {profile}; ephemeral container not added to pod {target.pod_name}")
-        return ExitCode.OK
-    talk.say(f"Using profile {profile}")
-    for note in notes:
-        talk.say(f"Note: {note}")
-    ec, _ = ephemeral.ensure_running(kube, target, container, _min_life(opts), talk.say)
-    return _capture(kube, target, ec, opts, profile, talk)
+        return session.dry_run(talk, chosen, target.pod_name)
+    ec = session.start(kube, target, chosen, opts.duration, talk)
+    return _capture(kube, target, ec, opts, chosen.profile, talk)
 
 
 def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
-    run_id = specs.random_suffix(10)
     output = PcapOutput(opts.output, opts.max_size)
     sink, framer = output.sink, output.framer
     tcpdump = TcpdumpTalk(talk.say)
-    state = StopState()
-
-
-    def stop_remote(signal: str) -> None:
-        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, signal)
-
-    command = specs.pid_recording_command(run_id, tcpdump_argv(opts))
-    started = time.monotonic()
-    deadline = started + opts.duration if opts.duration else None
     talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "
              f"(container {target.container}) into {sink.display}; Ctrl-C to stop")
     try:
-        with catch_stop_signals(state), kube.exec_connection(
-            target.namespace, target.pod_name, ec, command
-        ) as conn:
-            outcome = run_until_stopped(
-                conn, output.feed, tcpdump.feed, stop_remote, deadline,
-                lambda: framer.limit_reached or output.pipe_closed, state, talk.say, on_batch_end=output.flush,
-                grace=STOP_GRACE,
-                grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {STOP_GRACE:g}s; "
-                           "Ctrl-C again to stop now)",
-            )
+        ran = session.run_tool(
+            kube, target, ec, TOOL, tcpdump_argv(opts), on_stdout=output.feed, stderr=tcpdump,
+            duration=opts.duration, limit_reached=lambda: framer.limit_reached or output.pipe_closed, talk=talk,
+            close=sink.close, on_batch_end=output.flush, grace=STOP_GRACE,
+            grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {STOP_GRACE:g}s; "
+                       "Ctrl-C again to stop now)",
+        )
     except PcapFormatError as e:
         raise RemoteFailed(f"tcpdump did not write pcap: {e}") from None
-    finally:
-        sink.close()
-        tcpdump.finish()
-        ephemeral.make_sure_stopped(kube, target, ec, run_id, TOOL, talk.warn)
-    elapsed = time.monotonic() - started
     if tcpdump.listening or sink.written:
-        _summary(talk, tcpdump, framer, sink, elapsed, profile, target, ec, opts.interface)
-    if outcome.cut:
-        raise RemoteFailed(f"{outcome.message}; {sink.display} holds the {framer.stats.records} whole "
-                           f"packets received before that")
-    if outcome.exit_code not in (0, None) or (outcome.exit_code is None and not state.reason):
-        said = tcpdump.error_line()
-        raise RemoteFailed(ephemeral.tool_failure(TOOL, outcome.exit_code, outcome.message, said, opts.image))
-    return state.exit_code
+        _summary(talk, tcpdump, framer, sink, ran.elapsed, profile, target, ec, opts.interface)
+    error = (session.cut_error(ran, sink.display, f"{framer.stats.records} whole packets")
+             or session.tool_error(ran, TOOL, tcpdump.error_line(), opts.image))
+    if error:
+        raise error
+    return ran.state.exit_code
 
 
 def count_lines(counts: Mapping[str, int], interface: str) -> tuple[str, str | None]:

@@ -10,12 +10,11 @@ messages stay on stderr (talk). Reopening /proc/self/fd/1 instead would fail for
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed, UsageError
+from kubectl_debugx.errors import DebugxError, NotFound, RemoteFailed, UsageError
 from kubectl_debugx.formats.traceprocs import (
     PROBE_COMMAND,
     Probe,
@@ -26,12 +25,12 @@ from kubectl_debugx.formats.traceprocs import (
     process_table,
     select_processes,
 )
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
-from kubectl_debugx.remote import ephemeral, profiles, specs
+from kubectl_debugx.remote import ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
-from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
+from kubectl_debugx.remote.streamrun import ToolStderr
 from kubectl_debugx.talk import Talk
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
@@ -163,15 +162,8 @@ def explain_eperm(container: Mapping[str, Any], pod: Mapping[str, Any], profile:
     return f"strace cannot attach to PID {listed}: Operation not permitted: " + "; ".join(causes)
 
 
-def _admission_hint() -> str:
-    return ("tracing needs CAP_SYS_PTRACE, which Pod Security admits only at level privileged: trace in a "
-            "namespace labelled pod-security.kubernetes.io/enforce=privileged (or without enforce label)")
-
-
-def _refused(error: ApiError, profile: str) -> DebugxError:
-    if error.status == 422:
-        return UsageError(f"the API server rejects the debug container: {error.args[0]}")
-    return ephemeral.explain_forbidden(error, profile, _admission_hint() + "; nothing was created")
+ADMISSION_HINT = ("tracing needs CAP_SYS_PTRACE, which Pod Security admits only at level privileged: trace in "
+                  "a namespace labelled pod-security.kubernetes.io/enforce=privileged (or without enforce label)")
 
 
 # --- strace's stderr ------------------------------------------------------------------------------------
@@ -224,19 +216,11 @@ def _pid_in(line: str) -> int:
 # --- the workflow ------------------------------------------------------------------------------------
 
 
-def _min_life(opts: TraceOptions) -> float:
-    return (opts.duration or 60.0) + 30.0
-
-
 def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
-    profile = profile_of(opts)
-    name = specs.debug_container_name(target.pod)
-    container, notes = ephemeral.build_container(target, name, opts.image, profile, opts.custom, opts.ttl)
-    if not specs.reusable_container(target.pod, container, _min_life(opts), time.time()):
-        refusal = ephemeral.admission_error(kube, target, container)
-        if refusal is not None:
-            raise _refused(refusal, profile)
+    chosen = session.admitted(session.candidate(kube, target, profile_of(opts), opts.image, opts.custom, opts.ttl,
+                                                opts.duration), ADMISSION_HINT)
+    container, profile = chosen.container, chosen.profile
     ids = container_ids(target.pod)
     target_id = ids.get(target.container, "")
     others = [cid for n, cid in ids.items() if n != target.container]
@@ -251,24 +235,18 @@ def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
         selection = _select(early, True, target_id, others, opts, target, talk)
 
     if opts.dry_run:
-        import yaml
-
-        talk.out(yaml.safe_dump(container, sort_keys=False))
         would = (f"would trace {', '.join(p.label for p in selection.procs)}" if selection
                  else "the process is looked up once the debug container runs")
-        talk.say(f"Dry run: profile {profile}; {would}; ephemeral container not added to pod {target.pod_name}")
-        return ExitCode.OK
-    talk.say(f"Using profile {profile}")
-    for note in notes:
-        talk.say(f"Note: {note}")
+        return session.dry_run(talk, chosen, target.pod_name, would)
+    notes = []
     if not has_ptrace(container):
-        talk.say(f"Note: profile {profile} adds no CAP_SYS_PTRACE: strace can attach only to processes of its "
-                 "own user, and only where kernel.yama.ptrace_scope is 0")
+        notes.append(f"profile {profile} adds no CAP_SYS_PTRACE: strace can attach only to processes of its "
+                     "own user, and only where kernel.yama.ptrace_scope is 0")
     user, non_root = _effective_user(container, target.pod)
     if (user is not None and user != 0) or (user is None and non_root):
-        talk.say("Note: the debug container runs as a non-root user, so its capabilities are not effective: "
-                 "strace can attach only to processes of that same user")
-    ec, _ = ephemeral.ensure_running(kube, target, container, _min_life(opts), talk.say)
+        notes.append("the debug container runs as a non-root user, so its capabilities are not effective: "
+                     "strace can attach only to processes of that same user")
+    ec = session.start(kube, target, chosen, opts.duration, talk, notes)
 
     probe = _probe(kube, target, ec)
     if probe is None:
@@ -305,10 +283,8 @@ def _select(probe: Probe, inside_target: bool, target_id: str, others: list[str]
 
 def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any], opts: TraceOptions,
            profile: str, selection: Selection, scope: int | None, talk: Talk) -> int:
-    run_id = specs.random_suffix(10)
     sink = ByteSink(opts.output)
     strace = StraceTalk(talk.say)
-    state = StopState()
     lines = 0
     pipe_closed = False
 
@@ -323,40 +299,27 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
             return
         lines += bytes(data).count(b"\n")
 
-    def stop_remote(signal: str) -> None:
-        ephemeral.signal_tool(kube, target, ec, run_id, TOOL, signal)
-
-    command = specs.pid_recording_command(run_id, strace_argv(opts, selection.pids))
-    started = time.monotonic()
-    deadline = started + opts.duration if opts.duration else None
     talk.say(f"Tracing in pod {target.namespace}/{target.pod_name} (container {target.container}) into "
              f"{sink.display}; Ctrl-C to stop (the traced processes go on)")
-    try:
-        with catch_stop_signals(state), kube.exec_connection(
-            target.namespace, target.pod_name, ec, command
-        ) as conn:
-            outcome = run_until_stopped(
-                conn, on_stdout, strace.feed, stop_remote, deadline, lambda: pipe_closed, state, talk.say,
-            )
-    finally:
-        sink.close()
-        strace.finish()
-        ephemeral.make_sure_stopped(kube, target, ec, run_id, TOOL, talk.warn)
-    elapsed = time.monotonic() - started
+    ran = session.run_tool(kube, target, ec, TOOL, strace_argv(opts, selection.pids), on_stdout=on_stdout,
+                           stderr=strace, duration=opts.duration, limit_reached=lambda: pipe_closed, talk=talk,
+                           close=sink.close)
+    state, outcome = ran.state, ran.outcome
     ended = _STOPPED_BY.get(state.reason, state.reason) or (
         "the traced processes exiting" if outcome.exit_code == 0 and strace.attached else "")
-    _summary(talk, strace, selection, lines, sink, elapsed, profile, target, ec, ended)
-    if outcome.cut:
-        raise RemoteFailed(f"{outcome.message}; {sink.display} holds the {lines} lines received before that")
+    _summary(talk, strace, selection, lines, sink, ran.elapsed, profile, target, ec, ended)
+    cut = session.cut_error(ran, sink.display, f"{lines} lines")
+    if cut:
+        raise cut
     if strace.refused and not strace.attached:
         raise RemoteFailed(explain_eperm(container, target.pod, profile, scope, strace.refused))
     if strace.refused:
         talk.warn(explain_eperm(container, target.pod, profile, scope, strace.refused))
     if strace.vanished and not strace.attached:
         raise NotFound(f"PID {', '.join(map(str, strace.vanished))} exited before strace could attach")
-    if not state.reason and outcome.exit_code != 0:
-        said = strace.error_line()
-        raise RemoteFailed(ephemeral.tool_failure(TOOL, outcome.exit_code, outcome.message, said, opts.image))
+    failed = session.tool_error(ran, TOOL, strace.error_line(), opts.image)
+    if failed:
+        raise failed
     return state.exit_code
 
 

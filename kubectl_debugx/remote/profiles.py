@@ -38,6 +38,12 @@ RUNTIME_DEFAULT_CAPS = {
 }
 
 
+def grants_by_default(runtime: str, capability: str) -> bool:
+    """Whether containers of `runtime` get `capability` without asking; an unknown runtime ("": the node
+    could not be read) is taken as containerd, the runtime of most clusters."""
+    return capability in RUNTIME_DEFAULT_CAPS.get(runtime or "containerd", frozenset())
+
+
 def runtime_name(container_runtime_version: str) -> str:
     """`containerd://1.7.2` -> `containerd`; unknown or empty -> ``."""
     return container_runtime_version.split("://", 1)[0].lower() if container_runtime_version else ""

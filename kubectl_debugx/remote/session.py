@@ -1,0 +1,135 @@
+"""The one workflow of a tool run in a debug container, shared by capture and trace (and what comes next):
+
+    resolve the target -> choose the profile -> dry-run admission -> ensure the debug container
+    -> run the tool under the stop machinery -> summary
+
+Commands supply what differs: the profile rule, the tool's argv, its stderr reader, where stdout goes and the
+summary. Everything else -- how long the container must live, how a refusal is worded, what a dry run prints,
+how the tool is started, stopped and made sure to be gone, what counts as its failure -- is decided here.
+
+Signals follow one model (remote/streamrun.py): SIGINT/SIGTERM are noted, the tool is asked to stop, and the
+stream is drained to its end; the command then returns 130/143 (StopState.exit_code) like any other outcome.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kubectl_debugx.errors import DebugxError, RemoteFailed, UsageError
+from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.execstream import ExecOutcome
+from kubectl_debugx.remote import ephemeral, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
+from kubectl_debugx.talk import Talk
+
+
+def min_life(duration: float | None) -> float:
+    """How long a reused debug container must still live: the run (60 s when open-ended) plus a margin."""
+    return (duration or 60.0) + 30.0
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The debug container a profile gives, its notes, and the API server's refusal of it (None: admitted)."""
+
+    profile: str
+    container: dict[str, Any]
+    notes: list[str]
+    refusal: ApiError | None
+
+
+def candidate(kube: KubeApi, target: Target, profile: str, image: str, custom: Mapping[str, Any] | None,
+              ttl: int, duration: float | None) -> Candidate:
+    """The container for `profile`, checked by a dry run; a matching running container will be reused, so it
+    needs no admission."""
+    name = specs.debug_container_name(target.pod)
+    container, notes = ephemeral.build_container(target, name, image, profile, custom, ttl)
+    if specs.reusable_container(target.pod, container, min_life(duration), time.time()):
+        return Candidate(profile, container, notes, None)
+    return Candidate(profile, container, notes, ephemeral.admission_error(kube, target, container))
+
+
+def refused(error: ApiError, profile: str, hint: str) -> DebugxError:
+    """The one wording of a refused debug container: invalid (422), or Pod Security / RBAC with the hint."""
+    if error.status == 422:
+        return UsageError(f"the API server rejects the debug container: {error.args[0]}")
+    return ephemeral.explain_forbidden(error, profile, hint + "; nothing was created")
+
+
+def admitted(chosen: Candidate, hint: str) -> Candidate:
+    if chosen.refusal is not None:
+        raise refused(chosen.refusal, chosen.profile, hint)
+    return chosen
+
+
+def dry_run(talk: Talk, chosen: Candidate, pod_name: str, detail: str = "") -> int:
+    """Print the container that would be added (stdout, YAML) and say so; nothing is created."""
+    import yaml
+
+    talk.out(yaml.safe_dump(chosen.container, sort_keys=False))
+    detail = f"; {detail}" if detail else ""
+    talk.say(f"Dry run: profile {chosen.profile}{detail}; ephemeral container not added to pod {pod_name}")
+    return 0
+
+
+def start(kube: KubeApi, target: Target, chosen: Candidate, duration: float | None, talk: Talk,
+          extra_notes: Iterable[str] = ()) -> str:
+    """Say which profile and why, then add (or reuse) the debug container and wait until it runs."""
+    talk.say(f"Using profile {chosen.profile}")
+    for note in [*chosen.notes, *extra_notes]:
+        talk.say(f"Note: {note}")
+    ec, _ = ephemeral.ensure_running(kube, target, chosen.container, min_life(duration), talk.say)
+    return ec
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    outcome: ExecOutcome
+    state: StopState
+    elapsed: float
+
+
+def run_tool(
+    kube: KubeApi, target: Target, ec: str, tool: str, argv: list[str], *,
+    on_stdout: Callable[[memoryview], None], stderr: ToolStderr, duration: float | None,
+    limit_reached: Callable[[], bool], talk: Talk, close: Callable[[], None],
+    on_batch_end: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
+) -> ToolRun:
+    """Run `argv` by exec in the debug container until it ends or a stop condition, and whatever happens,
+    close the output and make sure the tool is no longer running."""
+    run_id = specs.random_suffix(10)
+    state = StopState()
+    command = specs.pid_recording_command(run_id, argv)
+    started = time.monotonic()
+    deadline = started + duration if duration else None
+
+    def stop_remote(signal: str) -> None:
+        ephemeral.signal_tool(kube, target, ec, run_id, tool, signal)
+
+    try:
+        with catch_stop_signals(state), kube.exec_connection(target.namespace, target.pod_name, ec, command) as conn:
+            outcome = run_until_stopped(conn, on_stdout, stderr.feed, stop_remote, deadline, limit_reached, state,
+                                        talk.say, on_batch_end=on_batch_end, grace=grace, grace_note=grace_note)
+    finally:
+        close()
+        stderr.finish()
+        ephemeral.make_sure_stopped(kube, target, ec, run_id, tool, talk.warn)
+    return ToolRun(outcome, state, time.monotonic() - started)
+
+
+def cut_error(run: ToolRun, output: str, what: str) -> RemoteFailed | None:
+    """The stream was cut: what the output holds is valid, and the error says how much."""
+    if run.outcome.cut:
+        return RemoteFailed(f"{run.outcome.message}; {output} holds the {what} received before that")
+    return None
+
+
+def tool_error(run: ToolRun, tool: str, said: str, image: str) -> RemoteFailed | None:
+    """The tool failed: it ended with a non-zero code (or none) without being asked to stop."""
+    if not run.state.reason and run.outcome.exit_code != 0:
+        return RemoteFailed(ephemeral.tool_failure(tool, run.outcome.exit_code, run.outcome.message, said, image))
+    return None
