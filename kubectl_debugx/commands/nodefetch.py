@@ -24,7 +24,6 @@ from __future__ import annotations
 import html
 import os
 import re
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -42,7 +41,13 @@ from kubectl_debugx.kube import pods
 from kubectl_debugx.kube.client import ApiError, KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, pump
 from kubectl_debugx.remote import profiles, specs
-from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals, stop_signal_handler
+from kubectl_debugx.remote.streamrun import (  # noqa: F401 - StopRequested, stop_signals_raise: nodelogs' run
+    StopRequested,
+    StopState,
+    catch_stop_signals,
+    raise_if_noted,
+    stop_signals_raise,
+)
 
 PODS_DIR = "/var/log/pods"
 DOCKER_DIR = "/var/lib/docker/containers"
@@ -378,25 +383,6 @@ def _node_pod_state(pod: Mapping[str, Any], image: str) -> str:
     return phase or "Pending"
 
 
-class StopRequested(BaseException):
-    """SIGINT or SIGTERM arrived: unwinds like KeyboardInterrupt, so every ``finally`` runs."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
-
-@contextmanager
-def stop_signals_raise() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`StopRequested` where the program is, also inside a blocking read."""
-
-    def handler(signum: int, _frame: Any) -> None:
-        raise StopRequested(signum)
-
-    with stop_signal_handler(handler):
-        yield
-
-
 @dataclass
 class NodePodRecord:
     """What happened to the node pod, for the summary."""
@@ -616,15 +602,13 @@ def pump_deferring_signals(
     state = StopState()
 
     def tick() -> None:
-        if state.signals:
-            raise StopRequested(state.signals[0])
+        raise_if_noted(state)
         if give_up():
             raise BrokenPipeError("the local end stopped reading")
 
     with catch_stop_signals(state):
         outcome = pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=0.1)
-    if state.signals:
-        raise StopRequested(state.signals[0])
+    raise_if_noted(state)
     return outcome
 
 

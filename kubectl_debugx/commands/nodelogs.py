@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -351,11 +350,10 @@ def run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk) -> int:
         with nodefetch.stop_signals_raise():
             return _run(kube, opts, talk, progress)
     except nodefetch.StopRequested as stop:
-        code = ExitCode.TERMINATED if stop.signum == signal.SIGTERM else ExitCode.INTERRUPTED
         _forget_empty(progress)
         copied = _count_files(progress.out) if progress.created else 0
         kept = f"; the {copied} files copied so far are in {progress.out}" if copied else "; nothing was written"
-        raise Interrupted(f"stopped by {stop}{kept}", code) from None
+        raise Interrupted(f"stopped by {stop}{kept}", stop.exit_code) from None
     except DebugxError as e:
         _forget_empty(progress)
         copied = _count_files(progress.out) if progress.created and progress.out.is_dir() else 0

@@ -6,6 +6,20 @@ tcpdump flushes and prints its counts and strace detaches, leaving the tracee ru
 A tool that holds data back for a while (tcpdump hands packets over up to 2 s late, see capture.py) gets a
 grace period between the stop request and its SIGINT, so that what happened before the request reaches the
 output: `grace` seconds, cut short by a second Ctrl-C/SIGTERM; a third kills the tool.
+
+Signals, one model for every command: SIGINT and SIGTERM are first *noted*, never acted on inside a frame
+or a cleanup (:func:`catch_stop_signals` appends them to :attr:`StopState.signals`). What the note does next
+depends on what is running:
+
+- a remote tool (capture, trace): :func:`run_until_stopped` asks it to stop and drains the stream to its end;
+  the command returns :attr:`StopState.exit_code`;
+- no tool to ask, only our own calls (nodelogs' API calls, waits and copies): the note becomes
+  :class:`StopRequested`, raised at once where the program blocks (:func:`stop_signals_raise`) or at the
+  next frame boundary of a stream (:func:`raise_if_noted`), so that every ``finally`` runs (the node pod is
+  deleted, with signals only noted again meanwhile); the command turns it into ``Interrupted`` with
+  :attr:`StopRequested.exit_code`.
+
+Either way the exit status comes from :func:`signal_exit_code`: 130 after SIGINT, 143 after SIGTERM.
 """
 
 from __future__ import annotations
@@ -44,6 +58,15 @@ class ToolStderr:
         raise NotImplementedError
 
 
+def signal_exit_code(signum: int | None) -> ExitCode:
+    """The exit status after a stop caused by `signum` (None: no signal): 130 for SIGINT, 143 for SIGTERM."""
+    if signum == signal.SIGINT:
+        return ExitCode.INTERRUPTED
+    if signum == signal.SIGTERM:
+        return ExitCode.TERMINATED
+    return ExitCode.OK
+
+
 @dataclass
 class StopState:
     """Why and when we asked the remote tool to stop."""
@@ -57,11 +80,7 @@ class StopState:
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.reason == "SIGINT":
-            return ExitCode.INTERRUPTED
-        if self.reason == "SIGTERM":
-            return ExitCode.TERMINATED
-        return ExitCode.OK
+        return signal_exit_code({"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}.get(self.reason))
 
 
 @contextmanager
@@ -84,6 +103,36 @@ def catch_stop_signals(state: StopState) -> Iterator[None]:
 
     with stop_signal_handler(handler):
         yield
+
+
+class StopRequested(BaseException):
+    """SIGINT or SIGTERM arrived where no remote tool can be asked to stop: unwinds like KeyboardInterrupt,
+    so every ``finally`` runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return signal_exit_code(self.signum)
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`StopRequested` where the program is, also inside a blocking read."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        raise StopRequested(signum)
+
+    with stop_signal_handler(handler):
+        yield
+
+
+def raise_if_noted(state: StopState) -> None:
+    """Act on a noted signal at a safe point (between frames): raise :class:`StopRequested` for the first."""
+    if state.signals:
+        raise StopRequested(state.signals[0])
 
 
 def run_until_stopped(
