@@ -1,4 +1,5 @@
-"""nodelogs and nodefetch: node pod spec, listings, path planning, option checks, the workflow on a fake API.
+"""nodelogs (target, listing, proxy, pod, report): node pod spec, listings, path planning, option checks,
+the workflow on a fake API.
 
 Shapes follow tests/cluster/recordings (10-nodeproxy-*, logs/4*-nodeproxy-*, 02-get-pod-nginx-running).
 """
@@ -17,15 +18,18 @@ from typing import Any
 
 import pytest
 
-from kubectl_debugx.commands import nodefetch, nodelogs
-from kubectl_debugx.commands.nodefetch import Entry
+from kubectl_debugx.commands import nodelogs
 from kubectl_debugx.commands.nodelogs import (
     ContainerInfo,
     ContainerPlan,
     InstancePlan,
     LogTarget,
     NodeLogsOptions,
+    listing,
+    proxy,
 )
+from kubectl_debugx.commands.nodelogs import pod as nodepod
+from kubectl_debugx.commands.nodelogs.listing import Entry
 from kubectl_debugx.errors import (
     DebugxError,
     ExitCode,
@@ -39,6 +43,7 @@ from kubectl_debugx.errors import (
 from kubectl_debugx.formats.crilog import DecodeReport, FileReport, Instance, Skipped
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
 from kubectl_debugx.kube.client import ApiError, api_error
+from kubectl_debugx.remote import streamrun
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
@@ -70,8 +75,8 @@ OUT_DIR_LISTING = (
 
 
 def test_node_pod_spec_is_least_privilege_by_default():
-    pod = nodefetch.node_pod_spec("debugx-nodelogs-abcde", "kube-system", "vm", "img:1", docker=False,
-                                  profile="baseline", custom=None)
+    pod = nodepod.node_pod_spec("debugx-nodelogs-abcde", "kube-system", "vm", "img:1", docker=False,
+                                profile="baseline", custom=None)
     assert pod == {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -105,7 +110,7 @@ def test_node_pod_spec_is_least_privilege_by_default():
 
 
 def test_node_pod_spec_on_docker_also_mounts_dockers_log_directory_read_only():
-    pod = nodefetch.node_pod_spec("p", "ns", "vm", "img", docker=True, profile="baseline", custom=None)
+    pod = nodepod.node_pod_spec("p", "ns", "vm", "img", docker=True, profile="baseline", custom=None)
     assert pod["spec"]["volumes"] == [
         {"name": "docker-containers", "hostPath": {"path": "/var/lib/docker/containers", "type": "Directory"}},
         {"name": "pod-logs", "hostPath": {"path": "/var/log/pods", "type": "Directory"}},
@@ -118,7 +123,7 @@ def test_node_pod_spec_on_docker_also_mounts_dockers_log_directory_read_only():
 
 def test_node_pod_spec_honours_profile_and_custom():
     custom = {"securityContext": {"runAsUser": 0}, "env": [{"name": "A", "value": "1"}]}
-    pod = nodefetch.node_pod_spec("p", "ns", "vm", "img", docker=False, profile="sysadmin", custom=custom)
+    pod = nodepod.node_pod_spec("p", "ns", "vm", "img", docker=False, profile="sysadmin", custom=custom)
     spec = pod["spec"]
     assert (spec["hostPID"], spec["hostNetwork"], spec["hostIPC"]) == (True, True, True)
     assert spec["containers"][0]["securityContext"] == {"privileged": True, "runAsUser": 0}
@@ -127,7 +132,7 @@ def test_node_pod_spec_honours_profile_and_custom():
 
 
 def test_node_pod_name_is_prefixed_and_random():
-    name = nodefetch.node_pod_name()
+    name = nodepod.node_pod_name()
     assert name.startswith("debugx-nodelogs-") and len(name) == len("debugx-nodelogs-") + 5
 
 
@@ -137,10 +142,10 @@ def pod_status(phase: str, state: dict, **extra: Any) -> dict:
 
 
 def test_node_pod_state_running_and_waiting():
-    assert nodefetch._node_pod_state(pod_status("Running", {"running": {}}), "img") == "running"
+    assert nodepod._node_pod_state(pod_status("Running", {"running": {}}), "img") == "running"
     waiting = pod_status("Pending", {"waiting": {"reason": "ContainerCreating"}})
-    assert nodefetch._node_pod_state(waiting, "img") == "ContainerCreating"
-    assert nodefetch._node_pod_state({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}, "img") == "Pending"
+    assert nodepod._node_pod_state(waiting, "img") == "ContainerCreating"
+    assert nodepod._node_pod_state({"metadata": {"name": "p"}, "status": {"phase": "Pending"}}, "img") == "Pending"
 
 
 def test_node_pod_state_image_that_cannot_be_pulled_is_one_clear_error():
@@ -148,7 +153,7 @@ def test_node_pod_state_image_that_cannot_be_pulled_is_one_clear_error():
         "reason": "ErrImageNeverPull",
         "message": 'Container image "localhost/nosuch:v1" is not present with pull policy of Never'}})
     with pytest.raises(NotReady) as e:
-        nodefetch._node_pod_state(never, "localhost/nosuch:v1")
+        nodepod._node_pod_state(never, "localhost/nosuch:v1")
     assert str(e.value) == ('node pod p cannot start: image "localhost/nosuch:v1": ErrImageNeverPull: '
                             'Container image "localhost/nosuch:v1" is not present with pull policy of Never')
 
@@ -157,14 +162,14 @@ def test_node_pod_state_ended_pod():
     failed = pod_status("Failed", {}, reason="DeadlineExceeded", message="Pod was active too long")
     with pytest.raises(NotReady, match=r"^node pod p ended before it could be used "
                                        r"\(DeadlineExceeded: Pod was active too long\)$"):
-        nodefetch._node_pod_state(failed, "img")
+        nodepod._node_pod_state(failed, "img")
 
 
 # ---------------------------------------------------------------------------------------------- listings
 
 
 def test_parse_recorded_pods_listing():
-    entries, refused = nodefetch.parse_listing(PODS_LISTING)
+    entries, refused = listing.parse_listing(PODS_LISTING)
     assert entries == [
         Entry("rec-baseline_nginx_fef345a3-dc5a-4f2d-a29b-51a6e54d9a01", True),
         Entry("rec-restricted_app_a8877fb5-6d7e-461c-824d-1564ab4cbf33", True),
@@ -175,7 +180,7 @@ def test_parse_recorded_pods_listing():
 
 
 def test_parse_recorded_container_listing_during_rotation():
-    assert nodefetch.parse_listing(OUT_DIR_LISTING) == (
+    assert listing.parse_listing(OUT_DIR_LISTING) == (
         [Entry("0.log", False), Entry("0.log.20261127-071935.gz", False), Entry("0.log.20261127-071950", False)],
         [],
     )
@@ -188,7 +193,7 @@ def test_parse_listing_undoes_gos_escaping_and_refuses_anything_but_plain_names(
         '<a href="a%2Fb">a/b</a>\n<a href="/abs">/abs</a>\n<a href="x?y">x?y</a>\n<a href="..">..</a>\n'
         '<a href="back%5Cslash">b</a>\n</pre>\n'
     )
-    assert nodefetch.parse_listing(body) == (
+    assert listing.parse_listing(body) == (
         [Entry("ab:c.log", False), Entry("sp ace", False), Entry("amp&x", False)],
         ["../etc/", "a/b", "a%2Fb", "/abs", "x?y", "..", "back%5Cslash"],
     )
@@ -196,17 +201,17 @@ def test_parse_listing_undoes_gos_escaping_and_refuses_anything_but_plain_names(
 
 def test_parse_ls_output():
     out = f"{POD_DIR}/\n0.log\n0.log.20261127-071935.gz\n../x\n\n"
-    assert nodefetch.parse_ls(out) == (
+    assert listing.parse_ls(out) == (
         [Entry(POD_DIR, True), Entry("0.log", False), Entry("0.log.20261127-071935.gz", False)],
         ["../x"],
     )
 
 
 def test_proxy_paths_are_percent_encoded_per_component():
-    assert nodefetch.proxy_path(directory=True) == "logs/pods/"
-    assert nodefetch.proxy_path(POD_DIR, "nginx", directory=True) == f"logs/pods/{POD_DIR}/nginx/"
-    assert nodefetch.proxy_path(POD_DIR, "nginx", "0.log") == f"logs/pods/{POD_DIR}/nginx/0.log"
-    assert nodefetch.proxy_path("a b", "x:y", "c/d") == "logs/pods/a%20b/x%3Ay/c%2Fd"
+    assert proxy.proxy_path(directory=True) == "logs/pods/"
+    assert proxy.proxy_path(POD_DIR, "nginx", directory=True) == f"logs/pods/{POD_DIR}/nginx/"
+    assert proxy.proxy_path(POD_DIR, "nginx", "0.log") == f"logs/pods/{POD_DIR}/nginx/0.log"
+    assert proxy.proxy_path("a b", "x:y", "c/d") == "logs/pods/a%20b/x%3Ay/c%2Fd"
 
 
 def test_match_pod_dirs_finds_only_that_pod():
@@ -611,7 +616,7 @@ def test_proxy_refusal_names_the_permission():
                                              'resource "nodes/proxy" in API group "" at the cluster scope'}))
 
     with pytest.raises(Forbidden) as e:
-        nodefetch.ProxySource(Refusing({}), "vm").list_dir()
+        proxy.ProxySource(Refusing({}), "vm").list_dir()
     assert str(e.value) == ('nodes "vm" is forbidden: User "u" cannot get resource "nodes/proxy" in API group "" '
                             "at the cluster scope (--via proxy needs get on nodes/proxy; --via pod reads the "
                             "files from a node pod instead)")
@@ -632,7 +637,7 @@ def test_proxy_fetch_skips_files_rotated_away_and_picks_up_new_ones(tmp_path):
             return super().node_proxy_get(node, path, read_timeout)
 
     kube = Rotating({"p": {"c": {"0.log": b"live", "0.log.20261127-071950": b"old"}}})
-    report = nodefetch.ProxySource(kube, "vm").fetch(tmp_path, "p", ["c"])
+    report = proxy.ProxySource(kube, "vm").fetch(tmp_path, "p", ["c"])
     assert report == ExtractReport(
         (ExtractedFile("p/c/0.log", 4), ExtractedFile("p/c/0.log.20261127-071950.gz", 4)),
         ("p/c",),
@@ -676,8 +681,8 @@ class PodKube(FakeKube):
         return self.gone
 
 
-SPEC = nodefetch.node_pod_spec("debugx-nodelogs-abcde", "kube-system", "vm", "img", docker=False,
-                               profile="baseline", custom=None)
+SPEC = nodepod.node_pod_spec("debugx-nodelogs-abcde", "kube-system", "vm", "img", docker=False,
+                             profile="baseline", custom=None)
 
 
 def running_event() -> tuple[str, dict]:
@@ -693,7 +698,7 @@ def lifecycle(kube: PodKube) -> list[tuple]:
 def test_node_pod_session_deletes_and_confirms_after_success():
     kube = PodKube([running_event()])
     said: list[str] = []
-    with nodefetch.node_pod_session(kube, SPEC, 5, said.append, said.append) as source:
+    with nodepod.node_pod_session(kube, SPEC, 5, said.append, said.append) as source:
         assert source.where() == "node pod kube-system/debugx-nodelogs-abcde"
     assert lifecycle(kube) == [
         ("create", "kube-system", "debugx-nodelogs-abcde", False),
@@ -707,14 +712,14 @@ def test_node_pod_session_deletes_and_confirms_after_success():
     "failure",
     [
         RuntimeError("boom"),
-        nodefetch.StopRequested(signal.SIGINT),
-        nodefetch.StopRequested(signal.SIGTERM),
+        streamrun.StopRequested(signal.SIGINT),
+        streamrun.StopRequested(signal.SIGTERM),
     ],
 )
 def test_node_pod_session_deletes_on_every_way_out(failure):
     kube = PodKube([running_event()])
     with pytest.raises(type(failure)), \
-            nodefetch.node_pod_session(kube, SPEC, 5, print, print):
+            nodepod.node_pod_session(kube, SPEC, 5, print, print):
         raise failure
     assert [c[0] for c in lifecycle(kube)] == ["create", "delete", "wait_gone"]
 
@@ -725,7 +730,7 @@ def test_node_pod_that_never_starts_is_deleted_with_one_clear_error():
         {"name": "debugger", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off"}}}]}
     kube = PodKube([("MODIFIED", stuck)])
     with pytest.raises(NotReady) as e, \
-            nodefetch.node_pod_session(kube, SPEC, 5, print, print):
+            nodepod.node_pod_session(kube, SPEC, 5, print, print):
         pass
     assert str(e.value) == 'node pod debugx-nodelogs-abcde cannot start: image "img": ImagePullBackOff: Back-off'
     assert [c[0] for c in lifecycle(kube)] == ["create", "delete", "wait_gone"]
@@ -737,7 +742,7 @@ def test_node_pod_deadline_passes():
         {"name": "debugger", "state": {"waiting": {"reason": "ContainerCreating"}}}]}
     kube = PodKube([("MODIFIED", pending)])
     with pytest.raises(NotReady) as e, \
-            nodefetch.node_pod_session(kube, SPEC, 7, print, print):
+            nodepod.node_pod_session(kube, SPEC, 7, print, print):
         pass
     assert str(e.value) == ("node pod kube-system/debugx-nodelogs-abcde did not start on node vm within 7s "
                             "(last state: ContainerCreating); is the node Ready and the image pullable?")
@@ -747,7 +752,7 @@ def test_failed_deletion_tells_the_exact_command():
     refused = api_error(403, json.dumps({"message": "pods is forbidden"}))
     kube = PodKube([running_event()], delete_error=refused)
     warned: list[str] = []
-    with nodefetch.node_pod_session(kube, SPEC, 5, print, warned.append):
+    with nodepod.node_pod_session(kube, SPEC, 5, print, warned.append):
         pass
     assert warned == ["could not delete node pod kube-system/debugx-nodelogs-abcde: pods is forbidden; delete it "
                       "with: kubectl delete pod -n kube-system debugx-nodelogs-abcde"]
@@ -756,7 +761,7 @@ def test_failed_deletion_tells_the_exact_command():
 def test_deletion_not_confirmed_tells_the_exact_command():
     kube = PodKube([running_event()], gone=False)
     warned: list[str] = []
-    with nodefetch.node_pod_session(kube, SPEC, 5, print, warned.append):
+    with nodepod.node_pod_session(kube, SPEC, 5, print, warned.append):
         pass
     assert warned == ["node pod kube-system/debugx-nodelogs-abcde still exists 60s after its deletion; delete it "
                       "with: kubectl delete pod -n kube-system debugx-nodelogs-abcde"]
@@ -772,7 +777,7 @@ def test_preflight_pod_security_refusal_names_the_alternatives():
 
     kube = Baseline([])
     with pytest.raises(Forbidden) as e:
-        nodefetch.preflight(kube, SPEC, "rec")
+        nodepod.preflight(kube, SPEC, "rec")
     assert str(e.value) == (
         'Pod Security in namespace rec refuses the node pod, which mounts host directories (violates PodSecurity '
         '"baseline:latest": hostPath volumes (volume "pod-logs")); nothing was created. Use --pod-namespace with '
@@ -790,7 +795,7 @@ def test_preflight_rbac_refusal(denied, what):
     kube = PodKube([])
     kube.allowed = {denied: False}
     with pytest.raises(Forbidden) as e:
-        nodefetch.preflight(kube, SPEC, "rec")
+        nodepod.preflight(kube, SPEC, "rec")
     assert str(e.value) == (f"you may not {what} in namespace rec, which the node pod needs (create pods, get "
                             "pods/exec, delete pods); nothing was created. Use --pod-namespace with a namespace "
                             "where you may, or --via proxy")
@@ -800,7 +805,7 @@ def test_preflight_rbac_refusal(denied, what):
 def test_run_interrupted_before_any_file_leaves_nothing(tmp_path):
     class Interrupting(FakeKube):
         def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> FakeResponse:
-            raise nodefetch.StopRequested(signal.SIGTERM)
+            raise streamrun.StopRequested(signal.SIGTERM)
 
     kube = Interrupting(node_tree(), make_pod())
     with pytest.raises(Interrupted) as e:
@@ -922,12 +927,12 @@ def tar_of(files: dict[str, bytes], links: dict[str, str] | None = None) -> byte
     return buf.getvalue()
 
 
-class ScriptedPodSource(nodefetch.PodSource):
+class ScriptedPodSource(nodepod.PodSource):
     """A PodSource whose exec answers come from a table keyed by the command's first word."""
 
     def __init__(self, answers: dict[str, FakeConn]) -> None:
         super().__init__(UnusedKube(), "kube-system", "debugx-nodelogs-abcde",
-                         nodefetch.NodePodRecord("kube-system", "debugx-nodelogs-abcde"))
+                         nodepod.NodePodRecord("kube-system", "debugx-nodelogs-abcde"))
         self.answers = answers
         self.commands: list[list[str]] = []
 
@@ -970,7 +975,7 @@ def test_pod_source_image_without_tar(tmp_path):
         "status": "Failure", "reason": "InternalError",
         "message": 'Internal error occurred: error executing command in container: failed to exec in container: '
                    'exec: "tar": executable file not found in $PATH'})})
-    with pytest.raises(nodefetch.RemoteFailed) as e:
+    with pytest.raises(nodepod.RemoteFailed) as e:
         source.fetch(tmp_path, POD_DIR, ["nginx"], whole=True)
     assert str(e.value) == ("the node pod's image has no tar: choose an image with sh, ls and tar with --image")
 
@@ -978,7 +983,7 @@ def test_pod_source_image_without_tar(tmp_path):
 def test_pod_source_refuses_a_tar_stream_that_leaves_the_tree(tmp_path):
     source = ScriptedPodSource({"tar": FakeConn(tar_of({"../escape": b"x" * 5000}))})
     (tmp_path / "dest").mkdir()
-    with pytest.raises(nodefetch.logtree.UnsafeMemberError, match="'..' in the path"):
+    with pytest.raises(nodepod.logtree.UnsafeMemberError, match="'..' in the path"):
         source.fetch(tmp_path / "dest", POD_DIR, ["nginx"])
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["dest"]
 
@@ -1019,7 +1024,7 @@ def test_a_signal_during_the_tar_stream_stops_it_cleanly(tmp_path, sig):
     timer = threading.Timer(0.5, os.kill, (os.getpid(), sig))
     timer.start()
     try:
-        with pytest.raises(nodefetch.StopRequested) as e:
+        with pytest.raises(streamrun.StopRequested) as e:
             source.fetch(tmp_path, POD_DIR, ["nginx"])
     finally:
         timer.cancel()
@@ -1051,6 +1056,6 @@ def test_a_pod_the_server_refused_to_create_is_not_deleted():
 
     kube = Refusing([running_event()])
     with pytest.raises(DebugxError), \
-            nodefetch.node_pod_session(kube, SPEC, 5, print, print):
+            nodepod.node_pod_session(kube, SPEC, 5, print, print):
         pass
     assert [c[0] for c in lifecycle(kube)] == ["create"]

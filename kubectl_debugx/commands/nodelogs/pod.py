@@ -1,275 +1,38 @@
-"""Reading a node's pod log directories: through the API server's node proxy, or from a short-lived node pod.
+"""Reading the node's /var/log/pods from a short-lived node pod (``--via pod``).
 
-Both sources answer the same three questions, so the nodelogs workflow does not care which one it has:
-
-- ``list_dir(rel)``: the entries of ``/var/log/pods/REL`` (None when it does not exist);
-- ``fetch(dest, pod_dir, containers)``: copy ``/var/log/pods/POD_DIR/CONTAINER/*`` to ``dest/POD_DIR/...``
-  byte for byte, never writing outside ``dest``;
-- ``fetch_docker(dest, ids)``: Docker's ``ID-json.log*`` files (node pod only: the kubelet's ``/logs/``
-  serves /var/log and nothing else).
-
-Proxy (``--via proxy``): the kubelet's ``/logs/`` handler is Go's http.FileServer over /var/log
-(docs/kubernetes-facts.md; tests/cluster/recordings/10-nodeproxy-*, logs/4*-nodeproxy-*): directories come
-back as an HTML listing of relative hrefs, files as their raw bytes (``.gz`` as ``application/gzip`` without
-Content-Encoding). It needs get on nodes/proxy and creates nothing.
-
-Pod (``--via pod``): a pod pinned to the node, mounting /var/log/pods (and /var/lib/docker/containers on
-Docker nodes) read-only; listings come from ``ls`` and the files from ``tar -c`` streamed back over exec
-into :func:`logtree.extract_tar_stream`. :func:`node_pod_session` deletes the pod on every way out and
-waits until it is gone.
+A pod pinned to the node, mounting /var/log/pods (and /var/lib/docker/containers on Docker nodes)
+read-only; listings come from ``ls`` and the files from ``tar -c`` streamed back over exec into
+:func:`logtree.extract_tar_stream` (:mod:`.tarstream`). :func:`node_pod_session` deletes the pod on every way
+out (return, error, SIGINT, SIGTERM: see remote/streamrun.py for the signal model) and waits until it is gone.
 """
 
 from __future__ import annotations
 
-import html
-import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any, cast
-from urllib.parse import quote, unquote
+from typing import Any
 
+from kubectl_debugx.commands.nodelogs.listing import DOCKER_DIR, PODS_DIR, Entry, parse_ls
+from kubectl_debugx.commands.nodelogs.tarstream import pump_deferring_signals, stream_tar
 from kubectl_debugx.errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
 from kubectl_debugx.formats import logtree
-from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
+from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube import pods
 from kubectl_debugx.kube.client import ApiError, KubeApi
-from kubectl_debugx.kube.execstream import ExecOutcome, pump
+from kubectl_debugx.kube.execstream import ExecOutcome
 from kubectl_debugx.remote import profiles, specs
-from kubectl_debugx.remote.streamrun import (  # noqa: F401 - StopRequested, stop_signals_raise: nodelogs' run
-    StopRequested,
-    StopState,
-    catch_stop_signals,
-    raise_if_noted,
-    stop_signals_raise,
-)
+from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 
-PODS_DIR = "/var/log/pods"
-DOCKER_DIR = "/var/lib/docker/containers"
 NODE_CONTAINER = "debugger"
 NODE_POD_TTL = 1800  # the node pod's bounded sleep, in seconds
 NODE_POD_DEADLINE = NODE_POD_TTL + 60  # activeDeadlineSeconds: the safety net if the sleep does not end it
 DELETE_TIMEOUT = 60.0  # seconds to wait for the node pod to be gone
 DOCKER_SUBDIR = "docker"  # local folder (beside the pod directory) for Docker's ID-json.log* files
-_CHUNK = 1 << 16
-_STDERR_KEEP = 8192
-
 Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One entry of a node directory listing."""
-
-    name: str
-    is_dir: bool
-
-
-# ---------------------------------------------------------------------------------------------- listings
-
-
-_HREF = re.compile(r'<a href="([^"]*)"')
-
-
-def parse_listing(text: str) -> tuple[list[Entry], list[str]]:
-    """Entries of a Go http.FileServer directory listing, and the hrefs refused.
-
-    Go writes ``<a href="URL">NAME</a>`` with the name percent-encoded (``./`` first when it holds a colon)
-    and HTML-escaped; a directory's href ends with ``/``. Anything that is not one plain name in this
-    directory (``..``, a slash inside, an absolute URL, NUL or backslash) is refused, never followed.
-    """
-    entries: list[Entry] = []
-    refused: list[str] = []
-    for match in _HREF.finditer(text):
-        href = html.unescape(match.group(1))
-        name = unquote(href)
-        name = name[2:] if name.startswith("./") else name
-        is_dir = name.endswith("/")
-        name = name[:-1] if is_dir else name
-        if not _plain_name(name) or "?" in href or "#" in href:
-            refused.append(href)
-            continue
-        entries.append(Entry(name, is_dir))
-    return entries, refused
-
-
-def parse_ls(text: str) -> tuple[list[Entry], list[str]]:
-    """Entries of ``ls -1Ap`` output (directories end with ``/``), and the lines refused."""
-    entries: list[Entry] = []
-    refused: list[str] = []
-    for line in text.splitlines():
-        if not line:
-            continue
-        is_dir = line.endswith("/")
-        name = line[:-1] if is_dir else line
-        if _plain_name(name):
-            entries.append(Entry(name, is_dir))
-        else:
-            refused.append(line)
-    return entries, refused
-
-
-def _plain_name(name: str) -> bool:
-    if not name or name in (".", ".."):
-        return False
-    try:
-        return len(logtree.member_parts(name)) == 1
-    except logtree.UnsafeMemberError:
-        return False
-
-
-def proxy_path(*parts: str, directory: bool = False) -> str:
-    """The node-proxy path of /var/log/pods/PARTS (each part percent-encoded)."""
-    path = "logs/pods/" + "/".join(quote(part, safe="") for part in parts)
-    if directory and not path.endswith("/"):
-        path += "/"
-    return path
-
-
-# ---------------------------------------------------------------------------------------------- proxy
-
-
-class ProxySource:
-    """The node's /var/log/pods through ``/api/v1/nodes/NODE/proxy/logs/pods/``."""
-
-    via = "proxy"
-
-    def __init__(self, kube: KubeApi, node: str) -> None:
-        self.kube = kube
-        self.node = node
-        self.notes: list[str] = []
-
-    def where(self) -> str:
-        return f"the node proxy of {self.node}"
-
-    def _get(self, path: str) -> Any:
-        try:
-            return self.kube.node_proxy_get(self.node, path)
-        except ApiError as e:
-            if e.status == 403:
-                raise Forbidden(f"{e.args[0]} (--via proxy needs get on nodes/proxy; --via pod reads the "
-                                "files from a node pod instead)") from None
-            raise
-
-    def handler_available(self) -> bool:
-        """Whether the kubelet serves /logs/pods/ (enableSystemLogHandler, on by default)."""
-        try:
-            response = self._get(proxy_path(directory=True))
-        except ApiError as e:
-            if e.status == 404:
-                return False
-            raise
-        # Read the (small) listing: a connection returned to the pool with unread bytes breaks the next
-        # request on it (http.client's ResponseNotReady).
-        try:
-            response.read(decode_content=False)
-        finally:
-            response.release_conn()
-        return True
-
-    def list_dir(self, *parts: str) -> list[Entry] | None:
-        try:
-            response = self._get(proxy_path(*parts, directory=True))
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        try:
-            content_type = response.headers.get("content-type", "")
-            body = response.read(decode_content=False)
-        finally:
-            response.release_conn()
-        if not content_type.startswith("text/html"):
-            return None  # a file, not a directory
-        entries, refused = parse_listing(body.decode("utf-8", "replace"))
-        self.notes.extend(f"ignored listing entry {href!r} in /var/log/pods/{'/'.join(parts)}"
-                          for href in refused)
-        return entries
-
-    def fetch(
-        self, dest: Path, pod_dir: str, containers: Sequence[str], whole: bool = False, docker: bool = False
-    ) -> ExtractReport:
-        """Copy each container's directory, file by file. Docker's 0.log symlinks come as their target's
-        content: the kubelet's file server follows them."""
-        files: list[ExtractedFile] = []
-        directories: list[str] = []
-        skipped: list[SkippedMember] = []
-        for container in containers:
-            seen: set[str] = set()
-            # A second listing picks up what rotation renamed or compressed while we copied.
-            for _ in range(2):
-                entries = self.list_dir(pod_dir, container)
-                if entries is None:
-                    break
-                if not seen:
-                    logtree._make_dirs(dest, (pod_dir, container), f"{pod_dir}/{container}")
-                    directories.append(f"{pod_dir}/{container}")
-                fresh = [e for e in entries if e.name not in seen]
-                if not fresh:
-                    break
-                for entry in fresh:
-                    seen.add(entry.name)
-                    rel = f"{pod_dir}/{container}/{entry.name}"
-                    if entry.is_dir:
-                        skipped.append(SkippedMember(rel, "a directory inside a container log directory"))
-                        continue
-                    size = self._fetch_file(dest, (pod_dir, container, entry.name))
-                    if size is None:
-                        skipped.append(SkippedMember(rel, "gone before it could be copied (rotated away)"))
-                    else:
-                        files.append(ExtractedFile(rel, size))
-        return ExtractReport(tuple(files), tuple(directories), tuple(skipped))
-
-    def _fetch_file(self, dest: Path, parts: tuple[str, str, str]) -> int | None:
-        member = "/".join(parts)
-        try:
-            response = self._get(proxy_path(*parts))
-        except ApiError as e:
-            if e.status == 404:
-                return None
-            raise
-        try:
-            mtime = _last_modified(response.headers.get("last-modified"))
-            parent = logtree._make_dirs(dest, parts[:-1], member)
-            return logtree._write_file(parent / parts[-1], cast(IO[bytes], _RawBody(response)), 0o640, mtime, member)
-        except BaseException:
-            response.close()  # unread bytes must not go back to the pool with the connection
-            raise
-        finally:
-            response.release_conn()
-
-    def fetch_docker(self, dest: Path, ids: Sequence[str]) -> ExtractReport:
-        if ids:
-            self.notes.append("through the node proxy only each Docker container's current log file comes "
-                              "(as N.log); its rotated -json.log.N files need --via pod")
-        return ExtractReport((), (), ())
-
-
-class _RawBody:
-    """The response body exactly as sent: urllib3 would otherwise undo a Content-Encoding."""
-
-    def __init__(self, response: Any) -> None:
-        self.response = response
-
-    def read(self, size: int = -1) -> bytes:
-        return bytes(self.response.read(None if size < 0 else size, decode_content=False))
-
-
-def _last_modified(header: str | None) -> float | None:
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header).timestamp()
-    except (TypeError, ValueError):
-        return None
-
-
-# ---------------------------------------------------------------------------------------------- node pod
 
 
 def node_pod_spec(
@@ -544,74 +307,6 @@ class PodSource:
         return report
 
 
-def stream_tar(
-    conn: Any, dest: Path, outside_links: logtree.OutsideLinks
-) -> tuple[ExtractReport | None, BaseException | None, bytes, ExecOutcome]:
-    """Pump an exec stream running ``tar -c`` into :func:`logtree.extract_tar_stream` through a pipe, in
-    constant memory: frames are written as they arrive, a thread unpacks them. Returns the extraction
-    report (None if it failed), the extraction's error, tar's stderr (its first few KiB) and how tar ended:
-    the caller decides which failure to tell."""
-    read_fd, write_fd = os.pipe()
-    result: dict[str, Any] = {}
-
-    def extract() -> None:
-        try:
-            with os.fdopen(read_fd, "rb") as reader:
-                result["report"] = logtree.extract_tar_stream(reader, dest, outside_links=outside_links)
-                while reader.read(_CHUNK):  # tar pads its output: drain it so the writer never blocks
-                    pass
-        except BaseException as e:  # noqa: BLE001 - handed to the main thread
-            result["error"] = e
-
-    thread = threading.Thread(target=extract, name="nodelogs-untar", daemon=True)
-    thread.start()
-    err = bytearray()
-    broken = False
-
-    def on_stdout(data: memoryview) -> None:
-        nonlocal broken
-        view = data
-        while view and not broken:
-            try:
-                written = os.write(write_fd, view)
-            except BrokenPipeError:
-                broken = True  # the extractor gave up; its error says why. Stop at the next tick.
-                return
-            view = view[written:]
-
-    def on_stderr(data: bytes) -> None:
-        if len(err) < _STDERR_KEEP:
-            err.extend(data[: _STDERR_KEEP - len(err)])
-
-    try:
-        outcome = pump_deferring_signals(conn, on_stdout, on_stderr, lambda: broken)
-    finally:
-        os.close(write_fd)
-        thread.join()
-    return result.get("report"), result.get("error"), bytes(err), outcome
-
-
-def pump_deferring_signals(
-    conn: Any,
-    on_stdout: Callable[[memoryview], None],
-    on_stderr: Callable[[bytes], None],
-    give_up: Callable[[], bool] = lambda: False,
-) -> ExecOutcome:
-    """execstream.pump, with SIGINT/SIGTERM (and ``give_up()``) acted on between frames, never inside one:
-    the signal is noted, and :class:`StopRequested` raised from pump's tick, where no frame buffer is held."""
-    state = StopState()
-
-    def tick() -> None:
-        raise_if_noted(state)
-        if give_up():
-            raise BrokenPipeError("the local end stopped reading")
-
-    with catch_stop_signals(state):
-        outcome = pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=0.1)
-    raise_if_noted(state)
-    return outcome
-
-
 def _only_changed_while_read(said: str) -> bool:
     """GNU tar exits 1 when a live log file grew while it was read: the copy is still a valid prefix."""
     lines = [line for line in said.splitlines() if line.strip()]
@@ -632,4 +327,3 @@ def _exec_refusal(error: ApiError) -> Exception:
     if error.status == 403:
         return Forbidden(f"{error.args[0]} (reading through the node pod needs get on pods/exec)")
     return error
-
