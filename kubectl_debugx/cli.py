@@ -3,16 +3,24 @@ codes. Work is done by the command modules, imported only when their command run
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kubectl_debugx import __version__
 from kubectl_debugx.errors import DebugxError, ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from kubectl_debugx.kube.client import KubeApi
+    from kubectl_debugx.talk import Talk
 
 PROG = "kubectl debugx"
 app = typer.Typer(
@@ -25,10 +33,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_state: dict[str, Any] = {"debug": False}
+@dataclass
+class Run:
+    """What one run of main() knows across the command and the error handler (click's context object)."""
+
+    debug: bool = False
+    talk: Talk | None = None  # once set, an error still ends the JSON summary a runbook waits for
+
 
 PodArg = Annotated[str, typer.Argument(metavar="POD", help="POD or pod/POD")]
-# kubectl's connection flags and our talk flags, shared by every command.
+# kubectl's connection flags, our talk flags and the debug container's flags: declared once, each command
+# picks the ones it takes with @shared_flags.
 NamespaceOpt = Annotated[str | None, typer.Option("-n", "--namespace", help="Namespace of the pod.")]
 ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
 KubeconfigOpt = Annotated[
@@ -58,44 +73,150 @@ DryRunOpt = Annotated[
 ]
 
 
-def _connection(kubeconfig: str | None, context: str | None, namespace: str | None, timeout: str | None) -> Any:
+@dataclass(frozen=True)
+class Flags:
+    """The shared flags of one command line (those a command does not take keep their default)."""
+
+    image: str | None = None
+    profile: str = "auto"
+    custom: Path | None = None
+    ttl: str = "1h"
+    force: bool = False
+    dry_run: bool = False
+    namespace: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    request_timeout: str | None = None
+    quiet: bool = False
+    debug: bool = False
+    output: str = "text"
+
+
+# Each shared flag once: its declaration and default, in the order --help lists them.
+SHARED: dict[str, tuple[Any, Any]] = {
+    "image": (ImageOpt, None),
+    "profile": (ProfileOpt, "auto"),
+    "custom": (CustomOpt, None),
+    "ttl": (TtlOpt, "1h"),
+    "force": (ForceOpt, False),
+    "dry_run": (DryRunOpt, False),
+    "namespace": (NamespaceOpt, None),
+    "context": (ContextOpt, None),
+    "kubeconfig": (KubeconfigOpt, None),
+    "request_timeout": (TimeoutOpt, None),
+    "quiet": (QuietOpt, False),
+    "debug": (DebugOpt, False),
+    "output": (SummaryOpt, "text"),
+}
+CONTAINER = ("image", "profile", "custom")
+LIFETIME = ("ttl", "force", "dry_run")
+CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout")
+TALK = ("quiet", "debug", "output")
+
+
+def shared_flags(
+    *names: str, **overrides: tuple[Any, Any]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add the named shared flags (after the command's own, in SHARED's order) to a command, which receives
+    them as one `flags: Flags` argument. `overrides` give a flag another declaration and default."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "flags"]
+        added = []
+        for name in sorted(names, key=list(SHARED).index):
+            declaration, default = overrides.get(name, SHARED[name])
+            added.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                           annotation=declaration))
+
+        @functools.wraps(command)
+        def with_flags(*args: Any, **kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name in names}
+            command(*args, flags=Flags(**given), **kwargs)
+
+        parameters = own + added
+        with_flags.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_flags.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_flags
+
+    return decorate
+
+
+def _run(ctx: typer.Context) -> Run:
+    return ctx.ensure_object(Run)
+
+
+def _connection(flags: Flags) -> Any:
     from kubectl_debugx.kube.client import KubeFlags
     from kubectl_debugx.options import parse_duration
 
+    timeout = flags.request_timeout
     seconds = None if timeout in (None, "0", "") else parse_duration(timeout, "--request-timeout")
-    return KubeFlags(kubeconfig=kubeconfig, context=context, namespace=namespace, request_timeout=seconds)
+    return KubeFlags(kubeconfig=flags.kubeconfig, context=flags.context, namespace=flags.namespace,
+                     request_timeout=seconds)
 
 
-def _talk(quiet: bool, debug: bool, output: str) -> Any:
+def _kube(flags: Flags) -> KubeApi:
+    from kubectl_debugx.kube.client import Kube
+
+    return Kube(_connection(flags))
+
+
+def _talk(run: Run, flags: Flags) -> Talk:
     from kubectl_debugx.talk import Talk
 
-    _state["debug"] = debug
-    if output not in ("text", "json"):
-        raise UsageError(f"--output: must be text or json, got {output!r}")
-    talk = Talk(quiet=quiet, json_summary=output == "json")
-    _state["talk"] = talk  # so that an error still ends the JSON summary a runbook waits for
-    return talk
+    run.debug = flags.debug
+    if flags.output not in ("text", "json"):
+        raise UsageError(f"--output: must be text or json, got {flags.output!r}")
+    run.talk = Talk(quiet=flags.quiet, json_summary=flags.output == "json")
+    return run.talk
 
 
-def _check_data_and_summary(talk: Any, path: str) -> None:
+def _check_data_and_summary(talk: Talk, path: str) -> None:
     if talk.json_summary and path == "-":
         raise UsageError("--output json needs -o FILE: with -o - stdout carries the data")
 
 
-def _profile_flags(image: str | None, profile: str, custom: Path | None) -> dict[str, Any]:
+def _profile_flags(flags: Flags) -> dict[str, Any]:
     """--image, --profile and --custom, resolved the same way for every command that creates a container."""
     from kubectl_debugx.remote.profiles import load_custom
     from kubectl_debugx.remote.specs import DEFAULT_IMAGE
 
     return {
-        "image": image or os.environ.get("KUBECTL_DEBUGX_IMAGE") or DEFAULT_IMAGE,
-        "profile": profile,
-        "custom": load_custom(custom) if custom else None,
+        "image": flags.image or os.environ.get("KUBECTL_DEBUGX_IMAGE") or DEFAULT_IMAGE,
+        "profile": flags.profile,
+        "custom": load_custom(flags.custom) if flags.custom else None,
     }
 
 
+Work = Callable[["KubeApi", "Talk"], int]
+
+
+def _workflow(ctx: typer.Context, flags: Flags, pod: str, prepare: Callable[[Talk, str], Work]) -> None:
+    """The one body of every command: talk flags, the pod's name, the command's own checks (`prepare`, which
+    returns the work), then the cluster and the work; its code ends the summary and is the exit code."""
+    from kubectl_debugx.options import parse_pod_arg
+
+    talk = _talk(_run(ctx), flags)
+    work = prepare(talk, parse_pod_arg(pod))
+    code = int(work(_kube(flags), talk))
+    talk.emit_summary(code)
+    raise typer.Exit(code)
+
+
+def _output_file(talk: Talk, path: str, flags: Flags, what: str) -> None:
+    """Where -o names a file: refuse what would mix data and summary, or clobber or cannot be written."""
+    from kubectl_debugx.options import check_output_file
+
+    _check_data_and_summary(talk, path)
+    if not flags.dry_run:
+        check_output_file(path, flags.force, sys.stdout.isatty(), what)
+
+
 @app.command()
+@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK)
 def capture(
+    ctx: typer.Context,
     pod: PodArg,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     interface: Annotated[str, typer.Option("-i", "--interface", help="Interface to capture on.")] = "any",
@@ -111,44 +232,42 @@ def capture(
     snaplen: Annotated[
         int | None, typer.Option("--snaplen", help="Bytes kept of each packet (default 262144).")
     ] = None,
-    image: ImageOpt = None,
-    profile: ProfileOpt = "auto",
-    custom: CustomOpt = None,
-    ttl: TtlOpt = "1h",
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    namespace: NamespaceOpt = None,
-    context: ContextOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    request_timeout: TimeoutOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-    output: SummaryOpt = "text",
+    *,
+    flags: Flags,
 ) -> None:
     """Capture the pod's traffic with tcpdump into a pcap file (or stdout for Wireshark/tshark)."""
-    import time
 
-    from kubectl_debugx.commands import capture as cap
-    from kubectl_debugx.options import check_output_file, parse_duration, parse_pod_arg, parse_size
-    talk = _talk(quiet, debug, output)
-    name = parse_pod_arg(pod)
-    path = output_file or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
-    opts = cap.CaptureOptions(
-        pod=name, container=container, interface=interface, filter=filter, output=path,
-        duration=parse_duration(duration, "--duration") if duration else None, count=count,
-        max_size=parse_size(max_size, "--max-size") if max_size else None, snaplen=snaplen,
-        ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
-        **_profile_flags(image, profile, custom),
-    )
-    cap.validate(opts)
-    _check_data_and_summary(talk, path)
-    if not dry_run:
-        check_output_file(path, force, sys.stdout.isatty(), "pcap")
-    _finish(talk, cap.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
+    def prepare(talk: Talk, name: str) -> Work:
+        import time
+
+        from kubectl_debugx.commands import capture as cap
+        from kubectl_debugx.options import parse_duration, parse_size
+
+        path = output_file or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
+        opts = cap.CaptureOptions(
+            pod=name, container=container, interface=interface, filter=filter, output=path,
+            duration=parse_duration(duration, "--duration") if duration else None, count=count,
+            max_size=parse_size(max_size, "--max-size") if max_size else None, snaplen=snaplen,
+            ttl=int(parse_duration(flags.ttl, "--ttl")), force=flags.force, dry_run=flags.dry_run,
+            **_profile_flags(flags),
+        )
+        cap.validate(opts)
+        _output_file(talk, path, flags, "pcap")
+        return lambda kube, talk: cap.run(kube, opts, talk)
+
+    _workflow(ctx, flags, pod, prepare)
+
+
+TraceProfileOpt = Annotated[
+    str, typer.Option("--profile", help="general (default: SYS_PTRACE), sysadmin, or legacy, baseline, "
+                      "netadmin, restricted (these cannot attach to another user's process).")
+]
 
 
 @app.command()
+@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK, profile=(TraceProfileOpt, "general"))
 def trace(
+    ctx: typer.Context,
     pod: PodArg,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     pid: Annotated[
@@ -171,56 +290,34 @@ def trace(
         str | None, typer.Option("-o", "--output-file", help="Trace file, or - for stdout (default -).")
     ] = None,
     duration: Annotated[str | None, typer.Option("--duration", help="Stop after this long (e.g. 30s).")] = None,
-    image: ImageOpt = None,
-    profile: Annotated[
-        str, typer.Option("--profile", help="general (default: SYS_PTRACE), sysadmin, or legacy, baseline, "
-                          "netadmin, restricted (these cannot attach to another user's process).")
-    ] = "general",
-    custom: CustomOpt = None,
-    ttl: TtlOpt = "1h",
-    force: ForceOpt = False,
-    dry_run: DryRunOpt = False,
-    namespace: NamespaceOpt = None,
-    context: ContextOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    request_timeout: TimeoutOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-    output: SummaryOpt = "text",
+    *,
+    flags: Flags,
 ) -> None:
     """strace a process of the pod's container (its main process by default); Ctrl-C detaches, it goes on."""
-    from kubectl_debugx.commands import trace as tr
-    from kubectl_debugx.options import check_output_file, parse_duration, parse_pod_arg
-    talk = _talk(quiet, debug, output)
-    name = parse_pod_arg(pod)
-    path = output_file or "-"
-    opts = tr.TraceOptions(
-        pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
-        expr=expr, string_size=string_size, summary=summary,
-        duration=parse_duration(duration, "--duration") if duration else None, output=path,
-        ttl=int(parse_duration(ttl, "--ttl")), force=force, dry_run=dry_run,
-        **_profile_flags(image, profile, custom),
-    )
-    tr.validate(opts)
-    _check_data_and_summary(talk, path)
-    if not dry_run:
-        check_output_file(path, force, sys.stdout.isatty(), "trace")
-    _finish(talk, tr.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
 
+    def prepare(talk: Talk, name: str) -> Work:
+        from kubectl_debugx.commands import trace as tr
+        from kubectl_debugx.options import parse_duration
 
-def _kube(namespace: str | None, context: str | None, kubeconfig: str | None, timeout: str | None) -> Any:
-    from kubectl_debugx.kube.client import Kube
+        path = output_file or "-"
+        opts = tr.TraceOptions(
+            pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
+            expr=expr, string_size=string_size, summary=summary,
+            duration=parse_duration(duration, "--duration") if duration else None, output=path,
+            ttl=int(parse_duration(flags.ttl, "--ttl")), force=flags.force, dry_run=flags.dry_run,
+            **_profile_flags(flags),
+        )
+        tr.validate(opts)
+        _output_file(talk, path, flags, "trace")
+        return lambda kube, talk: tr.run(kube, opts, talk)
 
-    return Kube(_connection(kubeconfig, context, namespace, timeout))
-
-
-def _finish(talk: Any, code: int) -> None:
-    talk.emit_summary(int(code))
-    raise typer.Exit(int(code))
+    _workflow(ctx, flags, pod, prepare)
 
 
 @app.command()
+@shared_flags(*CONTAINER, *CONNECTION, *TALK)
 def nodelogs(
+    ctx: typer.Context,
     pod: PodArg,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Only this container.")] = None,
     all_containers: Annotated[
@@ -240,55 +337,44 @@ def nodelogs(
     ] = None,
     node: Annotated[str | None, typer.Option("--node", help="Node holding the files of a gone pod.")] = None,
     uid: Annotated[str | None, typer.Option("--uid", help="UID of the pod whose files to read.")] = None,
-    image: ImageOpt = None,
-    profile: ProfileOpt = "auto",
-    custom: CustomOpt = None,
-    namespace: NamespaceOpt = None,
-    context: ContextOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    request_timeout: TimeoutOpt = None,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
-    output: SummaryOpt = "text",
+    *,
+    flags: Flags,
 ) -> None:
     """Copy the pod's log files as its node keeps them (every restart and rotation) and decode them.
 
     Reads /var/log/pods on the node through the node proxy (needs get on nodes/proxy; creates nothing) or
     a short-lived node pod (read-only mounts of the log directories only; always deleted).
     """
-    import time
-    from pathlib import Path as _Path
 
-    from kubectl_debugx.commands import nodelogs as nl
-    from kubectl_debugx.options import parse_duration, parse_pod_arg
-    talk = _talk(quiet, debug, output)
-    name = parse_pod_arg(pod)
-    folder = output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    opts = nl.NodeLogsOptions(
-        pod=name, container=container, all_containers=all_containers,
-        since_seconds=parse_duration(since, "--since") if since else None,
-        since_time=nl.parse_since_time(since_time) if since_time else None,
-        raw=raw, output_dir=folder, via=via, pod_namespace=pod_namespace,
-        node=node, uid=uid, **_profile_flags(image, profile, custom),
-    )
-    nl.validate(opts)
-    nl.check_output_dir(_Path(folder))
-    _finish(talk, nl.run(_kube(namespace, context, kubeconfig, request_timeout), opts, talk))
+    def prepare(talk: Talk, name: str) -> Work:
+        import time
+
+        from kubectl_debugx.commands import nodelogs as nl
+        from kubectl_debugx.options import parse_duration
+
+        folder = output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        opts = nl.NodeLogsOptions(
+            pod=name, container=container, all_containers=all_containers,
+            since_seconds=parse_duration(since, "--since") if since else None,
+            since_time=nl.parse_since_time(since_time) if since_time else None,
+            raw=raw, output_dir=folder, via=via, pod_namespace=pod_namespace,
+            node=node, uid=uid, **_profile_flags(flags),
+        )
+        nl.validate(opts)
+        nl.check_output_dir(Path(folder))
+        return lambda kube, talk: nl.run(kube, opts, talk)
+
+    _workflow(ctx, flags, pod, prepare)
 
 
 @app.command()
-def version(
-    context: ContextOpt = None,
-    kubeconfig: KubeconfigOpt = None,
-    request_timeout: TimeoutOpt = None,
-    debug: DebugOpt = False,
-) -> None:
+@shared_flags("context", "kubeconfig", "request_timeout", "debug")
+def version(ctx: typer.Context, *, flags: Flags) -> None:
     """Print the client version, and the server version when the cluster is reachable."""
-    _state["debug"] = debug
+    _run(ctx).debug = flags.debug
     print(f"Client Version: v{__version__}")
     try:
-        kube = _kube(None, context, kubeconfig, request_timeout)
-        print(f"Server Version: {kube.version().get('gitVersion', 'unknown')}")
+        print(f"Server Version: {_kube(flags).version().get('gitVersion', 'unknown')}")
     except DebugxError as e:
         print(f"Server Version: unavailable ({e})", file=sys.stderr)
 
@@ -315,11 +401,10 @@ def completion(
     sys.stdout.write(script(shell))
 
 
-def _error_summary(message: str, code: int) -> None:
-    talk = _state.get("talk")
-    if talk is not None and talk.json_summary:
-        talk.record(error=message)
-        talk.emit_summary(code)
+def _error_summary(run: Run, message: str, code: int) -> None:
+    if run.talk is not None and run.talk.json_summary:
+        run.talk.record(error=message)
+        run.talk.emit_summary(code)
 
 
 def main(argv: list[str]) -> int:
@@ -327,11 +412,11 @@ def main(argv: list[str]) -> int:
     # typer 0.28 vendors click (typer._click) and has its own Exit/Abort; the `click` package is not installed.
     from typer._click.exceptions import ClickException
 
-    _state["debug"] = "-v" in argv or "--debug" in argv or bool(os.environ.get("KUBECTL_DEBUGX_DEBUG"))
+    run = Run(debug="-v" in argv or "--debug" in argv or bool(os.environ.get("KUBECTL_DEBUGX_DEBUG")))
     command = typer.main.get_command(app)
     try:
         # Without standalone mode click returns the code of typer.Exit instead of raising it.
-        result = command.main(args=argv, prog_name=PROG, standalone_mode=False)
+        result = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=run)
         if isinstance(result, int):
             return result
     except typer.Exit as e:
@@ -342,18 +427,18 @@ def main(argv: list[str]) -> int:
         e.show()
         return ExitCode.USAGE
     except DebugxError as e:
-        if _state["debug"]:
+        if run.debug:
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
-        _error_summary(str(e), int(e.code))
+        _error_summary(run, str(e), int(e.code))
         return int(e.code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
     except Exception as e:  # noqa: BLE001 - the last resort: one line unless -v
-        if _state["debug"]:
+        if run.debug:
             traceback.print_exc()
         print(f"error: unexpected {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
-        _error_summary(f"unexpected {type(e).__name__}: {e}", ExitCode.ERROR)
+        _error_summary(run, f"unexpected {type(e).__name__}: {e}", ExitCode.ERROR)
         return ExitCode.ERROR
     return ExitCode.OK
