@@ -1,4 +1,8 @@
-"""The errors users may see, and the exit code each one maps to (documented in README)."""
+"""The errors users may see, and the exit code each one maps to (documented in README).
+
+The class is the mapping: an error's exit code is its class's `code` (kube.client's API errors are also these
+classes, e.g. an ApiForbidden is a Forbidden). cli.main is the only place that turns an exception into that
+code and its `error:` line."""
 
 from __future__ import annotations
 
