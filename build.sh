@@ -45,7 +45,13 @@ rm -rf "$work"/wheel "$work"/krew "$dist"/kubectl-debugx "$dist"/kubectl-debugx-
   "$dist"/kubectl_complete-debugx
 mkdir -p "$work"/wheel "$dist"
 # A wheel, not the source directory: installing a directory records its absolute path and breaks reproducibility.
-.venv/bin/python -m pip wheel -q --disable-pip-version-check --no-deps -w "$work"/wheel .
+# setuptools' own build directory goes under $work and starts empty: its default, ./build/lib, keeps the modules
+# of earlier builds, so a module moved or deleted since would still be packed into the wheel.
+work_abs=$(cd "$work" && pwd)
+rm -rf "$work_abs"/setuptools
+printf '[build]\nbuild_base = %s\n' "$work_abs/setuptools" > "$work_abs"/setuptools.cfg
+DIST_EXTRA_CONFIG="$work_abs"/setuptools.cfg \
+  .venv/bin/python -m pip wheel -q --disable-pip-version-check --no-deps -w "$work"/wheel .
 site="$work"/site-packages
 rm -rf "$site"
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-compile --target "$site" \
