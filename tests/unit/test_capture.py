@@ -108,9 +108,9 @@ def choose(kube, profile="auto"):
     from kubectl_debugx.commands.capture import choose_profile
     from kubectl_debugx.remote.ephemeral import Target
 
-    chosen, container, _notes = choose_profile(kube, Target("ns", POD, "app"),
-                                               CaptureOptions(pod="web", image="img", profile=profile), "debugx-b")
-    return chosen, container.get("securityContext")
+    chosen = choose_profile(kube, Target("ns", POD, "app"),
+                            CaptureOptions(pod="web", image="img", profile=profile))
+    return chosen.profile, chosen.container.get("securityContext")
 
 
 def test_auto_takes_netadmin_where_admitted_without_reading_the_node():
