@@ -407,6 +407,14 @@ def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
         yield json.loads(buffer)
 
 
+def context_names(kubeconfig: str | None) -> list[str]:
+    """The contexts of the kubeconfig (KUBECONFIG or ~/.kube/config when None), for completing --context."""
+    from kubernetes import config
+
+    contexts, _active = config.list_kube_config_contexts(config_file=kubeconfig)
+    return sorted(str(c["name"]) for c in contexts)
+
+
 def user_agent() -> str:
     from kubectl_debugx import __version__
 

@@ -163,10 +163,9 @@ def _containers(line: _Line) -> list[str]:
 
 
 def _contexts(line: _Line) -> list[str]:
-    from kubernetes import config
+    from kubectl_debugx.kube.client import context_names
 
-    contexts, _active = config.list_kube_config_contexts(config_file=line.values.get("kubeconfig"))
-    return sorted(str(c["name"]) for c in contexts)
+    return context_names(line.values.get("kubeconfig"))
 
 
 def _value_candidates(param: dict[str, Any], line: _Line) -> tuple[list[str], int]:
