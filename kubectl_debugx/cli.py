@@ -189,6 +189,14 @@ def _profile_flags(flags: Flags) -> dict[str, Any]:
     }
 
 
+def _debug_flags(flags: Flags) -> dict[str, Any]:
+    """Every field of remote.session.DebugOptions, from the flags that set the debug container."""
+    from kubectl_debugx.options import parse_duration
+
+    return {"ttl": int(parse_duration(flags.ttl, "--ttl")), "force": flags.force, "dry_run": flags.dry_run,
+            **_profile_flags(flags)}
+
+
 Work = Callable[["KubeApi", "Talk"], int]
 
 
@@ -248,8 +256,7 @@ def capture(
             pod=name, container=container, interface=interface, filter=filter, output=path,
             duration=parse_duration(duration, "--duration") if duration else None, count=count,
             max_size=parse_size(max_size, "--max-size") if max_size else None, snaplen=snaplen,
-            ttl=int(parse_duration(flags.ttl, "--ttl")), force=flags.force, dry_run=flags.dry_run,
-            **_profile_flags(flags),
+            **_debug_flags(flags),
         )
         cap.validate(opts)
         _output_file(talk, path, flags, "pcap")
@@ -304,8 +311,7 @@ def trace(
             pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
             expr=expr, string_size=string_size, summary=summary,
             duration=parse_duration(duration, "--duration") if duration else None, output=path,
-            ttl=int(parse_duration(flags.ttl, "--ttl")), force=flags.force, dry_run=flags.dry_run,
-            **_profile_flags(flags),
+            **_debug_flags(flags),
         )
         tr.validate(opts)
         _output_file(talk, path, flags, "trace")

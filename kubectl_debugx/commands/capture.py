@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from kubectl_debugx.errors import Forbidden, RemoteFailed, UsageError
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
@@ -21,8 +20,8 @@ DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "tcpdump"
 
 
-@dataclass(frozen=True)
-class CaptureOptions:
+@dataclass(frozen=True, kw_only=True)
+class CaptureOptions(session.DebugOptions):
     pod: str
     container: str | None = None
     interface: str = "any"
@@ -32,12 +31,6 @@ class CaptureOptions:
     count: int | None = None
     max_size: int | None = None
     snaplen: int | None = None
-    image: str = DEFAULT_IMAGE
-    profile: str = "auto"
-    custom: Mapping[str, Any] | None = None
-    ttl: int = 3600
-    force: bool = False
-    dry_run: bool = False
 
 
 def validate(opts: CaptureOptions) -> None:

@@ -39,8 +39,8 @@ DEFAULT_PROFILE = "general"  # CAP_SYS_PTRACE and nothing more: the least privil
 TRACE_TO_STDOUT = "|cat"  # strace's -o: pipe the trace to cat, whose stdout is the exec stdout
 
 
-@dataclass(frozen=True)
-class TraceOptions:
+@dataclass(frozen=True, kw_only=True)
+class TraceOptions(session.DebugOptions):
     pod: str
     container: str | None = None
     pid: int | None = None
@@ -51,12 +51,7 @@ class TraceOptions:
     summary: bool = False
     duration: float | None = None
     output: str = "-"
-    image: str = DEFAULT_IMAGE
     profile: str = DEFAULT_PROFILE
-    custom: Mapping[str, Any] | None = None
-    ttl: int = 3600
-    force: bool = False
-    dry_run: bool = False
 
 
 def validate(opts: TraceOptions) -> None:

@@ -27,6 +27,18 @@ from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_si
 from kubectl_debugx.talk import Talk
 
 
+@dataclass(frozen=True, kw_only=True)
+class DebugOptions:
+    """The debug container's flags, the same for every command that runs a tool in one."""
+
+    image: str = specs.DEFAULT_IMAGE
+    profile: str = "auto"
+    custom: Mapping[str, Any] | None = None
+    ttl: int = 3600
+    force: bool = False
+    dry_run: bool = False
+
+
 def min_life(duration: float | None) -> float:
     """How long a reused debug container must still live: the run (60 s when open-ended) plus a margin."""
     return (duration or 60.0) + 30.0
