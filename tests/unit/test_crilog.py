@@ -15,26 +15,21 @@ import pytest
 from kubectl_debugx.formats.crilog import (
     DecodeReport,
     FileReport,
-    Instance,
-    LogFileName,
     LogLine,
-    LogPlan,
     Malformed,
     PartialJoiner,
     Record,
-    Skipped,
     Timestamp,
-    classify_name,
     decode_instance,
     iter_records,
     keep_since,
     open_log,
     parse_line,
     parse_timestamp,
-    plan_container_logs,
     render,
     since_ns,
 )
+from kubectl_debugx.formats.logfiles import Instance, LogFileName, LogPlan, Skipped, classify_name, plan_container_logs
 
 
 def join_partials(items: Iterable[Record | Malformed]) -> Iterator[LogLine | Malformed]:

@@ -40,7 +40,8 @@ from kubectl_debugx.errors import (
     OutputError,
     UsageError,
 )
-from kubectl_debugx.formats.crilog import DecodeReport, FileReport, Instance, Skipped
+from kubectl_debugx.formats.crilog import DecodeReport, FileReport
+from kubectl_debugx.formats.logfiles import Instance, Skipped
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
 from kubectl_debugx.kube.client import ApiError, api_error
 from kubectl_debugx.remote import streamrun

@@ -12,7 +12,7 @@ from typing import Any
 
 from kubectl_debugx.commands.nodelogs.pod import DOCKER_SUBDIR
 from kubectl_debugx.commands.nodelogs.target import LogTarget, NodeLogsOptions, docker_ids_of
-from kubectl_debugx.formats import crilog
+from kubectl_debugx.formats import crilog, logfiles
 from kubectl_debugx.formats.logtree import ExtractReport
 from kubectl_debugx.talk import Talk
 
@@ -22,7 +22,7 @@ from kubectl_debugx.talk import Talk
 @dataclass(frozen=True)
 class InstancePlan:
     container: str
-    instance: crilog.Instance
+    instance: logfiles.Instance
     paths: tuple[str, ...]  # relative to the output directory, reading order
     decoded: str  # file name in the output directory
 
@@ -31,7 +31,7 @@ class InstancePlan:
 class ContainerPlan:
     container: str
     instances: tuple[InstancePlan, ...]
-    skipped: tuple[crilog.Skipped, ...] = ()
+    skipped: tuple[logfiles.Skipped, ...] = ()
 
 
 def plan_container(
@@ -49,7 +49,7 @@ def plan_container(
         parts = rel.split("/")
         if len(parts) == 4 and parts[:2] == [DOCKER_SUBDIR, "containers"] and parts[2] in docker_ids:
             by_name[parts[3]] = rel
-    plan = crilog.plan_container_logs(by_name, docker_ids)
+    plan = logfiles.plan_container_logs(by_name, docker_ids)
     instances = tuple(
         InstancePlan(
             container,
