@@ -83,3 +83,27 @@ def test_two_captures_of_one_pod_at_once_both_hold_everything(e2e, web, tmp_path
     sent = low_rate(e2e, namespace, pod, traffic, "pair") + burst(e2e, namespace, pod, traffic, "pairburst")
     stop_and_check(first, tmp_path / "a.pcap", sent)
     stop_and_check(second, tmp_path / "b.pcap", sent)
+
+
+def test_named_interface_with_a_short_snaplen_loses_nothing(e2e, web, make_pod, tmp_path: Path):
+    """The options hold off `any` too: on eth0 with --snaplen 96, traffic from another pod (to the pod's IP,
+    so it crosses eth0): every connection and every request segment is there, each packet cut to 96 bytes."""
+    namespace, pod, _ = web
+    make_pod(namespace, "client", image=e2e.image, command=["sleep", "600"])
+    ip = e2e.api().read_namespaced_pod(pod, namespace).status.pod_ip
+    out = tmp_path / "eth0.pcap"
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "-i", "eth0", "--snaplen", "96",
+                        "--output", "json", stdout=subprocess.PIPE)
+    wait_for_line(proc, LISTENING)
+    script = ('i=1; while [ "$i" -le 15 ]; do curl -s -o /dev/null --retry 20 --retry-connrefused '
+              '"http://$1/eth-$i"; i=$((i+1)); sleep 0.2; done; curl -s -o /dev/null "http://$1/eb-[1-500]"')
+    e2e.kubectl("exec", "-n", namespace, "client", "--", "sh", "-c", script, "sh", ip)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    syns = tshark_fields(str(out), "tcp.dstport == 80 && tcp.flags.syn == 1 && tcp.flags.ack == 0", "tcp.stream")
+    segments = tshark_fields(str(out), "tcp.dstport == 80 && tcp.len > 0", "frame.cap_len")
+    assert (len(set(syns)), len(segments)) == (16, 515)
+    assert {int(n) for n in segments} == {96}
+    summary = json.loads(stdout)
+    assert (summary["dropped_by_kernel"], summary["tcpdump"]["captured"]) == (0, summary["packets_written"])
