@@ -31,6 +31,7 @@ class KubeFlags:
     context: str | None = None
     namespace: str | None = None
     request_timeout: float | None = None
+    verbosity: int = 0
 
 
 class ApiError(DebugxError):
