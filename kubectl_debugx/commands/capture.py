@@ -181,7 +181,7 @@ def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
     chosen = choose_profile(kube, target, opts)
     if opts.dry_run:
-        return session.dry_run(talk, chosen, target.pod_name)
+        return session.dry_run(talk, chosen, target)
     ec = session.start(kube, target, chosen, opts.duration, talk)
     return _capture(kube, target, ec, opts, chosen.profile, talk)
 

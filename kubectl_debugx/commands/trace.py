@@ -232,7 +232,7 @@ def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
     if opts.dry_run:
         would = (f"would trace {', '.join(p.label for p in selection.procs)}" if selection
                  else "the process is looked up once the debug container runs")
-        return session.dry_run(talk, chosen, target.pod_name, would)
+        return session.dry_run(talk, chosen, target, would)
     notes = []
     if not has_ptrace(container):
         notes.append(f"profile {profile} adds no CAP_SYS_PTRACE: strace can attach only to processes of its "

@@ -52,6 +52,7 @@ class Candidate:
     container: dict[str, Any]
     notes: list[str]
     refusal: ApiError | None
+    reuse: str | None = None  # the running debug container a real run would reuse instead
 
 
 def candidate(kube: KubeApi, target: Target, profile: str, image: str, custom: Mapping[str, Any] | None,
@@ -60,8 +61,9 @@ def candidate(kube: KubeApi, target: Target, profile: str, image: str, custom: M
     needs no admission."""
     name = specs.debug_container_name(target.pod)
     container, notes = ephemeral.build_container(target, name, image, profile, custom, ttl)
-    if specs.reusable_container(target.pod, container, min_life(duration), time.time()):
-        return Candidate(profile, container, notes, None)
+    reuse = specs.reusable_container(target.pod, container, min_life(duration), time.time())
+    if reuse:
+        return Candidate(profile, container, notes, None, reuse)
     return Candidate(profile, container, notes, ephemeral.admission_error(kube, target, container))
 
 
@@ -78,13 +80,21 @@ def admitted(chosen: Candidate, hint: str) -> Candidate:
     return chosen
 
 
-def dry_run(talk: Talk, chosen: Candidate, pod_name: str, detail: str = "") -> int:
-    """Print the container that would be added (stdout, YAML) and say so; nothing is created."""
+def dry_run(talk: Talk, chosen: Candidate, target: Target, detail: str = "") -> int:
+    """Print the container a real run would use (stdout, YAML): the running one it would reuse, as the pod has
+    it, or the one it would add; say which. Nothing is created."""
     import yaml
 
-    talk.out(yaml.safe_dump(chosen.container, sort_keys=False))
     detail = f"; {detail}" if detail else ""
-    talk.say(f"Dry run: profile {chosen.profile}{detail}; ephemeral container not added to pod {pod_name}")
+    if chosen.reuse:
+        [container] = [c for c in (target.pod.get("spec") or {}).get("ephemeralContainers") or []
+                       if c.get("name") == chosen.reuse]
+        talk.out(yaml.safe_dump(container, sort_keys=False))
+        talk.say(f"Dry run: profile {chosen.profile}{detail}; would reuse the running ephemeral container "
+                 f"{chosen.reuse} of pod {target.pod_name}; nothing added")
+        return 0
+    talk.out(yaml.safe_dump(chosen.container, sort_keys=False))
+    talk.say(f"Dry run: profile {chosen.profile}{detail}; ephemeral container not added to pod {target.pod_name}")
     return 0
 
 
