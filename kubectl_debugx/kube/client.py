@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
@@ -21,6 +24,8 @@ from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, Un
 
 CONNECT_TIMEOUT = 10.0
 EXEC_PROTOCOLS = "v5.channel.k8s.io, v4.channel.k8s.io"
+# A service account's files in a pod (in-cluster configuration, as kubectl finds it).
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,15 @@ def _status_message(status: int, body: Mapping[str, Any], fallback: str) -> str:
     return str(body.get("message") or fallback or f"the server answered HTTP {status}").strip()
 
 
-def api_error(status: int, raw: bytes | str | None) -> ApiError:
-    """Translate an error answer into the ApiError subclass of its status (the one place that does so)."""
+_NAMESPACED_PATH = re.compile(r"^/api(?:s/[^/]+)?/[^/]+/namespaces/([^/]+)/")
+_NOT_FOUND_MESSAGE = re.compile(r'^[\w.-]+ "[^"]*" not found$')
+
+
+def api_error(status: int, raw: bytes | str | None, path: str = "") -> ApiError:
+    """Translate an error answer into the ApiError subclass of its status (the one place that does so).
+
+    ``path`` is the request's path: the server's not-found message (``pods "web" not found``) does not say
+    in which namespace it looked, so when the path names one it is added, kubectl's wording kept first."""
     try:
         body = json.loads(raw or b"{}")
         if not isinstance(body, dict):
@@ -90,7 +102,11 @@ def api_error(status: int, raw: bytes | str | None) -> ApiError:
     except ValueError:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
         body = {"message": text.strip()}
-    return _API_ERRORS.get(status, ApiError)(_status_message(status, body, ""), status, body)
+    message = _status_message(status, body, "")
+    namespaced = _NAMESPACED_PATH.match(path)
+    if status == 404 and namespaced and _NOT_FOUND_MESSAGE.match(message):
+        message += f' in namespace "{namespaced.group(1)}"'
+    return _API_ERRORS.get(status, ApiError)(message, status, body)
 
 
 def _unreachable(host: str, error: BaseException) -> Unreachable:
@@ -143,30 +159,35 @@ class Kube:
     """A connection to one cluster, resolved from kubeconfig the way kubectl does."""
 
     def __init__(self, flags: KubeFlags) -> None:
-        from kubernetes import client, config  # imported here so --help never pays for it
+        from kubernetes import client  # imported here so --help never pays for it
 
         self.flags = flags
         self.configuration = client.Configuration()
-        try:
-            config.load_kube_config(
-                config_file=flags.kubeconfig,
-                context=flags.context,
-                client_configuration=self.configuration,
-                persist_config=False,
-            )
-            contexts, active = config.list_kube_config_contexts(config_file=flags.kubeconfig)
-        except config.ConfigException as e:
-            raise UsageError(f"invalid kubeconfig: {str(e).splitlines()[0]}") from None
-        except OSError as e:
-            raise UsageError(f"cannot read kubeconfig: {e}") from None
-        chosen = next((c for c in contexts if c["name"] == flags.context), None) if flags.context else active
-        context_ns = ((chosen or {}).get("context") or {}).get("namespace")
-        self.namespace: str = flags.namespace or context_ns or "default"
+        self.namespace: str = load_config(flags, self.configuration)
         self.configuration.retries = 0  # fail fast with one clear message instead of silent retries
         self.api_client = client.ApiClient(self.configuration)
         self.host: str = self.configuration.host
 
     # --- plain requests -------------------------------------------------------------------------------
+
+    def _log(
+        self, method: str, path: str, params: list[tuple[str, Any]], status: int | None, started: float
+    ) -> None:
+        """With -v=N (N >= 1), one line per request on stderr, like kubectl -v=6: method, URL (its query
+        holds only what we ask for; credentials travel in headers, which are never shown), status, time."""
+        if self.flags.verbosity < 1:
+            return
+        url = f"{self.host}{path}" + (f"?{urlencode(params)}" if params else "")
+        if status is None:
+            answer = "(no answer)"
+        else:
+            try:
+                answer = f"{status} {HTTPStatus(status).phrase}"
+            except ValueError:
+                answer = str(status)
+        elapsed = round((time.monotonic() - started) * 1000)
+        sys.stderr.write(f"I {method} {url} {answer} in {elapsed} milliseconds\n")
+        sys.stderr.flush()
 
     def _timeout(self, read: float | None = None) -> tuple[float, float | None]:
         return (CONNECT_TIMEOUT, read if read is not None else self.flags.request_timeout)
@@ -187,11 +208,13 @@ class Kube:
         from kubernetes.client.exceptions import ApiException
 
         headers = {"Accept": accept, "Content-Type": content_type, "User-Agent": user_agent()}
+        params = [(k, v) for k, v in (query or {}).items() if v is not None]
+        started = time.monotonic()
         try:
             response = self.api_client.call_api(
                 path,
                 method,
-                query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+                query_params=params,
                 header_params=headers,
                 body=body,
                 auth_settings=["BearerToken"],
@@ -200,9 +223,12 @@ class Kube:
                 _request_timeout=self._timeout(read_timeout),
             )
         except ApiException as e:
-            raise api_error(e.status or 0, e.body) from None
+            self._log(method, path, params, e.status, started)
+            raise api_error(e.status or 0, e.body, path) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
+            self._log(method, path, params, None, started)
             raise _unreachable(self.host, e) from None
+        self._log(method, path, params, response.status, started)
         if stream:
             return response
         data = response.data
@@ -307,7 +333,8 @@ class Kube:
                         if obj.get("code") == 410:  # resourceVersion too old: restart from the current state
                             resource_version = ""
                             break
-                        raise api_error(int(obj.get("code") or 500), json.dumps(obj).encode())
+                        raise api_error(int(obj.get("code") or 500), json.dumps(obj).encode(),
+                                        f"/api/v1/namespaces/{namespace}/pods")
                     resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
                     yield kind, obj
             finally:
@@ -326,7 +353,8 @@ class Kube:
         params += [("container", container), ("stdout", "true"), ("stderr", "true")]
         if stdin:
             params.append(("stdin", "true"))
-        url = f"{self.host}/api/v1/namespaces/{namespace}/pods/{quote(pod)}/exec?{urlencode(params)}"
+        path = f"/api/v1/namespaces/{namespace}/pods/{quote(pod)}/exec"
+        url = f"{self.host}{path}?{urlencode(params)}"
         url = "wss://" + url[len("https://"):] if url.startswith("https://") else "ws://" + url[len("http://"):]
         headers = {"sec-websocket-protocol": EXEC_PROTOCOLS}
         token = self.configuration.get_api_key_with_prefix("authorization")
@@ -334,14 +362,18 @@ class Kube:
             headers["authorization"] = token
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(self.flags.request_timeout or CONNECT_TIMEOUT * 3)
+        started = time.monotonic()
         try:
             ws = create_websocket(self.configuration, url, headers)
         except WebSocketBadStatusException as e:
-            raise api_error(e.status_code, e.resp_body) from None
+            self._log("GET", path, params, e.status_code, started)
+            raise api_error(e.status_code, e.resp_body, path) from None
         except (WebSocketException, OSError, ssl.SSLError) as e:
+            self._log("GET", path, params, None, started)
             raise _unreachable(self.host, e) from None
         finally:
             socket.setdefaulttimeout(previous)
+        self._log("GET", path, params, getattr(ws, "status", None) or 101, started)
         ws.sock.settimeout(None)
         protocol = (ws.getheaders() or {}).get("sec-websocket-protocol", "") or ""
         return ExecConnection(ws, protocol.strip())
@@ -408,12 +440,114 @@ def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
         yield json.loads(buffer)
 
 
+def kubeconfig_paths(explicit: str | None = None) -> list[str]:
+    """The kubeconfig files kubectl reads: --kubeconfig alone, else KUBECONFIG's list, else ~/.kube/config."""
+    if explicit:
+        return [os.path.expanduser(explicit)]
+    listed = [os.path.expanduser(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return listed or [os.path.expanduser(os.path.join("~", ".kube", "config"))]
+
+
+def _read_kubeconfig(paths: list[str]) -> Any:
+    """The merged kubeconfig (a ConfigNode whose .value is the dict) of the files that exist, in order.
+
+    Errors name the file and never quote its content (a YAML error's snippet could show a token)."""
+    import yaml
+    from kubernetes.config.kube_config import KubeConfigMerger
+
+    where = ", ".join(paths)
+    try:
+        merged = KubeConfigMerger(os.pathsep.join(paths)).config
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        name = getattr(mark, "name", "") or where
+        raise UsageError(f"invalid kubeconfig {name}: not valid YAML ({getattr(e, 'problem', '') or 'syntax'}{at})"
+                         ) from None
+    except OSError as e:
+        raise UsageError(f"cannot read kubeconfig {e.filename or where}: {e.strerror or e}") from None
+    except (AttributeError, TypeError, KeyError):
+        raise UsageError(f"invalid kubeconfig {where}: not a kubeconfig (a mapping with clusters, contexts, "
+                         "users)") from None
+    except Exception as e:  # noqa: BLE001 - the client's ConfigException: its first line names what is wrong
+        raise UsageError(f"invalid kubeconfig {where}: {str(e).splitlines()[0]}") from None
+    if merged is None or not isinstance(merged.value, dict):
+        raise UsageError(f"invalid kubeconfig {where}: no configuration in it")
+    return merged
+
+
+def _entries(items: Any) -> list[Mapping[str, Any]]:
+    """The named entries of a merged kubeconfig list (the merger wraps each in a ConfigNode)."""
+    values = (getattr(item, "value", item) for item in items or [])
+    return [v for v in values if isinstance(v, Mapping)]
+
+
+def load_config(flags: KubeFlags, configuration: Any) -> str:
+    """Fill the client configuration the way kubectl resolves it; returns the namespace to use.
+
+    --kubeconfig names the one file; else KUBECONFIG's files, else ~/.kube/config; with none of them, in a
+    pod with a service account, the in-cluster configuration. Errors say which files were looked at and
+    never show a credential."""
+    from kubernetes.config.kube_config import KubeConfigLoader
+
+    if flags.kubeconfig and not os.path.exists(os.path.expanduser(flags.kubeconfig)):
+        raise UsageError(f"--kubeconfig: {flags.kubeconfig}: no such file")
+    looked = kubeconfig_paths(flags.kubeconfig)
+    found = [p for p in looked if os.path.exists(p)]
+    if not found:
+        if not flags.context and in_cluster_possible():
+            return _load_in_cluster(flags, configuration)
+        raise UsageError(f"no kubeconfig found (looked at {', '.join(looked)}); set KUBECONFIG or use --kubeconfig")
+    merged = _read_kubeconfig(found)
+    where = ", ".join(found)
+    contexts = {str(c.get("name")): c for c in _entries(merged.value.get("contexts"))}
+    current = merged.value.get("current-context") or ""
+    chosen = flags.context or current
+    if not chosen:
+        raise UsageError(f"no current context in kubeconfig {where}; use --context NAME "
+                         "(or kubectl config use-context NAME)")
+    if chosen not in contexts:
+        extra = "" if flags.context else f" (the current context of {where})"
+        raise UsageError(f'context "{chosen}" does not exist{extra}')
+    try:
+        KubeConfigLoader(config_dict=merged, active_context=chosen, config_base_path=None).load_and_set(
+            configuration)
+    except OSError as e:
+        raise UsageError(f"cannot read {e.filename or 'a file named in kubeconfig'}: {e.strerror or e}") from None
+    except Exception as e:  # noqa: BLE001 - ConfigException; its first line names the key, never its value
+        raise UsageError(f"invalid kubeconfig {where}: {str(e).splitlines()[0]}") from None
+    context_ns = (contexts[chosen].get("context") or {}).get("namespace")
+    return flags.namespace or context_ns or "default"
+
+
+def in_cluster_possible(environ: Mapping[str, str] = os.environ) -> bool:
+    """kubectl's test: the service's address in the environment and a service account token file."""
+    return bool(environ.get("KUBERNETES_SERVICE_HOST") and environ.get("KUBERNETES_SERVICE_PORT")
+                and os.path.isfile(os.path.join(SERVICE_ACCOUNT_DIR, "token")))
+
+
+def _load_in_cluster(flags: KubeFlags, configuration: Any) -> str:
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
+    try:
+        InClusterConfigLoader(os.path.join(SERVICE_ACCOUNT_DIR, "token"),
+                              os.path.join(SERVICE_ACCOUNT_DIR, "ca.crt")).load_and_set(configuration)
+    except Exception as e:  # noqa: BLE001 - ConfigException: which file or variable is missing
+        raise UsageError(f"no kubeconfig found, and the in-cluster configuration cannot be used: "
+                         f"{str(e).splitlines()[0]}") from None
+    namespace = os.environ.get("POD_NAMESPACE", "")
+    if not namespace:
+        with suppress(OSError), open(os.path.join(SERVICE_ACCOUNT_DIR, "namespace")) as f:
+            namespace = f.read().strip()
+    return flags.namespace or namespace or "default"
+
+
 def context_names(kubeconfig: str | None) -> list[str]:
     """The contexts of the kubeconfig (KUBECONFIG or ~/.kube/config when None), for completing --context."""
-    from kubernetes import config
-
-    contexts, _active = config.list_kube_config_contexts(config_file=kubeconfig)
-    return sorted(str(c["name"]) for c in contexts)
+    found = [p for p in kubeconfig_paths(kubeconfig) if os.path.exists(p)]
+    if not found:
+        return []
+    return sorted(str(c["name"]) for c in _entries(_read_kubeconfig(found).value.get("contexts")) if "name" in c)
 
 
 def user_agent() -> str:

@@ -276,8 +276,8 @@ def test_target_of_a_running_pod():
 def test_target_of_a_gone_pod_needs_the_node():
     with pytest.raises(NotFound) as e:
         nodelogs.target_from("rec", "nginx", None, None, None)
-    assert str(e.value) == ('pods "nginx" not found; for the files of a pod that no longer exists give '
-                            "--node NODE (and --uid UID if you know it)")
+    assert str(e.value) == ('pods "nginx" not found in namespace "rec"; for the files of a pod that no longer '
+                            "exists give --node NODE (and --uid UID if you know it)")
     assert nodelogs.target_from("rec", "nginx", None, "vm", None) == LogTarget("rec", "nginx", "vm", None)
     assert nodelogs.target_from("rec", "nginx", None, "vm", "u1") == LogTarget("rec", "nginx", "vm", "u1")
 

@@ -189,8 +189,8 @@ def target_from(
     """
     if pod is None:
         if not node:
-            raise NotFound(f'pods "{name}" not found; for the files of a pod that no longer exists give '
-                           "--node NODE (and --uid UID if you know it)")
+            raise NotFound(f'pods "{name}" not found in namespace "{namespace}"; for the files of a pod that '
+                           "no longer exists give --node NODE (and --uid UID if you know it)")
         return LogTarget(namespace, name, node, uid)
     own_uid, static = pod_uid(pod)
     own_node = str((pod.get("spec") or {}).get("nodeName") or "")
@@ -211,9 +211,9 @@ def resolve(kube: KubeApi, opts: NodeLogsOptions, namespace: str) -> LogTarget:
     try:
         pod: dict[str, Any] | None = kube.get_pod(namespace, opts.pod)
     except ApiError as e:
-        if e.status != 404 or not opts.node:
+        if e.status != 404:
             raise
-        pod = None
+        pod = None  # target_from says what to give for a pod that no longer exists
     target = target_from(namespace, opts.pod, pod, opts.node, opts.uid)
     if not _DNS_SUBDOMAIN.fullmatch(target.node):
         raise UsageError(f"unexpected node name {target.node!r}")
