@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -37,7 +38,7 @@ app = typer.Typer(
 class Run:
     """What one run of main() knows across the command and the error handler (click's context object)."""
 
-    debug: bool = False
+    debug: bool = False  # tracebacks of unexpected errors: -v (any level) or $KUBECTL_DEBUGX_DEBUG
     talk: Talk | None = None  # once set, an error still ends the JSON summary a runbook waits for
 
 
@@ -50,12 +51,22 @@ KubeconfigOpt = Annotated[
     str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
 ]
 TimeoutOpt = Annotated[
-    str | None, typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s); 0 = none.")
+    str | None, typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s; a bare number "
+                             "is seconds, as in kubectl); 0 = none.")
 ]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings on stderr.")]
-DebugOpt = Annotated[bool, typer.Option("-v", "--debug", help="Show tracebacks of unexpected errors.")]
+VerbosityOpt = Annotated[
+    int, typer.Option("-v", "--v", metavar="N", help="Log level, as kubectl's -v=N: 1 or more shows tracebacks of "
+                      "unexpected errors and the API requests (-v or --debug alone: 1).")
+]
+class SummaryFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
 SummaryOpt = Annotated[
-    str, typer.Option("--output", help="Summary format on stdout after the data: text (none) or json.")
+    SummaryFormat, typer.Option("--summary", help="text (on stderr), or json: also one JSON object on stdout "
+                                "after the data.")
 ]
 ImageOpt = Annotated[
     str | None, typer.Option("--image", help="Debug image (default: $KUBECTL_DEBUGX_IMAGE or built-in).")
@@ -66,7 +77,11 @@ ProfileOpt = Annotated[
 CustomOpt = Annotated[
     Path | None, typer.Option("--custom", help="JSON or YAML partial container merged over the profile.")
 ]
-TtlOpt = Annotated[str, typer.Option("--ttl", help="Lifetime of the debug container (its bounded sleep).")]
+DurationOpt = Annotated[
+    str | None, typer.Option("--duration", help="Stop after this long: 30s, 5m, 1h30m (the unit is needed).")
+]
+TtlOpt = Annotated[str, typer.Option("--ttl", help="Lifetime of the debug container (its bounded sleep), e.g. "
+                                     "30m, 2h.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file.")]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print the ephemeral container that would be added; change nothing.")
@@ -88,8 +103,8 @@ class Flags:
     kubeconfig: str | None = None
     request_timeout: str | None = None
     quiet: bool = False
-    debug: bool = False
-    output: str = "text"
+    verbosity: int = 0
+    summary: SummaryFormat = SummaryFormat.text
 
 
 # Each shared flag once: its declaration and default, in the order --help lists them.
@@ -105,13 +120,13 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "kubeconfig": (KubeconfigOpt, None),
     "request_timeout": (TimeoutOpt, None),
     "quiet": (QuietOpt, False),
-    "debug": (DebugOpt, False),
-    "output": (SummaryOpt, "text"),
+    "verbosity": (VerbosityOpt, 0),
+    "summary": (SummaryOpt, SummaryFormat.text),
 }
 CONTAINER = ("image", "profile", "custom")
 LIFETIME = ("ttl", "force", "dry_run")
 CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout")
-TALK = ("quiet", "debug", "output")
+TALK = ("quiet", "verbosity", "summary")
 
 
 def shared_flags(
@@ -151,9 +166,10 @@ def _connection(flags: Flags) -> Any:
     from kubectl_debugx.options import parse_duration
 
     timeout = flags.request_timeout
-    seconds = None if timeout in (None, "0", "") else parse_duration(timeout, "--request-timeout")
+    # kubectl reads a bare number here as seconds (and only here)
+    seconds = None if timeout in (None, "0", "") else parse_duration(timeout, "--request-timeout", bare_seconds=True)
     return KubeFlags(kubeconfig=flags.kubeconfig, context=flags.context, namespace=flags.namespace,
-                     request_timeout=seconds)
+                     request_timeout=seconds, verbosity=flags.verbosity)
 
 
 def _kube(flags: Flags) -> KubeApi:
@@ -162,19 +178,17 @@ def _kube(flags: Flags) -> KubeApi:
     return Kube(_connection(flags))
 
 
-def _talk(run: Run, flags: Flags) -> Talk:
+def _talk(run: Run, flags: Flags, command: str) -> Talk:
     from kubectl_debugx.talk import Talk
 
-    run.debug = flags.debug
-    if flags.output not in ("text", "json"):
-        raise UsageError(f"--output: must be text or json, got {flags.output!r}")
-    run.talk = Talk(quiet=flags.quiet, json_summary=flags.output == "json")
+    run.debug = run.debug or flags.verbosity >= 1
+    run.talk = Talk(quiet=flags.quiet, json_summary=flags.summary is SummaryFormat.json, command=command)
     return run.talk
 
 
 def _check_data_and_summary(talk: Talk, path: str) -> None:
     if talk.json_summary and path == "-":
-        raise UsageError("--output json needs -o FILE: with -o - stdout carries the data")
+        raise UsageError("--summary json needs -o FILE: with -o - stdout carries the data")
 
 
 def _profile_flags(flags: Flags) -> dict[str, Any]:
@@ -205,17 +219,24 @@ def _workflow(ctx: typer.Context, flags: Flags, pod: str, prepare: Callable[[Tal
     returns the work), then the cluster and the work; its code ends the summary and is the exit code."""
     from kubectl_debugx.options import parse_pod_arg
 
-    talk = _talk(_run(ctx), flags)
-    work = prepare(talk, parse_pod_arg(pod))
-    code = int(work(_kube(flags), talk))
+    talk = _talk(_run(ctx), flags, ctx.command.name or "")
+    name = parse_pod_arg(pod)
+    talk.record(pod=name)
+    work = prepare(talk, name)
+    kube = _kube(flags)
+    talk.record(namespace=kube.namespace)
+    code = int(work(kube, talk))
     talk.emit_summary(code)
     raise typer.Exit(code)
 
 
 def _output_file(talk: Talk, path: str, flags: Flags, what: str) -> None:
-    """Where -o names a file: refuse what would mix data and summary, or clobber or cannot be written."""
-    from kubectl_debugx.options import check_output_file
+    """Where -o names a file: refuse kubectl's -o json (a format, not a file), what would mix data and summary,
+    or clobber or cannot be written."""
+    from kubectl_debugx.options import check_not_format, check_output_file
 
+    check_not_format(path, "file")
+    talk.record(output=path)
     _check_data_and_summary(talk, path)
     if not flags.dry_run:
         check_output_file(path, flags.force, sys.stdout.isatty(), what)
@@ -230,12 +251,14 @@ def capture(
     interface: Annotated[str, typer.Option("-i", "--interface", help="Interface to capture on.")] = "any",
     filter: Annotated[str, typer.Option("-f", "--filter", help="tcpdump filter expression.")] = "",
     output_file: Annotated[
-        str | None, typer.Option("-o", "--output-file", help="pcap file, or - for stdout (default POD-TIME.pcap).")
+        str | None, typer.Option("-o", "--output", metavar="FILE|-",
+                                 help="pcap file, or - for stdout (default POD-TIME.pcap).")
     ] = None,
-    duration: Annotated[str | None, typer.Option("--duration", help="Stop after this long (e.g. 30s).")] = None,
+    duration: DurationOpt = None,
     count: Annotated[int | None, typer.Option("--count", help="Stop after this many packets.")] = None,
     max_size: Annotated[
-        str | None, typer.Option("--max-size", help="Stop before the file passes this size (e.g. 10MB).")
+        str | None, typer.Option("--max-size", help="Stop before the file passes this size: 10M, 500K (powers "
+                                 "of 1000) or 10Mi, 500Ki (powers of 1024); case and a final B do not matter.")
     ] = None,
     snaplen: Annotated[
         int | None, typer.Option("--snaplen", help="Bytes kept of each packet (default 262144).")
@@ -290,13 +313,14 @@ def trace(
     string_size: Annotated[
         int | None, typer.Option("-s", "--string-size", help="Bytes shown of each string (strace -s, default 32).")
     ] = None,
-    summary: Annotated[
-        bool, typer.Option("--summary", help="Only count syscalls: strace's -c table at the end.")
+    summary_only: Annotated[
+        bool, typer.Option("--summary-only", help="Only count syscalls: strace's -c table at the end (strace "
+                           "--summary-only; -c stays the container, as in kubectl).")
     ] = False,
     output_file: Annotated[
-        str | None, typer.Option("-o", "--output-file", help="Trace file, or - for stdout (default -).")
+        str | None, typer.Option("-o", "--output", metavar="FILE|-", help="Trace file, or - for stdout (default -).")
     ] = None,
-    duration: Annotated[str | None, typer.Option("--duration", help="Stop after this long (e.g. 30s).")] = None,
+    duration: DurationOpt = None,
     *,
     flags: Flags,
 ) -> None:
@@ -309,7 +333,7 @@ def trace(
         path = output_file or "-"
         opts = tr.TraceOptions(
             pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
-            expr=expr, string_size=string_size, summary=summary,
+            expr=expr, string_size=string_size, summary=summary_only,
             duration=parse_duration(duration, "--duration") if duration else None, output=path,
             **_debug_flags(flags),
         )
@@ -329,13 +353,13 @@ def nodelogs(
     all_containers: Annotated[
         bool, typer.Option("--all-containers", help="Every container (init and ephemeral too).")
     ] = False,
-    since: Annotated[str | None, typer.Option("--since", help="Only lines newer than this (e.g. 1h).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only lines newer than this: 30s, 5m, 1h.")] = None,
     since_time: Annotated[
         str | None, typer.Option("--since-time", help="Only lines at or after this RFC3339 time.")
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Copy the files only; do not decode them.")] = False,
     output_dir: Annotated[
-        str | None, typer.Option("-o", "--output-dir", help="Folder to create (default nodelogs-POD-TIME).")
+        str | None, typer.Option("-o", "--output", metavar="DIR", help="Folder to create (default nodelogs-POD-TIME).")
     ] = None,
     via: Annotated[str, typer.Option("--via", help="auto, proxy (node proxy) or pod (a node pod).")] = "auto",
     pod_namespace: Annotated[
@@ -356,9 +380,12 @@ def nodelogs(
         import time
 
         from kubectl_debugx.commands import nodelogs as nl
-        from kubectl_debugx.options import parse_duration
+        from kubectl_debugx.options import check_not_format, parse_duration
 
+        if output_dir:
+            check_not_format(output_dir, "directory")
         folder = output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        talk.record(output=folder)
         opts = nl.NodeLogsOptions(
             pod=name, container=container, all_containers=all_containers,
             since_seconds=parse_duration(since, "--since") if since else None,
@@ -374,10 +401,10 @@ def nodelogs(
 
 
 @app.command()
-@shared_flags("context", "kubeconfig", "request_timeout", "debug")
+@shared_flags("context", "kubeconfig", "request_timeout", "verbosity")
 def version(ctx: typer.Context, *, flags: Flags) -> None:
     """Print the client version, and the server version when the cluster is reachable."""
-    _run(ctx).debug = flags.debug
+    _run(ctx).debug = _run(ctx).debug or flags.verbosity >= 1
     print(f"Client Version: v{__version__}")
     try:
         print(f"Server Version: {_kube(flags).version().get('gitVersion', 'unknown')}")
@@ -413,14 +440,56 @@ def _error_summary(run: Run, message: str, code: int) -> None:
         run.talk.emit_summary(code)
 
 
+def kubectl_verbosity(argv: list[str]) -> list[str]:
+    """kubectl's log level in every spelling kubectl users type -- `-v=6`, `--v=6`, `-v 6`, `--v 6` -- and ours,
+    `-v` and `--debug` alone (level 1), as the one form click parses: `--v=N`. Words after `--` are left alone."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        name, eq, value = word.partition("=")
+        if word == "--":
+            out += argv[i - 1:]
+            break
+        if name in ("-v", "--v"):
+            if eq:
+                level = value
+            elif i < len(argv) and argv[i].isdigit():
+                level, i = argv[i], i + 1
+            else:
+                level = "1"
+            if not level.isdigit():
+                raise UsageError(f"{name}: the log level is a number (as kubectl's -v=6), got {level!r}")
+            out.append(f"--v={int(level)}")
+        elif word == "--debug":
+            out.append("--v=1")
+        else:
+            out.append(word)
+    return out
+
+
+def _usage_line(e: Any) -> str:
+    """click's usage errors as our one line: lowercase, no final period, the command's --help named."""
+    lines = [line.strip() for line in e.format_message().splitlines() if line.strip()]
+    message = "; ".join(lines).rstrip(".") or "invalid command line"
+    if message[:1].isupper() and not message[1:2].isupper():
+        message = message[0].lower() + message[1:]
+    ctx = getattr(e, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
+    return f"error: {message}{where}"
+
+
 def main(argv: list[str]) -> int:
     """Run the CLI; every error becomes one line on stderr and its exit code."""
     # typer 0.28 vendors click (typer._click) and has its own Exit/Abort; the `click` package is not installed.
     from typer._click.exceptions import ClickException
 
-    run = Run(debug="-v" in argv or "--debug" in argv or bool(os.environ.get("KUBECTL_DEBUGX_DEBUG")))
+    run = Run(debug=bool(os.environ.get("KUBECTL_DEBUGX_DEBUG")))
     command = typer.main.get_command(app)
     try:
+        argv = kubectl_verbosity(argv)
+        run.debug = run.debug or any(w.startswith("--v=") and w != "--v=0" for w in argv)
         # Without standalone mode click returns the code of typer.Exit instead of raising it.
         result = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=run)
         if isinstance(result, int):
@@ -430,10 +499,13 @@ def main(argv: list[str]) -> int:
     except typer.Abort:
         return ExitCode.INTERRUPTED
     except ClickException as e:
-        e.show()
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()  # `kubectl debugx` alone: the help
+        else:
+            print(_usage_line(e), file=sys.stderr)
         return ExitCode.USAGE
     except DebugxError as e:
-        if run.debug:
+        if run.debug and e.code == ExitCode.ERROR:  # an expected error's line says it all, even with -v=6
             traceback.print_exc()
         print(f"error: {e}", file=sys.stderr)
         _error_summary(run, str(e), int(e.code))

@@ -1,4 +1,9 @@
-"""Parsing and validation of option values shared by the commands (pure)."""
+"""Parsing and validation of option values shared by the commands (pure).
+
+Durations are Go durations as kubectl takes them: a number needs its unit (`10` is refused: 10s? 10m?).
+Sizes: K, M, G, T are powers of 1000 (kubectl's quantity suffixes k, M, G, T), Ki, Mi, Gi, Ti powers of 1024;
+the unit's case does not matter and a trailing B is optional (10K = 10k = 10KB = 10kb = 10000 bytes,
+10Ki = 10KiB = 10240 bytes)."""
 
 from __future__ import annotations
 
@@ -7,40 +12,59 @@ from pathlib import Path
 
 from kubectl_debugx.errors import OutputError, UsageError
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kKMGT]?i?)B?$")
-_SIZE_FACTORS = {
-    "": 1, "k": 1000, "K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4,
-    "ki": 1024, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4,
-}
+_NUMBER = r"\d+(?:\.\d+)?"
+_DURATION_PART = re.compile(rf"({_NUMBER})(ms|s|m|h)")
+_SIZE = re.compile(rf"^({_NUMBER})\s*([kmgt]?)(i?)b?$", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# What kubectl's -o takes: here -o names a file (or directory), so these words are refused (see check_not_format).
+OUTPUT_FORMATS = ("json", "yaml", "wide", "name")
 
 
-def parse_duration(text: str, flag: str) -> float:
-    """Go-style durations as kubectl takes them (`30s`, `5m`, `1h30m`, `500ms`); a bare number is seconds."""
+def parse_duration(text: str, flag: str, bare_seconds: bool = False) -> float:
+    """Go-style durations as kubectl takes them (`30s`, `5m`, `1h30m`, `500ms`). A bare number is refused
+    (kubectl: missing unit), except where kubectl itself reads it as seconds (`bare_seconds`:
+    --request-timeout)."""
     value = text.strip()
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        seconds = float(value)
-    else:
-        parts = _DURATION_PART.findall(value)
-        if not parts or "".join(n + u for n, u in parts) != value:
-            raise UsageError(f"{flag}: invalid duration {text!r} (examples: 30s, 5m, 1h30m)")
-        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if re.fullmatch(_NUMBER, value):
+        if float(value) == 0:
+            raise UsageError(f"{flag}: duration must be greater than zero, got {text!r}")
+        if not bare_seconds:
+            raise UsageError(f'{flag}: missing unit in "{value}": {value}s? {value}m?')
+        return float(value)
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise UsageError(f"{flag}: invalid duration {text!r} (examples: 30s, 5m, 1h30m)")
+    seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
     if seconds <= 0:
         raise UsageError(f"{flag}: duration must be greater than zero, got {text!r}")
     return seconds
 
 
 def parse_size(text: str, flag: str) -> int:
-    """Sizes like `10MB`, `10M`, `512Ki`, `1GiB`, or plain bytes. k/M/G are powers of 1000, Ki/Mi/Gi of 1024."""
+    """Bytes: `500`, `10K`/`10k`/`10KB`/`10kb` (10,000), `10M` (10,000,000), `512Ki`/`512KiB` (524,288),
+    `1GiB`. K, M, G, T are powers of 1000, Ki, Mi, Gi, Ti of 1024; case does not matter, B is optional."""
     match = _SIZE.match(text.strip())
     if not match:
-        raise UsageError(f"{flag}: invalid size {text!r} (examples: 500KB, 10MB, 1GiB)")
-    number, unit = match.groups()
-    size = int(float(number) * _SIZE_FACTORS[unit])
+        raise UsageError(f"{flag}: invalid size {text!r} (examples: 500K, 10M, 1Gi; K=1000, Ki=1024)")
+    number, unit, binary = match.groups()
+    if binary and not unit:
+        raise UsageError(f"{flag}: invalid size {text!r} (examples: 500K, 10M, 1Gi; K=1000, Ki=1024)")
+    base = 1024 if binary else 1000
+    size = int(float(number) * base ** _SIZE_POWERS[unit.lower()])
     if size <= 0:
         raise UsageError(f"{flag}: size must be greater than zero, got {text!r}")
     return size
+
+
+def check_not_format(value: str, what: str) -> None:
+    """`-o json` (or yaml, wide, name) is kubectl's output format, not a file name: refuse it with what to type
+    instead, unless such a file or directory exists. `-o ./json` writes a file named json."""
+    if value.lower() in OUTPUT_FORMATS and not Path(value).exists():
+        hint = "for a JSON summary use --summary json" if value.lower() == "json" else (
+            "the summary format is --summary json or --summary text")
+        raise UsageError(f"-o names the output {what} here; {hint} (to write a {what} named {value}, "
+                         f"say -o ./{value})")
 
 
 def parse_pod_arg(text: str) -> str:

@@ -7,12 +7,19 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubectl_debugx import summary as schema
+
 
 @dataclass
 class Talk:
     quiet: bool = False
     json_summary: bool = False
+    command: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.command and not self.summary:
+            self.summary = schema.new(self.command)
 
     def say(self, message: str) -> None:
         """Progress and notes: stderr, silenced by -q."""
@@ -29,10 +36,19 @@ class Talk:
         sys.stdout.flush()
 
     def record(self, **fields: Any) -> None:
-        """Facts for the `--output json` summary."""
+        """Facts for the `--summary json` summary; only keys of the schema (kubectl_debugx/summary.py)."""
+        if self.command:
+            bad = schema.unknown(self.command, fields)
+            if bad:
+                raise ValueError(f"summary of {self.command} has no key {', '.join(bad)}")
         self.summary.update(fields)
 
     def emit_summary(self, exit_code: int) -> None:
         if self.json_summary:
             self.summary["exitCode"] = exit_code
             self.out(json.dumps(self.summary, sort_keys=True) + "\n")
+
+
+def plural(count: int, one: str, many: str = "") -> str:
+    """`1 packet`, `2 packets`; `many` for irregular plurals (`process`, `processes`)."""
+    return f"{count} {one if count == 1 else many or one + 's'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubectl_debugx.errors import Forbidden, RemoteFailed, UsageError
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
@@ -14,7 +15,8 @@ from kubectl_debugx.remote import ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
-from kubectl_debugx.talk import Talk
+from kubectl_debugx.summary import stopped_by
+from kubectl_debugx.talk import Talk, plural
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "tcpdump"
@@ -203,7 +205,10 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
     except PcapFormatError as e:
         raise RemoteFailed(f"tcpdump did not write pcap: {e}") from None
     if tcpdump.listening or sink.written:
-        _summary(talk, tcpdump, framer, sink, ran.elapsed, profile, target, ec, opts.interface)
+        limit = "--max-size" if framer.limit_reached else "reader-gone"
+        _summary(talk, tcpdump.counts, summary_record(
+            tcpdump.counts, framer.stats.records, sink.written, sink.display, ran.elapsed, profile, target.container,
+            ec, opts.interface, stopped_by(ran.state.reason, limit)))
     error = (session.cut_error(ran, sink.display, f"{framer.stats.records} whole packets")
              or session.tool_error(ran, TOOL, tcpdump.error_line(), opts.image))
     if error:
@@ -217,37 +222,52 @@ def count_lines(counts: Mapping[str, int], interface: str) -> tuple[str, str | N
     captured = counts.get("captured", 0)
     received = counts.get("received by filter", 0)
     dropped = counts.get("dropped by kernel", 0)
-    text = f"tcpdump: {captured} packets captured, {received} received by filter, {dropped} dropped by kernel"
+    text = f"tcpdump: {plural(captured, 'packet')} captured, {received} received by filter, {dropped} dropped by kernel"
     if interface == "any":
         # libpcap sees each loopback packet twice on `any` (sent and received) and keeps one: the kernel's
         # "received" counts both (measured: 10 captured, 20 received for 10 packets on lo).
         text += " (on interface any, received counts loopback packets twice)"
     warning = None
     if dropped:
-        warning = (f"the kernel dropped {dropped} packets that matched the filter: they are missing from the "
+        warning = (f"the kernel dropped {plural(dropped, 'packet')} that matched the filter: "
+                   f"{'it is' if dropped == 1 else 'they are'} missing from the "
                    "capture. Capture less (a narrower -f filter, a smaller --snaplen, -i with one interface) "
                    "or write to a faster place (a local file rather than a slow pipe)")
     return text, warning
 
 
-def _summary(talk: Talk, tcpdump: TcpdumpTalk, framer: PcapFramer, sink: ByteSink, elapsed: float,
-             profile: str, target: Target, ec: str, interface: str) -> None:
-    counts = tcpdump.counts
+def summary_record(counts: Mapping[str, int], packets: int, written: int, output: str, elapsed: float,
+                   profile: str, container: str, ec: str, interface: str, stopped: str | None) -> dict[str, Any]:
+    """capture's part of the JSON summary (kubectl_debugx/summary.py); tcpdump's counts are null when it did
+    not print them (stopped before it listened)."""
+    return {
+        "container": container, "debugContainer": ec, "profile": profile, "output": output,
+        "durationSeconds": round(elapsed, 3), "stoppedBy": stopped, "interface": interface,
+        "packetsWritten": packets, "bytesWritten": written, "packetsCaptured": counts.get("captured"),
+        "packetsReceivedByFilter": counts.get("received by filter"),
+        "droppedByKernel": counts.get("dropped by kernel"),
+    }
+
+
+def summary_text(counts: Mapping[str, int], record: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The closing line on stderr, and the warning about packets the kernel dropped."""
     parts = []
     warning = None
     if counts:
-        text, warning = count_lines(counts, interface)
+        text, warning = count_lines(counts, record["interface"])
         parts.append(text)
-    parts.append(f"{framer.stats.records} packets ({sink.written} bytes) written to {sink.display}")
-    if framer.limit_reached:
+    parts.append(f"{plural(record['packetsWritten'], 'packet')} ({plural(record['bytesWritten'], 'byte')}) "
+                 f"written to {record['output']}")
+    if record["stoppedBy"] == "--max-size":
         parts.append("stopped at --max-size")
-    parts.append(f"{elapsed:.1f}s")
-    parts.append(f"profile {profile}, container {ec}")
-    talk.say("; ".join(parts))
+    parts.append(f"{record['durationSeconds']:.1f}s")
+    parts.append(f"profile {record['profile']}, container {record['debugContainer']}")
+    return "; ".join(parts), warning
+
+
+def _summary(talk: Talk, counts: Mapping[str, int], record: dict[str, Any]) -> None:
+    text, warning = summary_text(counts, record)
+    talk.say(text)
     if warning:
         talk.warn(warning)
-    talk.record(
-        packets_written=framer.stats.records, bytes_written=sink.written, output=sink.display,
-        duration_seconds=round(elapsed, 3), profile=profile, container=ec, pod=target.pod_name,
-        namespace=target.namespace, tcpdump=dict(counts), dropped_by_kernel=counts.get("dropped by kernel"),
-    )
+    talk.record(**record)

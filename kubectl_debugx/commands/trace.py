@@ -31,7 +31,8 @@ from kubectl_debugx.remote import ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
-from kubectl_debugx.talk import Talk
+from kubectl_debugx.summary import stopped_by
+from kubectl_debugx.talk import Talk, plural
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "strace"
@@ -302,7 +303,10 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
     state, outcome = ran.state, ran.outcome
     ended = _STOPPED_BY.get(state.reason, state.reason) or (
         "the traced processes exiting" if outcome.exit_code == 0 and strace.attached else "")
-    _summary(talk, strace, selection, lines, sink, ran.elapsed, profile, target, ec, ended)
+    talk.say(summary_text(selection, strace.attached, lines, sink.written, sink.display, ran.elapsed, ended, profile,
+                          ec))
+    talk.record(**summary_record(selection.pids, strace.attached, lines, sink.written, sink.display, ran.elapsed,
+                                 profile, target.container, ec, stopped_by(state.reason)))
     cut = session.cut_error(ran, sink.display, f"{lines} lines")
     if cut:
         raise cut
@@ -330,11 +334,11 @@ def summary_text(selection: Selection, attached: Iterable[int], lines: int, writ
     seen = set(attached)
     traced = sorted(chosen & seen)
     followed = len(seen - chosen)
-    parts = [f"{len(traced)} process{'es' if len(traced) != 1 else ''} traced"
+    parts = [f"{plural(len(traced), 'process', 'processes')} traced"
              + (f" (PID {', '.join(map(str, traced))})" if traced else "")
              + (f" and {followed} of {'their' if len(traced) > 1 else 'its'} threads or children followed"
                 if followed else ""),
-             f"{lines} lines ({written} bytes) written to {output}",
+             f"{plural(lines, 'line')} ({plural(written, 'byte')}) written to {output}",
              f"{elapsed:.1f}s"]
     if ended:
         parts.append(f"stopped by {ended}")
@@ -342,14 +346,13 @@ def summary_text(selection: Selection, attached: Iterable[int], lines: int, writ
     return "; ".join(parts)
 
 
-def _summary(talk: Talk, strace: StraceTalk, selection: Selection, lines: int, sink: ByteSink, elapsed: float,
-             profile: str, target: Target, ec: str, ended: str) -> None:
-    talk.say(summary_text(selection, strace.attached, lines, sink.written, sink.display, elapsed, ended, profile,
-                          ec))
-    chosen = set(selection.pids)
-    talk.record(
-        pids=selection.pids, traced=sorted(chosen & set(strace.attached)),
-        followed=len(set(strace.attached) - chosen), lines_written=lines, bytes_written=sink.written,
-        output=sink.display, duration_seconds=round(elapsed, 3), profile=profile, container=ec,
-        pod=target.pod_name, namespace=target.namespace, stopped_by=ended,
-    )
+def summary_record(pids: Iterable[int], attached: Iterable[int], lines: int, written: int, output: str,
+                   elapsed: float, profile: str, container: str, ec: str, stopped: str | None) -> dict[str, Any]:
+    """trace's part of the JSON summary (kubectl_debugx/summary.py)."""
+    chosen, seen = list(pids), set(attached)
+    return {
+        "container": container, "debugContainer": ec, "profile": profile, "output": output,
+        "durationSeconds": round(elapsed, 3), "stoppedBy": stopped, "pids": chosen,
+        "traced": sorted(set(chosen) & seen), "followed": len(seen - set(chosen)), "linesWritten": lines,
+        "bytesWritten": written,
+    }

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kubectl_debugx import cli
+from kubectl_debugx import cli, summary
 from kubectl_debugx.commands import capture
 from kubectl_debugx.errors import (
     DebugxError,
@@ -23,11 +23,12 @@ from kubectl_debugx.kube.client import api_error
 
 
 def test_json_summary_refused_when_stdout_carries_the_data(capsys):
-    assert cli.main(["capture", "web", "-o", "-", "--output", "json"]) == 2
+    assert cli.main(["capture", "web", "-o", "-", "--summary", "json"]) == 2
     out, err = capsys.readouterr()
-    assert json.loads(out) == {"error": "--output json needs -o FILE: with -o - stdout carries the data",
+    message = "--summary json needs -o FILE: with -o - stdout carries the data"
+    assert json.loads(out) == {**summary.new("capture"), "pod": "web", "output": "-", "error": message,
                                "exitCode": 2}
-    assert err == "error: --output json needs -o FILE: with -o - stdout carries the data\n"
+    assert err == f"error: {message}\n"
 
 
 def test_bad_value_is_one_line_and_exit_2(capsys, tmp_path):
@@ -37,9 +38,72 @@ def test_bad_value_is_one_line_and_exit_2(capsys, tmp_path):
     assert not (tmp_path / "x.pcap").exists()
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["capture", "web", "--duration", "10"], 'error: --duration: missing unit in "10": 10s? 10m?\n'),
+    (["trace", "web", "--ttl", "10"], 'error: --ttl: missing unit in "10": 10s? 10m?\n'),
+    (["nodelogs", "web", "--since", "10"], 'error: --since: missing unit in "10": 10s? 10m?\n'),
+    (["capture", "web", "-o", "json"], "error: -o names the output file here; for a JSON summary use --summary json "
+                                       "(to write a file named json, say -o ./json)\n"),
+    (["trace", "web", "--output", "yaml"], "error: -o names the output file here; the summary format is --summary "
+                                           "json or --summary text (to write a file named yaml, say -o ./yaml)\n"),
+    (["nodelogs", "web", "-o", "wide"], "error: -o names the output directory here; the summary format is "
+                                        "--summary json or --summary text (to write a directory named wide, say "
+                                        "-o ./wide)\n"),
+    (["capture", "web", "--foo"], "error: no such option: --foo (Possible options: --force) "
+                                  "(see 'kubectl debugx capture --help')\n"),
+    (["capture"], "error: missing argument 'POD' (see 'kubectl debugx capture --help')\n"),
+    (["capture", "web", "--count", "x"], "error: invalid value for '--count': 'x' is not a valid int "
+                                         "(see 'kubectl debugx capture --help')\n"),
+    (["capture", "web", "--summary", "xml"], "error: invalid value for '--summary': 'xml' is not one of 'text', "
+                                             "'json' (see 'kubectl debugx capture --help')\n"),
+    (["capture", "web", "-v=x"], "error: -v: the log level is a number (as kubectl's -v=6), got 'x'\n"),
+    (["trace", "web", "--output-file", "t"], "error: no such option: --output-file (Possible options: --output, "
+                                             "--profile) "
+                                             "(see 'kubectl debugx trace --help')\n"),
+])
+def test_usage_errors_are_one_lowercase_error_line_and_exit_2(capsys, tmp_path, monkeypatch, argv, line):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == ExitCode.USAGE
+    assert capsys.readouterr() == ("", line)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_o_names_a_file_called_json_when_asked_so(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    fail_with(monkeypatch, NotFound("gone"))
+    assert cli.main(["capture", "web", "-o", "./json"]) == ExitCode.NOT_FOUND
+    assert capsys.readouterr() == ("", "error: gone\n")
+
+
+@pytest.mark.parametrize(("words", "level"), [
+    (["-v=6"], 6), (["--v=6"], 6), (["-v", "6"], 6), (["--v", "3"], 3), (["-v"], 1), (["--debug"], 1),
+    (["-v6"], 6), ([], 0), (["-v=0"], 0),
+])
+def test_kubectl_verbosity_reaches_the_client(monkeypatch, capsys, tmp_path, words, level):
+    seen = []
+
+    def run(kube, opts, talk):
+        seen.append(kube.flags.verbosity)
+        return 0
+
+    monkeypatch.setattr(client, "Kube", NoCluster)
+    monkeypatch.setattr(capture, "run", run)
+    assert cli.main(["capture", "web", *words, "-o", str(tmp_path / "x.pcap")]) == 0, capsys.readouterr().err
+    assert seen == [level]
+
+
+def test_verbosity_shows_tracebacks_of_unexpected_errors_only(monkeypatch, capsys, tmp_path):
+    fail_with(monkeypatch, RuntimeError("bug"))
+    assert cli.main(["capture", "web", "-v=6", "-o", str(tmp_path / "x.pcap")]) == ExitCode.ERROR
+    assert "Traceback" in capsys.readouterr().err
+    fail_with(monkeypatch, NotFound("gone"))
+    assert cli.main(["capture", "web", "-v=6", "-o", str(tmp_path / "x.pcap")]) == ExitCode.NOT_FOUND
+    assert capsys.readouterr().err == "error: gone\n"
+
+
 def test_unreadable_kubeconfig_is_a_usage_error_with_json(capsys, tmp_path):
     missing = tmp_path / "nope"
-    code = cli.main(["trace", "web", "--kubeconfig", str(missing), "--output", "json", "-o", str(tmp_path / "t")])
+    code = cli.main(["trace", "web", "--kubeconfig", str(missing), "--summary", "json", "-o", str(tmp_path / "t")])
     out, err = capsys.readouterr()
     assert code == 2
     assert json.loads(out)["exitCode"] == 2
@@ -48,11 +112,13 @@ def test_unreadable_kubeconfig_is_a_usage_error_with_json(capsys, tmp_path):
 
 def test_missing_argument_is_exit_2(capsys):
     assert cli.main(["capture"]) == 2
-    assert "Missing argument" in capsys.readouterr().err
+    assert "missing argument" in capsys.readouterr().err
 
 
 class NoCluster:
     """Stands for Kube: the command's work is replaced, so nothing is asked of it."""
+
+    namespace = "default"
 
     def __init__(self, flags: client.KubeFlags) -> None:
         self.flags = flags
@@ -93,10 +159,12 @@ def fail_with(monkeypatch, error: BaseException) -> None:
 def test_main_is_where_an_error_becomes_its_line_exit_code_and_summary(monkeypatch, capsys, tmp_path, error, line,
                                                                        code):
     fail_with(monkeypatch, error)
-    result = cli.main(["capture", "web", "-o", str(tmp_path / "x.pcap"), "--output", "json"])
+    result = cli.main(["capture", "web", "-o", str(tmp_path / "x.pcap"), "--summary", "json"])
     out, err = capsys.readouterr()
     message = line.removeprefix("error: ").removesuffix(" (run with -v for details)\n").removesuffix("\n")
-    assert (result, err, json.loads(out)) == (code, line, {"pod": "web", "error": message, "exitCode": code})
+    assert (result, err, json.loads(out)) == (code, line, {
+        **summary.new("capture"), "pod": "web", "namespace": "default", "output": str(tmp_path / "x.pcap"),
+        "error": message, "exitCode": code})
 
 
 def test_an_api_error_is_caught_by_what_it_is(monkeypatch, capsys, tmp_path):
@@ -113,9 +181,10 @@ def test_an_api_error_is_caught_by_what_it_is(monkeypatch, capsys, tmp_path):
 
 
 def test_runs_share_no_state(monkeypatch, capsys, tmp_path):
-    """A run with --output json leaves nothing for the next one: an error before its talk prints no summary."""
+    """A run with --summary json leaves nothing for the next one: an error before its talk prints no summary."""
     fail_with(monkeypatch, NotFound("gone"))
-    assert cli.main(["capture", "web", "-o", str(tmp_path / "a.pcap"), "--output", "json"]) == ExitCode.NOT_FOUND
+    assert cli.main(["capture", "web", "-o", str(tmp_path / "a.pcap"), "--summary", "json"]) == ExitCode.NOT_FOUND
     capsys.readouterr()
-    assert cli.main(["capture", "web", "--output", "xml"]) == ExitCode.USAGE
-    assert capsys.readouterr() == ("", "error: --output: must be text or json, got 'xml'\n")
+    assert cli.main(["capture", "web", "--summary", "xml"]) == ExitCode.USAGE
+    assert capsys.readouterr() == ("", "error: invalid value for '--summary': 'xml' is not one of 'text', 'json' "
+                                       "(see 'kubectl debugx capture --help')\n")

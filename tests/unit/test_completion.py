@@ -42,7 +42,8 @@ def test_flags_and_values() -> None:
     assert "--help" in names(["capture", "--h"])
     assert names(["capture", "--profile", "net"]) == ["netadmin"]
     assert names(["capture", "--profile=re"]) == ["--profile=restricted"]
-    assert names(["capture", "--output", ""]) == ["text", "json"]
+    assert names(["capture", "--summary", ""]) == ["text", "json"]
+    assert candidates(["nodelogs", "--output", ""]) == ([], 0)  # a directory: the shell completes paths
     assert names(["completion", ""]) == ["bash", "zsh", "fish", "kubectl"]
     assert names(["capture", "web", "--dry-run", "--pro"]) == ["--profile"]  # after the POD argument
 

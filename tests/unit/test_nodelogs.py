@@ -508,7 +508,7 @@ def opts_for(tmp_path: Path, **overrides: Any) -> NodeLogsOptions:
 
 def test_run_through_the_proxy_copies_byte_for_byte_and_decodes(tmp_path, capsys):
     kube = FakeKube(node_tree(), make_pod())
-    talk = Talk(json_summary=True)
+    talk = Talk(json_summary=True, command="nodelogs")
     assert nodelogs.run(kube, opts_for(tmp_path, all_containers=True), talk) == ExitCode.OK
     out = tmp_path / "out"
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
@@ -531,10 +531,10 @@ def test_run_through_the_proxy_copies_byte_for_byte_and_decodes(tmp_path, capsys
     assert (out / "nginx_1.txt").read_text() == "2026-11-27T07:19:40.0Z restarted\n"
     assert (out / "side_0.txt").read_text() == "[malformed 0.log:1] not a log line\n"
     summary = talk.summary
-    assert summary["via"] == "proxy" and summary["nodePod"] is None and summary["files"] == 4
+    assert summary["via"] == "proxy" and summary["nodePod"] is None and summary["filesWritten"] == 4
     assert summary["containers"][0]["instances"][0] == {
         "restart": 0, "containerID": None, "decoded": "nginx_0.txt", "lines": 3, "stderrLines": 1,
-        "unterminated": 0, "malformed": 0, "beforeSince": 0,
+        "unterminatedLines": 0, "malformedLines": 0, "linesBeforeSince": 0,
         "files": [
             {"path": f"vm/{POD_DIR}/nginx/0.log.20261127-071930.gz",
              "size": len(node_tree()[POD_DIR]["nginx"]["0.log.20261127-071930.gz"]), "records": 2,
@@ -564,7 +564,7 @@ def test_run_since_filters_decoded_lines(tmp_path):
     since = datetime(2026, 11, 27, 7, 19, 31, tzinfo=timezone.utc)
     nodelogs.run(kube, opts_for(tmp_path, since_time=since), talk)
     assert (tmp_path / "out" / "nginx_0.txt").read_text() == "2026-11-27T07:19:31.1Z [stderr] oops\n"
-    assert talk.summary["containers"][0]["instances"][0]["beforeSince"] == 2
+    assert talk.summary["containers"][0]["instances"][0]["linesBeforeSince"] == 2
 
 
 def test_run_finds_the_directory_of_a_gone_pod(tmp_path):
@@ -838,17 +838,18 @@ def test_decode_report_shape_is_what_the_summary_reads(tmp_path):
     results = [(ContainerPlan("nginx", (plan,)), [nodelogs.InstanceResult(plan, report, True)])]
     extract = ExtractReport((ExtractedFile(f"{POD_DIR}/nginx/0.log", 2048),), (), ())  # relative to vm/
     said: list[str] = []
-    talk = Talk(json_summary=True)
+    talk = Talk(json_summary=True, command="nodelogs")
     talk.say = said.append  # type: ignore[assignment]
     target = nodelogs.target_from("rec", "nginx", make_pod(), None, None)
     since = datetime(2026, 11, 27, 7, 0, tzinfo=timezone.utc)
     nodelogs.summary(talk, opts_for(tmp_path), target, UID, "proxy", "", extract, results, [], since)
-    assert said[1] == ("  nginx restart 0: 1 files, 2.0 KiB, 11 lines (5 stderr, 3 unterminated, 2 malformed, "
+    assert said[1] == ("  nginx restart 0: 1 file, 2.0 KiB, 11 lines (5 stderr, 3 unterminated, 2 malformed, "
                        "7 before --since) -> nginx_0.txt")
     assert said[2] == f"      {path}  2.0 KiB  17 records  (malformed lines: 4, 9)"
     [instance] = talk.summary["containers"][0]["instances"]
-    assert {k: instance[k] for k in ("lines", "stderrLines", "unterminated", "malformed", "beforeSince")} == {
-        "lines": 11, "stderrLines": 5, "unterminated": 3, "malformed": 2, "beforeSince": 7}
+    assert {k: instance[k] for k in ("lines", "stderrLines", "unterminatedLines", "malformedLines",
+                                     "linesBeforeSince")} == {
+        "lines": 11, "stderrLines": 5, "unterminatedLines": 3, "malformedLines": 2, "linesBeforeSince": 7}
     assert instance["files"] == [{"path": path, "size": 2048, "records": 17, "note": "", "error": ""}]
 
 

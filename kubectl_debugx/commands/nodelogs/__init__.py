@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -117,6 +118,7 @@ def _forget_empty(progress: Progress) -> None:
 
 
 def _run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk, progress: Progress) -> int:
+    started = time.monotonic()
     now = datetime.now(timezone.utc)
     since = since_limit(opts, now)
     namespace = kube.namespace
@@ -164,7 +166,8 @@ def _run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk, progress: Progress) -
         raise NotFound(f"no log files in /var/log/pods/{pod_dir}/ on node {target.node} for container(s) "
                        f"{', '.join(containers)}")
     results = decode_all(progress.out, target, pod_dir, containers, report, since, opts.raw)
-    summary(talk, opts, target, uid, via, node_pod_name, report, results, notes, since)
+    summary(talk, opts, target, uid, via, node_pod_name, report, results, notes, since,
+            elapsed=time.monotonic() - started)
     return ExitCode.OK
 
 

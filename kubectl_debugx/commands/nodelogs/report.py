@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from kubectl_debugx.commands.nodelogs.pod import DOCKER_SUBDIR
-from kubectl_debugx.commands.nodelogs.target import LogTarget, NodeLogsOptions, docker_ids_of
+from kubectl_debugx.commands.nodelogs.target import DEFAULT_PROFILE, LogTarget, NodeLogsOptions, docker_ids_of
 from kubectl_debugx.formats import crilog, logfiles
 from kubectl_debugx.formats.logtree import ExtractReport
-from kubectl_debugx.talk import Talk
+from kubectl_debugx.talk import Talk, plural
 
 # ---------------------------------------------------------------------------------------------- planning
 
@@ -131,11 +131,12 @@ def summary(
     results: list[tuple[ContainerPlan, list[InstanceResult]]],
     notes: list[str],
     since: datetime | None,
+    elapsed: float | None = None,
 ) -> None:
     total = sum(f.size for f in report.files)
     sizes = {f"{target.node}/{f.path}": f.size for f in report.files}
     how = "the node proxy" if via == "proxy" else f"node pod {node_pod} (deleted)"
-    talk.say(f"Copied {len(report.files)} files ({human_size(total)}) of pod {target.namespace}/{target.pod} "
+    talk.say(f"Copied {plural(len(report.files), 'file')} ({human_size(total)}) of pod {target.namespace}/{target.pod} "
              f"(uid {uid}) from node {target.node} through {how} into {opts.output_dir}")
     containers_json = []
     for plan, done in results:
@@ -153,10 +154,10 @@ def summary(
                 extras.append(f"{r.before_since} before --since")
             size = sum(sizes.get(p, 0) for p in result.plan.paths)
             into = f" -> {result.plan.decoded}" if result.written else ""
-            talk.say(f"  {plan.container} {label}: {len(result.plan.paths)} files, {human_size(size)}, "
-                     f"{r.lines} lines ({', '.join(extras)}){into}")
+            talk.say(f"  {plan.container} {label}: {plural(len(result.plan.paths), 'file')}, {human_size(size)}, "
+                     f"{plural(r.lines, 'line')} ({', '.join(extras)}){into}")
             for path, file_report in zip(result.plan.paths, r.files, strict=False):
-                line = f"      {path}  {human_size(file_report.size)}  {file_report.records} records"
+                line = f"      {path}  {human_size(file_report.size)}  {plural(file_report.records, 'record')}"
                 for extra in (file_report.note, file_report.error):
                     if extra:
                         line += f"  ({extra})"
@@ -168,8 +169,8 @@ def summary(
                 "restart": restart,
                 "containerID": None if restart is not None else result.plan.instance.container_id,
                 "decoded": result.plan.decoded if result.written else None,
-                "lines": r.lines, "stderrLines": r.stderr_lines, "unterminated": r.unterminated,
-                "malformed": r.malformed, "beforeSince": r.before_since,
+                "lines": r.lines, "stderrLines": r.stderr_lines, "unterminatedLines": r.unterminated,
+                "malformedLines": r.malformed, "linesBeforeSince": r.before_since,
                 "files": [{"path": p, "size": f.size, "records": f.records, "note": f.note, "error": f.error}
                           for p, f in zip(result.plan.paths, r.files, strict=False)],
             })
@@ -183,10 +184,22 @@ def summary(
         talk.say(f"  skipped {member.name}: {member.reason}")
     for note in notes:
         talk.say(f"Note: {note}")
-    talk.record(
-        pod=target.pod, namespace=target.namespace, node=target.node, uid=uid, static=target.static,
-        via=via, nodePod=node_pod or None, outputDir=opts.output_dir, raw=opts.raw,
-        since=since.isoformat() if since else None, files=len(report.files), bytes=total,
-        containers=containers_json,
-        skipped=[{"name": s.name, "reason": s.reason} for s in report.skipped],
-    )
+    talk.record(**summary_record(target, uid, via, node_pod, opts, since, len(report.files), total, containers_json,
+                                 [{"name": s.name, "reason": s.reason} for s in report.skipped], elapsed))
+
+
+def summary_record(target: LogTarget, uid: str, via: str, node_pod: str, opts: NodeLogsOptions,
+                   since: datetime | None, files: int, total: int, containers: list[dict[str, Any]],
+                   skipped: list[dict[str, str]], elapsed: float | None = None) -> dict[str, Any]:
+    """nodelogs' part of the JSON summary (kubectl_debugx/summary.py): `container` is the one container read
+    (null when several were), each in `containers` with its instances."""
+    names = [c["name"] for c in containers]
+    return {
+        "pod": target.pod, "namespace": target.namespace, "container": names[0] if len(names) == 1 else None,
+        "profile": None if via == "proxy" else DEFAULT_PROFILE if opts.profile == "auto" else opts.profile,
+        "output": opts.output_dir, "durationSeconds": None if elapsed is None else round(elapsed, 3),
+        "node": target.node,
+        "uid": uid, "static": target.static, "via": via, "nodePod": node_pod or None, "raw": opts.raw,
+        "since": since.isoformat() if since else None, "filesWritten": files, "bytesWritten": total,
+        "containers": containers, "skipped": skipped,
+    }
