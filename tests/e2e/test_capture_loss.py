@@ -36,7 +36,7 @@ def burst(e2e, namespace: str, pod: str, container: str, tag: str, n: int = 500)
 
 
 def start_capture(e2e, namespace: str, pod: str, out: Path) -> subprocess.Popen:
-    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "--output", "json",
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "--summary", "json",
                         stdout=subprocess.PIPE)
     wait_for_line(proc, LISTENING)
     return proc
@@ -55,8 +55,8 @@ def stop_and_check(proc: subprocess.Popen, out: Path, sent: list[str]) -> None:
     responses = [u for u in responses if u.split("-")[0] in tags]
     assert (sorted(requests), sorted(responses)) == (sorted(sent), sorted(sent))
     summary = json.loads(stdout)
-    assert summary["dropped_by_kernel"] == 0, summary
-    assert summary["tcpdump"]["captured"] == summary["packets_written"], summary
+    assert summary["droppedByKernel"] == 0, summary
+    assert summary["packetsCaptured"] == summary["packetsWritten"], summary
     assert b"Warning" not in stderr, stderr
 
 
@@ -93,7 +93,7 @@ def test_named_interface_with_a_short_snaplen_loses_nothing(e2e, web, make_pod, 
     ip = e2e.api().read_namespaced_pod(pod, namespace).status.pod_ip
     out = tmp_path / "eth0.pcap"
     proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out), "-i", "eth0", "--snaplen", "96",
-                        "--output", "json", stdout=subprocess.PIPE)
+                        "--summary", "json", stdout=subprocess.PIPE)
     wait_for_line(proc, LISTENING)
     script = ('i=1; while [ "$i" -le 15 ]; do curl -s -o /dev/null --retry 20 --retry-connrefused '
               '"http://$1/eth-$i"; i=$((i+1)); sleep 0.2; done; curl -s -o /dev/null "http://$1/eb-[1-500]"')
@@ -106,4 +106,4 @@ def test_named_interface_with_a_short_snaplen_loses_nothing(e2e, web, make_pod, 
     assert (len(set(syns)), len(segments)) == (16, 515)
     assert {int(n) for n in segments} == {96}
     summary = json.loads(stdout)
-    assert (summary["dropped_by_kernel"], summary["tcpdump"]["captured"]) == (0, summary["packets_written"])
+    assert (summary["droppedByKernel"], summary["packetsCaptured"]) == (0, summary["packetsWritten"])

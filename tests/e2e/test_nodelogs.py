@@ -4,6 +4,7 @@ proxy (kubectl get --raw), which works on the test cluster and on a real one ali
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import time
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from kubectl_debugx import summary as schema
 
 from .helpers import debugx, start_debugx, wait_for_line, wait_until
 
@@ -163,10 +166,13 @@ def test_every_line_of_every_instance_and_rotation_comes_back(e2e, writer, tmp_p
     pod_dir = f"{namespace}_{pod}_{pod_obj['metadata']['uid']}"
     out = tmp_path / "logs"
     res = debugx(e2e, "nodelogs", pod, "-n", namespace, "--all-containers", "-o", str(out), "--via", via,
-                 "--output", "json", timeout=300)
+                 "--summary", "json", timeout=300)
     assert res.returncode == 0, res.stderr.decode()
     summary = json.loads(res.stdout)
-    assert summary["via"] == via
+    assert schema.check("nodelogs", summary) == [], summary
+    assert (summary["command"], summary["via"], summary["output"], summary["container"]) == (
+        "nodelogs", via, str(out), None)  # --all-containers: each one in summary["containers"]
+    assert summary["filesWritten"] == sum(len(files) for _, _, files in os.walk(out / node))
 
     copied = check_tree_matches_node(e2e, out, node, pod_dir)
     if e2e.cluster is not None:
@@ -187,7 +193,7 @@ def test_via_proxy_creates_no_pod(e2e, nginx_pod, tmp_path: Path):
     api = e2e.api()
     before = api.list_pod_for_all_namespaces().metadata.resource_version
     res = debugx(e2e, "nodelogs", pod, "-n", namespace, "--via", "proxy", "-o", str(tmp_path / "o"),
-                 "--output", "json")
+                 "--summary", "json")
     assert res.returncode == 0, res.stderr.decode()
     assert json.loads(res.stdout)["nodePod"] is None
     from kubernetes import watch

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from kubectl_debugx import summary as schema
+
 from .helpers import (
     CURL_RETRY,
     connection_args,
@@ -62,7 +64,7 @@ def test_trace_nginx_workers_during_a_request_then_detach(e2e, web, tmp_path: Pa
     out = tmp_path / "nginx.trace"
     workers = nginx_workers(e2e, namespace, pod, traffic)
     proc = start_debugx(e2e, "trace", pod, "-n", namespace, "--process", WORKERS, "-s", "256", "-o", str(out),
-                        "--output", "json", stdout=subprocess.PIPE)
+                        "--summary", "json", stdout=subprocess.PIPE)
     told = wait_attached(proc, workers)
     assert any(f"matches {workers} processes; tracing all of them" in line for line in told), told
     assert get(e2e, namespace, pod, traffic) == "200"
@@ -80,9 +82,11 @@ def test_trace_nginx_workers_during_a_request_then_detach(e2e, web, tmp_path: Pa
     assert "sendfile(" in trace or "writev(" in trace
     summary = json.loads(stdout)
     assert summary["profile"] == "general"
-    assert summary["lines_written"] == len(trace.splitlines())
+    assert schema.check("trace", summary) == [], summary
+    assert summary["linesWritten"] == len(trace.splitlines())
+    assert summary["bytesWritten"] == out.stat().st_size
     assert len(summary["traced"]) == workers
-    assert summary["stopped_by"] == "Ctrl-C (SIGINT)"
+    assert (summary["stoppedBy"], summary["exitCode"], summary["command"]) == ("SIGINT", 130, "trace")
     # The tracees go on: nginx still answers, and nothing of ours is left attached or running.
     assert get(e2e, namespace, pod, traffic) == "200"
     assert_nothing_left(e2e, namespace, pod, traffic)
@@ -91,7 +95,7 @@ def test_trace_nginx_workers_during_a_request_then_detach(e2e, web, tmp_path: Pa
 def test_summary_prints_the_count_table(e2e, web):
     namespace, pod, traffic = web
     workers = nginx_workers(e2e, namespace, pod, traffic)
-    proc = start_debugx(e2e, "trace", pod, "-n", namespace, "--process", WORKERS, "--summary",
+    proc = start_debugx(e2e, "trace", pod, "-n", namespace, "--process", WORKERS, "--summary-only",
                         stdout=subprocess.PIPE)
     wait_attached(proc, workers)
     for i in range(3):
