@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Build dist/kubectl-debugx (a shiv zipapp) and the krew archive; `./build.sh test` also runs every check.
-#   ./build.sh         build: dist/kubectl-debugx, dist/kubectl-debugx-VERSION.tar.gz (krew archive),
-#                      dist/debugx.yaml (krew manifest with its sha256), dist/kubectl_complete-debugx
+#   ./build.sh         build: dist/kubectl-debugx and dist/kubectl_complete-debugx (all that dist/ holds: it is
+#                      meant to be on PATH), dist/krew/kubectl-debugx-VERSION.tar.gz (krew archive: the executable,
+#                      LICENSE, THIRD_PARTY_LICENSES) and dist/krew/debugx.yaml (krew manifest with its sha256,
+#                      for `kubectl krew install --manifest=... --archive=...` only, unless DEBUGX_REPO_URL is set)
+#   ./build.sh release build with a manifest to publish: DEBUGX_REPO_URL (https://...) is required; the manifest's
+#                      homepage is it and its uri DEBUGX_REPO_URL/releases/download/vVERSION/ARCHIVE
 #   ./build.sh test    build, then ruff, mypy, lint-imports and the whole pytest suite (unit + e2e) on the built
 #                      executable
 #   ./build.sh demo    build, start the test cluster, run capture, trace and nodelogs on an nginx pod (root)
@@ -9,6 +13,14 @@
 # DEBUGX_REPO_URL sets the homepage and release download base written into the krew manifest.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+if [ "${1:-}" = "release" ]; then
+  case "${DEBUGX_REPO_URL:-}" in
+    https://?*) ;;
+    *) echo "error: ./build.sh release needs DEBUGX_REPO_URL=https://... (the project's repository: the krew manifest's homepage and release download base)" >&2
+       exit 2 ;;
+  esac
+fi
 
 pick_python() {
   # Build with the oldest supported Python so the resolver picks versions that run on all of 3.10-3.13.
@@ -41,9 +53,11 @@ version=$(.venv/bin/python -c 'import kubectl_debugx; print(kubectl_debugx.__ver
 # DEBUGX_DIST / DEBUGX_WORK put the artefacts / scratch files elsewhere (tests build twice into temp dirs).
 dist="${DEBUGX_DIST:-dist}"
 work="${DEBUGX_WORK:-build}"
-rm -rf "$work"/wheel "$work"/krew "$dist"/kubectl-debugx "$dist"/kubectl-debugx-*.tar.gz "$dist"/debugx.yaml \
-  "$dist"/kubectl_complete-debugx
-mkdir -p "$work"/wheel "$dist"
+# dist/kubectl-debugx-*.tar.gz and dist/debugx.yaml: where earlier builds put the krew files (kubectl plugin list
+# warned about the archive, which is not executable, and completion offered it as a plugin).
+rm -rf "$work"/wheel "$work"/krew "$work"/THIRD_PARTY_LICENSES "$dist"/kubectl-debugx "$dist"/kubectl-debugx-*.tar.gz \
+  "$dist"/debugx.yaml "$dist"/kubectl_complete-debugx "$dist"/krew
+mkdir -p "$work"/wheel "$dist"/krew
 # A wheel, not the source directory: installing a directory records its absolute path and breaks reproducibility.
 # setuptools' own build directory goes under $work and starts empty: its default, ./build/lib, keeps the modules
 # of earlier builds, so a module moved or deleted since would still be packed into the wheel.
@@ -79,6 +93,9 @@ rm -rf "$site"/tzdata "$site"/tzdata-*.dist-info "$site"/websocket/tests "$site"
 # starts that only print help or complete a command do not import Typer (kubectl_debugx/shell/clispec.py).
 (cd "$site" && COLUMNS=80 PYTHONPATH=. "$OLDPWD"/.venv/bin/python -S -m kubectl_debugx.shell.clispec) \
   > "$site"/kubectl_debugx/shell/_cli_cache.py
+# The licence of every package bundled (name, version, licence, full text), from the metadata of each *.dist-info;
+# the build stops if one ships no licence text. Into the zipapp's root and the krew archive, beside LICENSE.
+.venv/bin/python packaging/dist.py licenses "$site" "$work"/THIRD_PARTY_LICENSES
 # File modes go into the zip: do not depend on the build machine's umask.
 chmod -R u=rwX,go=rX "$site"
 # No --no-modify: it hashes every .py of site-packages on every start (~150 ms).
@@ -87,7 +104,7 @@ chmod -R u=rwX,go=rX "$site"
   --preamble packaging/shiv_preamble.py
 # Our __main__.py: checks the Python version before shiv's bootstrap extracts anything, and starts warm
 # without the bootstrap (packaging/zipapp_main.py).
-.venv/bin/python packaging/dist.py finish-zipapp "$dist"/kubectl-debugx
+.venv/bin/python packaging/dist.py finish-zipapp "$dist"/kubectl-debugx "$work"/THIRD_PARTY_LICENSES
 chmod 0755 "$dist"/kubectl-debugx
 echo "built $dist/kubectl-debugx ($(du -h "$dist"/kubectl-debugx | cut -f1))" >&2
 
@@ -95,19 +112,27 @@ echo "built $dist/kubectl-debugx ($(du -h "$dist"/kubectl-debugx | cut -f1))" >&
 .venv/bin/python -m kubectl_debugx.shell.completion kubectl > "$dist"/kubectl_complete-debugx
 chmod 0755 "$dist"/kubectl_complete-debugx
 
-# The krew archive: the executable (0755) and LICENSE, reproducible (sorted, fixed owner and time, gzip -n).
+# The krew archive: the executable (0755), LICENSE and THIRD_PARTY_LICENSES, reproducible (sorted, fixed owner
+# and time, gzip -n), in dist/krew/ with its manifest: dist/ itself holds only what goes on PATH.
 archive="kubectl-debugx-$version.tar.gz"
 stage="$work"/krew
 mkdir -p "$stage"
-cp "$dist"/kubectl-debugx LICENSE "$stage"/
-chmod 0755 "$stage"/kubectl-debugx; chmod 0644 "$stage"/LICENSE
+cp "$dist"/kubectl-debugx LICENSE "$work"/THIRD_PARTY_LICENSES "$stage"/
+chmod 0755 "$stage"/kubectl-debugx; chmod 0644 "$stage"/LICENSE "$stage"/THIRD_PARTY_LICENSES
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$SOURCE_DATE_EPOCH" --format=gnu \
-  -C "$stage" -cf - kubectl-debugx LICENSE | gzip -n -9 > "$dist/$archive"
-sha=$(sha256sum "$dist/$archive" | cut -d' ' -f1)
-repo_url="${DEBUGX_REPO_URL:-https://github.com/kubectl-debugx/kubectl-debugx}"
-.venv/bin/python packaging/dist.py manifest krew/debugx.yaml "$dist"/debugx.yaml "$version" "$sha" \
-  "$repo_url/releases/download/v$version/$archive" "$repo_url"
-echo "built $dist/$archive (sha256 $sha) and $dist/debugx.yaml" >&2
+  -C "$stage" -cf - kubectl-debugx LICENSE THIRD_PARTY_LICENSES | gzip -n -9 > "$dist/krew/$archive"
+sha=$(sha256sum "$dist/krew/$archive" | cut -d' ' -f1)
+if [ -n "${DEBUGX_REPO_URL:-}" ]; then
+  repo_url="${DEBUGX_REPO_URL%/}"
+  .venv/bin/python packaging/dist.py manifest krew/debugx.yaml "$dist"/krew/debugx.yaml "$version" "$sha" \
+    "$repo_url/releases/download/v$version/$archive" "$repo_url"
+  echo "built $dist/krew/$archive (sha256 $sha) and $dist/krew/debugx.yaml (release: $repo_url)" >&2
+else
+  # No repository given: the manifest's uri is the archive's name, which krew ignores with --archive.
+  .venv/bin/python packaging/dist.py manifest krew/debugx.yaml "$dist"/krew/debugx.yaml "$version" "$sha" \
+    --local "$archive"
+  echo "built $dist/krew/$archive (sha256 $sha) and $dist/krew/debugx.yaml (local install only)" >&2
+fi
 
 if [ "${1:-}" = "demo" ]; then
   exec .venv/bin/python packaging/demo.py "$dist/kubectl-debugx"

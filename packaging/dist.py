@@ -1,24 +1,31 @@
 """Build helpers called by build.sh (run with the build venv's Python).
 
-  python packaging/dist.py finish-zipapp ZIPAPP            packaging/launcher.sh + zipapp_main.py as __main__.py
+  python packaging/dist.py finish-zipapp ZIPAPP [FILE...]  packaging/launcher.sh + zipapp_main.py as __main__.py;
+                                                            each FILE is added at the zip's root
   python packaging/dist.py lazy-kubernetes SITE_PACKAGES    import the kubernetes client's models on first use
+  python packaging/dist.py licenses SITE_PACKAGES OUT       THIRD_PARTY_LICENSES of every bundled package
   python packaging/dist.py manifest TEMPLATE OUT VERSION SHA256 URI HOMEPAGE
+  python packaging/dist.py manifest TEMPLATE OUT VERSION SHA256 --local ARCHIVE_NAME
 """
 
 from __future__ import annotations
 
+import email.parser
 import json
 import re
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 
-def finish_zipapp(path: Path) -> None:
+def finish_zipapp(path: Path, extra: list[Path]) -> None:
     """Rewrite the zipapp behind our launcher (packaging/launcher.sh) with our __main__.py; entries, order,
-    times and modes are kept, so it stays reproducible."""
+    times and modes are kept, so it stays reproducible. The `extra` files (THIRD_PARTY_LICENSES) go at the zip's
+    root, after the other entries, with __main__.py's time and mode 0644: shiv's bootstrap unpacks only
+    site-packages/, so they are read with `unzip -p kubectl-debugx NAME` and cost nothing at run time."""
     data = path.read_bytes()
     if not data.startswith(b"#!"):
         raise SystemExit(f"{path}: no shebang line")
@@ -38,6 +45,15 @@ def finish_zipapp(path: Path) -> None:
                 new.create_system = 3  # unix, whatever the build host: modes are unix modes
                 body = main_py if info.filename == "__main__.py" else src.read(info)
                 out.writestr(new, body)
+            when = src.getinfo("__main__.py").date_time
+            for file in extra:
+                if file.name in src.namelist():
+                    raise SystemExit(f"{path}: already holds {file.name}")
+                new = zipfile.ZipInfo(file.name, date_time=when)
+                new.compress_type = zipfile.ZIP_DEFLATED
+                new.external_attr = (0o100644 << 16)
+                new.create_system = 3
+                out.writestr(new, file.read_bytes())
     tmp.chmod(0o755)
     tmp.replace(path)
 
@@ -89,10 +105,92 @@ def lazy_kubernetes(site: Path) -> None:
         path.write_text("\n".join(eager).rstrip() + "\n" + LAZY_TAIL.format(table=table))
 
 
-def render_manifest(template: Path, out: Path, version: str, sha256: str, uri: str, homepage: str) -> None:
+# --- THIRD_PARTY_LICENSES -------------------------------------------------------------------------------
+# Every *.dist-info left in the site-packages the zipapp is made of: name, version, the licence its metadata
+# names and the full text of the licence files it ships (License-File, PEP 639: under licenses/ since metadata
+# 2.4, beside METADATA before). A package without any licence text stops the build.
+OWN = "kubectl-debugx"
+LICENSE_FILE = re.compile(r"^(licen[cs]e|copying|notice|authors)([._-].*)?$", re.IGNORECASE)
+RULE = "=" * 100
+
+
+def _licence_texts(info: Path, meta: Any) -> list[tuple[str, str]]:
+    names = meta.get_all("License-File") or []
+    found = []
+    for name in names:
+        for candidate in (info / "licenses" / name, info / name):
+            if candidate.is_file():
+                found.append((name, candidate.read_text(encoding="utf-8", errors="replace")))
+                break
+        else:
+            raise SystemExit(f"{info.name}: METADATA names License-File {name}, which is not in the dist-info")
+    if not found:  # older metadata: licence files copied into the dist-info without a License-File line
+        for candidate in sorted([*info.glob("*"), *info.glob("licenses/**/*")]):
+            if candidate.is_file() and LICENSE_FILE.match(candidate.name):
+                found.append((str(candidate.relative_to(info)), candidate.read_text(encoding="utf-8",
+                                                                                  errors="replace")))
+    licence = meta.get("License") or ""
+    if not found and "\n" in licence.strip():  # the whole text in the License field
+        found.append(("METADATA License field", licence))
+    return found
+
+
+def _licence_name(meta: Any) -> str:
+    expression = (meta.get("License-Expression") or "").strip()
+    if expression:
+        return expression
+    field = (meta.get("License") or "").strip()
+    classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or []
+                   if c.startswith("License ::")]
+    names = [field.splitlines()[0]] if field and "\n" not in field else []
+    names += [c for c in classifiers if c not in names]
+    return "; ".join(names) or "see the text below"
+
+
+def third_party_licenses(site: Path, out: Path) -> None:
+    entries = []
+    for info in sorted(site.glob("*.dist-info")):
+        meta = email.parser.Parser().parsestr((info / "METADATA").read_text(encoding="utf-8"), headersonly=True)
+        name, version = meta["Name"], meta["Version"]
+        if re.sub(r"[-_.]+", "-", name).lower() == OWN:
+            continue
+        texts = _licence_texts(info, meta)
+        if not texts:
+            raise SystemExit(f"error: {name} {version} ({info.name}) is bundled but ships no licence text: add it "
+                             "by hand in packaging/dist.py or do not bundle it")
+        entries.append((name, version, _licence_name(meta), texts))
+    entries.sort(key=lambda e: e[0].lower())
+    lines = [
+        "Third-party software bundled in kubectl-debugx (the zipapp's site-packages), with the licence each",
+        "package's metadata names and the full text of the licence files it ships. kubectl-debugx itself is",
+        "under the Apache License 2.0 (LICENSE).",
+        "",
+        *(f"  {name} {version}: {licence}" for name, version, licence, _ in entries),
+    ]
+    for name, version, licence, texts in entries:
+        lines += ["", RULE, f"{name} {version}", f"License: {licence}", RULE]
+        for file, text in texts:
+            lines += ["", f"--- {file} ---", "", text.rstrip()]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def render_manifest(template: Path, out: Path, version: str, sha256: str, uri: str, homepage: str | None) -> None:
+    """homepage None: a manifest for `kubectl krew install --manifest=M --archive=A` only (`uri` is the archive's
+    file name, which krew ignores when --archive is given); not one to publish in an index."""
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise SystemExit(f"bad sha256 {sha256!r}")
     text = template.read_text()
+    first, rest = text.split("\n", 1)
+    if not first.startswith("#"):
+        raise SystemExit(f"{template}: the first line should be a comment")
+    if homepage is None:
+        rest = re.sub(r"(?m)^  homepage: .*\n", "", rest)
+        first = (f"# Local build: for `kubectl krew install --manifest=debugx.yaml --archive={uri}` only; the uri is "
+                 "no download address.\n# `DEBUGX_REPO_URL=https://... ./build.sh release` makes one to publish.")
+    else:
+        first = "# Release manifest made by build.sh from krew/debugx.yaml."
+    text = first + "\n" + rest
+    homepage = homepage or ""
     for key, value in {"VERSION": version, "SHA256": sha256, "URI": uri, "HOMEPAGE": homepage}.items():
         text = text.replace("{{" + key + "}}", value)
     left = re.findall(r"\{\{\w+\}\}", text)
@@ -102,12 +200,16 @@ def render_manifest(template: Path, out: Path, version: str, sha256: str, uri: s
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["finish-zipapp"] and len(argv) == 2:
-        finish_zipapp(Path(argv[1]))
+    if argv[:1] == ["finish-zipapp"] and len(argv) >= 2:
+        finish_zipapp(Path(argv[1]), [Path(a) for a in argv[2:]])
     elif argv[:1] == ["lazy-kubernetes"] and len(argv) == 2:
         lazy_kubernetes(Path(argv[1]))
+    elif argv[:1] == ["licenses"] and len(argv) == 3:
+        third_party_licenses(Path(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["manifest"] and len(argv) == 7 and argv[5] == "--local":
+        render_manifest(Path(argv[1]), Path(argv[2]), argv[3], argv[4], argv[6], None)
     elif argv[:1] == ["manifest"] and len(argv) == 7:
-        render_manifest(Path(argv[1]), Path(argv[2]), *argv[3:])
+        render_manifest(Path(argv[1]), Path(argv[2]), argv[3], argv[4], argv[5], argv[6])
     else:
         print(__doc__, file=sys.stderr)
         return 2
