@@ -2,7 +2,8 @@
 # ruff: noqa: UP009, UP031, UP036  (this file must parse on Python 2.7 to print its message)
 # The zipapp's __main__.py, in place of shiv's `import _bootstrap; _bootstrap.bootstrap()`.
 # 1. Check the interpreter BEFORE shiv's bootstrap unpacks ~20 MB or fails on syntax it cannot parse (this part
-#    must run on any Python, 2.7 included); too old: re-run with the newest python3.X >= 3.10 on PATH, or say so.
+#    must run on any Python, 2.7 included); too old: re-run with the newest python3.X >= 3.10 on PATH that runs,
+#    or say so in one line.
 # 2. Remember the interpreter for packaging/launcher.sh when it asks (KUBECTL_DEBUGX_REMEMBER).
 # 3. Warm start: when this build is already unpacked (and no SHIV_* variable asks for anything special), set up
 #    sys.path exactly as shiv's bootstrap does, without reading the zip's index with zipfile and importing the
@@ -12,24 +13,35 @@ import sys
 if sys.version_info < (3, 10):
     import os
 
-    # macOS's /usr/bin/python3 is 3.9: run ourselves with a newer python3.X from PATH if there is one.
+    # macOS's /usr/bin/python3 is 3.9: run ourselves with the newest python3.X >= 3.10 on PATH that runs (a pyenv
+    # shim of a version pyenv does not enable is executable but prints pyenv's error and exits 127: skip it).
     if not os.environ.get("KUBECTL_DEBUGX_REEXEC"):
+        import subprocess
+
         os.environ["KUBECTL_DEBUGX_REEXEC"] = "1"
+        _check = "import sys; sys.exit(sys.version_info < (3, 10))"
         for _minor in range(20, 9, -1):
             for _dir in os.environ.get("PATH", "").split(os.pathsep):
                 _python = os.path.join(_dir or ".", "python3.%d" % _minor)
-                if os.path.isfile(_python) and os.access(_python, os.X_OK):
-                    os.execv(_python, [_python, sys.argv[0]] + sys.argv[1:])
+                if not (os.path.isfile(_python) and os.access(_python, os.X_OK)):
+                    continue
+                with open(os.devnull, "w") as _null:
+                    try:
+                        _works = subprocess.call([_python, "-S", "-c", _check], stdout=_null, stderr=_null) == 0
+                    except OSError:
+                        _works = False
+                if _works:
+                    os.execv(_python, [_python, "-S", sys.argv[0]] + sys.argv[1:])
     sys.stderr.write(
-        "error: kubectl-debugx needs Python 3.10 or newer, but %s is Python %s.\n"
-        "Put a python3 >= 3.10 first on PATH, or run it with one: python3.12 %s ...\n"
-        % (sys.executable or "python3", sys.version.split()[0], sys.argv[0])
+        "error: kubectl-debugx needs Python >= 3.10, but %s is Python %s and no python3.1X on PATH runs as one; "
+        "install one or set KUBECTL_DEBUGX_PYTHON=/path/to/python3.X\n"
+        % (sys.executable or "python3", sys.version.split()[0])
     )
     sys.exit(1)
 
 
 def _remember_interpreter():
-    """packaging/launcher.sh ran us with `python3` and asks us to write down which interpreter that is."""
+    """packaging/launcher.sh ran us with an interpreter it found on PATH and asks us to write down which one."""
     import os
 
     path = os.environ.pop("KUBECTL_DEBUGX_REMEMBER", None)

@@ -1,6 +1,7 @@
-"""Distribution: the krew manifest against krew's validation rules, an install done the way krew does it, the
-krew archive's layout, the zipapp's contents and interpreter check, kubectl's plugin discovery and completion,
-and the housekeeping of old shiv extractions.
+"""Distribution: the krew manifest against krew's validation rules (local and release manifests), an install
+done the way krew does it, the krew archive's layout, the licences shipped, the zipapp's contents, the launcher's
+and the zipapp's choice of interpreter, kubectl's plugin discovery and completion on dist/ (which holds only what
+goes on PATH; the krew files are in dist/krew/), and the housekeeping of old shiv extractions.
 
 Tests of built artefacts use the build next to $DEBUGX_EXECUTABLE (set by `./build.sh test`) or dist/, and are
 skipped when there is none. Reproducibility (two builds, equal sha256) is checked by bench/reproducible.
@@ -30,6 +31,10 @@ from kubectl_debugx.shell import _shiv
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "krew" / "debugx.yaml"
+sys.path.insert(0, str(ROOT / "packaging"))
+import dist as packaging_dist  # noqa: E402  (packaging/dist.py, build.sh's helper)
+
+sys.path.remove(str(ROOT / "packaging"))
 
 # --- krew's rules (sigs.k8s.io/krew: pkg/constants, internal/index/validation/validate.go,
 # internal/installation/semver, cmd/validate-krew-manifest, internal/download, internal/installation) -------
@@ -177,7 +182,7 @@ def test_template_content() -> None:
     assert not selector_matches(platform["selector"], "windows", "amd64")
     assert not selector_matches(platform["selector"], "linux", "arm")
     assert platform["bin"] == "kubectl-debugx"
-    assert [f["from"] for f in platform["files"]] == ["kubectl-debugx", "LICENSE"]
+    assert [f["from"] for f in platform["files"]] == ["kubectl-debugx", "LICENSE", "THIRD_PARTY_LICENSES"]
     caveats = spec["caveats"]
     assert "3.10" in caveats
     for needed in ("pods/ephemeralcontainers patch", "pods/exec get, create", "nodes get", "nodes/proxy get"):
@@ -205,6 +210,35 @@ def test_validator_rejects_what_krew_rejects(breakage: Any) -> None:
         validate_plugin("debugx", manifest)
 
 
+def test_release_manifest(tmp_path: Path) -> None:
+    """With DEBUGX_REPO_URL (`./build.sh release`): homepage and download address under that repository."""
+    out = tmp_path / "debugx.yaml"
+    archive = f"kubectl-debugx-{__version__}.tar.gz"
+    packaging_dist.main(["manifest", str(TEMPLATE), str(out), __version__, "a" * 64,
+                         f"https://example.org/x/releases/download/v{__version__}/{archive}", "https://example.org/x"])
+    text = out.read_text()
+    assert text.startswith("# Release manifest") and "Local build" not in text
+    manifest = yaml.safe_load(text)
+    validate_plugin("debugx", manifest)
+    assert manifest["spec"]["homepage"] == "https://example.org/x"
+    assert manifest["spec"]["platforms"][0]["uri"] == f"https://example.org/x/releases/download/v{__version__}/{archive}"
+
+
+def test_release_build_needs_a_repository_url(tmp_path: Path) -> None:
+    """`./build.sh release` without DEBUGX_REPO_URL (or with one that is not https://) stops at once, in one line."""
+    for url in (None, "", "github.com/me/kubectl-debugx"):
+        env = dict(os.environ, DEBUGX_SKIP_VENV="1", DEBUGX_DIST=str(tmp_path / "dist"),
+                   DEBUGX_WORK=str(tmp_path / "work"))
+        env.pop("DEBUGX_REPO_URL", None)
+        if url is not None:
+            env["DEBUGX_REPO_URL"] = url
+        out = subprocess.run([str(ROOT / "build.sh"), "release"], capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith("error: ./build.sh release needs DEBUGX_REPO_URL=https://")
+        assert len(out.stderr.splitlines()) == 1 and out.stdout == ""
+        assert not (tmp_path / "dist").exists() and not (tmp_path / "work").exists()
+
+
 # --- built artefacts ------------------------------------------------------------------------------------
 
 
@@ -212,18 +246,23 @@ def test_validator_rejects_what_krew_rejects(breakage: Any) -> None:
 def dist() -> Path:
     exe = os.environ.get("DEBUGX_EXECUTABLE")
     where = Path(exe).parent if exe else ROOT / "dist"
-    if not (where / "kubectl-debugx").is_file() or not (where / "debugx.yaml").is_file():
+    if not (where / "kubectl-debugx").is_file() or not (where / "krew" / "debugx.yaml").is_file():
         pytest.skip("no build: run ./build.sh")
     return where
 
 
 @pytest.fixture(scope="module")
 def built_manifest(dist: Path) -> dict[str, Any]:
-    return dict(yaml.safe_load((dist / "debugx.yaml").read_text()))
+    return dict(yaml.safe_load((dist / "krew" / "debugx.yaml").read_text()))
 
 
 def _archive(dist: Path) -> Path:
-    return dist / f"kubectl-debugx-{__version__}.tar.gz"
+    return dist / "krew" / f"kubectl-debugx-{__version__}.tar.gz"
+
+
+def test_dist_holds_only_what_goes_on_path(dist: Path) -> None:
+    assert sorted(p.name for p in dist.iterdir() if not p.is_dir()) == ["kubectl-debugx", "kubectl_complete-debugx"]
+    assert sorted(p.name for p in (dist / "krew").iterdir()) == ["debugx.yaml", _archive(dist).name]
 
 
 def test_built_manifest_is_valid_and_names_the_archive(dist: Path, built_manifest: dict[str, Any]) -> None:
@@ -231,8 +270,15 @@ def test_built_manifest_is_valid_and_names_the_archive(dist: Path, built_manifes
     [platform] = built_manifest["spec"]["platforms"]
     archive = _archive(dist)
     assert platform["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
-    assert platform["uri"].endswith("/" + archive.name)
     assert built_manifest["spec"]["version"] == f"v{__version__}"
+    text = (dist / "krew" / "debugx.yaml").read_text()
+    if text.startswith("# Local build"):  # no DEBUGX_REPO_URL: for `krew install --manifest --archive` only
+        assert platform["uri"] == archive.name and "homepage" not in built_manifest["spec"]
+        assert "kubectl-debugx/kubectl-debugx" not in text  # no made-up address
+    else:
+        assert text.startswith("# Release manifest")
+        assert platform["uri"].startswith("https://") and platform["uri"].endswith("/" + archive.name)
+        assert built_manifest["spec"]["homepage"].startswith("https://")
 
 
 def test_archive_layout(dist: Path) -> None:
@@ -241,9 +287,11 @@ def test_archive_layout(dist: Path) -> None:
     assert raw[4:8] == b"\0\0\0\0" and not raw[3] & 0x08, "gzip -n: no time stamp, no file name"
     with tarfile.open(archive, "r:gz") as tar:
         members = tar.getmembers()
-        assert [m.name for m in members] == ["kubectl-debugx", "LICENSE"]
-        exe, lic = members
-        assert exe.isreg() and exe.mode == 0o755 and lic.mode == 0o644
+        assert [m.name for m in members] == ["kubectl-debugx", "LICENSE", "THIRD_PARTY_LICENSES"]
+        exe, lic, third = members
+        assert exe.isreg() and exe.mode == 0o755 and lic.mode == 0o644 and third.mode == 0o644
+        body = tar.extractfile(lic)
+        assert body is not None and body.read() == (ROOT / "LICENSE").read_bytes()
         assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
         assert len({m.mtime for m in members}) == 1
         body = tar.extractfile(exe)
@@ -278,9 +326,52 @@ def test_zipapp_contents(dist: Path) -> None:
     assert not [n for n in names if n.startswith(("site-packages/rich/", "site-packages/pygments/"))]
     assert "site-packages/kubectl_debugx/__main__.py" in names
     assert "sys.version_info < (3, 10)" in main and "@BUILD_ID@" not in main
-    head = (dist / "kubectl-debugx").read_bytes()[:2048]
-    assert head.startswith(b"#!/bin/sh\n") and b'exec python3 -S "$0" "$@"\n' in head
+    head = (dist / "kubectl-debugx").read_bytes()[:4096]
+    assert head.startswith(b"#!/bin/sh\n") and b'exec "$p" -S "$0" "$@"\n' in head
     assert "site-packages/kubectl_debugx/shell/_cli_cache.py" in names
+    assert "THIRD_PARTY_LICENSES" in names
+
+
+def test_licences_of_every_bundled_package(dist: Path) -> None:
+    """LICENSE is the full Apache-2.0 text; THIRD_PARTY_LICENSES, the same in the zipapp and the krew archive,
+    names every package in the zipapp's site-packages with its version, licence and licence text."""
+    licence = (ROOT / "LICENSE").read_text()
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in licence
+    assert "END OF TERMS AND CONDITIONS" in licence and "Copyright 2026 The kubectl-debugx authors" in licence
+    with zipfile.ZipFile(dist / "kubectl-debugx") as z:
+        text = z.read("THIRD_PARTY_LICENSES").decode()
+        metadata = [z.read(n).decode() for n in z.namelist()
+                    if re.fullmatch(r"site-packages/[^/]+\.dist-info/METADATA", n)]
+    with tarfile.open(_archive(dist), "r:gz") as tar:
+        member = tar.extractfile("THIRD_PARTY_LICENSES")
+        assert member is not None and member.read().decode() == text
+    bundled = []
+    for meta in metadata:
+        name = re.search(r"(?m)^Name: (.+)$", meta)
+        version = re.search(r"(?m)^Version: (.+)$", meta)
+        assert name and version
+        if name.group(1) != "kubectl-debugx":
+            bundled.append((name.group(1).strip(), version.group(1).strip()))
+    assert len(bundled) >= 10 and ("kubernetes", "35.0.0") in bundled
+    rule = packaging_dist.RULE
+    for name, version in bundled:
+        assert f"\n  {name} {version}: " in text, f"{name} {version} not in the summary"
+        head = f"\n{rule}\n{name} {version}\nLicense: "
+        assert text.count(head) == 1, f"{name} {version}: no section"
+        body = text.split(head, 1)[1].split(f"\n{rule}\n", 2)[1]
+        assert body.startswith("\n--- ") and len(body) > 200, f"{name} {version}: no licence text"
+    assert "Apache License" in text and "Permission is hereby granted" in text  # kubernetes, MIT ones
+
+
+def test_build_stops_on_a_package_without_licence_text(tmp_path: Path) -> None:
+    info = tmp_path / "site" / "nolicence-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nolicence\nVersion: 1.0\nLicense: MIT\n")
+    with pytest.raises(SystemExit, match="nolicence 1.0 .* ships no licence text"):
+        packaging_dist.third_party_licenses(tmp_path / "site", tmp_path / "out")
+    (info / "LICENSE.txt").write_text("MIT text\n")  # an older wheel: copied in without a License-File line
+    packaging_dist.third_party_licenses(tmp_path / "site", tmp_path / "out")
+    assert "nolicence 1.0: MIT" in (tmp_path / "out").read_text() and "MIT text" in (tmp_path / "out").read_text()
 
 
 def test_lazy_kubernetes_client_serves_every_name(dist: Path, tmp_path: Path) -> None:
@@ -327,7 +418,43 @@ def test_launcher_remembers_the_interpreter(dist: Path, tmp_path: Path) -> None:
     remembered.write_text("/nonexistent/python3\n")  # gone: fall back to python3 on PATH (none here)
     out = subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, text=True,
                          env=dict(env, PATH="/nonexistent"), timeout=60)
-    assert out.returncode == 127 and "python3" in out.stderr
+    assert out.returncode == 127 and out.stderr == NO_PYTHON
+
+
+NO_PYTHON = ("error: kubectl-debugx needs Python >= 3.10: no python3 or python3.1X on PATH runs as one; install one "
+             "or set KUBECTL_DEBUGX_PYTHON=/path/to/python3.X\n")
+PYENV_SHIM = """#!/bin/sh
+echo "pyenv: $(basename "$0"): command not found" >&2
+echo "The \\`$(basename "$0")' command exists in these Python versions:" >&2
+exit 127
+"""
+
+
+def _script(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def test_launcher_skips_pythons_that_do_not_run(dist: Path, tmp_path: Path) -> None:
+    """packaging/launcher.sh, nothing remembered: python3 is too old (it fails the version check), python3.13 is a
+    pyenv shim of a version pyenv does not enable (its error, exit 127): both skipped, python3.11 chosen; with no
+    working one, our message and not the shim's."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    _script(bin_ / "python3", '#!/bin/sh\necho "python3 (3.9) ran with: $*" >&2\nexit 1\n')
+    _script(bin_ / "python3.13", PYENV_SHIM)
+    (bin_ / "python3.11").symlink_to(sys.executable)
+    env = {"PATH": str(bin_), "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
+    out = subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert out.returncode == 0 and f"Client Version: v{__version__}" in out.stdout, out.stderr
+    assert "command not found" not in out.stderr and "python3 (3.9)" not in out.stderr
+    assert (tmp_path / "shiv" / ".kubectl-debugx-python").read_text() == f"{bin_ / 'python3.11'}\n"
+    (tmp_path / "shiv" / ".kubectl-debugx-python").unlink()
+    (bin_ / "python3.11").unlink()
+    out = subprocess.run([str(dist / "kubectl-debugx"), "version"], capture_output=True, text=True, env=env,
+                         timeout=60)
+    assert out.returncode == 127 and out.stderr == NO_PYTHON and out.stdout == ""
 
 
 def _old_pythons() -> list[str]:
@@ -346,20 +473,28 @@ def test_old_python_gets_a_clear_message_and_nothing_is_unpacked(dist: Path, pyt
     out = subprocess.run([python, str(dist / "kubectl-debugx"), "--help"], capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.returncode == 1
-    assert out.stderr.startswith("error: kubectl-debugx needs Python 3.10 or newer")
-    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith("error: kubectl-debugx needs Python >= 3.10, but ")
+    assert "KUBECTL_DEBUGX_PYTHON" in out.stderr and len(out.stderr.splitlines()) == 1
     assert not (tmp_path / "shiv").exists()
 
 
 @pytest.mark.parametrize("python", _old_pythons()[:1] or [pytest.param(None, marks=pytest.mark.skip("no old Python"))])
 def test_old_python_reruns_with_a_newer_one_on_path(dist: Path, python: str, tmp_path: Path) -> None:
+    """packaging/zipapp_main.py on an old Python: re-runs with the newest python3.1X on PATH that runs (a newer
+    pyenv shim that fails is skipped); with none, its own message and not the shim's."""
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin" / f"python3.{sys.version_info[1]}").symlink_to(sys.executable)
+    _script(tmp_path / "bin" / "python3.19", PYENV_SHIM)
     env = {"PATH": str(tmp_path / "bin"), "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")}
     out = subprocess.run([python, str(dist / "kubectl-debugx"), "--help"], capture_output=True, text=True,
                          env=env, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "Usage: kubectl debugx" in out.stdout
+    assert "Usage: kubectl debugx" in out.stdout and "command not found" not in out.stderr
+    (tmp_path / "bin" / f"python3.{sys.version_info[1]}").unlink()
+    out = subprocess.run([python, str(dist / "kubectl-debugx"), "--help"], capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert out.returncode == 1 and "command not found" not in out.stderr and len(out.stderr.splitlines()) == 1
+    assert out.stderr.startswith("error: kubectl-debugx needs Python >= 3.10, but ")
 
 
 # --- kubectl ------------------------------------------------------------------------------------------
@@ -376,6 +511,16 @@ def kubectl() -> str:
 def _kubectl_env(dist: Path, tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, PATH=f"{dist}{os.pathsep}{os.environ.get('PATH', '')}", SHIV_ROOT=str(tmp_path / "shiv"),
                 KUBECONFIG=str(tmp_path / "no-kubeconfig"))
+
+
+def test_kubectl_plugin_list_is_clean(dist: Path, kubectl: str, tmp_path: Path) -> None:
+    """README: PATH="$PWD/dist:$PATH". `kubectl plugin list` warns about every non-executable kubectl-* file on
+    PATH (an archive named kubectl-debugx-VERSION.tar.gz was one) and then exits 1."""
+    out = subprocess.run([kubectl, "plugin", "list"], capture_output=True, text=True,
+                         env=_kubectl_env(dist, tmp_path), timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "warning" not in (out.stdout + out.stderr).lower()
+    assert str(dist / "kubectl-debugx") in out.stdout.splitlines()
 
 
 def test_kubectl_finds_and_runs_the_plugin(dist: Path, kubectl: str, tmp_path: Path) -> None:
@@ -405,6 +550,7 @@ def test_kubectl_plugin_completion(dist: Path, kubectl: str, tmp_path: Path) -> 
     lines = complete("")
     names = [line.split("\t")[0] for line in lines]
     assert {"capture", "completion", "version"} <= set(names)
+    assert not [n for n in names if "tar" in n or n[:1].isdigit()], names  # no kubectl-debugx-* file as a plugin
     assert lines[-1] == ":4"
     assert "--profile" in [line.split("\t")[0] for line in complete("capture", "--pro")]
     assert complete("capture", "--profile", "net") == ["netadmin", ":4"]
