@@ -534,7 +534,7 @@ def test_kubectl_finds_and_runs_the_plugin(dist: Path, kubectl: str, tmp_path: P
     out = subprocess.run([kubectl, "debugx", "version"], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and f"Client Version: v{__version__}" in out.stdout
     out = subprocess.run([kubectl, "debugx", "capture"], capture_output=True, text=True, env=env, timeout=60)
-    assert out.returncode == 2 and "Missing argument" in out.stderr
+    assert (out.returncode, out.stderr) == (2, "error: missing argument 'POD' (see 'kubectl debugx capture --help')\n")
 
 
 def test_kubectl_plugin_completion(dist: Path, kubectl: str, tmp_path: Path) -> None:
