@@ -17,7 +17,7 @@ def test_dry_run_names_the_container_a_real_run_would_reuse(e2e, nginx_pod, tmp_
     namespace, pod = nginx_pod
     first = debugx(e2e, command, pod, "-n", namespace, "--dry-run")
     assert first.returncode == 0, first.stderr
-    new = yaml.safe_load(first.stdout)["name"]
+    assert yaml.safe_load(first.stdout)["name"].startswith("debugx-")
     assert first.stderr.decode().splitlines()[-1].endswith(f"ephemeral container not added to pod {pod}")
     assert ephemeral_names(e2e, namespace, pod) == []
 
