@@ -93,7 +93,7 @@ def main(argv: list[str]) -> int:
         say("capture: tcpdump in an ephemeral container sharing the pod's network, 6 s")
         pcap = out / f"{POD}.pcap"
         r1 = run_with_traffic([exe, "capture", POD, "-n", NAMESPACE, "--duration", "6s", "-o", str(pcap),
-                               "--output", "json"], env, 6)
+                               "--summary", "json"], env, 6)
         if shutil.which("tcpdump") and pcap.exists():
             head = subprocess.run(["tcpdump", "-nr", str(pcap), "-c", "5"], capture_output=True, text=True)
             print(head.stdout)
@@ -101,7 +101,7 @@ def main(argv: list[str]) -> int:
         say("trace: strace nginx's worker processes from an ephemeral container in the pod's PID namespace, 5 s")
         strace = out / f"{POD}.strace"
         r2 = run_with_traffic([exe, "trace", POD, "-n", NAMESPACE, "--process", "worker", "--duration", "5s",
-                               "-o", str(strace), "--output", "json"], env, 5)
+                               "-o", str(strace), "--summary", "json"], env, 5)
         if strace.exists():
             lines = strace.read_text(errors="replace").splitlines(keepends=True)
             picked = [line for line in lines if any(k in line for k in ("accept4", "recvfrom", "writev"))][:6]
@@ -109,13 +109,13 @@ def main(argv: list[str]) -> int:
 
         say("nodelogs: the pod's log files as the node keeps them, decoded")
         logs = out / f"nodelogs-{POD}"
-        r3 = run_with_traffic([exe, "nodelogs", POD, "-n", NAMESPACE, "-o", str(logs), "--output", "json"],
+        r3 = run_with_traffic([exe, "nodelogs", POD, "-n", NAMESPACE, "-o", str(logs), "--summary", "json"],
                               env, 0)
         if r3.returncode != 0:
             print("(that failed; once more through a short-lived node pod instead of the node proxy)")
             shutil.rmtree(logs, ignore_errors=True)
             r3 = run_with_traffic([exe, "nodelogs", POD, "-n", NAMESPACE, "--via", "pod", "-o", str(logs),
-                                   "--output", "json"], env, 0)
+                                   "--summary", "json"], env, 0)
         status = max(r1.returncode, r2.returncode, r3.returncode)
 
         say(f"results in {out}")
