@@ -28,7 +28,8 @@ def pcap_chunk() -> tuple[bytes, bytes]:
 def ours(kubeconfig: str, namespace: str, pod: str, container: str, out: str, command: list[str]) -> None:
     """The child process: exactly capture's path, without tcpdump."""
     from kubectl_debugx.commands.capture import PcapOutput
-    from kubectl_debugx.kube.client import Kube, KubeFlags
+    from kubectl_debugx.kube.client import Kube
+    from kubectl_debugx.kube.config import KubeFlags
     from kubectl_debugx.kube.execstream import pump
 
     kube = Kube(KubeFlags(kubeconfig=kubeconfig, namespace=namespace))

@@ -9,7 +9,8 @@ from typing import Any
 
 from kubectl_debugx.errors import Forbidden, RemoteFailed, UsageError
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.pods import is_pod_security, short_psa
 from kubectl_debugx.remote import ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target

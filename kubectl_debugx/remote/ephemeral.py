@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_debugx.errors import Forbidden, NotFound, NotReady, UsageError
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.kube.pods import START_TIMEOUT, STUCK_REASONS, is_pod_security, short_psa, wait_for_pod
 from kubectl_debugx.remote import profiles, specs

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_debugx.errors import DebugxError, RemoteFailed, UsageError
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome
 from kubectl_debugx.remote import ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target

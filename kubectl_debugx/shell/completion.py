@@ -124,9 +124,10 @@ class _Line:
 
 def _kube(line: _Line) -> Any:
     from kubectl_debugx.kube import client as kube_module
+    from kubectl_debugx.kube.config import KubeFlags
 
     kube_module.CONNECT_TIMEOUT = API_TIMEOUT  # this process only completes: fail fast
-    flags = kube_module.KubeFlags(
+    flags = KubeFlags(
         kubeconfig=line.values.get("kubeconfig"),
         context=line.values.get("context"),
         namespace=line.values.get("namespace"),
@@ -163,7 +164,7 @@ def _containers(line: _Line) -> list[str]:
 
 
 def _contexts(line: _Line) -> list[str]:
-    from kubectl_debugx.kube.client import context_names
+    from kubectl_debugx.kube.config import context_names
 
     return context_names(line.values.get("kubeconfig"))
 

@@ -90,7 +90,7 @@ class AdmissionKube(UnusedKube):
         caps = ((container.get("securityContext") or {}).get("capabilities") or {}).get("add") or []
         self.dry_runs.append(",".join(caps) or "none")
         if (self.level == "baseline" and caps) or self.level == "restricted":
-            from kubectl_debugx.kube.client import api_error
+            from kubectl_debugx.kube.apierrors import api_error
 
             raise api_error(403, json.dumps({"message": 'pods "web" is forbidden: violates PodSecurity '
                                              f'"{self.level}:latest": non-default capabilities'}).encode())

@@ -18,8 +18,8 @@ from kubectl_debugx.errors import (
     Unreachable,
     UsageError,
 )
-from kubectl_debugx.kube import client
-from kubectl_debugx.kube.client import api_error
+from kubectl_debugx.kube import apierrors, client, config
+from kubectl_debugx.kube.apierrors import api_error
 
 
 def test_json_summary_refused_when_stdout_carries_the_data(capsys):
@@ -120,7 +120,7 @@ class NoCluster:
 
     namespace = "default"
 
-    def __init__(self, flags: client.KubeFlags) -> None:
+    def __init__(self, flags: config.KubeFlags) -> None:
         self.flags = flags
 
 
@@ -172,9 +172,9 @@ def test_an_api_error_is_caught_by_what_it_is(monkeypatch, capsys, tmp_path):
         raise api_error(403, json.dumps({"message": "no", "reason": "Forbidden"}))
     except Forbidden as e:
         caught: Forbidden = e
-    assert isinstance(caught, client.ApiError)
+    assert isinstance(caught, apierrors.ApiError)
     assert (type(caught), caught.status, caught.reason, str(caught), caught.code) == (
-        client.ApiForbidden, 403, "Forbidden", "no", ExitCode.FORBIDDEN)
+        apierrors.ApiForbidden, 403, "Forbidden", "no", ExitCode.FORBIDDEN)
     fail_with(monkeypatch, caught)
     assert cli.main(["capture", "web", "-o", str(tmp_path / "y.pcap")]) == ExitCode.FORBIDDEN
     assert capsys.readouterr() == ("", "error: no\n")

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kubectl_debugx.errors import NotReady
-from kubectl_debugx.kube.client import api_error
+from kubectl_debugx.kube.apierrors import api_error
 from kubectl_debugx.remote import ephemeral
 from tests.unit.fakekube import UnusedKube
 

@@ -13,19 +13,18 @@ from pathlib import Path
 import pytest
 
 from kubectl_debugx.errors import DebugxError, ExitCode, Forbidden, NotFound, NotReady, UsageError
-from kubectl_debugx.kube import client
-from kubectl_debugx.kube.client import (
+from kubectl_debugx.kube import config
+from kubectl_debugx.kube.apierrors import (
     ApiBadRequest,
     ApiConflict,
     ApiError,
     ApiForbidden,
     ApiNotFound,
     ApiServerError,
-    Kube,
-    KubeFlags,
     api_error,
-    context_names,
 )
+from kubectl_debugx.kube.client import Kube
+from kubectl_debugx.kube.config import KubeFlags, context_names
 from kubectl_debugx.remote import ephemeral
 
 NOT_FOUND = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -189,7 +188,7 @@ def no_cluster_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
-    monkeypatch.setattr(client, "SERVICE_ACCOUNT_DIR", str(tmp_path / "no-sa"))
+    monkeypatch.setattr(config, "SERVICE_ACCOUNT_DIR", str(tmp_path / "no-sa"))
     return tmp_path
 
 
@@ -268,7 +267,7 @@ def test_in_cluster_configuration_without_kubeconfig(no_cluster_env, monkeypatch
     (sa / "token").write_text(TOKEN)
     (sa / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\n")
     (sa / "namespace").write_text("team-a\n")
-    monkeypatch.setattr(client, "SERVICE_ACCOUNT_DIR", str(sa))
+    monkeypatch.setattr(config, "SERVICE_ACCOUNT_DIR", str(sa))
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     kube = Kube(KubeFlags())

@@ -43,7 +43,7 @@ from kubectl_debugx.errors import (
 from kubectl_debugx.formats.crilog import DecodeReport, FileReport
 from kubectl_debugx.formats.logfiles import Instance, Skipped
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
-from kubectl_debugx.kube.client import ApiError, api_error
+from kubectl_debugx.kube.apierrors import ApiError, api_error
 from kubectl_debugx.remote import streamrun
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube

@@ -16,7 +16,7 @@ from kubectl_debugx.formats.traceprocs import (
     process_table,
     select_processes,
 )
-from kubectl_debugx.kube.client import ApiError
+from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.remote import ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk

@@ -62,7 +62,8 @@ from kubectl_debugx.commands.nodelogs.target import (
 from kubectl_debugx.errors import DebugxError, ExitCode, Forbidden, Interrupted, NotFound, UsageError
 from kubectl_debugx.formats import logtree
 from kubectl_debugx.formats.logtree import ExtractReport
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.remote.streamrun import StopRequested, stop_signals_raise
 from kubectl_debugx.talk import Talk
 

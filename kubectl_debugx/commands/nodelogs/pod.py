@@ -22,7 +22,8 @@ from kubectl_debugx.errors import Forbidden, NotFound, NotReady, RemoteFailed, U
 from kubectl_debugx.formats import logtree
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube import pods
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome
 from kubectl_debugx.remote import profiles, specs
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals

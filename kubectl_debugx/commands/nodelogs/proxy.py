@@ -23,7 +23,8 @@ from kubectl_debugx.commands.nodelogs.listing import Entry, parse_listing
 from kubectl_debugx.errors import Forbidden
 from kubectl_debugx.formats import logtree
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
 
 
 def proxy_path(*parts: str, directory: bool = False) -> str:

@@ -17,7 +17,8 @@ from kubectl_debugx.commands.nodelogs.listing import Entry
 from kubectl_debugx.errors import NotFound, NotReady, OutputError, UsageError
 from kubectl_debugx.formats import crilog
 from kubectl_debugx.kube import pods
-from kubectl_debugx.kube.client import ApiError, KubeApi
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.remote import profiles, specs
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE  # needs sh, ls and tar

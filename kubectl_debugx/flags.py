@@ -1,0 +1,128 @@
+"""The shared flags, declared once: kubectl's connection flags, our talk flags and the debug container's
+flags. Each command picks the ones it takes with @shared_flags and receives them as one Flags object."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+PodArg = Annotated[str, typer.Argument(metavar="POD", help="POD or pod/POD")]
+# kubectl's connection flags, our talk flags and the debug container's flags: declared once, each command
+# picks the ones it takes with @shared_flags.
+NamespaceOpt = Annotated[str | None, typer.Option("-n", "--namespace", help="Namespace of the pod.")]
+ContextOpt = Annotated[str | None, typer.Option("--context", help="The kubeconfig context to use.")]
+KubeconfigOpt = Annotated[
+    str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
+]
+TimeoutOpt = Annotated[
+    str | None, typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s; a bare number "
+                             "is seconds, as in kubectl); 0 = none.")
+]
+QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings on stderr.")]
+VerbosityOpt = Annotated[
+    int, typer.Option("-v", "--v", metavar="N", help="Log level, as kubectl's -v=N: 1 or more shows tracebacks of "
+                      "unexpected errors and the API requests (-v or --debug alone: 1).")
+]
+class SummaryFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+SummaryOpt = Annotated[
+    SummaryFormat, typer.Option("--summary", help="text (on stderr), or json: also one JSON object on stdout "
+                                "after the data.")
+]
+ImageOpt = Annotated[
+    str | None, typer.Option("--image", help="Debug image (default: $KUBECTL_DEBUGX_IMAGE or built-in).")
+]
+ProfileOpt = Annotated[
+    str, typer.Option("--profile", help="auto, legacy, general, baseline, netadmin, restricted or sysadmin.")
+]
+CustomOpt = Annotated[
+    Path | None, typer.Option("--custom", help="JSON or YAML partial container merged over the profile.")
+]
+DurationOpt = Annotated[
+    str | None, typer.Option("--duration", help="Stop after this long: 30s, 5m, 1h30m (the unit is needed).")
+]
+TtlOpt = Annotated[str, typer.Option("--ttl", help="Lifetime of the debug container (its bounded sleep), e.g. "
+                                     "30m, 2h.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print the ephemeral container that would be added; change nothing.")
+]
+
+
+@dataclass(frozen=True)
+class Flags:
+    """The shared flags of one command line (those a command does not take keep their default)."""
+
+    image: str | None = None
+    profile: str = "auto"
+    custom: Path | None = None
+    ttl: str = "1h"
+    force: bool = False
+    dry_run: bool = False
+    namespace: str | None = None
+    context: str | None = None
+    kubeconfig: str | None = None
+    request_timeout: str | None = None
+    quiet: bool = False
+    verbosity: int = 0
+    summary: SummaryFormat = SummaryFormat.text
+
+
+# Each shared flag once: its declaration and default, in the order --help lists them.
+SHARED: dict[str, tuple[Any, Any]] = {
+    "image": (ImageOpt, None),
+    "profile": (ProfileOpt, "auto"),
+    "custom": (CustomOpt, None),
+    "ttl": (TtlOpt, "1h"),
+    "force": (ForceOpt, False),
+    "dry_run": (DryRunOpt, False),
+    "namespace": (NamespaceOpt, None),
+    "context": (ContextOpt, None),
+    "kubeconfig": (KubeconfigOpt, None),
+    "request_timeout": (TimeoutOpt, None),
+    "quiet": (QuietOpt, False),
+    "verbosity": (VerbosityOpt, 0),
+    "summary": (SummaryOpt, SummaryFormat.text),
+}
+CONTAINER = ("image", "profile", "custom")
+LIFETIME = ("ttl", "force", "dry_run")
+CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout")
+TALK = ("quiet", "verbosity", "summary")
+
+
+def shared_flags(
+    *names: str, **overrides: tuple[Any, Any]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Add the named shared flags (after the command's own, in SHARED's order) to a command, which receives
+    them as one `flags: Flags` argument. `overrides` give a flag another declaration and default."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "flags"]
+        added = []
+        for name in sorted(names, key=list(SHARED).index):
+            declaration, default = overrides.get(name, SHARED[name])
+            added.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                           annotation=declaration))
+
+        @functools.wraps(command)
+        def with_flags(*args: Any, **kwargs: Any) -> None:
+            given = {name: kwargs.pop(name) for name in names}
+            command(*args, flags=Flags(**given), **kwargs)
+
+        parameters = own + added
+        with_flags.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        with_flags.__annotations__ = {p.name: p.annotation for p in parameters}
+        return with_flags
+
+    return decorate

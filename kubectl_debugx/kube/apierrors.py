@@ -1,0 +1,80 @@
+"""Error answers of the API server as typed errors: the one place that turns a status into an exception."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, UsageError
+
+
+class ApiError(DebugxError):
+    """An error answer of the API server, kept with its Status so callers can refine the message.
+
+    The client raises the subclass that matches the status, which is also the matching error of
+    kubectl_debugx.errors (an ApiForbidden is a Forbidden): the exit code comes from that class, never from
+    here. A status without a subclass stays a plain ApiError, an unexpected error."""
+
+    def __init__(self, message: str, status: int, body: Mapping[str, Any]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+    @property
+    def reason(self) -> str:
+        return str(self.body.get("reason") or "")
+
+
+class ApiBadRequest(ApiError, UsageError):
+    """400 BadRequest and 422 Invalid: what we sent was refused as it is."""
+
+
+class ApiForbidden(ApiError, Forbidden):
+    """403: RBAC or an admission (Pod Security) refused."""
+
+
+class ApiNotFound(ApiError, NotFound):
+    """404: the object, or the API path itself, does not exist."""
+
+
+class ApiConflict(ApiError, UsageError):
+    """409: AlreadyExists or Conflict."""
+
+
+class ApiServerError(ApiError, NotReady):
+    """500, 502, 503 and 504: the server or what it proxies to cannot answer now."""
+
+
+_API_ERRORS: dict[int, type[ApiError]] = {
+    400: ApiBadRequest, 422: ApiBadRequest, 403: ApiForbidden, 404: ApiNotFound, 409: ApiConflict,
+    500: ApiServerError, 502: ApiServerError, 503: ApiServerError, 504: ApiServerError,
+}
+
+
+def _status_message(status: int, body: Mapping[str, Any], fallback: str) -> str:
+    return str(body.get("message") or fallback or f"the server answered HTTP {status}").strip()
+
+
+_NAMESPACED_PATH = re.compile(r"^/api(?:s/[^/]+)?/[^/]+/namespaces/([^/]+)/")
+_NOT_FOUND_MESSAGE = re.compile(r'^[\w.-]+ "[^"]*" not found$')
+
+
+def api_error(status: int, raw: bytes | str | None, path: str = "") -> ApiError:
+    """Translate an error answer into the ApiError subclass of its status (the one place that does so).
+
+    ``path`` is the request's path: the server's not-found message (``pods "web" not found``) does not say
+    in which namespace it looked, so when the path names one it is added, kubectl's wording kept first."""
+    try:
+        body = json.loads(raw or b"{}")
+        if not isinstance(body, dict):
+            body = {"message": str(body)}
+    except ValueError:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
+        body = {"message": text.strip()}
+    message = _status_message(status, body, "")
+    namespaced = _NAMESPACED_PATH.match(path)
+    if status == 404 and namespaced and _NOT_FOUND_MESSAGE.match(message):
+        message += f' in namespace "{namespaced.group(1)}"'
+    return _API_ERRORS.get(status, ApiError)(message, status, body)
