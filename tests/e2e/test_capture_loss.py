@@ -60,19 +60,12 @@ def stop_and_check(proc: subprocess.Popen, out: Path, sent: list[str]) -> None:
     assert b"Warning" not in stderr, stderr
 
 
-def test_low_rate_requests_are_all_in_the_pcap(e2e, web, tmp_path: Path):
+@pytest.mark.parametrize("send", [low_rate, burst], ids=["15-requests-at-0.2s", "burst-of-500"])
+def test_every_request_and_response_is_in_the_pcap(e2e, web, tmp_path: Path, send):
     namespace, pod, traffic = web
-    out = tmp_path / "low.pcap"
+    out = tmp_path / "loss.pcap"
     proc = start_capture(e2e, namespace, pod, out)
-    sent = low_rate(e2e, namespace, pod, traffic, "low")
-    stop_and_check(proc, out, sent)
-
-
-def test_a_burst_of_500_requests_is_all_in_the_pcap(e2e, web, tmp_path: Path):
-    namespace, pod, traffic = web
-    out = tmp_path / "burst.pcap"
-    proc = start_capture(e2e, namespace, pod, out)
-    sent = burst(e2e, namespace, pod, traffic, "burst")
+    sent = send(e2e, namespace, pod, traffic, "loss")
     stop_and_check(proc, out, sent)
 
 
