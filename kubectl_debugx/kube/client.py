@@ -66,7 +66,7 @@ class KubeApi(Protocol):
     ) -> ExecConnection: ...
 
     def exec_connection(
-        self, namespace: str, pod: str, container: str, command: list[str]
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
     ) -> AbstractContextManager[ExecConnection]: ...
 
     def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> Any: ...
@@ -299,9 +299,12 @@ class Kube:
 
     @contextmanager
     def exec_connection(
-        self, namespace: str, pod: str, container: str, command: list[str]
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
     ) -> Iterator[ExecConnection]:
-        conn = self.open_exec(namespace, pod, container, command)
+        """An exec for the block; closed after it. With `stdin`, the exec's stdin stays open and unwritten until
+        the connection closes (the tether of specs.tethered_command: its EOF tells the remote side we are
+        gone)."""
+        conn = self.open_exec(namespace, pod, container, command, stdin)
         try:
             yield conn
         finally:

@@ -156,7 +156,7 @@ def wait_running(kube: KubeApi, namespace: str, pod: Mapping[str, Any], name: st
 def signal_tool(
     kube: KubeApi, target: Target, container: str, run_id: str, tool: str, signal: str = "INT", remove: bool = False
 ) -> None:
-    """Signal the tool started with specs.pid_recording_command, by a second exec."""
+    """Signal the tool started with specs.tethered_command, by a second exec."""
     command = specs.signal_command(run_id, tool, signal, remove)
     with kube.exec_connection(target.namespace, target.pod_name, container, command) as conn:
         run_to_end(conn)

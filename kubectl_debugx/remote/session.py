@@ -126,7 +126,7 @@ def run_tool(
     close the output and make sure the tool is no longer running."""
     run_id = specs.random_suffix(10)
     state = StopState()
-    command = specs.pid_recording_command(run_id, argv)
+    command = specs.tethered_command(run_id, tool, argv)
     started = time.monotonic()
     deadline = started + duration if duration else None
 
@@ -134,7 +134,9 @@ def run_tool(
         ephemeral.signal_tool(kube, target, ec, run_id, tool, signal)
 
     try:
-        with catch_stop_signals(state), kube.exec_connection(target.namespace, target.pod_name, ec, command) as conn:
+        # stdin open and never written: its EOF when we die ends the tool (specs.tethered_command).
+        with catch_stop_signals(state), kube.exec_connection(target.namespace, target.pod_name, ec, command,
+                                                             stdin=True) as conn:
             outcome = run_until_stopped(conn, on_stdout, stderr.feed, stop_remote, deadline, limit_reached, state,
                                         talk.say, on_batch_end=on_batch_end, grace=grace, grace_note=grace_note)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -125,14 +126,41 @@ def pid_file(run_id: str) -> str:
     return f"/tmp/debugx-{run_id}.pid"
 
 
-def pid_recording_command(run_id: str, argv: Iterable[str]) -> list[str]:
-    """`sh -c` that records its PID, then execs argv. argv follows as positional parameters, so no shell
-    ever interprets user input (filters, expressions, names)."""
-    return ["sh", "-c", f'echo $$ > {pid_file(run_id)} && exec "$@"', "sh", *argv]
+def tethered_command(run_id: str, tool: str, argv: Iterable[str]) -> list[str]:
+    """`sh -c` that records its PID, starts the tether, then execs argv (so the PID file names the tool and
+    its stdout/stderr are the exec's, byte for byte). argv follows as positional parameters, so no shell ever
+    interprets user input (filters, expressions, names).
+
+    The tether ends the tool when the exec's stdin reaches EOF; the exec must be opened with stdin and the
+    client keeps stdin open, never writing to it, until the end. Why (tests/cluster/recordings/README.md,
+    round 2, "Exec, stdin tether, orphans"): the client's death (kill -9, a TCP RST, a close frame) reaches
+    the remote side ONLY as EOF on the exec's stdin, 2-17 ms later on v5, v4 and kubectl alike (23-tether-*);
+    nothing is signalled, so without it an orphaned tcpdump runs on until the debug container's TTL and
+    blocks in write(2) after ~140 KB (24-orphan-*). How:
+
+    - `exec 3<&0` first: in a non-interactive sh an `&` job gets /dev/null as stdin, so a background `cat`
+      would see EOF at once (23-tether-pitfall-bg-stdin-is-devnull); it reads the saved fd 3 instead;
+    - the tether (a background subshell) reads stdin with `cat` up to EOF, then sends SIGTERM to $$, which is
+      the tool by then (tcpdump flushes and exits, strace detaches), but only while /proc/$$/comm is still
+      the tool, as signal_command checks (a PID reused after the tool's end is left alone); 24-tether-design-*
+      recorded the tool killed 40-45 ms after the client's death with this pattern;
+    - the tether's stdout and stderr are /dev/null: an exec session ends only when the last process holding
+      its stdout/stderr exits (23-tether-v4-stdinclose-ignored), so the session still ends as soon as the
+      tool does (tcpdump -c N) while the tether's cat waits for stdin to close;
+    - the tool runs in the foreground (exec), not as an `&` job, so SIGINT is not ignored by it and the stop
+      by signal_command works as before; its stdin is /dev/null and it does not hold fd 3.
+
+    Only sh builtins and `cat`, as in any image with a POSIX shell.
+    """
+    comm = shlex.quote(tool[:15])  # /proc/PID/comm holds at most 15 characters of the program's name
+    tether = (f'{{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = {comm} ] && kill -TERM $$; }}'
+              ' </dev/null >/dev/null 2>&1 &')
+    script = f'echo $$ > {pid_file(run_id)} || exit; exec 3<&0; {tether} exec "$@" </dev/null 3<&-'
+    return ["sh", "-c", script, "sh", *argv]
 
 
 def signal_command(run_id: str, tool: str, signal: str = "INT", remove: bool = False) -> list[str]:
-    """Signal the process recorded by pid_recording_command, only while it is still `tool`: in a shared PID
+    """Signal the process recorded by tethered_command, only while it is still `tool`: in a shared PID
     namespace a recycled PID may belong to the user's application."""
     path = pid_file(run_id)
     # /proc/PID/comm is the program's name after exec: only cat and shell builtins, as in any image with sh.

@@ -55,7 +55,7 @@ class UnusedKube:
         _unexpected("open_exec")
 
     def exec_connection(
-        self, namespace: str, pod: str, container: str, command: list[str]
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
     ) -> AbstractContextManager[ExecConnection]:
         _unexpected("exec_connection")
 

@@ -56,11 +56,20 @@ def test_reuse_only_matching_running_containers_with_time_left():
     assert specs.reusable_container(_pod_with(not_ours, "running"), wanted, 60, now) is None
 
 
-def test_pid_recording_command_passes_user_input_as_arguments():
+def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_stdin_eof():
     argv = ["tcpdump", "-i", "any", "--", "port 80 and $(rm -rf /)"]
-    assert specs.pid_recording_command("r1", argv) == [
-        "sh", "-c", 'echo $$ > /tmp/debugx-r1.pid && exec "$@"', "sh", *argv,
+    assert specs.tethered_command("r1", "tcpdump", argv) == [
+        "sh", "-c",
+        "echo $$ > /tmp/debugx-r1.pid || exit; exec 3<&0; "
+        '{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = tcpdump ] && kill -TERM $$; }'
+        ' </dev/null >/dev/null 2>&1 & exec "$@" </dev/null 3<&-',
+        "sh", *argv,
     ]
+
+
+def test_tethered_command_compares_comm_quoted_and_cut_to_15_characters():
+    script = specs.tethered_command("r1", "a-tool with spaces", ["x"])[2]
+    assert "= 'a-tool with spa' ]" in script
 
 
 def test_signal_command_checks_the_process_is_still_the_tool():

@@ -150,9 +150,10 @@ def test_strace_argv_summary():
 
 def test_remote_command_never_lets_a_shell_read_user_input():
     opts = TraceOptions(pod="web", expr="trace='open' `reboot`")
-    assert specs.pid_recording_command("r1", strace_argv(opts, [5])) == [
-        "sh", "-c", 'echo $$ > /tmp/debugx-r1.pid && exec "$@"', "sh",
-        "strace", "-o", "|cat", "-f", "-tt", "-T", "-yy", "-e", "trace='open' `reboot`", "-p", "5",
+    command = specs.tethered_command("r1", "strace", strace_argv(opts, [5]))
+    assert command[:2] == ["sh", "-c"] and "reboot" not in command[2]
+    assert command[3:] == [
+        "sh", "strace", "-o", "|cat", "-f", "-tt", "-T", "-yy", "-e", "trace='open' `reboot`", "-p", "5",
     ]
 
 

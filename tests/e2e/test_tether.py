@@ -1,0 +1,55 @@
+"""Nothing left behind when the client dies: a kill -9 of a running capture or trace ends its tool in the pod
+within 5 s (the exec's stdin tether, remote/specs.tethered_command), and the traced process runs on.
+Checked through kubectl only, so the same tests run on the test cluster and on a real one."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .helpers import curl, debugx_containers, processes, start_debugx, wait_for_line
+from .test_trace import WORKERS, assert_nothing_left, get, nginx_workers, wait_attached
+
+pytestmark = pytest.mark.e2e
+BUDGET = 5.0  # seconds from the kill to no tool in the pod
+
+
+def kill_and_time_until_gone(e2e, proc: subprocess.Popen, namespace: str, pod: str, tool: str) -> float:
+    """kill -9 the client, then poll `ps` in its debug container until `tool` is gone; the seconds it took."""
+    [ec] = debugx_containers(e2e, namespace, pod)
+    assert tool in processes(e2e, namespace, pod, ec)
+    killed = time.monotonic()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    while True:
+        listing = processes(e2e, namespace, pod, ec)
+        elapsed = time.monotonic() - killed
+        if tool not in listing:
+            return elapsed
+        assert elapsed < BUDGET, f"{tool} still runs {elapsed:.1f}s after the client's kill -9:\n{listing}"
+
+
+def test_kill_9_of_capture_ends_tcpdump(e2e, web, tmp_path: Path):
+    namespace, pod, traffic = web
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "web.pcap"))
+    wait_for_line(proc, "listening on")
+    curl(e2e, namespace, pod, traffic, "/before-the-kill")
+    elapsed = kill_and_time_until_gone(e2e, proc, namespace, pod, "tcpdump")
+    assert elapsed < BUDGET
+    assert get(e2e, namespace, pod, traffic) == "200"  # nginx serves on
+
+
+def test_kill_9_of_trace_ends_strace_and_the_tracee_runs_on(e2e, web, tmp_path: Path):
+    namespace, pod, traffic = web
+    workers = nginx_workers(e2e, namespace, pod, traffic)
+    proc = start_debugx(e2e, "trace", pod, "-n", namespace, "--process", WORKERS, "-o", str(tmp_path / "t.trace"))
+    wait_attached(proc, workers)
+    elapsed = kill_and_time_until_gone(e2e, proc, namespace, pod, "strace")
+    assert elapsed < BUDGET
+    assert nginx_workers(e2e, namespace, pod, traffic) == workers  # detached, not killed
+    assert get(e2e, namespace, pod, traffic) == "200"
+    assert_nothing_left(e2e, namespace, pod, traffic)
