@@ -39,6 +39,7 @@ def test_kill_9_of_capture_ends_tcpdump(e2e, web, tmp_path: Path):
     wait_for_line(proc, "listening on")
     curl(e2e, namespace, pod, traffic, "/before-the-kill")
     elapsed = kill_and_time_until_gone(e2e, proc, namespace, pod, "tcpdump")
+    print(f"gone {elapsed:.2f}s after the kill")
     assert elapsed < BUDGET
     assert get(e2e, namespace, pod, traffic) == "200"  # nginx serves on
 
@@ -49,6 +50,7 @@ def test_kill_9_of_trace_ends_strace_and_the_tracee_runs_on(e2e, web, tmp_path: 
     proc = start_debugx(e2e, "trace", pod, "-n", namespace, "--process", WORKERS, "-o", str(tmp_path / "t.trace"))
     wait_attached(proc, workers)
     elapsed = kill_and_time_until_gone(e2e, proc, namespace, pod, "strace")
+    print(f"gone {elapsed:.2f}s after the kill")
     assert elapsed < BUDGET
     assert nginx_workers(e2e, namespace, pod, traffic) == workers  # detached, not killed
     assert get(e2e, namespace, pod, traffic) == "200"
