@@ -50,8 +50,6 @@ ROUND_2 = {
     "20": "workloads (Deployments, ReplicaSets, DaemonSets, Jobs, label selectors, pagination)",
     "21": "workloads (Deployments, ReplicaSets, DaemonSets, Jobs, label selectors, pagination)",
     "22": "workloads (Deployments, ReplicaSets, DaemonSets, Jobs, label selectors, pagination)",
-    "23": "exec stdin tether and ephemeral container lifetime",
-    "24": "exec stdin tether and ephemeral container lifetime",
     "25": "exec stdin tether and ephemeral container lifetime",
     "26": "cp (reading a target's files through /proc/PID/root)",
     "27": "tcpdump in the test cluster (link types, pcap header timing)",
@@ -96,7 +94,10 @@ def _load() -> list[dict]:
 
 
 ALL_CASES = _load()
-UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) - set(ROUND_2))
+# Round-2 prefixes replayed by their own driver (test_tether_case), each case in a fresh pod.
+TETHER_PREFIXES = ("23", "24")
+UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) - set(ROUND_2)
+                          - set(TETHER_PREFIXES))
 ROUND_2_CASES = [c for c in ALL_CASES if c["case"][:2] in ROUND_2]
 
 
@@ -120,8 +121,8 @@ def test_corpus_present() -> None:
     """The corpus is in the repository: without it every replay below would vanish from the run unnoticed."""
     assert RECORDINGS.is_dir(), f"no recordings at {RECORDINGS} (tests/cluster/recordings is part of the repository)"
     assert CASES, f"no round-1 cases (00-11) in {RECORDINGS}"
-    assert not UNKNOWN_PREFIXES, (f"cases with prefixes {UNKNOWN_PREFIXES} are neither replayed (STEP_ORDER) nor "
-                                  "listed as not replayed yet (ROUND_2)")
+    assert not UNKNOWN_PREFIXES, (f"cases with prefixes {UNKNOWN_PREFIXES} are neither replayed (STEP_ORDER, "
+                                  "TETHER_PREFIXES) nor listed as not replayed yet (ROUND_2)")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -816,3 +817,143 @@ def test_offline_cri_rendering() -> None:
     split = [b"2026-11-27T07:19:57.0Z stdout P " + b"x" * 16384, b"2026-11-27T07:19:57.1Z stdout F yz"]
     assert render_cri(split, True, None) == b"2026-11-27T07:19:57.0Z " + b"x" * 16384 + b"yz\n"
     assert render_cri(split[1:], False, None) == b"yz\n"  # tailLines counts records, as recorded (50-*)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Round 2, 23-* and 24-*: the exec's stdin as the only sign of the client's death (recordings/README.md,
+# "Exec, stdin tether, orphans"). Each case runs its recorded command in an ephemeral container of a fresh
+# nginx pod from a child client process, does the recorded action ~3 s later (kill -9 of the client, TCP RST,
+# close frame, or the v5 close-stdin message) and checks, TETHER_CHECK_AT seconds after it, which of the
+# recorded processes still run and whether the stdin-EOF marker exists, as recorded. Only the time scale
+# differs: recorded 2-40 ms, checked once at TETHER_CHECK_AT (a kubectl exec takes ~0.1-0.5 s here).
+
+TETHER_CHECK_AT = 2.0
+TETHER_CASES = [c for c in ALL_CASES if c["case"][:2] in TETHER_PREFIXES]
+# The child client: connects, says "open" on stdout after the first frame, keeps reading frames, and does the
+# action named on its stdin (kill -9 is done to it from outside).
+_TETHER_CLIENT = r"""
+import socket, ssl, struct, sys, threading, time, websocket
+url, token, ca, protocols = sys.argv[1:5]
+ws = websocket.create_connection(url, header=["Authorization: Bearer " + token],
+                                 sslopt={"ca_certs": ca, "cert_reqs": ssl.CERT_REQUIRED},
+                                 subprotocols=protocols.split(","))
+ws.recv_data(control_frame=True)
+print("open", flush=True)
+stop = threading.Event()
+ws.sock.settimeout(0.2)  # the reader must let go of the socket before an RST close (close() waits for recv)
+def drain():
+    while not stop.is_set():
+        try:
+            opcode, _ = ws.recv_data(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            continue
+        except Exception:
+            return
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return
+reader = threading.Thread(target=drain, daemon=True)
+reader.start()
+action = sys.stdin.readline().strip()
+if action == "rst":
+    stop.set()
+    reader.join()
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.sock.close()
+elif action == "closeframe":
+    ws.send_close(1000)
+    reader.join(5)
+elif action == "stdinclose":
+    ws.send_binary(b"\xff\x00")
+time.sleep(60)
+"""
+
+
+def _tether_action(case: dict) -> str:
+    action = case["facts"]["action"]
+    for needle, name in (("kill -9", "kill9"), ("RST", "rst"), ("close frame", "closeframe"),
+                         ("[255, 0]", "stdinclose")):
+        if needle in action:
+            return name
+    raise AssertionError(f"unknown action {action!r}")
+
+
+def _tether_expected(case: dict) -> tuple[bool | None, dict[str, int]]:
+    """(does the stdin-EOF marker exist at TETHER_CHECK_AT: None when there is none, recorded processes still
+    running then, counted by the start of their command line)."""
+    facts = case["facts"]
+    marker_fact = str(facts.get("stdin_eof_marker", "n/a"))
+    marker = None if marker_fact.startswith("n/a") else "appeared" in marker_fact
+    alive: dict[str, int] = {}
+    for proc in facts["remote_processes"]:
+        if proc["cmd"].startswith("sleep 0."):  # the curl loop's short sleeps come and go
+            continue
+        gone = proc["gone_after_s"]
+        key = proc["cmd"][:24]
+        alive.setdefault(key, 0)
+        if not (isinstance(gone, (int, float)) and gone <= TETHER_CHECK_AT):
+            alive[key] += 1
+    return marker, alive
+
+
+def _tether_skip_reason(case: dict) -> str:
+    if not case.get("request") or "kubectl" in case["case"]:
+        return "made with the real kubectl binary (the hand-written client's cases replay the same facts)"
+    return ""
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", TETHER_CASES, ids=_case_id)
+def test_tether_case(case: dict, e2e, nginx_pod) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    reason = _tether_skip_reason(case)
+    if reason:
+        pytest.skip(reason)
+    if e2e.cluster is None:
+        pytest.skip("the contract replay runs against the local test cluster only")
+    namespace, pod = nginx_pod
+    ec = "dbg"
+    e2e.kubectl("debug", "-n", namespace, pod, f"--image={e2e.image}", "--target=nginx", "-c", ec,
+                "--profile=baseline", "--", "sleep", "3600")
+    r = Replay(e2e)
+    try:
+        r.wait_pod(namespace, pod, lambda p: (ec_state(p, ec) or {}).get("running") is not None, what="dbg running")
+        command = case["request"]["query"]["command"]
+        tag = command[-1].rsplit("# ", 1)[1]
+        query = [("command", c) for c in command] + [("container", ec), ("stdout", "true"), ("stderr", "true")]
+        if case["request"]["query"].get("stdin") == "true":
+            query.append(("stdin", "true"))
+        url = (r.server.replace("https://", "wss://") + f"/api/v1/namespaces/{namespace}/pods/{pod}/exec?"
+               + urllib.parse.urlencode(query))
+        protocols = case["request"]["headers"]["sec-websocket-protocol"].replace(" ", "")
+        client = subprocess.Popen([sys.executable, "-c", _TETHER_CLIENT, url, r.admin_token, r.ca_path, protocols],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert client.stdout is not None and client.stdin is not None
+            assert client.stdout.readline().strip() == "open"
+            time.sleep(3)
+            action = _tether_action(case)
+            if action == "kill9":
+                client.send_signal(signal.SIGKILL)
+            else:
+                client.stdin.write(action + "\n")
+                client.stdin.flush()
+            acted = time.monotonic()
+            time.sleep(max(0.0, acted + TETHER_CHECK_AT - time.monotonic()))
+            probe = e2e.kubectl("exec", "-n", namespace, pod, "-c", ec, "--", "sh", "-c",
+                                f"if [ -e /tmp/{tag}.eof ]; then echo marker; fi; ps -eo args").stdout
+            checked = time.monotonic() - acted
+        finally:
+            client.kill()
+            client.wait()
+    finally:
+        r.close()
+    marker, alive = _tether_expected(case)
+    lines = probe.splitlines()
+    ours = {key: sum(1 for line in lines if line.startswith(key)) for key in alive}
+    assert checked < TETHER_CHECK_AT + 3, f"the check came {checked:.1f}s after the action"
+    assert ours == alive, f"processes running {checked:.1f}s after the action, recorded {alive}, ours:\n{probe}"
+    if marker is not None:
+        assert ("marker" in lines) == marker, f"stdin-EOF marker: recorded {marker}, ours:\n{probe}"
