@@ -1,11 +1,13 @@
-"""Replays the round-1 cases of tests/cluster/recordings/*.json against the local test cluster.
+"""Replays the round-1 cases and round-2 cases 23-/24- of tests/cluster/recordings/*.json against the local
+test cluster.
 
 The recordings were made against a real Kubernetes v1.33 API server (tests/cluster/recordings/README.md).
 Round 1 (cases 00-11) is one scenario whose steps depend on each other (namespace rec, pod nginx, ephemeral
 container debugx-aaaaa, ...). Its cases are replayed here in the recorded run order (01, 00, 02-05, 09, 06,
-07, 08, 10, 11), on the same object names, so each case finds the state it was recorded in. Round 2 (cases
-20-29) is not replayed yet: each of its cases is collected and skipped, naming the feature of the test
-cluster that will replay it (ROUND_2). Per replayed case we compare:
+07, 08, 10, 11), on the same object names, so each case finds the state it was recorded in. Of round 2 (cases
+20-29), 23-* and 24-* (the exec's stdin as the tether, orphans) are replayed by test_tether_case; the others
+are not replayed yet: each of them is collected and skipped, naming the feature of the test cluster that will
+replay it (ROUND_2). Per replayed round-1 case we compare:
 
 * status code and content type;
 * Status bodies: reason, code, details and message (the go-cmp diff of "may not be changed" by prefix only);
