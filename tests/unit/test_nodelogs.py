@@ -938,7 +938,8 @@ class ScriptedPodSource(nodepod.PodSource):
         self.answers = answers
         self.commands: list[list[str]] = []
 
-    def _open(self, command: list[str]) -> Any:
+    def _open(self, command: list[str], tethered: bool = False) -> Any:
+        assert tethered == (command[0] == "tar"), "tar runs tethered, the short commands do not"
         self.commands.append(command)
         return self.answers[command[0]]
 

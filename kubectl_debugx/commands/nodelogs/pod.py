@@ -229,9 +229,14 @@ class PodSource:
     def where(self) -> str:
         return f"node pod {self.namespace}/{self.name}"
 
-    def _open(self, command: list[str]) -> Any:
+    def _open(self, command: list[str], tethered: bool = False) -> Any:
+        """An exec of `command`; `tethered`: with stdin open, in specs.tethered_command, so that the command
+        ends when we die (kill -9, a lost connection) instead of running on in the node pod."""
+        stdin = False
+        if tethered:
+            command, stdin = specs.tethered_command(specs.random_suffix(10), command[0], command), True
         try:
-            return self.kube.open_exec(self.namespace, self.name, NODE_CONTAINER, command)
+            return self.kube.open_exec(self.namespace, self.name, NODE_CONTAINER, command, stdin)
         except ApiError as e:
             raise _exec_refusal(e) from None
 
@@ -291,7 +296,7 @@ class PodSource:
         )
 
     def _tar(self, command: list[str], dest: Path, outside_links: logtree.OutsideLinks) -> ExtractReport:
-        conn = self._open(command)
+        conn = self._open(command, tethered=True)
         try:
             report, error, err, outcome = stream_tar(conn, dest, outside_links)
         finally:
