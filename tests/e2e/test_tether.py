@@ -55,3 +55,19 @@ def test_kill_9_of_trace_ends_strace_and_the_tracee_runs_on(e2e, web, tmp_path: 
     assert nginx_workers(e2e, namespace, pod, traffic) == workers  # detached, not killed
     assert get(e2e, namespace, pod, traffic) == "200"
     assert_nothing_left(e2e, namespace, pod, traffic)
+
+
+def test_a_capture_that_ends_by_itself_leaves_no_tether_behind(e2e, web, tmp_path: Path):
+    """tcpdump -c N ends by itself: the exec ends with it (the tether holds none of its stdout/stderr) and the
+    tether's cat goes when the exec's stdin closes."""
+    namespace, pod, traffic = web
+    proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "two.pcap"), "--count", "2",
+                        "-f", "tcp port 80")
+    wait_for_line(proc, "listening on")
+    curl(e2e, namespace, pod, traffic, "/one-request-is-more-than-two-packets")
+    sent = time.monotonic()
+    assert proc.wait(timeout=30) == 0
+    print(f"the client ended {time.monotonic() - sent:.2f}s after the request")
+    [ec] = debugx_containers(e2e, namespace, pod)
+    listing = processes(e2e, namespace, pod, ec)
+    assert "tcpdump" not in listing and " cat" not in listing, listing
