@@ -121,12 +121,14 @@ def run_tool(
     on_stdout: Callable[[memoryview], None], stderr: ToolStderr, duration: float | None,
     limit_reached: Callable[[], bool], talk: Talk, close: Callable[[], None],
     on_batch_end: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
+    eof_signal: str = "TERM",
 ) -> ToolRun:
     """Run `argv` by exec in the debug container until it ends or a stop condition, and whatever happens,
-    close the output and make sure the tool is no longer running."""
+    close the output and make sure the tool is no longer running; if we die, the tether sends the tool
+    `eof_signal` (specs.tethered_command)."""
     run_id = specs.random_suffix(10)
     state = StopState()
-    command = specs.tethered_command(run_id, tool, argv)
+    command = specs.tethered_command(run_id, tool, argv, eof_signal)
     started = time.monotonic()
     deadline = started + duration if duration else None
 

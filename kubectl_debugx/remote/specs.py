@@ -126,7 +126,7 @@ def pid_file(run_id: str) -> str:
     return f"/tmp/debugx-{run_id}.pid"
 
 
-def tethered_command(run_id: str, tool: str, argv: Iterable[str]) -> list[str]:
+def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: str = "TERM") -> list[str]:
     """`sh -c` that records its PID, starts the tether, then execs argv (so the PID file names the tool and
     its stdout/stderr are the exec's, byte for byte). argv follows as positional parameters, so no shell ever
     interprets user input (filters, expressions, names).
@@ -140,10 +140,13 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str]) -> list[str]:
 
     - `exec 3<&0` first: in a non-interactive sh an `&` job gets /dev/null as stdin, so a background `cat`
       would see EOF at once (23-tether-pitfall-bg-stdin-is-devnull); it reads the saved fd 3 instead;
-    - the tether (a background subshell) reads stdin with `cat` up to EOF, then sends SIGTERM to $$, which is
-      the tool by then (tcpdump flushes and exits, strace detaches), but only while /proc/$$/comm is still
-      the tool, as signal_command checks (a PID reused after the tool's end is left alone); 24-tether-design-*
-      recorded the tool killed 40-45 ms after the client's death with this pattern;
+    - the tether (a background subshell) reads stdin with `cat` up to EOF, then sends `eof_signal` to $$,
+      which is the tool by then, but only while /proc/$$/comm is still the tool, as signal_command checks (a
+      PID reused after the tool's end is left alone); 24-tether-design-* recorded the tool killed 40-45 ms
+      after the client's death with this pattern. TERM lets strace detach from its tracees; KILL suits a tool
+      whose output nobody reads any more (tcpdump, tar): a real kubelet stops reading a dead client's exec, so
+      the tool may be blocked in write(2) (24-orphan-*-tcpdump), where tcpdump's SA_RESTART handler would
+      never return;
     - the tether's stdout and stderr are /dev/null: an exec session ends only when the last process holding
       its stdout/stderr exits (23-tether-v4-stdinclose-ignored), so the session still ends as soon as the
       tool does (tcpdump -c N) while the tether's cat waits for stdin to close;
@@ -153,7 +156,7 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str]) -> list[str]:
     Only sh builtins and `cat`, as in any image with a POSIX shell.
     """
     comm = shlex.quote(tool[:15])  # /proc/PID/comm holds at most 15 characters of the program's name
-    tether = (f'{{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = {comm} ] && kill -TERM $$; }}'
+    tether = (f'{{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = {comm} ] && kill -{eof_signal} $$; }}'
               ' </dev/null >/dev/null 2>&1 &')
     script = f'echo $$ > {pid_file(run_id)} || exit; exec 3<&0; {tether} exec "$@" </dev/null 3<&-'
     return ["sh", "-c", script, "sh", *argv]

@@ -58,10 +58,10 @@ def test_reuse_only_matching_running_containers_with_time_left():
 
 def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_stdin_eof():
     argv = ["tcpdump", "-i", "any", "--", "port 80 and $(rm -rf /)"]
-    assert specs.tethered_command("r1", "tcpdump", argv) == [
+    assert specs.tethered_command("r1", "tcpdump", argv, eof_signal="KILL") == [
         "sh", "-c",
         "echo $$ > /tmp/debugx-r1.pid || exit; exec 3<&0; "
-        '{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = tcpdump ] && kill -TERM $$; }'
+        '{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = tcpdump ] && kill -KILL $$; }'
         ' </dev/null >/dev/null 2>&1 & exec "$@" </dev/null 3<&-',
         "sh", *argv,
     ]
@@ -69,7 +69,7 @@ def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_st
 
 def test_tethered_command_compares_comm_quoted_and_cut_to_15_characters():
     script = specs.tethered_command("r1", "a-tool with spaces", ["x"])[2]
-    assert "= 'a-tool with spa' ]" in script
+    assert "= 'a-tool with spa' ] && kill -TERM $$;" in script  # TERM unless told
 
 
 def test_signal_command_checks_the_process_is_still_the_tool():

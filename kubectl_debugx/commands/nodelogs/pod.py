@@ -234,7 +234,8 @@ class PodSource:
         ends when we die (kill -9, a lost connection) instead of running on in the node pod."""
         stdin = False
         if tethered:
-            command, stdin = specs.tethered_command(specs.random_suffix(10), command[0], command), True
+            command = specs.tethered_command(specs.random_suffix(10), command[0], command, eof_signal="KILL")
+            stdin = True
         try:
             return self.kube.open_exec(self.namespace, self.name, NODE_CONTAINER, command, stdin)
         except ApiError as e:
