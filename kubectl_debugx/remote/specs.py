@@ -145,8 +145,8 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
       PID reused after the tool's end is left alone); 24-tether-design-* recorded the tool killed 40-45 ms
       after the client's death with this pattern. TERM lets strace detach from its tracees; KILL suits a tool
       whose output nobody reads any more (tcpdump, tar): a real kubelet stops reading a dead client's exec, so
-      the tool may be blocked in write(2) (24-orphan-*-tcpdump), where tcpdump's SA_RESTART handler would
-      never return;
+      the tool may be blocked in write(2) (24-orphan-*-tcpdump), and what a caught TERM does there was not
+      recorded; KILL ends it for sure;
     - the tether's stdout and stderr are /dev/null: an exec session ends only when the last process holding
       its stdout/stderr exits (23-tether-v4-stdinclose-ignored), so the session still ends as soon as the
       tool does (tcpdump -c N) while the tether's cat waits for stdin to close;
