@@ -59,6 +59,8 @@ class Instance:
 
 @dataclass(frozen=True)
 class Skipped:
+    """A file or tar member left out, and why (log plans, tar extraction, proxy listings)."""
+
     name: str
     reason: str
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from kubectl_debugx.errors import OutputError, RemoteFailed
+from kubectl_debugx.formats.logfiles import Skipped
 
 _COPY_CHUNK = 1 << 20
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -55,16 +56,10 @@ class ExtractedFile:
 
 
 @dataclass(frozen=True)
-class SkippedMember:
-    name: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class ExtractReport:
     files: tuple[ExtractedFile, ...]
     directories: tuple[str, ...]
-    skipped: tuple[SkippedMember, ...]
+    skipped: tuple[Skipped, ...]
 
 
 # ---------------------------------------------------------------------------------------------- output dir
@@ -207,7 +202,7 @@ class _Extractor:
         self.outside_links = outside_links
         self.files: dict[Parts, int] = {}
         self.directories: list[str] = []
-        self.skipped: list[SkippedMember] = []
+        self.skipped: list[Skipped] = []
 
     def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         parts = member_parts(member.name)
@@ -241,7 +236,7 @@ class _Extractor:
             return
         # A symlink carries no content in the stream and we never create links: say what was there.
         self.skipped.append(
-            SkippedMember(member.name, f"symbolic link to {member.linkname} (not followed, no content)")
+            Skipped(member.name, f"symbolic link to {member.linkname} (not followed, no content)")
         )
 
     def _hardlink(self, parts: Parts, member: tarfile.TarInfo) -> None:
@@ -251,7 +246,7 @@ class _Extractor:
             return
         if target not in self.files:
             self.skipped.append(
-                SkippedMember(member.name, f"hard link to {member.linkname}, not in the stream")
+                Skipped(member.name, f"hard link to {member.linkname}, not in the stream")
             )
             return
         with _open_written(self.dest.joinpath(*target)) as src:
@@ -261,7 +256,7 @@ class _Extractor:
         reason = f"{kind} to {member.linkname}, outside the log tree"
         if self.outside_links == "refuse":
             raise UnsafeMemberError(member.name, reason)
-        self.skipped.append(SkippedMember(member.name, reason))
+        self.skipped.append(Skipped(member.name, reason))
 
     def report(self) -> ExtractReport:
         files = tuple(ExtractedFile("/".join(parts), size) for parts, size in self.files.items())

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from kubectl_debugx.errors import ExitCode, OutputError
+from kubectl_debugx.formats.logfiles import Skipped
 from kubectl_debugx.formats.logtree import (
     ArchiveError,
     ExtractedFile,
     ExtractReport,
-    SkippedMember,
     UnsafeMemberError,
     extract_tar_stream,
     member_parts,
@@ -145,7 +145,7 @@ def test_hardlink_inside_the_tree_becomes_a_copy(dest: Path) -> None:
     assert extract_tar_stream(stream, dest) == ExtractReport(
         files=(ExtractedFile("c/0.log", 4), ExtractedFile("c/copy.log", 4)),
         directories=(),
-        skipped=(SkippedMember("c/x", "hard link to c/none, not in the stream"),),
+        skipped=(Skipped("c/x", "hard link to c/none, not in the stream"),),
     )
     assert os.stat(dest / "c" / "0.log").st_ino != os.stat(dest / "c" / "copy.log").st_ino
     assert tree(dest) == {"c": "<dir>", "c/0.log": "same", "c/copy.log": "same"}
@@ -159,8 +159,8 @@ def test_symlink_inside_the_tree_is_skipped_and_reported(dest: Path) -> None:
         files=(ExtractedFile("c/0.log", 1),),
         directories=(),
         skipped=(
-            SkippedMember("c/current", "symbolic link to 0.log (not followed, no content)"),
-            SkippedMember("c/up", "symbolic link to ../c/0.log (not followed, no content)"),
+            Skipped("c/current", "symbolic link to 0.log (not followed, no content)"),
+            Skipped("c/up", "symbolic link to ../c/0.log (not followed, no content)"),
         ),
     )
     assert tree(dest) == {"c": "<dir>", "c/0.log": "x"}
@@ -216,10 +216,10 @@ def test_outside_links_may_be_skipped_instead(dest: Path) -> None:
         files=(),
         directories=(),
         skipped=(
-            SkippedMember(
+            Skipped(
                 "c/0.log", "symbolic link to /var/lib/docker/containers/a/a-json.log, outside the log tree"
             ),
-            SkippedMember("c/h", "hard link to /etc/passwd, outside the log tree"),
+            Skipped("c/h", "hard link to /etc/passwd, outside the log tree"),
         ),
     )
 
@@ -262,7 +262,7 @@ def test_existing_symlink_file_in_dest_is_not_followed(dest: Path, outside: Path
 def test_hardlink_to_a_skipped_symlink_is_not_followed(dest: Path, outside: Path) -> None:
     stream = tar_stream([symlink("c/l", str(outside / "secret")), hardlink("c/h", "c/l")])
     report = extract_tar_stream(stream, dest, outside_links="skip")
-    assert report.skipped[-1] == SkippedMember("c/h", "hard link to c/l, not in the stream")
+    assert report.skipped[-1] == Skipped("c/h", "hard link to c/l, not in the stream")
     assert report.files == ()
 
 

@@ -42,7 +42,7 @@ from kubectl_debugx.errors import (
 )
 from kubectl_debugx.formats.crilog import DecodeReport, FileReport
 from kubectl_debugx.formats.logfiles import Instance, Skipped
-from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
+from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube.apierrors import ApiError, api_error
 from kubectl_debugx.remote import streamrun
 from kubectl_debugx.talk import Talk
@@ -642,7 +642,7 @@ def test_proxy_fetch_skips_files_rotated_away_and_picks_up_new_ones(tmp_path):
     assert report == ExtractReport(
         (ExtractedFile("p/c/0.log", 4), ExtractedFile("p/c/0.log.20261127-071950.gz", 4)),
         ("p/c",),
-        (SkippedMember("p/c/0.log.20261127-071950", "gone before it could be copied (rotated away)"),),
+        (Skipped("p/c/0.log.20261127-071950", "gone before it could be copied (rotated away)"),),
     )
 
 
@@ -999,7 +999,7 @@ def test_pod_source_on_docker_skips_the_symlinks_and_copies_docker_files(tmp_pat
         "sh": FakeConn(f"{CID1}/{CID1}-json.log\n{CID1}/{CID1}-json.log.1\n{CID1}/config.v2.json\n".encode()),
     })
     report = source.fetch(tmp_path, POD_DIR, ["nginx"], whole=True, docker=True)
-    assert report == ExtractReport((), (), (SkippedMember(
+    assert report == ExtractReport((), (), (Skipped(
         f"{POD_DIR}/nginx/1.log", f"symbolic link to {link}, outside the log tree"),))
     source.answers["tar"] = FakeConn(tar_of({f"containers/{CID1}/{CID1}-json.log.1": docker_line,
                                              f"containers/{CID1}/{CID1}-json.log": docker_line}))

@@ -22,7 +22,8 @@ from urllib.parse import quote
 from kubectl_debugx.commands.nodelogs.listing import Entry, parse_listing
 from kubectl_debugx.errors import Forbidden
 from kubectl_debugx.formats import logtree
-from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport, SkippedMember
+from kubectl_debugx.formats.logfiles import Skipped
+from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 
@@ -99,7 +100,7 @@ class ProxySource:
         content: the kubelet's file server follows them."""
         files: list[ExtractedFile] = []
         directories: list[str] = []
-        skipped: list[SkippedMember] = []
+        skipped: list[Skipped] = []
         for container in containers:
             seen: set[str] = set()
             # A second listing picks up what rotation renamed or compressed while we copied.
@@ -117,11 +118,11 @@ class ProxySource:
                     seen.add(entry.name)
                     rel = f"{pod_dir}/{container}/{entry.name}"
                     if entry.is_dir:
-                        skipped.append(SkippedMember(rel, "a directory inside a container log directory"))
+                        skipped.append(Skipped(rel, "a directory inside a container log directory"))
                         continue
                     size = self._fetch_file(dest, (pod_dir, container, entry.name))
                     if size is None:
-                        skipped.append(SkippedMember(rel, "gone before it could be copied (rotated away)"))
+                        skipped.append(Skipped(rel, "gone before it could be copied (rotated away)"))
                     else:
                         files.append(ExtractedFile(rel, size))
         return ExtractReport(tuple(files), tuple(directories), tuple(skipped))
