@@ -118,7 +118,10 @@ def _workflow(ctx: typer.Context, flags: Flags, pod: str, prepare: Callable[[Tal
     work = prepare(talk, name)
     kube = _kube(flags)
     talk.record(namespace=kube.namespace)
-    code = int(work(kube, talk))
+    try:
+        code = int(work(kube, talk))
+    finally:
+        talk.said_left()  # on every way out, before the error line if there is one
     talk.emit_summary(code)
     raise typer.Exit(code)
 

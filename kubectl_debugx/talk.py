@@ -16,6 +16,7 @@ class Talk:
     json_summary: bool = False
     command: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    left: list[str] = field(default_factory=list)  # what the run leaves in the cluster, said as it ends
 
     def __post_init__(self) -> None:
         if self.command and not self.summary:
@@ -29,6 +30,16 @@ class Talk:
     def warn(self, message: str) -> None:
         """Warnings: stderr, even with -q."""
         print(f"Warning: {message}", file=sys.stderr, flush=True)
+
+    def leave(self, what: str) -> None:
+        """Note something that stays in the cluster after the run; said_left() says it on every way out."""
+        self.left.append(what)
+
+    def said_left(self) -> None:
+        """Say what stays in the cluster (stderr, even with -q: the user must know), once."""
+        for what in self.left:
+            print(f"Left in the cluster: {what}", file=sys.stderr, flush=True)
+        self.left.clear()
 
     def out(self, text: str) -> None:
         """Data for stdout."""

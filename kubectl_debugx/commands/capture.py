@@ -21,6 +21,7 @@ from kubectl_debugx.talk import Talk, plural
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "tcpdump"
+COMMAND = "capture"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,7 +151,7 @@ def choose_profile(kube: KubeApi, target: Target, opts: CaptureOptions) -> sessi
     if first.refusal is None:
         return first
     if opts.profile != "auto" or not is_pod_security(first.refusal):
-        raise session.refused(first.refusal, first.profile, ADMISSION_HINT)
+        raise session.refused(kube, target, COMMAND, first.refusal, first.profile, ADMISSION_HINT)
     # Added capabilities are refused. Only now does the runtime matter: does it grant NET_RAW unasked?
     runtime = _node_runtime(kube, target)
     if not profiles.grants_by_default(runtime, "NET_RAW"):
@@ -163,7 +164,7 @@ def choose_profile(kube: KubeApi, target: Target, opts: CaptureOptions) -> sessi
                             f"{runtime or 'the container runtime (assumed containerd)'} grants by default")
         return second
     if not is_pod_security(second.refusal):
-        raise session.refused(second.refusal, "baseline", ADMISSION_HINT)
+        raise session.refused(kube, target, COMMAND, second.refusal, "baseline", ADMISSION_HINT)
     raise Forbidden(f"Pod Security refuses every profile that can capture in namespace {target.namespace} "
                     f"({short_psa(second.refusal.args[0])}); nothing was created. Capturing needs "
                     "NET_RAW: use a namespace whose Pod Security level is baseline or privileged")
@@ -183,6 +184,7 @@ def _node_runtime(kube: KubeApi, target: Target) -> str:
 def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
     chosen = choose_profile(kube, target, opts)
+    session.check_access(kube, target, COMMAND, chosen)
     if opts.dry_run:
         return session.dry_run(talk, chosen, target)
     ec = session.start(kube, target, chosen, opts.duration, talk)

@@ -36,6 +36,7 @@ from kubectl_debugx.talk import Talk, plural
 
 DEFAULT_IMAGE = specs.DEFAULT_IMAGE
 TOOL = "strace"
+COMMAND = "trace"
 DEFAULT_PROFILE = "general"  # CAP_SYS_PTRACE and nothing more: the least privilege that can attach
 TRACE_TO_STDOUT = "|cat"  # strace's -o: pipe the trace to cat, whose stdout is the exec stdout
 
@@ -214,8 +215,9 @@ def _pid_in(line: str) -> int:
 
 def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
-    chosen = session.admitted(session.candidate(kube, target, profile_of(opts), opts.image, opts.custom, opts.ttl,
-                                                opts.duration), ADMISSION_HINT)
+    chosen = session.admitted(kube, target, COMMAND, session.candidate(
+        kube, target, profile_of(opts), opts.image, opts.custom, opts.ttl, opts.duration), ADMISSION_HINT)
+    session.check_access(kube, target, COMMAND, chosen)
     container, profile = chosen.container, chosen.profile
     ids = container_ids(target.pod)
     target_id = ids.get(target.container, "")

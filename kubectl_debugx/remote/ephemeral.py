@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubectl_debugx.errors import Forbidden, NotFound, NotReady, UsageError
+from kubectl_debugx.errors import DebugxError, Forbidden, Interrupted, NotFound, NotReady, UsageError
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
@@ -108,7 +108,17 @@ def ensure_running(
     name = container["name"]
     say(f"Adding ephemeral container {name} (image {container['image']}) to pod {target.pod_name}")
     patched = kube.add_ephemeral_container(target.namespace, target.pod_name, specs.ephemeral_patch(container))
-    wait_running(kube, target.namespace, patched, name, str(container["image"]))
+    # From here the container is in the pod's spec for good: every way out of the wait says so.
+    stays = (f"ephemeral container {name} stays in pod {target.pod_name} (ephemeral containers cannot be "
+             "removed); no tool runs in it, and it sleeps at most until its TTL if it ever starts")
+    try:
+        wait_running(kube, target.namespace, patched, name, str(container["image"]))
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {stays}") from None
+    except NotFound:
+        raise  # the pod is gone, and the container with it
+    except DebugxError as e:
+        raise DebugxError(f"{e}; {stays}", e.code) from None
     return name, False
 
 

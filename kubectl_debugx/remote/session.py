@@ -22,7 +22,8 @@ from kubectl_debugx.errors import DebugxError, RemoteFailed, UsageError
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome
-from kubectl_debugx.remote import ephemeral, specs
+from kubectl_debugx.kube.pods import is_pod_security
+from kubectl_debugx.remote import access, ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
 from kubectl_debugx.talk import Talk
@@ -68,17 +69,31 @@ def candidate(kube: KubeApi, target: Target, profile: str, image: str, custom: M
     return Candidate(profile, container, notes, ephemeral.admission_error(kube, target, container))
 
 
-def refused(error: ApiError, profile: str, hint: str) -> DebugxError:
-    """The one wording of a refused debug container: invalid (422), or Pod Security / RBAC with the hint."""
+def refused(kube: KubeApi, target: Target, command: str, error: ApiError, profile: str, hint: str) -> DebugxError:
+    """The one wording of a refused debug container: invalid (422), Pod Security with the hint, or RBAC with
+    every permission `command` is missing (one batch of reviews, remote/access.py)."""
     if error.status == 422:
         return UsageError(f"the API server rejects the debug container: {error.args[0]}")
+    if error.status == 403 and not is_pod_security(error):
+        return access.refusal(kube, target.namespace, command, target.pod_name, access.NEEDS[command],
+                              error.args[0])
     return ephemeral.explain_forbidden(error, profile, hint + "; nothing was created")
 
 
-def admitted(chosen: Candidate, hint: str) -> Candidate:
+def admitted(kube: KubeApi, target: Target, command: str, chosen: Candidate, hint: str) -> Candidate:
     if chosen.refusal is not None:
-        raise refused(chosen.refusal, chosen.profile, hint)
+        raise refused(kube, target, command, chosen.refusal, chosen.profile, hint)
     return chosen
+
+
+def check_access(kube: KubeApi, target: Target, command: str, chosen: Candidate) -> None:
+    """Before anything is created: every permission the run needs, asked in one batch, all the missing ones
+    named at once. Without it a user who may add a container but not exec into it would leave a debug
+    container that can never be used (ephemeral containers cannot be removed); a reused one needs no patch."""
+    needs = [p for p in access.NEEDS[command] if not (chosen.reuse and p == access.PATCH_EPHEMERAL)]
+    lacking = access.missing(access.review(kube, target.namespace, needs))
+    if lacking:
+        raise access.lacking_error(command, target.namespace, target.pod_name, lacking)
 
 
 def dry_run(talk: Talk, chosen: Candidate, target: Target, detail: str = "") -> int:
@@ -101,12 +116,40 @@ def dry_run(talk: Talk, chosen: Candidate, target: Target, detail: str = "") -> 
 
 def start(kube: KubeApi, target: Target, chosen: Candidate, duration: float | None, talk: Talk,
           extra_notes: Iterable[str] = ()) -> str:
-    """Say which profile and why, then add (or reuse) the debug container and wait until it runs."""
+    """Say which profile and why, then add (or reuse) the debug container and wait until it runs; from then on
+    the run ends by saying that the container stays (Talk.leave: ephemeral containers cannot be removed)."""
     talk.say(f"Using profile {chosen.profile}")
     for note in [*chosen.notes, *extra_notes]:
         talk.say(f"Note: {note}")
-    ec, _ = ephemeral.ensure_running(kube, target, chosen.container, min_life(duration), talk.say)
+    ec, reused = ephemeral.ensure_running(kube, target, chosen.container, min_life(duration), talk.say)
+    left = seconds_left(target.pod, ec, time.time()) if reused else None  # reused: target.pod has it running
+    talk.leave(stays_line(ec, target.pod_name, left if left is not None else ttl_of(chosen.container),
+                          time.time()))
     return ec
+
+
+def ttl_of(container: Mapping[str, Any]) -> float:
+    command = container.get("command") or []
+    return float(command[1]) if len(command) == 2 and str(command[1]).isdigit() else 0.0
+
+
+def seconds_left(pod: Mapping[str, Any], ec: str, now: float) -> float | None:
+    """How long the running debug container `ec` of `pod` still lives (its sleep), None if unknown."""
+    container = next((c for c in (pod.get("spec") or {}).get("ephemeralContainers") or [] if c.get("name") == ec),
+                     None)
+    state = next((s.get("state") or {} for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []
+                  if s.get("name") == ec), {})
+    started = (state.get("running") or {}).get("startedAt")
+    if container is None or not started:
+        return None
+    return specs.seconds_left(container, started, now)
+
+
+def stays_line(ec: str, pod: str, seconds: float, now: float) -> str:
+    """What a run leaves in the cluster: its debug container, idle, until its sleep (the TTL) ends."""
+    until = time.strftime("%H:%M UTC", time.gmtime(now + seconds))
+    return (f"ephemeral container {ec} stays in pod {pod} (ephemeral containers cannot be removed): idle, it "
+            f"ends with its TTL at about {until}")
 
 
 @dataclass(frozen=True)
@@ -121,30 +164,40 @@ def run_tool(
     on_stdout: Callable[[memoryview], None], stderr: ToolStderr, duration: float | None,
     limit_reached: Callable[[], bool], talk: Talk, close: Callable[[], None],
     on_batch_end: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM",
+    eof_signal: str = "TERM", command: str = "",
 ) -> ToolRun:
     """Run `argv` by exec in the debug container until it ends or a stop condition, and whatever happens,
     close the output and make sure the tool is no longer running; if we die, the tether sends the tool
     `eof_signal` (specs.tethered_command)."""
     run_id = specs.random_suffix(10)
     state = StopState()
-    command = specs.tethered_command(run_id, tool, argv, eof_signal)
+    tethered = specs.tethered_command(run_id, tool, argv, eof_signal)
     started = time.monotonic()
     deadline = started + duration if duration else None
 
     def stop_remote(signal: str) -> None:
         ephemeral.signal_tool(kube, target, ec, run_id, tool, signal)
 
+    opened = False  # the exec was upgraded: only then may the tool be running
     try:
         # stdin open and never written: its EOF when we die ends the tool (specs.tethered_command).
-        with catch_stop_signals(state), kube.exec_connection(target.namespace, target.pod_name, ec, command,
+        with catch_stop_signals(state), kube.exec_connection(target.namespace, target.pod_name, ec, tethered,
                                                              stdin=True) as conn:
+            opened = True
             outcome = run_until_stopped(conn, on_stdout, stderr.feed, stop_remote, deadline, limit_reached, state,
                                         talk.say, on_batch_end=on_batch_end, grace=grace, grace_note=grace_note)
+    except ApiError as e:
+        if opened or e.status != 403:
+            raise
+        # e.g. a reused debug container and no pods/exec: name all that is missing; the tool never started
+        raise access.refusal(kube, target.namespace, command or tool, target.pod_name,
+                             access.NEEDS.get(command, access.EPHEMERAL_RUN), e.args[0],
+                             f"{tool} never started") from None
     finally:
         close()
         stderr.finish()
-        ephemeral.make_sure_stopped(kube, target, ec, run_id, tool, talk.warn)
+        if opened:
+            ephemeral.make_sure_stopped(kube, target, ec, run_id, tool, talk.warn)
     return ToolRun(outcome, state, time.monotonic() - started)
 
 

@@ -107,12 +107,12 @@ def reusable_container(
         running = ((statuses.get(name) or {}).get("state") or {}).get("running")
         if not running:
             continue
-        if _seconds_left(container, running.get("startedAt"), now) >= min_seconds_left:
+        if seconds_left(container, running.get("startedAt"), now) >= min_seconds_left:
             return name
     return None
 
 
-def _seconds_left(container: Mapping[str, Any], started_at: str | None, now: float) -> float:
+def seconds_left(container: Mapping[str, Any], started_at: str | None, now: float) -> float:
     from datetime import datetime
 
     command = container.get("command") or []

@@ -778,7 +778,7 @@ def test_preflight_pod_security_refusal_names_the_alternatives():
 
     kube = Baseline([])
     with pytest.raises(Forbidden) as e:
-        nodepod.preflight(kube, SPEC, "rec")
+        nodepod.preflight(kube, SPEC, "rec", "web")
     assert str(e.value) == (
         'Pod Security in namespace rec refuses the node pod, which mounts host directories (violates PodSecurity '
         '"baseline:latest": hostPath volumes (volume "pod-logs")); nothing was created. Use --pod-namespace with '
@@ -789,17 +789,19 @@ def test_preflight_pod_security_refusal_names_the_alternatives():
 
 @pytest.mark.parametrize(
     ("denied", "what"),
-    [(("create", "pods", ""), "create pods"), (("get", "pods", "exec"), "get pods/exec"),
-     (("delete", "pods", ""), "delete pods")],
+    [({("create", "pods", "")}, "create pods"), ({("get", "pods", "exec")}, "get pods/exec"),
+     ({("delete", "pods", "")}, "delete pods"),
+     ({("create", "pods", ""), ("get", "pods", "exec"), ("create", "pods", "exec"), ("delete", "pods", "")},
+      "create and delete pods, get and create pods/exec")],
 )
-def test_preflight_rbac_refusal(denied, what):
+def test_preflight_rbac_refusal_names_every_missing_permission(denied, what):
     kube = PodKube([])
-    kube.allowed = {denied: False}
+    kube.allowed = dict.fromkeys(denied, False)
     with pytest.raises(Forbidden) as e:
-        nodepod.preflight(kube, SPEC, "rec")
-    assert str(e.value) == (f"you may not {what} in namespace rec, which the node pod needs (create pods, get "
-                            "pods/exec, delete pods); nothing was created. Use --pod-namespace with a namespace "
-                            "where you may, or --via proxy")
+        nodepod.preflight(kube, SPEC, "rec", "web")
+    assert str(e.value) == (f"nodelogs --via pod needs {what} in namespace rec, which you may not; nothing was "
+                            "created. Use --pod-namespace with a namespace where you may, or --via proxy. "
+                            "`kubectl debugx doctor web -n rec --for nodelogs` prints a Role that grants them")
     assert not [c for c in kube.calls if c[0] == "create"]
 
 

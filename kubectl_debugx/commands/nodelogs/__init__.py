@@ -145,7 +145,7 @@ def _run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk, progress: Progress) -
         if profile == "restricted":
             talk.warn("the restricted profile runs as non-root, and the node's log files are readable by root "
                       "only (mode 0640): expect permission errors")
-        nodepod.preflight(kube, spec, pod_namespace)
+        nodepod.preflight(kube, spec, pod_namespace, target.pod)
         source_cm = nodepod.node_pod_session(kube, spec, opts.start_timeout, talk.say, talk.warn)
     logtree.prepare_output_dir(progress.out)
     progress.created = True

@@ -25,10 +25,11 @@ from kubectl_debugx.kube import pods
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome
-from kubectl_debugx.remote import profiles, specs
+from kubectl_debugx.remote import access, profiles, specs
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 
 NODE_CONTAINER = "debugger"
+VIA_POD = "nodelogs --via pod"  # its permissions: remote/access.py NEEDS
 NODE_POD_TTL = 1800  # the node pod's bounded sleep, in seconds
 NODE_POD_DEADLINE = NODE_POD_TTL + 60  # activeDeadlineSeconds: the safety net if the sleep does not end it
 DELETE_TIMEOUT = 60.0  # seconds to wait for the node pod to be gone
@@ -66,15 +67,14 @@ PSA_HINT = ("Use --pod-namespace with a namespace whose Pod Security level is pr
             "or --via proxy (needs get on nodes/proxy)")
 
 
-def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str) -> None:
-    """Refuse, before anything exists, a node pod that RBAC or Pod Security would refuse."""
-    needs = (("create", "pods", ""), ("get", "pods", "exec"), ("delete", "pods", ""))
-    for verb, resource, sub in needs:
-        if kube.can_i(verb, resource, namespace, sub) is False:
-            what = f"{resource}/{sub}" if sub else resource
-            raise Forbidden(f"you may not {verb} {what} in namespace {namespace}, which the node pod needs "
-                            "(create pods, get pods/exec, delete pods); nothing was created. Use "
-                            "--pod-namespace with a namespace where you may, or --via proxy")
+def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str, target_pod: str) -> None:
+    """Refuse, before anything exists, a node pod that RBAC or Pod Security would refuse; every missing
+    permission named at once (one batch of reviews)."""
+    lacking = access.missing(access.review(kube, namespace, access.NEEDS[VIA_POD]))
+    if lacking:
+        raise access.lacking_error(VIA_POD, namespace, target_pod, lacking,
+                                   "nothing was created. Use --pod-namespace with a namespace where you may, "
+                                   "or --via proxy")
     try:
         kube.create_pod(namespace, pod, dry_run=True)
     except ApiError as e:
