@@ -62,6 +62,12 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
         "containers": _LIST,  # [{name, instances: [INSTANCE], skipped: [{name, reason}]}]
         "skipped": _LIST,  # [{name, reason}]: node files not copied
     },
+    "doctor": {
+        "checks": _LIST,  # [{check, result (ok, no, warning, info), detail}]: the table's rows
+        "commands": _LIST,  # [{command, canRun, profile, detail, exitCode, missingPermissions}]
+        "missingPermissions": _LIST,  # ["patch pods/ephemeralcontainers", ...]: every one, all commands
+        "role": _STR,  # the Role (and ClusterRole) YAML that grants them; null when nothing is missing
+    },
 }
 # One decoded container instance of nodelogs' `containers[].instances`.
 INSTANCE: dict[str, tuple[type, ...]] = {

@@ -66,7 +66,7 @@ def review(kube: KubeApi, namespace: str, permissions: Sequence[Permission]) -> 
     """One batch of SelfSubjectAccessReviews: each permission -> allowed (None: the review could not be made)."""
     asked = unique(permissions)
     answers = kube.can_i_all([(p.verb, p.resource, "" if p.cluster else namespace, p.subresource) for p in asked])
-    return dict(zip(asked, answers))
+    return dict(zip(asked, answers, strict=True))
 
 
 def missing(answers: Mapping[Permission, bool | None]) -> list[Permission]:
@@ -88,8 +88,11 @@ def lacking_error(command: str, namespace: str, pod: str, lacking: Sequence[Perm
     where to get the Role that grants them."""
     where = f"in namespace {namespace}" if any(not p.cluster for p in lacking) else "in the cluster"
     return Forbidden(f"{said + '; ' if said else ''}{command} needs {listed(lacking)} {where}, which you may "
-                     f"not; {created}. `kubectl debugx doctor {pod} -n {namespace} --for {command.split()[0]}` "
-                     "prints a Role that grants them")
+                     f"not; {created}{doctor_hint(command, namespace, pod)}")
+
+
+def doctor_hint(command: str, namespace: str, pod: str) -> str:
+    return f". `kubectl debugx doctor {pod} -n {namespace} --for {command.split()[0]}` prints a Role that grants them"
 
 
 def refusal(kube: KubeApi, namespace: str, command: str, pod: str, needs: Sequence[Permission],

@@ -41,6 +41,8 @@ def _fixed_values(name: str) -> tuple[str, ...] | None:
         return ("text", "json")
     if name == "via":
         return ("auto", "proxy", "pod")
+    if name == "for_":  # doctor --for
+        return ("capture", "trace", "nodelogs", "cp")
     return None
 
 
