@@ -216,9 +216,10 @@ class Kube:
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
             "spec": {
-                "resourceAttributes": {
-                    "namespace": namespace, "verb": verb, "resource": resource, "subresource": subresource,
-                }
+                # as kubectl auth can-i sends them: no namespace for a cluster-scoped resource (22-ssar-*)
+                "resourceAttributes": {k: v for k, v in (("namespace", namespace), ("verb", verb),
+                                                          ("resource", resource), ("subresource", subresource))
+                                       if v}
             },
         }
         try:

@@ -37,16 +37,16 @@ class Permission:
 
 
 GET_PODS = Permission("get", "pods")
-WATCH_PODS = Permission("watch", "pods")  # waiting for a container to run (kube/pods.py wait_for_pod)
 PATCH_EPHEMERAL = Permission("patch", "pods", "ephemeralcontainers")
 EXEC = (Permission("get", "pods", "exec"), Permission("create", "pods", "exec"))
 NODES_PROXY = Permission("get", "nodes", "proxy", cluster=True)
 
-# What a tool run in an ephemeral container needs (remote/session.py): read the pod, add the container, wait
-# for it, exec the tool (and the second exec that stops it).
-EPHEMERAL_RUN = (GET_PODS, WATCH_PODS, PATCH_EPHEMERAL, *EXEC)
-# nodelogs --via pod: the node pod is created, waited for, exec'd into and deleted.
-NODE_POD_RUN = (GET_PODS, Permission("create", "pods"), WATCH_PODS, *EXEC, Permission("delete", "pods"))
+# What a tool run in an ephemeral container needs (remote/session.py): read the pod, add the container, exec
+# the tool (and the second exec that stops it). Watching is not needed: without it the wait polls
+# (kube/pods.py wait_for_pod).
+EPHEMERAL_RUN = (GET_PODS, PATCH_EPHEMERAL, *EXEC)
+# nodelogs --via pod: the node pod is created, read until it runs, exec'd into and deleted.
+NODE_POD_RUN = (GET_PODS, Permission("create", "pods"), *EXEC, Permission("delete", "pods"))
 
 NEEDS: dict[str, tuple[Permission, ...]] = {
     "capture": EPHEMERAL_RUN,

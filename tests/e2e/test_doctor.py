@@ -13,8 +13,8 @@ from kubectl_debugx import summary as schema
 
 from .helpers import debugx, debugx_containers, ephemeral_names
 
-EPHEMERAL_RUN = {"get pods", "watch pods", "patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec"}
-NODE_POD_RUN = {"get pods", "create pods", "watch pods", "get pods/exec", "create pods/exec", "delete pods"}
+EPHEMERAL_RUN = {"get pods", "patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec"}
+NODE_POD_RUN = {"get pods", "create pods", "get pods/exec", "create pods/exec", "delete pods"}
 
 
 def pod_names(e2e, namespace: str) -> list[str]:
@@ -42,7 +42,7 @@ def test_doctor_on_a_limited_user_lists_every_missing_permission_and_creates_not
     missing = set(summary["missingPermissions"])
     # The limited user may get, list and watch pods only: everything else capture, trace, cp and nodelogs
     # (through a node pod: the least privilege; nodes/proxy is cluster-wide) need, at once.
-    assert missing == (EPHEMERAL_RUN | NODE_POD_RUN) - {"get pods", "watch pods"}
+    assert missing == (EPHEMERAL_RUN | NODE_POD_RUN) - {"get pods"}
     assert [c["canRun"] for c in summary["commands"]] == [False] * 4
     assert {c["command"] for c in summary["commands"]} == {"capture", "trace", "nodelogs", "cp"}
     role, = [o for o in yaml.safe_load_all(summary["role"]) if o]
