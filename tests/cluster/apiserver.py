@@ -45,7 +45,7 @@ from aiohttp import web
 
 from . import admission
 from .execws import ExecFaults, ExecRequest, serve_exec
-from .rbac import Authorizer, User, forbidden_message, rules_from_policy
+from .rbac import Authorizer, User, binding_origin, forbidden_message, rules_from_policy
 from .store import ApiError, Store, already_exists, bad_request, not_found, now_rfc3339
 
 log = logging.getLogger("tests.cluster.apiserver")
@@ -1088,15 +1088,17 @@ class ApiServer:
     def _ssar(self, user: User, body: dict) -> web.Response:
         spec = (body or {}).get("spec") or {}
         ra = spec.get("resourceAttributes")
+        reason = ""
         if ra is not None:
-            allowed = self.authorizer.allowed(user, ra.get("verb", ""), ra.get("group", ""),
-                                              ra.get("resource", ""), ra.get("subresource", ""),
-                                              ra.get("namespace") or None)
+            allowed, reason = self.authorizer.decide(user, ra.get("verb", ""), ra.get("group", ""),
+                                                     ra.get("resource", ""), ra.get("subresource", ""),
+                                                     ra.get("namespace") or None)
         else:
             allowed = user.is_admin
+        # A denied answer is just {allowed: false}; an allowed one names the binding (22-ssar-*).
+        status: dict = {"allowed": allowed, **({"reason": reason} if reason else {})}
         return _json({"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
-                      "metadata": {"creationTimestamp": None}, "spec": spec,
-                      "status": {"allowed": allowed}}, 201)
+                      "metadata": {"creationTimestamp": None}, "spec": spec, "status": status}, 201)
 
     async def _token_request(self, request: web.Request, info: RequestInfo) -> web.Response:
         ns, name = info.namespace or "", info.name or ""
@@ -1154,7 +1156,8 @@ class ApiServer:
         rules = []
         for binding, scope in ([(b, b["metadata"].get("namespace")) for b in self.store.list("rolebindings")]
                                + [(b, None) for b in self.store.list("clusterrolebindings")]):
-            if not any(_subject_matches(s, user) for s in binding.get("subjects") or []):
+            subject = next((s for s in binding.get("subjects") or [] if _subject_matches(s, user)), None)
+            if subject is None:
                 continue
             ref = binding.get("roleRef") or {}
             if ref.get("kind") == "Role":
@@ -1162,7 +1165,7 @@ class ApiServer:
             else:
                 role = self.store.get("clusterroles", None, ref.get("name", ""))
             if role is not None:
-                rules += rules_from_policy(role.get("rules") or [], scope)
+                rules += rules_from_policy(role.get("rules") or [], scope, binding_origin(binding, subject))
         return rules
 
 

@@ -23,6 +23,7 @@ class Rule:
     resources: frozenset[str]  # "pods", "pods/exec", "*"
     api_groups: frozenset[str] = frozenset({""})
     namespace: str | None = None  # None: every namespace and the cluster scope
+    origin: str = ""  # the binding that grants it, as the RBAC authorizer names it ("" for static rules)
 
     def matches(self, verb: str, group: str, resource: str, namespace: str | None) -> bool:
         if self.namespace is not None and namespace != self.namespace:
@@ -45,7 +46,7 @@ class User:
         return "system:masters" in self.groups
 
 
-def rules_from_policy(policy_rules: Iterable[dict], namespace: str | None) -> list[Rule]:
+def rules_from_policy(policy_rules: Iterable[dict], namespace: str | None, origin: str = "") -> list[Rule]:
     """Turn Role/ClusterRole `.rules` into Rules (only resource rules; nonResourceURLs are ignored)."""
     out = []
     for r in policy_rules:
@@ -57,9 +58,23 @@ def rules_from_policy(policy_rules: Iterable[dict], namespace: str | None) -> li
                 resources=frozenset(r.get("resources") or ()),
                 api_groups=frozenset(r.get("apiGroups") or ("",)),
                 namespace=namespace,
+                origin=origin,
             )
         )
     return out
+
+
+def binding_origin(binding: dict, subject: dict) -> str:
+    """`RoleBinding "pod-reader/rec2-auth" of Role "pod-reader" to ServiceAccount "limited/rec2-auth"`: how the
+    RBAC authorizer names what allowed a request (recording 22-ssar-limited-watch-pods; namespaced names are
+    NAME/NAMESPACE there)."""
+    meta = binding.get("metadata") or {}
+    ref = binding.get("roleRef") or {}
+    where = f'{meta.get("name")}/{meta["namespace"]}' if meta.get("namespace") else meta.get("name")
+    kind = subject.get("kind")
+    who = (f'{subject.get("name")}/{subject.get("namespace")}' if kind == "ServiceAccount"
+           else subject.get("name"))
+    return f'{binding.get("kind")} "{where}" of {ref.get("kind")} "{ref.get("name")}" to {kind} "{who}"'
 
 
 class Authorizer:
@@ -104,13 +119,23 @@ class Authorizer:
         self, user: User, verb: str, group: str, resource: str, subresource: str = "",
         namespace: str | None = None,
     ) -> bool:
+        return self.decide(user, verb, group, resource, subresource, namespace)[0]
+
+    def decide(
+        self, user: User, verb: str, group: str, resource: str, subresource: str = "",
+        namespace: str | None = None,
+    ) -> tuple[bool, str]:
+        """(allowed, reason): the reason names the binding that allowed it, as a SelfSubjectAccessReview's
+        status.reason does (`RBAC: allowed by RoleBinding ...`); none for system:masters, as recorded."""
         if user.is_admin:
-            return True
+            return True, ""
         if (verb, group, resource) in _PUBLIC_RESOURCES:
-            return True
+            return True, ""
         full = f"{resource}/{subresource}" if subresource else resource
-        rules = list(user.rules) + self.bindings(user)
-        return any(r.matches(verb, group, full, namespace) for r in rules)
+        for rule in list(user.rules) + self.bindings(user):
+            if rule.matches(verb, group, full, namespace):
+                return True, f"RBAC: allowed by {rule.origin}" if rule.origin else ""
+        return False, ""
 
 
 def forbidden_message(

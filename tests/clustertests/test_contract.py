@@ -100,7 +100,9 @@ ALL_CASES = _load()
 TETHER_PREFIXES = ("23", "24")
 UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) - set(ROUND_2)
                           - set(TETHER_PREFIXES))
-ROUND_2_CASES = [c for c in ALL_CASES if c["case"][:2] in ROUND_2]
+# Replayed by test_contract_access.py (doctor's access reviews); the rest of 22 (SelfSubjectRulesReview) waits.
+ACCESS_CASES = re.compile(r"22-(create|ssar)-")
+ROUND_2_CASES = [c for c in ALL_CASES if c["case"][:2] in ROUND_2 and not ACCESS_CASES.match(c["case"])]
 
 
 def _cases() -> list[dict]:
