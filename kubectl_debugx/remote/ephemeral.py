@@ -11,12 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, Forbidden, Interrupted, NotFound, NotReady, UsageError
+from kubectl_debugx.errors import DebugxError, ExitCode, Forbidden, Interrupted, NotFound, NotReady, UsageError
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.kube.pods import START_TIMEOUT, STUCK_REASONS, is_pod_security, short_psa, wait_for_pod
 from kubectl_debugx.remote import profiles, specs
+from kubectl_debugx.remote.streamrun import StopRequested, stop_signals_raise
 
 Say = Callable[[str], None]
 
@@ -107,19 +108,38 @@ def ensure_running(
         return reused, True
     name = container["name"]
     say(f"Adding ephemeral container {name} (image {container['image']}) to pod {target.pod_name}")
-    patched = kube.add_ephemeral_container(target.namespace, target.pod_name, specs.ephemeral_patch(container))
-    # From here the container is in the pod's spec for good: every way out of the wait says so.
+    # Once added, the container is in the pod's spec for good: every way out of the wait says so.
     stays = (f"ephemeral container {name} stays in pod {target.pod_name} (ephemeral containers cannot be "
              "removed); no tool runs in it, and it sleeps at most until its TTL if it ever starts")
+    added = False
     try:
-        wait_running(kube, target.namespace, patched, name, str(container["image"]))
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; {stays}") from None
+        with stop_signals_raise():  # Ctrl-C or SIGTERM while adding or waiting (an image that cannot be pulled)
+            patched = kube.add_ephemeral_container(target.namespace, target.pod_name,
+                                                   specs.ephemeral_patch(container))
+            added = True
+            wait_running(kube, target.namespace, patched, name, str(container["image"]))
+    except (KeyboardInterrupt, StopRequested) as e:
+        code = e.exit_code if isinstance(e, StopRequested) else ExitCode.INTERRUPTED
+        word = "terminated" if code == ExitCode.TERMINATED else "interrupted"
+        left = stays if added else _added_after_all(kube, target, name, stays)
+        raise Interrupted(f"{word}; {left}" if left else word, code) from None
     except NotFound:
         raise  # the pod is gone, and the container with it
     except DebugxError as e:
+        if not added:
+            raise  # refused: nothing was added
         raise DebugxError(f"{e}; {stays}", e.code) from None
     return name, False
+
+
+def _added_after_all(kube: KubeApi, target: Target, name: str, stays: str) -> str:
+    """Interrupted while the patch was on its way: whether the API server applied it (what stays), "" if not."""
+    try:
+        pod = kube.get_pod(target.namespace, target.pod_name)
+    except Exception:  # noqa: BLE001 - cannot tell: say so rather than nothing
+        return f"ephemeral container {name} may have been added to pod {target.pod_name} (interrupted while adding it)"
+    names = {c.get("name") for c in (pod.get("spec") or {}).get("ephemeralContainers") or []}
+    return stays if name in names else ""
 
 
 def _container_state(pod: Mapping[str, Any], name: str) -> dict[str, Any]:

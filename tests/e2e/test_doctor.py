@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import yaml
 
 from kubectl_debugx import summary as schema
 
-from .helpers import debugx, debugx_containers, ephemeral_names
+from .helpers import debugx, debugx_containers, ephemeral_names, start_debugx, wait_for_line, wait_until
 
 EPHEMERAL_RUN = {"get pods", "patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec"}
 NODE_POD_RUN = {"get pods", "create pods", "get pods/exec", "create pods/exec", "delete pods"}
@@ -185,3 +186,30 @@ def test_image_pull_error_says_the_container_stays(e2e, nginx_pod, tmp_path: Pat
     assert len(error) == 1 and "cannot start" in error[0], stderr
     assert f"ephemeral container {ec} stays in pod {pod} (ephemeral containers cannot be removed)" in error[0]
     assert "Left in the cluster" not in stderr  # said once, in the error line
+
+
+def test_ctrl_c_while_the_debug_container_waits_for_its_image_says_it_stays(e2e, nginx_pod, tmp_path: Path):
+    """Ctrl-C once the container is in the pod's spec, while its image cannot be pulled: exit 130 (or 5 if the
+    pull error came first) and, either way, the one error line says the container stays."""
+    namespace, pod = nginx_pod
+    if e2e.cluster is not None:
+        e2e.cluster.set_latency(1.0)  # the test kubelet fails the pull at once; slower answers leave time to signal
+    try:
+        proc = start_debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "x.pcap"),
+                            "--image", "localhost/nosuch:v1")
+        said = wait_for_line(proc, "Adding ephemeral container")
+        wait_until(lambda: debugx_containers(e2e, namespace, pod), "the debug container in the pod's spec")
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=120)[1].decode()
+    finally:
+        if e2e.cluster is not None:
+            e2e.cluster.set_latency(0)
+    [ec] = debugx_containers(e2e, namespace, pod)
+    stderr = "\n".join(said) + "\n" + rest
+    assert proc.returncode in (130, 5), stderr
+    error = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1, stderr
+    if proc.returncode == 130:
+        assert error[0].startswith("error: interrupted; "), stderr
+    assert f"ephemeral container {ec} stays in pod {pod} (ephemeral containers cannot be removed)" in error[0]
+    assert not (tmp_path / "x.pcap").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from kubectl_debugx.kube.apierrors import api_error
 from kubectl_debugx.remote import access, ephemeral, session
 from kubectl_debugx.remote.access import Permission
 from kubectl_debugx.remote.ephemeral import Target
-from kubectl_debugx.remote.streamrun import ToolStderr
+from kubectl_debugx.remote.streamrun import StopRequested, ToolStderr
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
@@ -140,6 +141,7 @@ STAYS = ("ephemeral container debugx-new stays in pod web (ephemeral containers 
 @pytest.mark.parametrize(
     ("outcome", "code", "message"),
     [(KeyboardInterrupt(), 130, f"interrupted; {STAYS}"),
+     (StopRequested(signal.SIGTERM), 143, f"terminated; {STAYS}"),
      (NotReady('debug container debugx-new cannot start: image "x": ErrImagePull'), 5,
       f'debug container debugx-new cannot start: image "x": ErrImagePull; {STAYS}')],
 )
@@ -174,3 +176,24 @@ def test_seconds_left_of_a_running_container():
     assert session.seconds_left(running, "debugx-b", 200.0) is None
 
 
+
+
+class InterruptedWhileAdding(UnusedKube):
+    """Ctrl-C arrives while the patch is on its way; the API server did (or did not) apply it."""
+
+    def __init__(self, applied: bool) -> None:
+        self.applied = applied
+
+    def add_ephemeral_container(self, namespace: str, pod: str, patch: Any, dry_run: bool = False) -> Any:
+        raise KeyboardInterrupt
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        return pod([{"name": "debugx-new"}] if self.applied else [])
+
+
+@pytest.mark.parametrize(("applied", "message"), [(True, f"interrupted; {STAYS}"), (False, "interrupted")])
+def test_interrupted_while_adding_says_whether_the_container_stays(applied, message):
+    with pytest.raises(Exception) as e:
+        ephemeral.ensure_running(InterruptedWhileAdding(applied), Target("ns", pod(), "app"),
+                                 {"name": "debugx-new", "image": "x"}, 60, lambda _s: None)
+    assert (int(e.value.code), str(e.value)) == (130, message)
