@@ -118,3 +118,17 @@ def ephemeral_names(e2e: Any, namespace: str, pod: str) -> list[str]:
 
 def debugx_containers(e2e: Any, namespace: str, pod: str) -> list[str]:
     return [n for n in ephemeral_names(e2e, namespace, pod) if n.startswith("debugx-")]
+
+
+def restricted_pod(e2e: Any, make_namespace: Any, make_pod: Any) -> tuple[str, str]:
+    """(namespace, pod) of a pod running as uid 1000 in a namespace whose Pod Security level is restricted."""
+    namespace = make_namespace({"pod-security.kubernetes.io/enforce": "restricted"})
+    restricted_container = {
+        "name": "main", "image": e2e.image, "command": ["sleep", "600"],
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    pod = make_pod(
+        namespace, "locked", image=e2e.image, containers=[restricted_container],
+        securityContext={"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+    )["metadata"]["name"]
+    return namespace, pod

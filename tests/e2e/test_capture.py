@@ -20,6 +20,7 @@ from .helpers import (
     ephemeral_names,
     executable,
     processes,
+    restricted_pod,
     start_debugx,
     tshark_count,
     tshark_fields,
@@ -149,15 +150,7 @@ def test_baseline_namespace_uses_the_baseline_profile(e2e, make_namespace, make_
 
 
 def test_restricted_namespace_is_refused_before_anything_is_created(e2e, make_namespace, make_pod, tmp_path):
-    namespace = make_namespace({"pod-security.kubernetes.io/enforce": "restricted"})
-    restricted_container = {
-        "name": "main", "image": e2e.image, "command": ["sleep", "600"],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-    }
-    pod = make_pod(
-        namespace, "locked", image=e2e.image, containers=[restricted_container],
-        securityContext={"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-    )["metadata"]["name"]
+    namespace, pod = restricted_pod(e2e, make_namespace, make_pod)
     out = tmp_path / "r.pcap"
     result = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(out))
     stderr = result.stderr.decode()

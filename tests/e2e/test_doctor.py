@@ -12,7 +12,15 @@ import yaml
 
 from kubectl_debugx import summary as schema
 
-from .helpers import debugx, debugx_containers, ephemeral_names, start_debugx, wait_for_line, wait_until
+from .helpers import (
+    debugx,
+    debugx_containers,
+    ephemeral_names,
+    restricted_pod,
+    start_debugx,
+    wait_for_line,
+    wait_until,
+)
 
 EPHEMERAL_RUN = {"get pods", "patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec"}
 NODE_POD_RUN = {"get pods", "create pods", "get pods/exec", "create pods/exec", "delete pods"}
@@ -77,15 +85,7 @@ def test_doctor_table_on_stdout_with_the_role(e2e, nginx_pod):
 
 
 def test_doctor_in_a_restricted_namespace_says_capture_cannot_run_and_why(e2e, make_namespace, make_pod):
-    namespace = make_namespace({"pod-security.kubernetes.io/enforce": "restricted"})
-    restricted_container = {
-        "name": "main", "image": e2e.image, "command": ["sleep", "600"],
-        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
-    }
-    pod = make_pod(
-        namespace, "locked", image=e2e.image, containers=[restricted_container],
-        securityContext={"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
-    )["metadata"]["name"]
+    namespace, pod = restricted_pod(e2e, make_namespace, make_pod)
     before = pod_names(e2e, namespace)
     result = debugx(e2e, "doctor", pod, "-n", namespace, "--summary", "json")
     assert result.returncode == 4, result.stderr
