@@ -205,6 +205,7 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
             grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {STOP_GRACE:g}s; "
                        "Ctrl-C again to stop now)",
             eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
+            command=COMMAND,
         )
     except PcapFormatError as e:
         raise RemoteFailed(f"tcpdump did not write pcap: {e}") from None

@@ -301,7 +301,7 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
              f"{sink.display}; Ctrl-C to stop (the traced processes go on)")
     ran = session.run_tool(kube, target, ec, TOOL, strace_argv(opts, selection.pids), on_stdout=on_stdout,
                            stderr=strace, duration=opts.duration, limit_reached=lambda: pipe_closed, talk=talk,
-                           close=sink.close)
+                           close=sink.close, command=COMMAND)
     state, outcome = ran.state, ran.outcome
     ended = _STOPPED_BY.get(state.reason, state.reason) or (
         "the traced processes exiting" if outcome.exit_code == 0 and strace.attached else "")
