@@ -164,11 +164,12 @@ def run_tool(
     on_stdout: Callable[[memoryview], None], stderr: ToolStderr, duration: float | None,
     limit_reached: Callable[[], bool], talk: Talk, close: Callable[[], None],
     on_batch_end: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM", command: str = "",
+    eof_signal: str = "TERM", command: str,
 ) -> ToolRun:
     """Run `argv` by exec in the debug container until it ends or a stop condition, and whatever happens,
     close the output and make sure the tool is no longer running; if we die, the tether sends the tool
-    `eof_signal` (specs.tethered_command)."""
+    `eof_signal` (specs.tethered_command). An exec that never opened started nothing, so nothing is stopped;
+    refused, it names every permission `command` (a key of access.NEEDS) lacks."""
     run_id = specs.random_suffix(10)
     state = StopState()
     tethered = specs.tethered_command(run_id, tool, argv, eof_signal)
@@ -190,8 +191,7 @@ def run_tool(
         if opened or e.status != 403:
             raise
         # e.g. a reused debug container and no pods/exec: name all that is missing; the tool never started
-        raise access.refusal(kube, target.namespace, command or tool, target.pod_name,
-                             access.NEEDS.get(command, access.EPHEMERAL_RUN), e.args[0],
+        raise access.refusal(kube, target.namespace, command, target.pod_name, access.NEEDS[command], e.args[0],
                              f"{tool} never started") from None
     finally:
         close()
