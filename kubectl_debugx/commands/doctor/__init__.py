@@ -220,8 +220,9 @@ def _nodelogs(kube: KubeApi, opts: DoctorOptions, target: Target | None,
     via_pod = [p for p in needs["nodelogs --via pod"] if p in denied]
     node = (target.pod.get("spec") or {}).get("nodeName") if target else None
     if not node:
-        return Verdict(command, False, "the pod (and so its node) cannot be read", ExitCode.FORBIDDEN,
-                       lacking=via_pod)
+        why, code = (("the pod is on no node yet", ExitCode.NOT_READY) if target
+                     else ("the pod (and so its node) cannot be read", ExitCode.FORBIDDEN))
+        return Verdict(command, False, why, code, lacking=via_pod)
     pod_namespace = opts.pod_namespace or kube.namespace
     profile = NODELOGS_PROFILE if opts.profile == "auto" else opts.profile
     spec = nodepod.node_pod_spec(nodepod.node_pod_name(), pod_namespace, node, opts.image, runtime == "docker",
