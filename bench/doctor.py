@@ -1,0 +1,73 @@
+"""Benchmark: `doctor` against what a user does by hand -- one `kubectl auth can-i` per permission -- in the
+same run, on the test cluster (or $KUBECONFIG), with and without API latency (test cluster only)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from bench.startup import RUNS, row, timed
+
+# Every permission doctor asks for all four commands (remote/access.py NEEDS), as `kubectl auth can-i` words.
+CAN_I = [["get", "pods"], ["patch", "pods", "--subresource=ephemeralcontainers"],
+         ["get", "pods", "--subresource=exec"], ["create", "pods", "--subresource=exec"],
+         ["get", "nodes", "--subresource=proxy"], ["create", "pods"], ["delete", "pods"]]
+
+
+def by_hand(kubectl: list[str], namespace: str) -> list[list[str]]:
+    return [[*kubectl, "auth", "can-i", *words, "-n", namespace] for words in CAN_I]
+
+
+def main() -> int:
+    exe = str(Path(sys.argv[1] if len(sys.argv) > 1 else "dist/kubectl-debugx").resolve())
+    if not os.access(exe, os.X_OK):
+        print(f"bench/doctor: no executable {exe}; run ./build.sh", file=sys.stderr)
+        return 1
+    with ExitStack() as stack:
+        cluster = None
+        kubeconfig = os.environ.get("KUBECONFIG", "")
+        if not kubeconfig:
+            from tests.cluster import TestCluster
+
+            cluster = stack.enter_context(TestCluster())
+            kubeconfig = str(cluster.kubeconfig)
+        env = dict(os.environ, KUBECONFIG=kubeconfig)
+        kubectl = ["kubectl", "--kubeconfig", kubeconfig]
+        namespace = f"debugx-doctor-{os.getpid()}"
+        subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
+        stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
+                                              capture_output=True))
+        image = os.environ.get("DEBUGX_E2E_NGINX_IMAGE", "nginx:1.27")
+        subprocess.run([*kubectl, "run", "web", "-n", namespace, f"--image={image}", "--restart=Never"],
+                       check=True, capture_output=True)
+        subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/web", "--timeout=120s"],
+                       check=True, capture_output=True)
+        doctor = [exe, "doctor", "web", "-n", namespace]
+        verbose = subprocess.run([*doctor, "-v=1"], env=env, capture_output=True, text=True)
+        requests = sum(1 for line in verbose.stderr.splitlines() if line.startswith("I "))
+        reviews = sum(1 for line in verbose.stderr.splitlines() if "selfsubjectaccessreviews" in line)
+        runs = max(5, RUNS // 2)
+        hand = by_hand(kubectl, namespace)
+        print(f"doctor makes {requests} API requests ({reviews} access reviews, the first "
+              f"{len(CAN_I)} in one parallel batch); it creates nothing")
+        print(f"| {'what':<42} | {'ours':>11} | {'baseline':>11} {'':<28} | ratio |")
+        latencies = [0.0, 0.05] if cluster is not None else [None]
+        for latency in latencies:
+            if cluster is not None and latency is not None:
+                cluster.set_latency(latency)
+            label = f"doctor, all four ({'real cluster' if latency is None else f'{latency * 1000:.0f} ms latency'})"
+            ours = timed(doctor, env, runs, warmup=1, check=False)
+            # one after another, as typed (can-i exits 1 for "no": `;`, not `&&`)
+            theirs = timed(["sh", "-c", "; ".join(shlex.join(c) for c in hand)], env, runs, warmup=1, check=False)
+            print(row(label, ours, theirs, f"{len(CAN_I)} x kubectl auth can-i"))
+        if cluster is not None:
+            cluster.set_latency(0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
