@@ -86,12 +86,16 @@ def admitted(kube: KubeApi, target: Target, command: str, chosen: Candidate, hin
     return chosen
 
 
-def check_access(kube: KubeApi, target: Target, command: str, chosen: Candidate) -> None:
+def check_access(kube: KubeApi, target: Target, command: str, chosen: Candidate,
+                 answers: Mapping[access.Permission, bool | None] | None = None) -> None:
     """Before anything is created: every permission the run needs, asked in one batch, all the missing ones
     named at once. Without it a user who may add a container but not exec into it would leave a debug
-    container that can never be used (ephemeral containers cannot be removed); a reused one needs no patch."""
+    container that can never be used (ephemeral containers cannot be removed); a reused one needs no patch.
+    `answers`: reviews already made (doctor's batch)."""
     needs = [p for p in access.NEEDS[command] if not (chosen.reuse and p == access.PATCH_EPHEMERAL)]
-    lacking = access.missing(access.review(kube, target.namespace, needs))
+    if answers is None or any(p not in answers for p in needs):
+        answers = access.review(kube, target.namespace, needs)
+    lacking = access.missing({p: answers[p] for p in needs})
     if lacking:
         raise access.lacking_error(command, target.namespace, target.pod_name, lacking)
 

@@ -94,7 +94,6 @@ def run(kube: KubeApi, opts: DoctorOptions, talk: Talk) -> int:
         for p in permissions:
             users.setdefault(p, []).append(key)
     answers = access.review(kube, namespace, list(users))  # one batch: every permission of every command
-    denied = set(access.missing(answers))
     rows = checks.permission_rows(answers, users)
 
     target, pod_problem = _target(kube, opts, namespace, rows)
@@ -105,7 +104,7 @@ def run(kube: KubeApi, opts: DoctorOptions, talk: Talk) -> int:
                                else ([Row("node", WARN, "the pod is not scheduled yet")], ""))
         rows += image_rows
         rows.append(checks.user_row(target.pod, target.container))
-    verdicts = [_verdict(kube, opts, command, target, pod_problem, needs, denied, runtime if target else "")
+    verdicts = [_verdict(kube, opts, command, target, pod_problem, needs, answers, runtime if target else "")
                 for command in opts.commands]
     rows.append(_ephemeral_row(verdicts))
     rows += [v.row() for v in verdicts]
@@ -155,9 +154,10 @@ def _pull_policy(opts: DoctorOptions) -> str:
 
 
 def _verdict(kube: KubeApi, opts: DoctorOptions, command: str, target: Target | None, pod_problem: Exception | None,
-             needs: Mapping[str, tuple[access.Permission, ...]], denied: set[access.Permission],
+             needs: Mapping[str, tuple[access.Permission, ...]], answers: Mapping[access.Permission, bool | None],
              runtime: str) -> Verdict:
     """Whether `command` would run: its own choice and dry run, or the first reason it would not."""
+    denied = set(access.missing(answers))
     if command == "nodelogs":
         return _nodelogs(kube, opts, target, needs, denied, runtime)
     lacking = [p for p in needs[command] if p in denied]
@@ -168,7 +168,7 @@ def _verdict(kube: KubeApi, opts: DoctorOptions, command: str, target: Target | 
         chosen = _candidate(kube, opts, command, target)
         if chosen.reuse:
             lacking = [p for p in lacking if p != access.PATCH_EPHEMERAL]
-        session.check_access(kube, target, command, chosen)
+        session.check_access(kube, target, command, chosen, answers)
     except DebugxError as e:
         return Verdict(command, False, _said(e, command, target), e.code, lacking=lacking)
     how = (f"would reuse the running debug container {chosen.reuse}" if chosen.reuse
