@@ -287,8 +287,9 @@ def test_rbac_refusals_are_one_line_and_create_nothing(e2e, nginx_pod, tmp_path:
     out = tmp_path / "o"
     cases = [
         ("proxy", "nodes/proxy"),
-        ("pod", "you may not create pods in namespace"),
-        ("auto", "you may not create pods in namespace"),
+        # every permission the node pod needs and the user lacks, at once
+        ("pod", "nodelogs --via pod needs create and delete pods, get and create pods/exec in namespace"),
+        ("auto", "nodelogs --via pod needs create and delete pods, get and create pods/exec in namespace"),
     ]
     for via, message in cases:
         res = debugx(e2e, "nodelogs", pod, "-n", namespace, "--via", via, "-o", str(out),
