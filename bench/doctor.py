@@ -10,7 +10,7 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.startup import RUNS, row, timed
+from bench.startup import RUNS, row, timed, web_pod
 
 # Every permission doctor asks for all four commands (remote/access.py NEEDS), as `kubectl auth can-i` words.
 CAN_I = [["get", "pods"], ["patch", "pods", "--subresource=ephemeralcontainers"],
@@ -37,15 +37,7 @@ def main() -> int:
             kubeconfig = str(cluster.kubeconfig)
         env = dict(os.environ, KUBECONFIG=kubeconfig)
         kubectl = ["kubectl", "--kubeconfig", kubeconfig]
-        namespace = f"debugx-doctor-{os.getpid()}"
-        subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
-        stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
-                                              capture_output=True))
-        image = os.environ.get("DEBUGX_E2E_NGINX_IMAGE", "nginx:1.27")
-        subprocess.run([*kubectl, "run", "web", "-n", namespace, f"--image={image}", "--restart=Never"],
-                       check=True, capture_output=True)
-        subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/web", "--timeout=120s"],
-                       check=True, capture_output=True)
+        namespace = web_pod(kubectl, stack, "doctor")
         doctor = [exe, "doctor", "web", "-n", namespace]
         verbose = subprocess.run([*doctor, "-v=1"], env=env, capture_output=True, text=True)
         requests = sum(1 for line in verbose.stderr.splitlines() if line.startswith("I "))

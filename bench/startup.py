@@ -64,6 +64,20 @@ def interpreter_note() -> tuple[str, str | None]:
     return (f"python3 on PATH: {python3}" + (" (a shim script)" if shim else f" -> {real}")), direct
 
 
+def web_pod(kubectl: list[str], stack: ExitStack, name: str) -> str:
+    """A fresh namespace (deleted when `stack` closes) with a Ready nginx pod `web`; the namespace's name."""
+    namespace = f"debugx-{name}-{os.getpid()}"
+    subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
+    stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
+                                          capture_output=True))
+    image = os.environ.get("DEBUGX_E2E_NGINX_IMAGE", "nginx:1.27")
+    subprocess.run([*kubectl, "run", "web", "-n", namespace, f"--image={image}", "--restart=Never"], check=True,
+                   capture_output=True)
+    subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/web", "--timeout=120s"],
+                   check=True, capture_output=True)
+    return namespace
+
+
 def cluster_rows(exe: str, env: dict[str, str], stack: ExitStack) -> list[str]:
     kubeconfig = os.environ.get("KUBECONFIG", "")
     if not kubeconfig:
@@ -77,15 +91,7 @@ def cluster_rows(exe: str, env: dict[str, str], stack: ExitStack) -> list[str]:
         kubeconfig = str(cluster.kubeconfig)
     env = dict(env, KUBECONFIG=kubeconfig)
     kubectl = ["kubectl", "--kubeconfig", kubeconfig]
-    namespace = f"debugx-startup-{os.getpid()}"
-    subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
-    stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
-                                          capture_output=True))
-    image = os.environ.get("DEBUGX_E2E_NGINX_IMAGE", "nginx:1.27")
-    subprocess.run([*kubectl, "run", "web", "-n", namespace, f"--image={image}", "--restart=Never"], check=True,
-                   capture_output=True)
-    subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/web", "--timeout=120s"],
-                   check=True, capture_output=True)
+    namespace = web_pod(kubectl, stack, "startup")
     runs = max(5, RUNS // 2)
     rows = [
         row("version (GET /version)", timed([exe, "version"], env, runs),
