@@ -44,8 +44,8 @@ def main() -> int:
         reviews = sum(1 for line in verbose.stderr.splitlines() if "selfsubjectaccessreviews" in line)
         runs = max(5, RUNS // 2)
         hand = by_hand(kubectl, namespace)
-        print(f"doctor makes {requests} API requests ({reviews} access reviews, the first "
-              f"{len(CAN_I)} in one parallel batch); it creates nothing")
+        print(f"doctor makes {requests} API requests, {reviews} of them access reviews (the {len(CAN_I)} "
+              "permissions, asked in one parallel batch); it creates nothing")
         print(f"| {'what':<42} | {'ours':>11} | {'baseline':>11} {'':<28} | ratio |")
         latencies = [0.0, 0.05] if cluster is not None else [None]
         for latency in latencies:
