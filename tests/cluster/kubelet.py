@@ -873,7 +873,9 @@ class Kubelet:
             join.append([p.sandbox.pid, ["pid"]])
         else:
             new_pid = True
-        volumes = [{"path": t, "tmpfs": True} for t in plan.tmpfs] + self._volume_sources(p, ctr)
+        volumes = [{"path": t, "tmpfs": True} for t in plan.tmpfs]
+        volumes += [{"path": c, "src": h, "readOnly": True} for c, h in plan.binds.items()]
+        volumes += self._volume_sources(p, ctr)
         volumes += self._etc_files(p)
         sc = ctr.spec.get("securityContext") or {}
         spec.update(join=join, new_pid=new_pid, root=str(self._workdir / "rootfs"),

@@ -1,0 +1,372 @@
+"""cp: copy a file or a directory out of a container, as that container sees its filesystem (root and volume
+mounts), through /proc/PID/root of its main process, from an ephemeral container in its PID namespace.
+
+The target needs nothing: no shell, tar or coreutils. The debug container runs as the target's own uid, so
+the kernel's ptrace access check lets it read /proc/PID/root without any capability, and Pod Security's
+restricted level admits it (docs: tests/cluster/recordings/README.md, "/proc/PID/root"). The path is
+resolved component by component inside the target's root first: an absolute symlink under /proc/PID/root
+would resolve in the debug container's own filesystem. Then `tar -c` streams the item (symlinks stay
+links, never followed) into a local extraction that keeps modes and mtimes, and `sha256sum` in the debug
+container checks every regular file end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubectl_debugx.errors import Forbidden, NotFound, OutputError, RemoteFailed, UsageError
+from kubectl_debugx.formats import tarcopy
+from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.execstream import run_to_end
+from kubectl_debugx.remote import ephemeral, session, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.streamrun import ToolStderr
+from kubectl_debugx.summary import stopped_by
+from kubectl_debugx.talk import Talk, plural
+
+TOOL = "tar"
+READ_ALL_PROFILE = "sysadmin"  # what reads a file the target's own user cannot
+ADMISSION_HINT = ("the debug container runs as the target's user with no capability, which Pod Security "
+                  "restricted admits; check the namespace's policy")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpOptions(session.DebugOptions):
+    pod: str
+    path: str
+    local: str
+    container: str | None = None
+
+
+def parse_source(source: str) -> tuple[str, str]:
+    """`POD:/path` (or `pod/POD:/path`) -> (POD, /path); the path is absolute, as the container sees it."""
+    pod, sep, path = source.partition(":")
+    if not sep or not pod or not path:
+        raise UsageError(f"the source must be POD:/PATH, got {source!r}")
+    if not path.startswith("/"):
+        raise UsageError(f"the path in {source!r} must be absolute (as the container sees it): {pod}:/{path}?")
+    if "\0" in path or "\n" in path:
+        raise UsageError("the path cannot hold a NUL or newline character")
+    return pod, path
+
+
+def validate(opts: CpOptions) -> None:
+    ephemeral.validate_debug_options(opts.profile, opts.ttl, None)
+
+
+# --- pure builders ------------------------------------------------------------------------------------
+
+
+def target_user(pod: Mapping[str, Any], container: str) -> tuple[int | None, int | None]:
+    """(uid, gid) the target container runs as, from its securityContext over the pod's, else from its status
+    (`user.linux`, Kubernetes 1.31+); None where unknown (the image's USER)."""
+    spec = pod.get("spec") or {}
+    psc = spec.get("securityContext") or {}
+    ctr: Mapping[str, Any] = next((c for c in spec.get("containers") or [] if c.get("name") == container), {})
+    sc = ctr.get("securityContext") or {}
+    uid = sc.get("runAsUser", psc.get("runAsUser"))
+    gid = sc.get("runAsGroup", psc.get("runAsGroup"))
+    if uid is None:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            linux = ((status.get("user") or {}).get("linux") or {}) if status.get("name") == container else {}
+            if "uid" in linux:
+                uid, gid = linux["uid"], gid if gid is not None else linux.get("gid")
+    return (None if uid is None else int(uid)), (None if gid is None else int(gid))
+
+
+def security_context_for(uid: int, gid: int | None) -> dict[str, Any]:
+    """The debug container's securityContext to read as `uid`: no capability, no privilege escalation,
+    RuntimeDefault seccomp; Pod Security restricted admits it when uid != 0 (baseline always). As root the
+    runtime's default capabilities are kept: the kernel lets a reader without CAP_SYS_PTRACE into
+    /proc/PID/root only if it holds every capability the target holds."""
+    sc: dict[str, Any] = {"runAsUser": uid}
+    if gid is not None:
+        sc["runAsGroup"] = gid
+    if uid != 0:
+        sc["runAsNonRoot"] = True
+        sc["capabilities"] = {"drop": ["ALL"]}
+    sc["allowPrivilegeEscalation"] = False
+    sc["seccompProfile"] = {"type": "RuntimeDefault"}
+    return sc
+
+
+def debug_container_for_user(name: str, image: str, target: str, ttl: int, uid: int,
+                             gid: int | None) -> dict[str, Any]:
+    container = specs.ephemeral_container(name, image, target, ttl)
+    container["securityContext"] = security_context_for(uid, gid)
+    return container
+
+
+def proc_root(pid: int) -> str:
+    return f"/proc/{pid}/root"
+
+
+def normalize(path: str) -> list[str]:
+    """Path components as seen from the container's root: `..` above the root stays at the root."""
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+        else:
+            parts.append(part)
+    return parts
+
+
+# One exec answers, for every prefix given, what it is: L<target> (symlink), D, F or N (missing/unreadable).
+STAT_SCRIPT = ('for p; do if [ -L "$p" ]; then printf "L%s\\0" "$(readlink "$p")"; '
+               'elif [ -d "$p" ]; then printf "D\\0"; elif [ -e "$p" ]; then printf "F\\0"; '
+               'else printf "N\\0"; fi; done')
+
+
+def stat_command(pid: int, parts: list[str]) -> list[str]:
+    root = proc_root(pid)
+    prefixes = [root + "/"] + [root + "/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+    return ["sh", "-c", STAT_SCRIPT, "sh", *prefixes]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    parts: list[str] | None  # the path with every directory on the way a real directory; None: look again
+    kind: str = ""  # D, F, L (the item itself; a symlink is copied as a link)
+    again: list[str] | None = None  # the path with one symlink replaced, to ask about again
+
+
+def resolve_step(parts: list[str], answers: list[str], path: str, uid: int) -> Resolved:
+    """Follow the first symlink on the way to the item *inside the target's root* (an absolute target is
+    from that root, not the debug container's); the item itself is not followed."""
+    if not answers or answers[0] != "D":
+        raise Forbidden(f"cannot read the container's filesystem as uid {uid}: the kernel refuses /proc/PID/root "
+                        f"of its main process to that user; --profile {READ_ALL_PROFILE} would read it")
+    for i, answer in enumerate(answers[1:]):
+        last = i == len(parts) - 1
+        shown = "/" + "/".join(parts[: i + 1])
+        if answer == "N":
+            raise NotFound(f"{shown} does not exist in the container (or its directory cannot be searched as "
+                           f"uid {uid}; --profile {READ_ALL_PROFILE} would tell)" + (f" (resolving {path})"
+                                                                                     if shown != path else ""))
+        if last:
+            return Resolved(parts, answer[0])
+        if answer.startswith("L"):
+            link = answer[1:]
+            base = "" if link.startswith("/") else "/".join(parts[:i])
+            return Resolved(None, again=normalize(base + "/" + link + "/" + "/".join(parts[i + 1:])))
+        if answer != "D":
+            raise NotFound(f"{shown} is not a directory, so {path} does not exist in the container")
+    return Resolved(parts, "D")
+
+
+def tar_argv(pid: int, parts: list[str]) -> list[str]:
+    """tar -c of the item, from its parent inside the target's root; never dereferencing (-h is not given),
+    one file system boundary kept as the container sees it (no --one-file-system: volume mounts are part of
+    the view). `./NAME` so that no name is read as an option."""
+    root = proc_root(pid)
+    if not parts:
+        return [TOOL, "-C", root + "/", "-cf", "-", "."]
+    parent = root + "/" + "/".join(parts[:-1])
+    return [TOOL, "-C", parent, "-cf", "-", "./" + parts[-1]]
+
+
+def sha256_argv(pid: int, parts: list[str], files: list[str]) -> list[str]:
+    base = proc_root(pid) + ("/" + "/".join(parts) if parts else "")
+    return ["sha256sum", "--", *[base + ("/" + f if f else "") for f in files]]
+
+
+def destination(local: str, parts: list[str]) -> Path:
+    """LOCAL, or LOCAL/NAME when LOCAL is an existing directory (as cp does)."""
+    path = Path(local)
+    if path.is_dir() and not path.is_symlink() and parts:
+        return path / parts[-1]
+    return path
+
+
+# --- tar's stderr ---------------------------------------------------------------------------------------
+
+
+class TarTalk(ToolStderr):
+    def __init__(self, talk: Talk, prefix: str) -> None:
+        self.talk = talk
+        self.prefix = prefix
+        self.denied: list[str] = []
+        self.lines: list[str] = []
+
+    def _line(self, line: str) -> None:
+        if not line:
+            return
+        shown = line.replace(self.prefix, "")
+        self.lines.append(shown)
+        if "Permission denied" in line:
+            self.denied.append(shown)
+        elif "socket ignored" in line:
+            self.talk.say(f"Skipped {shown.removeprefix('tar: ').split(': socket ignored')[0]}: socket")
+        elif "Removing leading" not in line:
+            self.talk.say(shown)
+
+
+# --- the workflow ----------------------------------------------------------------------------------------
+
+
+def _exec(kube: KubeApi, target: Target, ec: str, argv: list[str]) -> tuple[bytes, bytes, int | None]:
+    with kube.exec_connection(target.namespace, target.pod_name, ec, argv) as conn:
+        out, err, outcome = run_to_end(conn)
+    return out, err, outcome.exit_code
+
+
+def _resolve(kube: KubeApi, target: Target, ec: str, pid: int, path: str, uid: int) -> Resolved:
+    parts = normalize(path)
+    for _ in range(40):  # as the kernel's limit of symlinks on one path
+        out, err, _code = _exec(kube, target, ec, stat_command(pid, parts))
+        answers = out.decode("utf-8", "surrogateescape").split("\0")[:-1]
+        if len(answers) != len(parts) + 1:
+            raise RemoteFailed(f"cannot look up {path} in the debug container: {err.decode(errors='replace')}"
+                               "(its image needs sh and readlink)")
+        step = resolve_step(parts, answers, path, uid)
+        if step.parts is not None:
+            return step
+        parts = step.again or []
+    raise NotFound(f"{path}: too many levels of symbolic links")
+
+
+def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
+    target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
+    uid, gid = target_user(target.pod, target.container)
+    if opts.profile == "auto":
+        if uid is None:
+            raise UsageError(f"the user of container {target.container} is not in the pod spec (it is the image's "
+                             "USER): give its uid with --custom '{\"securityContext\": {\"runAsUser\": UID}}' "
+                             "and --profile restricted, or read as root with --profile sysadmin")
+        name = specs.debug_container_name(target.pod)
+        container = debug_container_for_user(name, opts.image, target.container, opts.ttl, uid, gid)
+        if opts.custom:
+            from kubectl_debugx.remote.profiles import merge_custom
+
+            container = merge_custom(container, opts.custom)
+        reuse = specs.reusable_container(target.pod, container, session.min_life(None), time.time())
+        refusal = None if reuse else ephemeral.admission_error(kube, target, container)
+        profile = f"as uid {uid}"
+        chosen = session.Candidate(profile, container, [], refusal, reuse)
+    else:
+        chosen = session.candidate(kube, target, opts.profile, opts.image, opts.custom, opts.ttl, None)
+        profile = opts.profile
+    chosen = session.admitted(chosen, ADMISSION_HINT)
+    reader = (chosen.container.get("securityContext") or {}).get("runAsUser", uid if uid is not None else 0)
+    talk.record(container=target.container, profile=profile, runAsUser=reader, path=opts.path)
+    if opts.dry_run:
+        return session.dry_run(talk, chosen, target, f"would copy {opts.path} reading as uid {reader}")
+    ec = session.start(kube, target, chosen, None, talk)
+    talk.record(debugContainer=ec)
+    pid = 1  # the target's main process in its own PID namespace
+    if (target.pod.get("spec") or {}).get("shareProcessNamespace"):
+        raise UsageError("cp does not yet support pods with shareProcessNamespace")
+    resolved = _resolve(kube, target, ec, pid, opts.path, reader)
+    parts = resolved.parts or []
+    return _copy(kube, target, ec, pid, parts, opts, talk, reader)
+
+
+def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], opts: CpOptions, talk: Talk,
+          uid: int) -> int:
+    to_stdout = opts.local == "-"
+    dest = None if to_stdout else destination(opts.local, parts)
+    empty_dir = dest is not None and dest.is_dir() and not any(dest.iterdir())
+    if dest is not None and os.path.lexists(dest) and not opts.force and not empty_dir:
+        raise OutputError(f"{dest} exists: use --force to overwrite")
+    talk.record(output=opts.local if to_stdout else str(dest))
+    base = "." if not parts else parts[-1]
+    extractor = tarcopy.Extractor(dest, base, opts.force, talk.say)
+    read_fd, write_fd = os.pipe()
+    failure: list[BaseException] = []
+    report: list[tarcopy.CopyReport] = []
+
+    def extract() -> None:
+        with os.fdopen(read_fd, "rb") as stream:
+            try:
+                report.append(tarcopy.extract(stream, extractor))
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                failure.append(e)
+                stream.read()  # keep draining: the writer must never block on a dead reader
+
+    thread = threading.Thread(target=extract, name="cp-extract", daemon=True)
+    thread.start()
+    sink = ByteSink("-") if to_stdout else None
+    pipe_closed = False
+    received = 0
+
+    def on_stdout(data: memoryview) -> None:
+        nonlocal pipe_closed, received
+        received += len(data)
+        if sink is not None and not pipe_closed:
+            try:
+                sink.write(data)
+            except PipeClosed:
+                pipe_closed = True
+        view = memoryview(data)
+        while view:
+            n = os.write(write_fd, view)
+            view = view[n:]
+
+    def close() -> None:
+        os.close(write_fd)
+        thread.join()
+
+    tar_talk = TarTalk(talk, proc_root(pid))
+    talk.say(f"Copying {target.pod_name}:{opts.path} (container {target.container}, read as uid {uid}) to "
+             f"{'stdout' if to_stdout else dest}")
+    if dest is not None and not parts[:1] and not dest.exists():
+        dest.mkdir(parents=True)
+    ran = session.run_tool(kube, target, ec, TOOL, tar_argv(pid, parts), on_stdout=on_stdout, stderr=tar_talk,
+                           duration=None, limit_reached=lambda: pipe_closed or bool(failure), talk=talk, close=close)
+    done = report[0] if report else extractor.report
+    talk.record(durationSeconds=round(ran.elapsed, 3), stoppedBy=stopped_by(ran.state.reason))
+    verified = _verify(kube, target, ec, pid, parts, done) if done.files else 0
+    talk.record(filesWritten=len(done.files), bytesWritten=done.bytes, symlinksWritten=len(done.symlinks),
+                directoriesWritten=len(done.directories), filesVerified=verified,
+                skipped=[{"name": n, "reason": r} for n, r in done.skipped], unreadable=list(tar_talk.denied))
+    talk.say("; ".join([f"{plural(len(done.files), 'file')} ({plural(done.bytes, 'byte')}) copied and verified",
+                        plural(len(done.symlinks), "symlink"), plural(len(done.directories), "directory",
+                                                                     "directories"),
+                        f"{len(done.skipped)} skipped", f"{ran.elapsed:.1f}s", f"container {ec}"]))
+    if failure and not ran.state.reason:
+        raise failure[0]
+    if ran.state.reason:
+        return ran.state.exit_code
+    cut = session.cut_error(ran, str(dest or "stdout"), "files")
+    if cut:
+        raise cut
+    if tar_talk.denied:
+        first = tar_talk.denied[0]
+        raise Forbidden(f"{plural(len(tar_talk.denied), 'file')} could not be read as uid {uid} ({first}); "
+                        f"--profile {READ_ALL_PROFILE} would read {'it' if len(tar_talk.denied) == 1 else 'them'}; "
+                        "everything else was copied")
+    failed = session.tool_error(ran, TOOL, tar_talk.lines[-1] if tar_talk.lines else "", opts.image)
+    if failed:
+        raise failed
+    return 0
+
+
+def _verify(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str],
+            report: tarcopy.CopyReport) -> int:
+    """sha256 of every regular file, computed in the debug container, against the bytes written here."""
+    names = sorted(report.files)
+    remote: dict[str, str] = {}
+    prefix = proc_root(pid) + ("/" + "/".join(parts) if parts else "")
+    for start in range(0, len(names), 200):
+        out, _err, _code = _exec(kube, target, ec, sha256_argv(pid, parts, names[start:start + 200]))
+        remote.update(tarcopy.parse_sha256sum(out.decode("utf-8", "surrogateescape"), prefix))
+    for name in names:
+        if remote.get(name) != report.files[name]:
+            shown = "/" + "/".join([*parts, name] if name else parts)
+            got = remote.get(name)
+            raise RemoteFailed(f"sha256 mismatch for {shown}: {report.files[name]} written here, "
+                               + (f"{got} in the container" if got else "none computed in the container")
+                               + " (was it changed during the copy?)")
+    return len(names)
+
