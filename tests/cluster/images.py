@@ -82,6 +82,18 @@ class ImagePlan:
     binds: dict[str, str] = field(default_factory=dict)  # container path -> host file, read-only
 
 
+def _elf_python() -> str:
+    """The host's python3 as a binary: a pyenv shim or any other script on PATH needs a shell, which the
+    distroless view does not have (and /root, where pyenv keeps its interpreters, is unreadable to uid 65532)."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3"), sys.executable):
+        if candidate and os.path.exists(candidate):
+            real = os.path.realpath(candidate)
+            with open(real, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    return real
+    raise RuntimeError("no python3 binary on this host for the distroless image")
+
+
 def normalize(image: str) -> str:
     """Docker-style reference -> fully qualified (what containerd reports in status.image)."""
     name, _, digest = image.partition("@")
@@ -152,7 +164,7 @@ def plan(container: dict) -> ImagePlan:
         argv = command + args if command else ["python3", *args]
         hidden = ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]
         hidden += [d for d in ("/bin", "/sbin") if os.path.isdir(d) and not os.path.islink(d)]
-        python = os.path.realpath(shutil.which("python3") or sys.executable)
+        python = _elf_python()
         return ImagePlan(argv=argv, image=normalize(image), image_id=image_id(image), tmpfs=hidden,
                          binds={"/usr/bin/python3": python})
     argv = command + args if command else (args or ["sh"])
