@@ -846,6 +846,8 @@ class Kubelet:
                 src.mkdir(parents=True, exist_ok=True)
                 if "projected" in v:
                     (src / "namespace").write_text(p.namespace)
+                if "emptyDir" in v:
+                    src.chmod(0o777)  # as the kubelet makes it (emptydir's perm 0777): any uid may write
             if m.get("subPath"):
                 src = src / m["subPath"]
                 src.mkdir(parents=True, exist_ok=True)
