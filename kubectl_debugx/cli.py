@@ -261,7 +261,7 @@ def cp(
     """
     from kubectl_debugx.commands import cp as cpm
 
-    pod, path = cpm.parse_source(source)
+    pod, path = cpm.procroot.parse_source(source)
 
     def prepare(talk: Talk, name: str) -> Work:
         opts = cpm.CpOptions(pod=name, path=path, local=local, container=container, **_debug_flags(flags))

@@ -5,10 +5,12 @@ DEBUGX_E2E_DISTROLESS_IMAGE, a python3 image without a shell such as gcr.io/dist
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import signal
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,13 @@ def test_cp_directory_from_distroless_non_root_target(e2e, namespace, make_pod, 
     assert sha(tmp_path / "big.bin") == sums["sub/big.bin"]
     r = debugx(e2e, "cp", "app:/tmp/tree/sub/big.bin", str(tmp_path), "-n", namespace)
     assert r.returncode == 8, r.stderr.decode()
+    # LOCAL "-": the tar stream itself on stdout
+    r = debugx(e2e, "cp", "app:/tmp/tree/small.txt", "-", "-n", namespace)
+    assert r.returncode == 0, r.stderr.decode()
+    with tarfile.open(fileobj=io.BytesIO(r.stdout)) as tar:
+        [member] = tar.getmembers()
+        assert (member.name, member.mode, member.mtime) == ("./small.txt", 0o640, 1600000000)
+        assert tar.extractfile(member).read() == b"hello\n"  # type: ignore[union-attr]
 
 
 def test_cp_root_only_file_is_refused_naming_the_profile(e2e, namespace, make_pod, tmp_path: Path):
@@ -143,6 +152,7 @@ def test_cp_ctrl_c_keeps_finished_files_and_stops_tar(e2e, namespace, make_pod, 
     proc = start_debugx(e2e, "cp", "app:/tmp/slow", str(out), "-n", namespace, "--summary", "json",
                         stdout=subprocess.PIPE)
     wait_for_line(proc, "Copying")
+    wait_for_line(proc, "Copied: ")  # the progress line, once the copy has taken a second
     wait_until(lambda: (out / "huge").exists() and (out / "huge").stat().st_size > (50 << 20), "copy underway", 60)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubectl_debugx.commands import cp
+from kubectl_debugx.commands.cp import procroot as cp
 from kubectl_debugx.errors import Forbidden, UsageError
 from kubectl_debugx.formats.tarcopy import parse_sha256sum
 
@@ -45,6 +45,9 @@ def test_resolve_step_follows_symlinks_inside_the_target_root():
     step = cp.resolve_step(["a", "b"], ["D", "L../../../etc", "D"], "/a/b", 1)
     assert step == cp.Resolved(None, again=["etc", "b"])
     assert cp.resolve_step(["a", "l"], ["D", "D", "L/etc"], "/a/l", 1) == cp.Resolved(["a", "l"], "L")
+    assert cp.resolve_step(["a", "f"], ["D", "D", "F20971520"], "/a/f", 1) == cp.Resolved(["a", "f"], "F",
+                                                                                             size=20971520)
+    assert cp.resolve_step(["f"], ["D", "F"], "/f", 1) == cp.Resolved(["f"], "F")  # no stat in the image
     with pytest.raises(Forbidden, match="--profile sysadmin"):
         cp.resolve_step(["a"], ["N", "N"], "/a", 65532)
 

@@ -15,15 +15,27 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from kubectl_debugx.commands.cp.procroot import (
+    READ_ALL_PROFILE,
+    TOOL,
+    Resolved,
+    debug_container_for_user,
+    normalize,
+    proc_root,
+    resolve_step,
+    sha256_argv,
+    stat_command,
+    tar_argv,
+    target_user,
+)
 from kubectl_debugx.errors import Forbidden, NotFound, OutputError, RemoteFailed, UsageError
 from kubectl_debugx.formats import tarcopy
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
+from kubectl_debugx.progress import Progress
 from kubectl_debugx.remote import ephemeral, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -31,8 +43,6 @@ from kubectl_debugx.remote.streamrun import ToolStderr
 from kubectl_debugx.summary import stopped_by
 from kubectl_debugx.talk import Talk, plural
 
-TOOL = "tar"
-READ_ALL_PROFILE = "sysadmin"  # what reads a file the target's own user cannot
 ADMISSION_HINT = ("the debug container runs as the target's user with no capability, which Pod Security "
                   "restricted admits; check the namespace's policy")
 
@@ -45,140 +55,8 @@ class CpOptions(session.DebugOptions):
     container: str | None = None
 
 
-def parse_source(source: str) -> tuple[str, str]:
-    """`POD:/path` (or `pod/POD:/path`) -> (POD, /path); the path is absolute, as the container sees it."""
-    pod, sep, path = source.partition(":")
-    if not sep or not pod or not path:
-        raise UsageError(f"the source must be POD:/PATH, got {source!r}")
-    if not path.startswith("/"):
-        raise UsageError(f"the path in {source!r} must be absolute (as the container sees it): {pod}:/{path}?")
-    if "\0" in path or "\n" in path:
-        raise UsageError("the path cannot hold a NUL or newline character")
-    return pod, path
-
-
 def validate(opts: CpOptions) -> None:
     ephemeral.validate_debug_options(opts.profile, opts.ttl, None)
-
-
-# --- pure builders ------------------------------------------------------------------------------------
-
-
-def target_user(pod: Mapping[str, Any], container: str) -> tuple[int | None, int | None]:
-    """(uid, gid) the target container runs as, from its securityContext over the pod's, else from its status
-    (`user.linux`, Kubernetes 1.31+); None where unknown (the image's USER)."""
-    spec = pod.get("spec") or {}
-    psc = spec.get("securityContext") or {}
-    ctr: Mapping[str, Any] = next((c for c in spec.get("containers") or [] if c.get("name") == container), {})
-    sc = ctr.get("securityContext") or {}
-    uid = sc.get("runAsUser", psc.get("runAsUser"))
-    gid = sc.get("runAsGroup", psc.get("runAsGroup"))
-    if uid is None:
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            linux = ((status.get("user") or {}).get("linux") or {}) if status.get("name") == container else {}
-            if "uid" in linux:
-                uid, gid = linux["uid"], gid if gid is not None else linux.get("gid")
-    return (None if uid is None else int(uid)), (None if gid is None else int(gid))
-
-
-def security_context_for(uid: int, gid: int | None) -> dict[str, Any]:
-    """The debug container's securityContext to read as `uid`: no capability, no privilege escalation,
-    RuntimeDefault seccomp; Pod Security restricted admits it when uid != 0 (baseline always). As root the
-    runtime's default capabilities are kept: the kernel lets a reader without CAP_SYS_PTRACE into
-    /proc/PID/root only if it holds every capability the target holds."""
-    sc: dict[str, Any] = {"runAsUser": uid}
-    if gid is not None:
-        sc["runAsGroup"] = gid
-    if uid != 0:
-        sc["runAsNonRoot"] = True
-        sc["capabilities"] = {"drop": ["ALL"]}
-    sc["allowPrivilegeEscalation"] = False
-    sc["seccompProfile"] = {"type": "RuntimeDefault"}
-    return sc
-
-
-def debug_container_for_user(name: str, image: str, target: str, ttl: int, uid: int,
-                             gid: int | None) -> dict[str, Any]:
-    container = specs.ephemeral_container(name, image, target, ttl)
-    container["securityContext"] = security_context_for(uid, gid)
-    return container
-
-
-def proc_root(pid: int) -> str:
-    return f"/proc/{pid}/root"
-
-
-def normalize(path: str) -> list[str]:
-    """Path components as seen from the container's root: `..` above the root stays at the root."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-        else:
-            parts.append(part)
-    return parts
-
-
-# One exec answers, for every prefix given, what it is: L<target> (symlink), D, F or N (missing/unreadable).
-STAT_SCRIPT = ('for p; do if [ -L "$p" ]; then printf "L%s\\0" "$(readlink "$p")"; '
-               'elif [ -d "$p" ]; then printf "D\\0"; elif [ -e "$p" ]; then printf "F\\0"; '
-               'else printf "N\\0"; fi; done')
-
-
-def stat_command(pid: int, parts: list[str]) -> list[str]:
-    root = proc_root(pid)
-    prefixes = [root + "/"] + [root + "/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
-    return ["sh", "-c", STAT_SCRIPT, "sh", *prefixes]
-
-
-@dataclass(frozen=True)
-class Resolved:
-    parts: list[str] | None  # the path with every directory on the way a real directory; None: look again
-    kind: str = ""  # D, F, L (the item itself; a symlink is copied as a link)
-    again: list[str] | None = None  # the path with one symlink replaced, to ask about again
-
-
-def resolve_step(parts: list[str], answers: list[str], path: str, uid: int) -> Resolved:
-    """Follow the first symlink on the way to the item *inside the target's root* (an absolute target is
-    from that root, not the debug container's); the item itself is not followed."""
-    if not answers or answers[0] != "D":
-        raise Forbidden(f"cannot read the container's filesystem as uid {uid}: the kernel refuses /proc/PID/root "
-                        f"of its main process to that user; --profile {READ_ALL_PROFILE} would read it")
-    for i, answer in enumerate(answers[1:]):
-        last = i == len(parts) - 1
-        shown = "/" + "/".join(parts[: i + 1])
-        if answer == "N":
-            raise NotFound(f"{shown} does not exist in the container (or its directory cannot be searched as "
-                           f"uid {uid}; --profile {READ_ALL_PROFILE} would tell)" + (f" (resolving {path})"
-                                                                                     if shown != path else ""))
-        if last:
-            return Resolved(parts, answer[0])
-        if answer.startswith("L"):
-            link = answer[1:]
-            base = "" if link.startswith("/") else "/".join(parts[:i])
-            return Resolved(None, again=normalize(base + "/" + link + "/" + "/".join(parts[i + 1:])))
-        if answer != "D":
-            raise NotFound(f"{shown} is not a directory, so {path} does not exist in the container")
-    return Resolved(parts, "D")
-
-
-def tar_argv(pid: int, parts: list[str]) -> list[str]:
-    """tar -c of the item, from its parent inside the target's root; never dereferencing (-h is not given),
-    one file system boundary kept as the container sees it (no --one-file-system: volume mounts are part of
-    the view). `./NAME` so that no name is read as an option."""
-    root = proc_root(pid)
-    if not parts:
-        return [TOOL, "-C", root + "/", "-cf", "-", "."]
-    parent = root + "/" + "/".join(parts[:-1])
-    return [TOOL, "-C", parent, "-cf", "-", "./" + parts[-1]]
-
-
-def sha256_argv(pid: int, parts: list[str], files: list[str]) -> list[str]:
-    base = proc_root(pid) + ("/" + "/".join(parts) if parts else "")
-    return ["sha256sum", "--", *[base + ("/" + f if f else "") for f in files]]
 
 
 def destination(local: str, parts: list[str]) -> Path:
@@ -187,6 +65,7 @@ def destination(local: str, parts: list[str]) -> Path:
     if path.is_dir() and not path.is_symlink() and parts:
         return path / parts[-1]
     return path
+
 
 
 # --- tar's stderr ---------------------------------------------------------------------------------------
@@ -238,6 +117,10 @@ def _resolve(kube: KubeApi, target: Target, ec: str, pid: int, path: str, uid: i
 
 def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
     target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
+    if (target.pod.get("spec") or {}).get("shareProcessNamespace"):
+        # PID 1 is then the pause process, and nothing in the API says which PID is the target's main process
+        raise UsageError(f"pod {target.pod_name} shares one PID namespace among its containers "
+                         "(shareProcessNamespace): cp cannot tell which process is the target's; not supported yet")
     uid, gid = target_user(target.pod, target.container)
     if opts.profile == "auto":
         if uid is None:
@@ -265,15 +148,13 @@ def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
     ec = session.start(kube, target, chosen, None, talk)
     talk.record(debugContainer=ec)
     pid = 1  # the target's main process in its own PID namespace
-    if (target.pod.get("spec") or {}).get("shareProcessNamespace"):
-        raise UsageError("cp does not yet support pods with shareProcessNamespace")
     resolved = _resolve(kube, target, ec, pid, opts.path, reader)
     parts = resolved.parts or []
-    return _copy(kube, target, ec, pid, parts, opts, talk, reader)
+    return _copy(kube, target, ec, pid, parts, opts, talk, reader, resolved.size)
 
 
 def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], opts: CpOptions, talk: Talk,
-          uid: int) -> int:
+          uid: int, size: int | None) -> int:
     to_stdout = opts.local == "-"
     dest = None if to_stdout else destination(opts.local, parts)
     empty_dir = dest is not None and dest.is_dir() and not any(dest.iterdir())
@@ -298,11 +179,12 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
     thread.start()
     sink = ByteSink("-") if to_stdout else None
     pipe_closed = False
-    received = 0
+    # tar adds headers and padding: the percentage is of the file's size, capped at 100
+    progress = Progress("Copied", size, quiet=talk.quiet)
 
     def on_stdout(data: memoryview) -> None:
-        nonlocal pipe_closed, received
-        received += len(data)
+        nonlocal pipe_closed
+        progress.add(len(data))
         if sink is not None and not pipe_closed:
             try:
                 sink.write(data)
@@ -316,6 +198,7 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
     def close() -> None:
         os.close(write_fd)
         thread.join()
+        progress.finish()
 
     tar_talk = TarTalk(talk, proc_root(pid))
     talk.say(f"Copying {target.pod_name}:{opts.path} (container {target.container}, read as uid {uid}) to "
