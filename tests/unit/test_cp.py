@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubectl_debugx.commands.cp import procroot as cp
-from kubectl_debugx.errors import Forbidden, UsageError
+from kubectl_debugx.errors import Forbidden, RemoteFailed, UsageError
 from kubectl_debugx.formats.tarcopy import parse_sha256sum
 
 
@@ -62,3 +62,47 @@ def test_parse_sha256sum_gnu_escapes():
     digest = "a" * 64
     text = f"{digest}  /proc/1/root/t/x\n\\{digest}  /proc/1/root/t/new\\nline\n"
     assert parse_sha256sum(text, "/proc/1/root/t") == {"x": digest, "new\nline": digest}
+
+
+def test_must_run_as_non_root_container_over_pod():
+    def pod(psc: dict, sc: dict) -> dict:
+        return {"spec": {"securityContext": psc, "containers": [{"name": "app", "securityContext": sc}]}}
+
+    assert [cp.must_run_as_non_root(pod(p, c), "app") for p, c in (
+        ({}, {}), ({"runAsNonRoot": True}, {}), ({"runAsNonRoot": True}, {"runAsNonRoot": False}),
+        ({}, {"runAsNonRoot": True}))] == [False, True, False, True]
+
+
+def test_find_listing_relative_names_keep_newlines():
+    from kubectl_debugx.commands.cp import verify
+
+    base = "/proc/1/root/tmp/tree"
+    assert verify.find_argv(base) == ["find", base, "-type", "f", "-print0"]
+    out = f"{base}/a\0{base}/sub/new\nline\0".encode()
+    assert verify.listed(out, base) == ["a", "sub/new\nline"]
+
+
+class FakeSums:
+    """RemoteSums as verify() sees it: what the concurrent pass got, and digests computed afterwards."""
+
+    def __init__(self, background: dict[str, str], later: dict[str, str]) -> None:
+        self.background, self.later, self.asked = background, later, []
+
+    def wait(self) -> dict[str, str]:
+        return self.background
+
+    def digests(self, names: list[str]) -> dict[str, str]:
+        self.asked.append(names)
+        return {n: self.later[n] for n in names if n in self.later}
+
+
+def test_verify_sums_afterwards_only_what_the_concurrent_pass_lacks():
+    from kubectl_debugx.commands.cp import verify
+    from kubectl_debugx.formats.tarcopy import CopyReport
+
+    report = CopyReport(files={"a": "1" * 64, "b": "2" * 64})
+    sums = FakeSums({"a": "1" * 64}, {"b": "2" * 64})
+    assert verify.verify(None, None, "ec", 1, ["tmp"], report, sums) == 2  # type: ignore[arg-type]
+    assert sums.asked == [["b"]]
+    with pytest.raises(RemoteFailed, match=r"sha256 mismatch for /tmp/b: 2{64} written here, none computed"):
+        verify.verify(None, None, "ec", 1, ["tmp"], report, FakeSums({"a": "1" * 64}, {}))  # type: ignore[arg-type]

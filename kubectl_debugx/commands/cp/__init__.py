@@ -18,15 +18,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubectl_debugx.commands.cp import verify
 from kubectl_debugx.commands.cp.procroot import (
     READ_ALL_PROFILE,
     TOOL,
     Resolved,
     debug_container_for_user,
+    must_run_as_non_root,
     normalize,
     proc_root,
     resolve_step,
-    sha256_argv,
     stat_command,
     tar_argv,
     target_user,
@@ -123,10 +124,15 @@ def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
                          "(shareProcessNamespace): cp cannot tell which process is the target's; not supported yet")
     uid, gid = target_user(target.pod, target.container)
     if opts.profile == "auto":
+        if uid is None and must_run_as_non_root(target.pod, target.container):
+            raise UsageError(f"container {target.container} runs as its image's USER, a non-root uid the pod spec "
+                             "does not name: give it with --custom '{\"securityContext\": {\"runAsUser\": UID}}'")
         if uid is None:
-            raise UsageError(f"the user of container {target.container} is not in the pod spec (it is the image's "
-                             "USER): give its uid with --custom '{\"securityContext\": {\"runAsUser\": UID}}' "
-                             "and --profile restricted, or read as root with --profile sysadmin")
+            # Most images run as root when the pod names no user; root without CAP_SYS_PTRACE reads a root
+            # target's /proc/PID/root (recordings 26-*) and is refused on any other user's: said then.
+            uid, gid = 0, None
+            talk.say(f"The pod spec names no user for container {target.container}: reading as root, its image's "
+                     "usual user")
         name = specs.debug_container_name(target.pod)
         container = debug_container_for_user(name, opts.image, target.container, opts.ttl, uid, gid)
         if opts.custom:
@@ -150,11 +156,11 @@ def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
     pid = 1  # the target's main process in its own PID namespace
     resolved = _resolve(kube, target, ec, pid, opts.path, reader)
     parts = resolved.parts or []
-    return _copy(kube, target, ec, pid, parts, opts, talk, reader, resolved.size)
+    return _copy(kube, target, ec, pid, parts, opts, talk, reader, resolved)
 
 
 def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], opts: CpOptions, talk: Talk,
-          uid: int, size: int | None) -> int:
+          uid: int, resolved: Resolved) -> int:
     to_stdout = opts.local == "-"
     dest = None if to_stdout else destination(opts.local, parts)
     empty_dir = dest is not None and dest.is_dir() and not any(dest.iterdir())
@@ -180,7 +186,7 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
     sink = ByteSink("-") if to_stdout else None
     pipe_closed = False
     # tar adds headers and padding: the percentage is of the file's size, capped at 100
-    progress = Progress("Copied", size, quiet=talk.quiet)
+    progress = Progress("Copied", resolved.size, quiet=talk.quiet)
 
     def on_stdout(data: memoryview) -> None:
         nonlocal pipe_closed
@@ -205,11 +211,15 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
              f"{'stdout' if to_stdout else dest}")
     if dest is not None and not parts[:1] and not dest.exists():
         dest.mkdir(parents=True)
+    sums = verify.RemoteSums(kube, target, ec, pid, parts, resolved.kind)
+    sums.start()
     ran = session.run_tool(kube, target, ec, TOOL, tar_argv(pid, parts), on_stdout=on_stdout, stderr=tar_talk,
                            duration=None, limit_reached=lambda: pipe_closed or bool(failure), talk=talk, close=close)
     done = report[0] if report else extractor.report
     talk.record(durationSeconds=round(ran.elapsed, 3), stoppedBy=stopped_by(ran.state.reason))
-    verified = _verify(kube, target, ec, pid, parts, done) if done.files else 0
+    if ran.state.reason or failure:
+        sums.stop(talk.warn)
+    verified = verify.verify(kube, target, ec, pid, parts, done, sums) if done.files else 0
     talk.record(filesWritten=len(done.files), bytesWritten=done.bytes, symlinksWritten=len(done.symlinks),
                 directoriesWritten=len(done.directories), filesVerified=verified,
                 skipped=[{"name": n, "reason": r} for n, r in done.skipped], unreadable=list(tar_talk.denied))
@@ -233,23 +243,3 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
     if failed:
         raise failed
     return 0
-
-
-def _verify(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str],
-            report: tarcopy.CopyReport) -> int:
-    """sha256 of every regular file, computed in the debug container, against the bytes written here."""
-    names = sorted(report.files)
-    remote: dict[str, str] = {}
-    prefix = proc_root(pid) + ("/" + "/".join(parts) if parts else "")
-    for start in range(0, len(names), 200):
-        out, _err, _code = _exec(kube, target, ec, sha256_argv(pid, parts, names[start:start + 200]))
-        remote.update(tarcopy.parse_sha256sum(out.decode("utf-8", "surrogateescape"), prefix))
-    for name in names:
-        if remote.get(name) != report.files[name]:
-            shown = "/" + "/".join([*parts, name] if name else parts)
-            got = remote.get(name)
-            raise RemoteFailed(f"sha256 mismatch for {shown}: {report.files[name]} written here, "
-                               + (f"{got} in the container" if got else "none computed in the container")
-                               + " (was it changed during the copy?)")
-    return len(names)
-

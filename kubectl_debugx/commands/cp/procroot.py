@@ -43,6 +43,15 @@ def target_user(pod: Mapping[str, Any], container: str) -> tuple[int | None, int
     return (None if uid is None else int(uid)), (None if gid is None else int(gid))
 
 
+def must_run_as_non_root(pod: Mapping[str, Any], container: str) -> bool:
+    """runAsNonRoot of the container over the pod's: the kubelet refuses to start it as root."""
+    spec = pod.get("spec") or {}
+    ctr: Mapping[str, Any] = next((c for c in spec.get("containers") or [] if c.get("name") == container), {})
+    value = (ctr.get("securityContext") or {}).get("runAsNonRoot",
+                                                   (spec.get("securityContext") or {}).get("runAsNonRoot"))
+    return bool(value)
+
+
 def security_context_for(uid: int, gid: int | None) -> dict[str, Any]:
     """The debug container's securityContext to read as `uid`: no capability, no privilege escalation,
     RuntimeDefault seccomp; Pod Security restricted admits it when uid != 0 (baseline always). As root the
