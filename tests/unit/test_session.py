@@ -10,6 +10,7 @@ from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
+
 def pod(ephemeral: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     # started now, not at import: collection may come 10 minutes before the test, longer than the TTL
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
