@@ -49,6 +49,17 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
         "linesWritten": _INT,
         "bytesWritten": _INT,
     },
+    "cp": {
+        "path": _STR,  # the path copied, as the container sees it
+        "runAsUser": _INT,  # the uid the debug container read as
+        "filesWritten": _INT,  # regular files written (or streamed with -o -)
+        "bytesWritten": _INT,
+        "symlinksWritten": _INT,
+        "directoriesWritten": _INT,
+        "filesVerified": _INT,  # files whose sha256 matched the one computed in the container
+        "skipped": _LIST,  # [{name, reason}]: devices, FIFOs, sockets
+        "unreadable": _LIST,  # tar's lines for what the reading user could not read
+    },
     "nodelogs": {
         "node": _STR,
         "uid": _STR,

@@ -5,13 +5,21 @@
   tmpfs mounts inside the container so the host's files are never touched.
 * a name containing ``nosuch``: cannot be pulled (ErrImagePull / ImagePullBackOff / ErrImageNeverPull with
   the messages recorded from containerd 1.6).
+* a name containing ``distroless``: like Google's distroless python images (gcr.io/distroless/python3), a
+  filesystem with python3 and its libraries but no shell, tar or coreutils: every directory of programs
+  (/usr/bin, /usr/sbin, /usr/local/bin, /usr/local/sbin, and /bin, /sbin where they are not links) is an
+  empty tmpfs in the container's view, but for /usr/bin/python3, the host's interpreter bound read-only.
+  The default command is python3 (the image's entrypoint).
 * anything else: the container's command/args run from the host's filesystem.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import pwd
+import shutil
+import sys
 from dataclasses import dataclass, field
 
 NGINX_CONF = """\
@@ -71,6 +79,19 @@ class ImagePlan:
     image_id: str  # status.imageID
     tmpfs: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    binds: dict[str, str] = field(default_factory=dict)  # container path -> host file, read-only
+
+
+def _elf_python() -> str:
+    """The host's python3 as a binary: a pyenv shim or any other script on PATH needs a shell, which the
+    distroless view does not have (and /root, where pyenv keeps its interpreters, is unreadable to uid 65532)."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", shutil.which("python3"), sys.executable):
+        if candidate and os.path.exists(candidate):
+            real = os.path.realpath(candidate)
+            with open(real, "rb") as f:
+                if f.read(4) == b"\x7fELF":
+                    return real
+    raise RuntimeError("no python3 binary on this host for the distroless image")
 
 
 def normalize(image: str) -> str:
@@ -139,5 +160,12 @@ def plan(container: dict) -> ImagePlan:
             tmpfs=["/etc/nginx", "/var/cache/nginx"],
             files={"/etc/nginx/nginx.conf": NGINX_CONF.format(user=_nginx_user())},
         )
+    if "distroless" in image.lower():
+        argv = command + args if command else ["python3", *args]
+        hidden = ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"]
+        hidden += [d for d in ("/bin", "/sbin") if os.path.isdir(d) and not os.path.islink(d)]
+        python = _elf_python()
+        return ImagePlan(argv=argv, image=normalize(image), image_id=image_id(image), tmpfs=hidden,
+                         binds={"/usr/bin/python3": python})
     argv = command + args if command else (args or ["sh"])
     return ImagePlan(argv=argv, image=normalize(image), image_id=image_id(image))

@@ -846,6 +846,8 @@ class Kubelet:
                 src.mkdir(parents=True, exist_ok=True)
                 if "projected" in v:
                     (src / "namespace").write_text(p.namespace)
+                if "emptyDir" in v:
+                    src.chmod(0o777)  # as the kubelet makes it (emptydir's perm 0777): any uid may write
             if m.get("subPath"):
                 src = src / m["subPath"]
                 src.mkdir(parents=True, exist_ok=True)
@@ -873,7 +875,9 @@ class Kubelet:
             join.append([p.sandbox.pid, ["pid"]])
         else:
             new_pid = True
-        volumes = [{"path": t, "tmpfs": True} for t in plan.tmpfs] + self._volume_sources(p, ctr)
+        volumes = [{"path": t, "tmpfs": True} for t in plan.tmpfs]
+        volumes += [{"path": c, "src": h, "readOnly": True} for c, h in plan.binds.items()]
+        volumes += self._volume_sources(p, ctr)
         volumes += self._etc_files(p)
         sc = ctr.spec.get("securityContext") or {}
         spec.update(join=join, new_pid=new_pid, root=str(self._workdir / "rootfs"),

@@ -41,20 +41,18 @@ def test_pod_security_level():
     assert checks.pod_security_level({"metadata": {}})[0] == "privileged"
 
 
-def test_target_user_and_cp_container():
+def test_user_row_says_uid_and_run_as_non_root():
     pod = {"spec": {"securityContext": {"runAsUser": 1000, "runAsNonRoot": True},
                     "containers": [{"name": "app", "securityContext": {"runAsUser": 1001}}]}}
-    assert checks.target_user(pod, "app") == (1001, True)
-    assert checks.cp_container(pod, "app", "debugx-a", "img:1", 600) == {
-        "name": "debugx-a", "image": "img:1", "command": ["sleep", "600"], "targetContainerName": "app",
-        "terminationMessagePolicy": "File", "stdin": False, "tty": False,
-        "securityContext": {"runAsUser": 1001, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                            "allowPrivilegeEscalation": False, "seccompProfile": {"type": "RuntimeDefault"}},
-    }
+    assert checks.user_row(pod, "app") == checks.Row(
+        "container app runs as", checks.INFO,
+        "uid 1001; runAsNonRoot; capture and trace run their debug container as root (runAsUser: 0) for its "
+        "capabilities to be effective")
     reported = {"spec": {"containers": [{"name": "app"}]},
                 "status": {"containerStatuses": [{"name": "app", "user": {"linux": {"uid": 0, "gid": 0}}}]}}
-    assert checks.target_user(reported, "app") == (0, False)
-    assert checks.cp_container({"spec": {"containers": [{"name": "app"}]}}, "app", "d", "i", 60) is None
+    assert checks.user_row(reported, "app") == checks.Row("container app runs as", checks.INFO, "uid 0")
+    assert checks.user_row({"spec": {"containers": [{"name": "app"}]}}, "app") == checks.Row(
+        "container app runs as", checks.INFO, "the image's USER (not in the pod spec)")
 
 
 def test_table():
@@ -132,7 +130,7 @@ def test_limited_user_every_missing_permission_in_the_summary(capsys):
     assert summary["missingPermissions"] == ["patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec",
                                              "create pods", "delete pods"]
     assert [(c["command"], c["canRun"], c["exitCode"]) for c in summary["commands"]] == [
-        ("capture", False, 4), ("trace", False, 4), ("nodelogs", False, 4), ("cp", False, 2)]
+        ("capture", False, 4), ("trace", False, 4), ("nodelogs", False, 4), ("cp", False, 4)]
     assert summary["role"] == (
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: debugx-user\n  namespace: ns\n"
         "rules:\n- apiGroups:\n  - ''\n  resources:\n  - pods/ephemeralcontainers\n  verbs:\n  - patch\n"

@@ -9,12 +9,12 @@ checks would pass. Reads and dry runs only (dryRun=All creates nothing: recordin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubectl_debugx.commands import capture as cap
+from kubectl_debugx.commands import cp as cpm
 from kubectl_debugx.commands import trace as tr
 from kubectl_debugx.commands.doctor import checks
 from kubectl_debugx.commands.doctor.checks import INFO, NO, OK, WARN, Row
@@ -191,22 +191,8 @@ def _candidate(kube: KubeApi, opts: DoctorOptions, command: str, target: Target)
         profile = tr.DEFAULT_PROFILE if opts.profile == "auto" else opts.profile
         return session.admitted(kube, target, command, session.candidate(
             kube, target, profile, opts.image, opts.custom, TTL, None), tr.ADMISSION_HINT)
-    # cp: the target's user, no capability (commands/cp.py on its branch); --profile overrides as there
-    container = None
-    if opts.profile == "auto":
-        name = specs.debug_container_name(target.pod)
-        container = checks.cp_container(target.pod, target.container, name, opts.image, TTL)
-        if container is None:
-            raise UsageError(f"the user of container {target.container} is not in the pod spec (it is the "
-                             "image's USER): cp needs its uid (--custom with runAsUser and --profile "
-                             "restricted), or --profile sysadmin")
-    if container is None:
-        return session.admitted(kube, target, command, session.candidate(
-            kube, target, opts.profile, opts.image, opts.custom, TTL, None), CP_HINT)
-    reuse = specs.reusable_container(target.pod, container, session.min_life(None), time.time())
-    refusal = None if reuse else ephemeral.admission_error(kube, target, container)
-    return session.admitted(kube, target, command,
-                            session.Candidate("as the target's user", container, [], refusal, reuse), CP_HINT)
+    # cp: its own choice (the target's user, no capability), so that doctor says what cp would do
+    return cpm.choose_profile(kube, target, opts.profile, opts.image, opts.custom, TTL, lambda _said: None)[0]
 
 
 def _nodelogs(kube: KubeApi, opts: DoctorOptions, target: Target | None,

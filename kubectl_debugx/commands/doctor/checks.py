@@ -1,6 +1,6 @@
 """doctor's checks: each asks the cluster read-only things (or a server-side dry run) and returns rows.
 
-Pure helpers (image_on_node, target_user, pod_security_level, cp_container) have whole-object unit tests.
+Pure helpers (image_on_node, pod_security_level, ...) have whole-object unit tests.
 """
 
 from __future__ import annotations
@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kubectl_debugx.commands.cp.procroot import must_run_as_non_root, target_user
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.remote import access, profiles, specs
+from kubectl_debugx.remote import access, profiles
 
 OK, NO, WARN, INFO = "ok", "no", "warning", "info"
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
@@ -54,48 +55,13 @@ def pod_security_level(namespace: Mapping[str, Any] | None) -> tuple[str, str]:
     return level, f"{PSA_ENFORCE}={level}" + (f" (version {version})" if version else "")
 
 
-def target_user(pod: Mapping[str, Any], container: str) -> tuple[int | None, bool]:
-    """(runAsUser, runAsNonRoot) of the target container: its securityContext over the pod's; else the
-    uid the kubelet reports (status user.linux, Kubernetes 1.31+); None when it is the image's USER."""
-    spec = pod.get("spec") or {}
-    psc = spec.get("securityContext") or {}
-    ctr: Mapping[str, Any] = next((c for c in spec.get("containers") or [] if c.get("name") == container), {})
-    sc = ctr.get("securityContext") or {}
-    uid = sc.get("runAsUser", psc.get("runAsUser"))
-    non_root = bool(sc.get("runAsNonRoot", psc.get("runAsNonRoot", False)))
-    if uid is None:
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            linux = ((status.get("user") or {}).get("linux") or {}) if status.get("name") == container else {}
-            if "uid" in linux:
-                uid = linux["uid"]
-    return (None if uid is None else int(uid)), non_root
-
-
 def user_row(pod: Mapping[str, Any], container: str) -> Row:
-    uid, non_root = target_user(pod, container)
+    uid, non_root = target_user(pod, container)[0], must_run_as_non_root(pod, container)
     who = "the image's USER (not in the pod spec)" if uid is None else f"uid {uid}"
     rule = "; runAsNonRoot" if non_root else ""
     note = ("; capture and trace run their debug container as root (runAsUser: 0) for its capabilities to be "
             "effective" if non_root or (uid not in (None, 0)) else "")
     return Row(f"container {container} runs as", INFO, who + rule + note)
-
-
-def cp_container(target_pod: Mapping[str, Any], container: str, name: str, image: str,
-                 ttl: int) -> dict[str, Any] | None:
-    """The debug container `cp` adds: the target's uid, no capability (restricted's settings when uid != 0);
-    None when the uid is the image's USER (cp then asks for it)."""
-    uid, _ = target_user(target_pod, container)
-    if uid is None:
-        return None
-    out = specs.ephemeral_container(name, image, container, ttl)
-    sc: dict[str, Any] = {"runAsUser": uid}
-    if uid != 0:
-        sc["runAsNonRoot"] = True
-        sc["capabilities"] = {"drop": ["ALL"]}
-    sc["allowPrivilegeEscalation"] = False
-    sc["seccompProfile"] = {"type": "RuntimeDefault"}
-    out["securityContext"] = sc
-    return out
 
 
 def _repository(image: str) -> tuple[str, str]:

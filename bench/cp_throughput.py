@@ -1,0 +1,108 @@
+"""Benchmark: `kubectl debugx cp` versus `kubectl cp`, same file, same pod, same cluster, same run.
+
+The target has tar (kubectl cp needs it). Both copy into a memory-backed folder where there is one, so the
+disk is not what is measured. Each of our runs is the built executable end to end, debug container reused
+after the first (warm-up) run as a user's second copy would, sha256 verification included."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(seconds, CPU seconds, peak RSS in bytes) of one process, from its own rusage."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} ... failed ({proc.returncode}): {stderr}")
+    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def main() -> int:
+    size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    zipapp = Path(os.environ.get("DEBUGX_EXECUTABLE", "dist/kubectl-debugx")).resolve()
+    if not zipapp.exists():
+        print(f"bench/cp_throughput: {zipapp} is missing: run ./build.sh first", file=sys.stderr)
+        return 1
+    with ExitStack() as stack:
+        kubeconfig = os.environ.get("KUBECONFIG", "")
+        image = os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36")
+        if not kubeconfig:
+            if os.geteuid() != 0:
+                print("bench/cp_throughput: the test cluster needs root (or set KUBECONFIG)", file=sys.stderr)
+                return 1
+            from tests.cluster import TestCluster
+
+            cluster = stack.enter_context(TestCluster())
+            kubeconfig = str(cluster.kubeconfig)
+        env = {**os.environ, "KUBECONFIG": kubeconfig}
+        shiv_root = Path(tempfile.mkdtemp(prefix="debugx-bench-shiv-"))
+        stack.callback(shutil.rmtree, shiv_root, True)
+        env["SHIV_ROOT"] = str(shiv_root)
+        kubectl = ["kubectl", "--kubeconfig", kubeconfig]
+        namespace = f"debugx-bench-{os.getpid()}"
+        subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
+        stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
+                                              capture_output=True))
+        subprocess.run([*kubectl, "run", "src", "-n", namespace, f"--image={image}", "--restart=Never",
+                        "--command", "--", "sleep", "3600"], check=True, capture_output=True)
+        subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/src", "--timeout=120s"],
+                       check=True, capture_output=True)
+        # Random bytes (nothing compresses them on the way), written in the pod itself.
+        subprocess.run([*kubectl, "exec", "-n", namespace, "src", "--", "sh", "-c",
+                        f"head -c {size_mb * 1000 * 1000} /dev/urandom > /tmp/big"], check=True)
+        out_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        work = Path(tempfile.mkdtemp(prefix="debugx-bench-cp-", dir=out_dir))
+        stack.callback(shutil.rmtree, work, True)
+        ours = [str(zipapp), "cp", "-n", namespace, "src:/tmp/big", str(work / "ours"), "--image", image]
+        theirs = [*kubectl, "cp", f"{namespace}/src:/tmp/big", str(work / "theirs")]
+        timed(ours, env)  # warm-up: unpacks the zipapp and creates the debug container that later runs reuse
+        expected = sha256(work / "ours")
+        (work / "ours").unlink()
+        results: dict[str, list[tuple[float, float, int]]] = {"kubectl cp": [], "debugx cp": []}
+        for _ in range(rounds):  # alternate, so that a load change on this machine hits both alike
+            for name, argv, dest in (("kubectl cp", theirs, work / "theirs"), ("debugx cp", ours, work / "ours")):
+                results[name].append(timed(argv, env))
+                if dest.stat().st_size != size_mb * 1000 * 1000 or sha256(dest) != expected:
+                    print(f"{name}: the copy differs from the file in the pod", file=sys.stderr)
+                    return 1
+                dest.unlink()
+    mb = size_mb
+    median = {name: statistics.median(r[0] for r in runs) for name, runs in results.items()}
+    print(f"file copied:           {mb} MB of random bytes per run, {rounds} alternating runs each, medians")
+    for name, runs in results.items():
+        cpu = statistics.median(r[1] for r in runs)
+        rss = max(r[2] for r in runs) / 1e6
+        print(f"{name + ':':22} {median[name]:7.2f} s  {mb / median[name]:8.1f} MB/s  CPU {cpu:6.2f} s  "
+              f"peak RSS {rss:6.1f} MB  (runs: {', '.join(f'{r[0]:.2f}' for r in runs)})")
+    print(f"ratio debugx/kubectl:  {median['kubectl cp'] / median['debugx cp']:7.2f}  (throughput; target >= 1.0)")
+    rss = max(r[2] for r in results["debugx cp"]) / 1e6
+    print(f"debugx peak RSS:       {rss:7.1f} MB (target < 80 MB, flat in the file's size)")
+    print(f"load average:          {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

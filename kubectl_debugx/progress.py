@@ -1,0 +1,68 @@
+"""Progress of a long transfer on stderr: one line refreshed in place on a terminal, a plain line every few
+seconds otherwise (a log file or CI output must not fill with carriage returns). Nothing for the first second:
+a quick copy says only its summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+QUIET_START = 1.0  # seconds before the first line
+TTY_EVERY = 0.5
+PLAIN_EVERY = 5.0
+
+
+def human_size(count: int) -> str:
+    """Bytes in powers of 1000, as --max-size reads them: `950 B`, `12.6 MB`."""
+    size = float(count)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size:.1f} TB"  # not reached
+
+
+def line(done: int, total: int | None, elapsed: float) -> str:
+    """`12.6 MB of 20.9 MB (60%), 8.4 MB/s`; without a known total `12.6 MB, 8.4 MB/s`."""
+    rate = done / elapsed if elapsed > 0 else 0.0
+    head = human_size(done)
+    if total:
+        head += f" of {human_size(total)} ({min(100, done * 100 // total)}%)"
+    return f"{head}, {human_size(int(rate))}/s"
+
+
+class Progress:
+    def __init__(self, what: str, total: int | None, *, stream: TextIO | None = None, quiet: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.total = total
+        self.done = 0
+        self._stream = stream or sys.stderr
+        self._quiet = quiet
+        self._clock = clock
+        self._start = clock()
+        self._next = self._start + QUIET_START
+        self._tty = self._stream.isatty()
+        self._shown = False
+
+    def add(self, count: int) -> None:
+        self.done += count
+        now = self._clock()
+        if self._quiet or now < self._next:
+            return
+        self._next = now + (TTY_EVERY if self._tty else PLAIN_EVERY)
+        text = f"{self.what}: {line(self.done, self.total, now - self._start)}"
+        if self._tty:
+            self._stream.write(f"\r{text}\x1b[K")
+        else:
+            self._stream.write(text + "\n")
+        self._stream.flush()
+        self._shown = True
+
+    def finish(self) -> None:
+        """Clear the refreshed line, so that the summary that follows starts on a clean line."""
+        if self._shown and self._tty:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
