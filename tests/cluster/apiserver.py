@@ -43,7 +43,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import admission
+from . import admission, workloads
 from .execws import ExecFaults, ExecRequest, serve_exec
 from .rbac import Authorizer, User, forbidden_message, rules_from_policy
 from .store import ApiError, Store, already_exists, bad_request, not_found, now_rfc3339
@@ -74,6 +74,7 @@ _CORE_RESOURCES = [
     ("pods/status", "Pod", True, ["get"], None),
     ("serviceaccounts", "ServiceAccount", True, _SIMPLE_VERBS, ["sa"]),
     ("serviceaccounts/token", "TokenRequest", True, ["create"], None),
+    *workloads.CORE_RESOURCES,
 ]
 _GROUPS = {
     "authorization.k8s.io": [
@@ -85,6 +86,7 @@ _GROUPS = {
         ("rolebindings", "RoleBinding", True, _SIMPLE_VERBS, None),
         ("roles", "Role", True, _SIMPLE_VERBS, None),
     ],
+    **workloads.GROUPS,
 }
 # Simple objects stored and served as given (no controller behind them).
 _SIMPLE_KINDS = {
@@ -181,6 +183,7 @@ class ApiServer:
         self.exec_faults = ExecFaults()
         self.latency = 0.0
         self.ephemeral_containers_enabled = True
+        self.workloads = workloads.Workloads(self)
         self.port = 0
         self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ssl.load_cert_chain(str(cert_file), str(key_file))
@@ -491,6 +494,8 @@ class ApiServer:
             return await self._simple(request, info)
         if r == "namespaces":
             return await self._namespaces(request, info)
+        if (info.group, r) in workloads.KINDS and not sub:
+            return await self.workloads.handle(request, info)
         if r == "nodes":
             if sub == "proxy":
                 return await self._node_proxy(request, info)
@@ -670,6 +675,7 @@ class ApiServer:
         for resource in ("serviceaccounts", "roles", "rolebindings"):
             for o in self.store.list(resource, name):
                 self.store.delete(resource, name, o["metadata"]["name"])
+        self.workloads.delete_namespace(name)
         # Let the DELETE answer go out with phase Terminating before the object disappears.
         self._loop.call_soon(self._maybe_finish_namespace, name)
         return ns
@@ -714,6 +720,10 @@ class ApiServer:
         body = await _body(request)
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
+        return self.create_pod_object(namespace, body, request)
+
+    def create_pod_object(self, namespace: str, body: dict, request: web.Request | None = None) -> dict:
+        """Admit, store and schedule a pod (a POST, or a workload controller creating one: no request)."""
         ns = self.store.get("namespaces", None, namespace)
         if ns is None:
             raise not_found("namespaces", namespace)
@@ -730,10 +740,11 @@ class ApiServer:
         denied = admission.forbidden_by_psa(pod, ns["metadata"].get("labels") or {})
         if denied:
             raise denied
-        _warn(request, admission.psa_warning(pod, ns["metadata"].get("labels") or {}))
+        if request is not None:
+            _warn(request, admission.psa_warning(pod, ns["metadata"].get("labels") or {}))
         if self.store.get("pods", namespace, name) is not None:
             raise already_exists("pods", name)
-        if _truthy_dry(request):
+        if request is not None and _truthy_dry(request):
             return pod
         pod = self.store.create("pods", namespace, pod)
         self._loop.call_soon(self._schedule, namespace, name, pod["metadata"]["uid"])
