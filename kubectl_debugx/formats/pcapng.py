@@ -13,6 +13,10 @@ API (for commands/capture):
   :func:`name_resolution` (NRB), :func:`interface_statistics` (ISB: tcpdump's own counts at the end).
 - :class:`Merger` — a bounded reorder window across N sources, in timestamp order (bound: its docstring).
 
+Block order (checked with tshark 4.0): an IDB may come late (when its pod's pcap header arrives), as long as
+it precedes that interface's EPBs; interface ids count IDBs in the order they are written. Write the NRB
+before the first EPB: a one-pass reader (tshark from a pipe or a file, without -2) names only later packets.
+
 Additions to the suggested API: ``section_header(comment, userappl=...)`` (userappl defaults to
 ``kubectl-debugx VERSION``), ``interface_description(..., filter=None)`` (the capture filter as
 ``if_filter``), :func:`interface_statistics`, ``PcapReader.records``, ``Merger(max_held_bytes=...)`` and
@@ -29,19 +33,6 @@ from dataclasses import dataclass
 
 from kubectl_debugx import __version__
 from kubectl_debugx.formats.pcap import GLOBAL_HEADER_LEN, RECORD_HEADER_LEN, PcapFormatError
-
-__all__ = [
-    "Merger",
-    "Packet",
-    "PcapFormatError",
-    "PcapHeader",
-    "PcapReader",
-    "enhanced_packet",
-    "interface_description",
-    "interface_statistics",
-    "name_resolution",
-    "section_header",
-]
 
 # pcap magic numbers as read little-endian -> (struct byte order, nanosecond timestamps).
 _MAGICS = {
@@ -233,7 +224,7 @@ def enhanced_packet(interface_id: int, packet: Packet) -> bytes:
 def name_resolution(records: list[tuple[str, list[str]]]) -> bytes:
     """A Name Resolution Block: each (IPv4 or IPv6 address, names) pair becomes one record.
 
-    Raises ValueError for an address that is neither.
+    Only packets after it get the names in a one-pass reader. Raises ValueError for an invalid address.
     """
     parts = []
     for address, names in records:
@@ -287,27 +278,28 @@ class _Source:
 class Merger:
     """Puts the packets of N sources (one tcpdump stream each) in timestamp order, within a bounded window.
 
-    A held packet is released by :meth:`ready` once either
+    A held packet is released by :meth:`ready` once
 
     - its timestamp is at or below the *watermark*: the lowest, over the sources still live, of the highest
-      timestamp each has delivered (a live source that has delivered nothing yet holds the watermark back), or
+      timestamp each has delivered (a live source that has delivered nothing yet holds the watermark back),
     - some packet with an equal or later timestamp has been held for ``window_ns`` of the caller's clock
-      (``now_ns``; use a monotonic clock): an idle pod holds the others back by at most the window.
+      (``now_ns``; use a monotonic clock): an idle pod holds the others back by at most the window, or
     - ``held_bytes`` would stay above ``max_held_bytes`` (if set): the earliest packets go first.
 
     Released packets come out in timestamp order (equal timestamps: in arrival order).
 
     Bound on disorder. Let the *delay* of a packet be its arrival at the merger (caller's clock) minus its
-    timestamp (capture clock). A packet P is written after a packet Q with a later timestamp only if
+    timestamp (its node's clock, so the delay includes that clock's skew). A packet P is written after a
+    packet Q with a later timestamp only if
 
     1. P's source was added after Q was written, or
     2. P's own stream delivered a packet with a timestamp >= Q's before P (tcpdump's order is not quite
        timestamp order; the merge then keeps at most that stream's own disorder), or
     3. P arrived more than ``window_ns`` after a packet R with ts(R) >= ts(Q) (the memory cap aside); then
        delay(P) - delay(R) > window_ns + (ts(Q) - ts(P)), so **the inversion ts(Q) - ts(P) is less than how
-       much later P's stream delivered than R's, minus the window**. Streams that arrive at most ``window_ns``
-       later than the others (tcpdump delivers in batches up to about 1 s late, recording 27-*) are never
-       written out of order by the merge.
+       much later P's stream delivered than R's, minus the window**. So when all delays lie within a span
+       of ``window_ns`` (tcpdump delivers in batches up to about 1 s late, recording 27-*: a window above
+       1 s plus the skew between node clocks), the merge writes nothing out of order.
 
     ``out_of_order`` counts the packets released with a timestamp below one already released.
     """
