@@ -101,15 +101,25 @@ def ensure_running(
 ) -> tuple[str, bool]:
     """Reuse a matching running debugx container or add `container`; wait until it runs.
     Returns (name, reused)."""
+    name, patched = add_or_reuse(kube, target, container, min_seconds_left, say)
+    if patched is not None:
+        wait_running(kube, target.namespace, patched, name, str(container["image"]))
+    return name, patched is None
+
+
+def add_or_reuse(
+    kube: KubeApi, target: Target, container: dict[str, Any], min_seconds_left: float, say: Say
+) -> tuple[str, dict[str, Any] | None]:
+    """Reuse a matching running debugx container (returns its name and None), or add `container` without
+    waiting for it (its name and the patched pod, for wait_running): several pods' containers then start
+    together."""
     reused = specs.reusable_container(target.pod, container, min_seconds_left, time.time())
     if reused:
         say(f"Reusing ephemeral container {reused} in pod {target.pod_name}")
-        return reused, True
+        return reused, None
     name = container["name"]
     say(f"Adding ephemeral container {name} (image {container['image']}) to pod {target.pod_name}")
-    patched = kube.add_ephemeral_container(target.namespace, target.pod_name, specs.ephemeral_patch(container))
-    wait_running(kube, target.namespace, patched, name, str(container["image"]))
-    return name, False
+    return name, kube.add_ephemeral_container(target.namespace, target.pod_name, specs.ephemeral_patch(container))
 
 
 def _container_state(pod: Mapping[str, Any], name: str) -> dict[str, Any]:

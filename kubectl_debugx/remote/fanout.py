@@ -1,0 +1,196 @@
+"""The one workflow of remote/session.py across several pods (a workload or a selector): the same steps, each
+done for every pod before the next one starts, so that the all-or-nothing parts stay all or nothing.
+
+    targets (container checked in every pod) -> profile per namespace + dry-run admission of EVERY pod
+    -> add all debug containers, then wait for them together -> one exec per pod, all read by ONE loop
+    (kube.execstream.pump_many: no thread or process per pod) under one stop model -> per-pod outcomes
+
+A pod that fails once its tool runs (deleted, stream cut, tool error) ends alone: its `on_end` says why and
+the others go on. Stopping (Ctrl-C, SIGTERM, --duration, a limit) asks every tool still running at once, after
+the same grace as one pod (remote/streamrun.stop_ticker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_debugx.errors import DebugxError, NotFound
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
+from kubectl_debugx.kube.workloads import Resolution
+from kubectl_debugx.remote import ephemeral, session, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.streamrun import (
+    TICK_INTERVAL,
+    StopState,
+    ToolStderr,
+    catch_stop_signals,
+    stop_ticker,
+)
+from kubectl_debugx.talk import Talk
+
+
+def targets(resolution: Resolution, container: str | None, say: Callable[[str], None]) -> list[Target]:
+    """Every running pod of the resolution with the container to target, picked as `kubectl exec` does;
+    a -c missing from any pod stops everything before anything is created."""
+    out = []
+    for pod in resolution.pods:
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        name = pod["metadata"]["name"]
+        chosen = container or specs.default_container(pod)
+        if chosen not in names:
+            raise NotFound(f'container "{chosen}" not found in pod "{name}" (containers: {", ".join(names)})')
+        out.append(Target(pod["metadata"]["namespace"], pod, chosen))
+    if container is None:
+        many = {", ".join(c["name"] for c in t.pod["spec"]["containers"]) for t in out
+                if len(t.pod["spec"]["containers"]) > 1}
+        for listing in sorted(many):
+            say(f'Defaulted container "{out[0].container}" out of: {listing}')
+    return out
+
+
+def admit_all(kube: KubeApi, pods: list[Target], choose: Callable[[Target], session.Candidate],
+              image: str, custom: Any, ttl: int, duration: float | None, hint: str) -> list[session.Candidate]:
+    """The profile is chosen once per namespace (its Pod Security level is the namespace's), on its first pod;
+    every other pod's container is then checked by a dry run with that profile. Any refusal raises before
+    anything is created on any pod."""
+    chosen: dict[str, session.Candidate] = {}
+    out = []
+    for target in pods:
+        first = chosen.get(target.namespace)
+        if first is None:
+            candidate = chosen[target.namespace] = choose(target)
+        else:
+            candidate = session.admitted(
+                session.candidate(kube, target, first.profile, image, custom, ttl, duration), hint)
+            candidate = session.Candidate(candidate.profile, candidate.container, [], None, candidate.reuse)
+        out.append(candidate)
+    return out
+
+
+def start_all(kube: KubeApi, pods: list[Target], chosen: list[session.Candidate], duration: float | None,
+              talk: Talk) -> list[str]:
+    """Say the profiles, add every debug container (or reuse one), then wait until all run: they start in
+    parallel, so the last pod is ready about as soon as one pod alone would be."""
+    said = set()
+    for candidate in chosen:
+        if candidate.profile not in said:
+            said.add(candidate.profile)
+            talk.say(f"Using profile {candidate.profile}")
+        for note in candidate.notes:
+            talk.say(f"Note: {note}")
+    added = [ephemeral.add_or_reuse(kube, target, candidate.container, session.min_life(duration), talk.say)
+             for target, candidate in zip(pods, chosen, strict=False)]
+    for target, candidate, (name, patched) in zip(pods, chosen, added, strict=False):
+        if patched is not None:
+            ephemeral.wait_running(kube, target.namespace, patched, name, str(candidate.container["image"]))
+    return [name for name, _ in added]
+
+
+@dataclass
+class PodTool:
+    """One pod's tool run: what it runs, where its output goes, and how it ended."""
+
+    target: Target
+    ec: str
+    argv: list[str]
+    on_stdout: Callable[[memoryview], None]
+    stderr: ToolStderr
+    run_id: str = field(default_factory=lambda: specs.random_suffix(10))
+    reader: ExecReader | None = None
+    outcome: ExecOutcome | None = None
+    ended_at: float | None = None
+    reported: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.target.pod_name
+
+
+def pod_gone(kube: KubeApi, target: Target) -> bool:
+    """The pod was deleted (or is being deleted): what a 137 from every exec means (recordings/28-*)."""
+    try:
+        pod = kube.get_pod(target.namespace, target.pod_name)
+    except ApiError as e:
+        return e.status == 404
+    except DebugxError:
+        return False
+    same = (pod.get("metadata") or {}).get("uid") == (target.pod.get("metadata") or {}).get("uid")
+    return not same or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def run_tools(
+    kube: KubeApi, pods: list[PodTool], tool: str, state: StopState, *, duration: float | None,
+    limit_reached: Callable[[], bool],
+    talk: Talk, on_end: Callable[[PodTool], None], on_batch_end: Callable[[], None] | None = None,
+    on_tick: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
+    eof_signal: str = "TERM",
+) -> float:
+    """Run each pod's tool by exec in its debug container, all streams read by one loop, until every one has
+    ended; whatever happens, make sure no tool is left running. `on_end` is called once per pod as soon as its
+    stream ends (within a tick), `on_tick` every tick. `state` records why we stopped. Returns the elapsed time."""
+    started = time.monotonic()
+    deadline = started + duration if duration else None
+
+    def stop_remote(signal: str) -> None:
+        for pod in pods:
+            if pod.reader is not None and pod.reader.outcome is None:
+                try:
+                    ephemeral.signal_tool(kube, pod.target, pod.ec, pod.run_id, tool, signal)
+                except DebugxError as e:
+                    talk.warn(f"could not signal {tool} in pod {pod.name}: {e}")
+
+    stop_tick = stop_ticker(stop_remote, deadline, limit_reached, state, talk.say, grace, grace_note)
+
+    def report() -> None:
+        for pod in pods:
+            if not pod.reported and (pod.outcome is not None or (pod.reader and pod.reader.outcome)):
+                pod.outcome = pod.outcome or (pod.reader.outcome if pod.reader else None)
+                pod.ended_at = time.monotonic()
+                pod.reported = True
+                on_end(pod)
+
+    def tick() -> None:
+        stop_tick()
+        report()
+        if on_tick is not None:
+            on_tick()
+
+    try:
+        with catch_stop_signals(state), ExitStack() as connections:
+            for pod in pods:
+                command = specs.tethered_command(pod.run_id, tool, pod.argv, eof_signal)
+                try:
+                    conn = connections.enter_context(kube.exec_connection(
+                        pod.target.namespace, pod.name, pod.ec, command, stdin=True))
+                except DebugxError as e:
+                    pod.outcome = ExecOutcome(None, str(e), cut=True)
+                    continue
+                pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
+            pump_many([p.reader for p in pods if p.reader is not None], tick, TICK_INTERVAL)
+            report()
+    finally:
+        for pod in pods:
+            pod.stderr.finish()
+            if pod.reader is not None:
+                ephemeral.make_sure_stopped(kube, pod.target, pod.ec, pod.run_id, tool, talk.warn)
+    return time.monotonic() - started
+
+
+def failure(kube: KubeApi, pod: PodTool, state: StopState, tool: str, said: str, image: str) -> str:
+    """Why a pod's run failed, in a few words; '' when it did not (it ended by itself or when asked)."""
+    outcome = pod.outcome or ExecOutcome(None, "never started", cut=True)
+    if outcome.exit_code == 0:
+        return ""
+    if state.reason and outcome.exit_code is not None:
+        return ""  # asked to stop: tcpdump and strace end by the signal
+    if (outcome.exit_code == 137 or outcome.cut) and pod_gone(kube, pod.target):
+        return "the pod was deleted"
+    if outcome.cut:
+        return outcome.message
+    return ephemeral.tool_failure(tool, outcome.exit_code, outcome.message, said, image)
