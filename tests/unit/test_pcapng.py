@@ -18,6 +18,7 @@ from kubectl_debugx.formats.pcapng import (
     PcapHeader,
     PcapReader,
     enhanced_packet,
+    enhanced_packets,
     interface_description,
     interface_statistics,
     name_resolution,
@@ -213,6 +214,14 @@ def test_enhanced_packet_with_aligned_and_empty_data():
     assert enhanced_packet(0, Packet(1, 4, b"wxyz"))[28:36] == b"wxyz\x24\0\0\0"
 
 
+def test_enhanced_packets_writes_a_released_list_at_once():
+    assert enhanced_packets([(2, Packet((5 << 32) + 7, 60, b"abcde")), (0, Packet(1, 0, b""))]) == bytes.fromhex(
+        "06000000 28000000 02000000 05000000 07000000 05000000 3c000000 6162636465000000 28000000"
+        "06000000 20000000 00000000 00000000 01000000 00000000 00000000 20000000"
+    )
+    assert enhanced_packets([]) == b""
+
+
 def test_name_resolution_bytes():
     expected = bytes.fromhex(
         "04000000 40000000"  # NRB, total length 64
@@ -304,8 +313,9 @@ def test_two_sources_interleave_by_the_watermark():
     m = Merger(window_ns=2 * S)
     a, b = m.add_source(), m.add_source()
     m.push(a, [pk(1), pk(3), pk(5)], now_ns=0)
-    assert (m.ready(0), m.held) == ([], 3)  # b has said nothing yet: it might still send something earlier
+    assert (m.ready(0), m.held, m.watermark()) == ([], 3, None)  # b might still send something earlier
     m.push(b, [pk(2), pk(4)], now_ns=10)
+    assert m.watermark() == 4
     assert stamps(m.ready(10)) == [(a, 1), (b, 2), (a, 3), (b, 4)]  # up to b's latest, 4
     m.push(b, [pk(6)], now_ns=20)
     assert stamps(m.ready(20)) == [(a, 5)]
