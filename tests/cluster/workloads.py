@@ -271,7 +271,8 @@ class Workloads:
         running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
         if kind == "Job":
             succeeded = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Succeeded")
-            obj["status"] = {"active": running, "succeeded": succeeded, "startTime": obj["metadata"]["creationTimestamp"]}
+            obj["status"] = {"active": running, "succeeded": succeeded,
+                             "startTime": obj["metadata"]["creationTimestamp"]}
             if succeeded:
                 obj["status"]["completionTime"] = now_rfc3339()
             return obj
