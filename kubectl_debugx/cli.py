@@ -117,6 +117,9 @@ def _workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Cal
     from kubectl_debugx.kube.workloads import parse_target
 
     talk = _talk(_run(ctx), flags, ctx.command.name or "")
+    if not target and flags.selector is None:
+        raise UsageError(f"missing argument 'TARGET': POD, TYPE/NAME or -l SELECTOR (see '{ctx.command_path} "
+                         "--help')")
     ref = parse_target(target, flags.selector, flags.all_namespaces)
     if flags.max_pods < 1:
         raise UsageError(f"--max-pods: must be at least 1, got {flags.max_pods}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shlex
 import sys
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,7 +82,7 @@ class PcapngOutput:
         self.pipe_closed = False
         self.started = False
         self.packets = 0
-        self.by_interface: dict[int, int] = {}
+        self.by_interface: Counter[int] = Counter()
 
     def add(self, block: bytes) -> None:
         self.blocks.append(block)
@@ -100,16 +101,18 @@ class PcapngOutput:
     def flush(self, now_ns: int | None = None) -> None:
         """Write what the window releases (everything when now_ns is None: the end)."""
         released = self.merger.drain() if now_ns is None else self.merger.ready(now_ns)
-        for source, packet in released:
-            block = pcapng.enhanced_packet(source, packet)
-            if self.max_bytes is not None and self.sink.written + self.pending_bytes + len(block) > self.max_bytes:
-                self.limit_reached = True
-                break
-            self.add(block)
-            self.packets += 1
-            self.by_interface[source] = self.by_interface.get(source, 0) + 1
-        if now_ns is None:
-            self.merger.drain()  # what --max-size left out
+        if self.max_bytes is not None and released:
+            room = self.max_bytes - self.sink.written - self.pending_bytes
+            for i, (_, packet) in enumerate(released):
+                room -= 32 + (len(packet.data) + 3) // 4 * 4  # the Enhanced Packet Block's size
+                if room < 0:
+                    self.limit_reached = True
+                    released = released[:i]
+                    break
+        if released:
+            self.add(pcapng.enhanced_packets(released))
+            self.packets += len(released)
+            self.by_interface.update(source for source, _ in released)
         self.write()
 
     def write(self) -> None:

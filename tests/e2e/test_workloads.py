@@ -4,9 +4,11 @@ by the cluster's controller), a Service and a selector; outcomes checked with ts
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -182,3 +184,42 @@ def test_trace_shows_accept4_from_every_replica(e2e, deployment):
     starts = {len(line) - len(line.split(" ", 1)[1].lstrip()) for line in lines if " " in line}
     assert len(starts) == 1, lines
     no_tool_left(e2e, namespace, "strace")
+
+
+def _utc(stamp: str) -> datetime:
+    """An RFC 3339 CRI timestamp (nanoseconds, any offset) as an aware datetime (microseconds kept)."""
+    head, _, rest = stamp.partition(".")
+    digits = "".join(c for c in rest if c.isdigit())
+    offset = rest[len(digits):] or "Z"
+    text = f"{head}.{(digits + '000000')[:6]}{'+00:00' if offset == 'Z' else offset}"
+    return datetime.fromisoformat(text).astimezone(timezone.utc)
+
+
+def test_nodelogs_merge_is_one_time_ordered_file(e2e, deployment, tmp_path: Path):
+    """Every pod's files under DIR/POD/..., and merged.log: all pods' lines in timestamp order, each prefixed
+    POD/CONTAINER#RESTART, the request sent to each pod on that pod's line."""
+    namespace, pods = deployment
+    for name, ip in pods.items():
+        request(e2e, namespace, ip, f"/merge-{name}")
+    out = tmp_path / "logs"
+
+    def logged() -> bool:  # nginx writes its access line once the response is sent: poll the node's files
+        result = debugx(e2e, "nodelogs", "deploy/web", "-n", namespace, "--merge", "-o", str(out))
+        assert result.returncode == 0, result.stderr.decode()
+        text = (out / "merged.log").read_text()
+        if all(f"/merge-{name}" in text for name in pods):
+            return True
+        shutil.rmtree(out)
+        return False
+
+    wait_until(logged, "every pod's request in the node's log files")
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(pods)
+    lines = (out / "merged.log").read_text().splitlines()
+    prefixes = {line.split()[0] for line in lines}
+    assert prefixes == {f"{name}/nginx#0" for name in pods}, prefixes
+    stamps = [_utc(line.split()[1]) for line in lines]
+    assert stamps == sorted(stamps)
+    for name in pods:
+        assert {line.split()[0] for line in lines if f"/merge-{name}" in line} == {f"{name}/nginx#0"}
+    starts = {len(line) - len(line.split(None, 1)[1]) for line in lines}
+    assert len(starts) == 1, "prefixes are padded to one width"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef, check_max_pods, resolve
 from kubectl_debugx.talk import Talk, plural
 
-from .target import NodeLogsOptions
+from .target import NodeLogsOptions, since_limit
 
 MERGED = "merged.log"
 
@@ -58,7 +59,7 @@ def run(kube: KubeApi, opts: NodeLogsOptions, ref: TargetRef, max_pods: int, mer
         records[-1]["_containers"] = summary.get("containers") or []
     merged_lines = None
     if merge:
-        merged_lines = write_merged(out, records)
+        merged_lines = write_merged(out, records, since_limit(opts, datetime.now(timezone.utc)))
         talk.say(f"Merged {plural(merged_lines, 'line')} of {plural(len(records), 'pod')} in time order into "
                  f"{out / MERGED}")
     for record in records:
@@ -104,12 +105,12 @@ def _lines(paths: list[Path]) -> Iterator[bytes]:
             yield from f
 
 
-def write_merged(out: Path, records: list[dict[str, Any]]) -> int:
+def write_merged(out: Path, records: list[dict[str, Any]], since: datetime | None) -> int:
     from kubectl_debugx.formats import logmerge
 
     count = 0
-    with open(out / MERGED, "w", encoding="utf-8") as f:
-        for line in logmerge.merge(sources(out, records)):
+    with open(out / MERGED, "w", encoding="utf-8", newline="") as f:  # newline="": a \r in a line stays
+        for line in logmerge.merge(sources(out, records), since):
             f.write(line)
             count += 1
     return count
