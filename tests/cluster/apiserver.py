@@ -544,7 +544,36 @@ class ApiServer:
     def _many(self, request: web.Request, resource: str, kind: str, items: list[dict]) -> web.Response:
         if wants_table(request):
             return _json(to_table(resource, items, str(self.store.resource_version)))
-        return _json(self._list_body(kind, items))
+        items, more = self._page(request, items)
+        body = self._list_body(kind, items)
+        body["metadata"].update(more)
+        return _json(body)
+
+    def _page(self, request: web.Request, items: list[dict]) -> tuple[list[dict], dict]:
+        """`limit` and `continue` as the real server pages (recordings/20-list-pods-app-web-limit2*): the token
+        names the last key given; `remainingItemCount` only when no selector is given."""
+        def key(o: dict) -> str:
+            return f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}"
+
+        token = request.query.get("continue")
+        if token:
+            try:
+                start = json.loads(base64.b64decode(token + "=" * (-len(token) % 4)))["start"]
+            except (ValueError, KeyError, TypeError):
+                raise bad_request("continue key is not valid: incorrect encoded start resourceVersion "
+                                  "(version meta.k8s.io/v1)") from None
+            items = [o for o in items if key(o) > start]
+        limit = request.query.get("limit", "")
+        if not limit.isdigit() or int(limit) <= 0 or len(items) <= int(limit):
+            return items, {}
+        page = items[:int(limit)]
+        start = key(page[-1]) + "\u0000"
+        token = base64.b64encode(json.dumps({"v": "meta.k8s.io/v1", "rv": self.store.resource_version,
+                                             "start": start}, separators=(",", ":")).encode()).decode()
+        more: dict = {"continue": token.rstrip("=")}
+        if not request.query.get("labelSelector") and not request.query.get("fieldSelector"):
+            more["remainingItemCount"] = len(items) - len(page)
+        return page, more
 
     def _selector(self, request: web.Request) -> Callable[[dict], bool]:
         label = parse_label_selector(request.query.get("labelSelector", ""))
@@ -1513,6 +1542,8 @@ def render_cri(records: list[bytes], timestamps: bool, since: dt.datetime | None
 def parse_label_selector(selector: str) -> Callable[[dict], bool]:
     if not selector.strip():
         return lambda o: True
+    if selector.count("(") != selector.count(")"):  # recordings/20-list-pods-bad-selector
+        raise bad_request("unable to parse requirement: found '', expected: ',' or ')'")
     reqs = []
     for term in _split_selector(selector):
         term = term.strip()

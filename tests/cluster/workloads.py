@@ -65,6 +65,42 @@ def selector_string(selector: dict | None) -> str:
     return ",".join(terms)
 
 
+# What the API server fills in (recordings/20-create-*).
+_SPEC_DEFAULTS = {
+    "deployments": {"replicas": 1, "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": "25%", "maxSurge": "25%"}}, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
+    "replicasets": {"replicas": 1},
+    "statefulsets": {"replicas": 1, "podManagementPolicy": "OrderedReady", "updateStrategy": {
+        "type": "RollingUpdate", "rollingUpdate": {"partition": 0}}, "revisionHistoryLimit": 10,
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}},
+    "daemonsets": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+                   "revisionHistoryLimit": 10},
+    "jobs": {"parallelism": 1, "completions": 1, "backoffLimit": 6, "manualSelector": False,
+             "completionMode": "NonIndexed", "suspend": False, "podReplacementPolicy": "TerminatingOrFailed"},
+}
+_CREATED_STATUS = {
+    "statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "daemonsets": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                   "numberReady": 0},
+}
+
+
+def _default_spec(resource: str, spec: dict) -> None:
+    from .admission import default_container
+
+    for key, value in _SPEC_DEFAULTS.get(resource, {}).items():
+        spec.setdefault(key, copy.deepcopy(value))
+    template = spec.setdefault("template", {})
+    template.setdefault("metadata", {})["creationTimestamp"] = None
+    pod = template.setdefault("spec", {})
+    for c in pod.get("containers") or []:
+        default_container(c)
+    for key, value in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30),
+                       ("dnsPolicy", "ClusterFirst"), ("securityContext", {}),
+                       ("schedulerName", "default-scheduler")):
+        pod.setdefault(key, value)
+
+
 def _owner(obj: dict) -> dict:
     return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
             "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
@@ -138,7 +174,8 @@ class Workloads:
         if self.store.get(resource, ns, name) is not None:
             raise already_exists(resource, name, group)
         meta["namespace"] = ns
-        meta["generation"] = 1
+        if resource != "services":
+            meta["generation"] = 1
         for k in ("uid", "resourceVersion", "creationTimestamp"):
             meta.pop(k, None)
         spec = obj.setdefault("spec", {})
@@ -148,14 +185,18 @@ class Workloads:
                 spec["clusterIP"] = str(_SERVICE_CIDR[self._next_ip])
                 self._next_ip += 1
             spec["clusterIPs"] = [spec["clusterIP"]]
+            for port in spec.get("ports") or []:
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
             spec.setdefault("sessionAffinity", "None")
             spec.setdefault("ipFamilies", ["IPv4"])
             spec.setdefault("ipFamilyPolicy", "SingleStack")
             spec.setdefault("internalTrafficPolicy", "Cluster")
             obj["status"] = {"loadBalancer": {}}
         else:
-            if resource in ("deployments", "replicasets", "statefulsets"):
-                spec.setdefault("replicas", 1)
+            _default_spec(resource, spec)
+            if resource == "daemonsets":
+                meta.setdefault("annotations", {})["deprecated.daemonset.template.generation"] = "1"
             template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
             if resource == "jobs":
                 spec.setdefault("selector", {"matchLabels": {}})
@@ -167,7 +208,7 @@ class Workloads:
                 raise ApiError(422, "Invalid", f'{kind}.apps "{name}" is invalid: spec.template.metadata.labels: '
                                "Invalid value: `selector` does not match template `labels`",
                                {"name": name, "group": "apps", "kind": kind})
-            obj["status"] = {}
+            obj["status"] = copy.deepcopy(_CREATED_STATUS.get(resource, {}))
         if dry:
             return obj
         obj = self.store.create(resource, ns, obj)
@@ -193,6 +234,7 @@ class Workloads:
             selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
             rs = {"metadata": {"name": f"{name}-{pod_hash}", "labels": rs_template["metadata"]["labels"],
                                "annotations": {"deployment.kubernetes.io/desired-replicas": str(spec["replicas"]),
+                                               "deployment.kubernetes.io/max-replicas": str(spec["replicas"] + 1),
                                                "deployment.kubernetes.io/revision": "1"},
                                "ownerReferences": [_owner(obj)]},
                   "spec": {"replicas": spec["replicas"], "selector": selector, "template": rs_template}}
@@ -208,10 +250,20 @@ class Workloads:
                 extra = {"hostname": f"{name}-{i}"}
                 if spec.get("serviceName"):
                     extra["subdomain"] = spec["serviceName"]
-                self._pod(obj, "", f"{name}-{i}", labels, extra)
+                self._pod(obj, f"{name}-", f"{name}-{i}", labels, extra)
         elif resource == "daemonsets":
             labels = {"controller-revision-hash": _hash(template, 10), "pod-template-generation": "1"}
-            self._pod(obj, f"{name}-", None, labels)
+            node = self.server.node_name
+            # What the DaemonSet controller adds (recordings/20-list-pods-app-agent): the node, and tolerations
+            # of the node conditions without tolerationSeconds, so its pods stay where they are.
+            extra = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                        "values": [node]}]}]}}},
+                     "tolerations": [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": e}
+                                     for k, e in (("not-ready", "NoExecute"), ("unreachable", "NoExecute"),
+                                                  ("disk-pressure", "NoSchedule"), ("memory-pressure", "NoSchedule"),
+                                                  ("pid-pressure", "NoSchedule"), ("unschedulable", "NoSchedule"))]}
+            self._pod(obj, f"{name}-", None, labels, extra)
         elif resource == "jobs":
             self._pod(obj, f"{name}-", None, {})
 
@@ -221,10 +273,9 @@ class Workloads:
         meta.pop("creationTimestamp", None)
         meta["labels"] = {**(meta.get("labels") or {}), **labels}
         meta["ownerReferences"] = [_owner(owner)]
+        meta["generateName"] = generate
         if name:
             meta["name"] = name
-        else:
-            meta["generateName"] = generate
         spec = {**template.get("spec", {}), **(extra_spec or {})}
         try:
             self.server.create_pod_object(owner["metadata"]["namespace"], {"metadata": meta, "spec": spec})
@@ -269,12 +320,19 @@ class Workloads:
         obj = copy.deepcopy(obj)
         pods = self._pods_of(obj["metadata"]["namespace"], selector_string(obj["spec"].get("selector")))
         running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+        now = now_rfc3339()
         if kind == "Job":
             succeeded = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Succeeded")
-            obj["status"] = {"active": running, "succeeded": succeeded,
-                             "startTime": obj["metadata"]["creationTimestamp"]}
+            status = {"startTime": obj["metadata"]["creationTimestamp"], "terminating": 0,
+                      "uncountedTerminatedPods": {}, "ready": 0}
+            if running:
+                status["active"] = running
             if succeeded:
-                obj["status"]["completionTime"] = now_rfc3339()
+                done = {"status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+                        "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
+                status.update({"conditions": [{"type": "SuccessCriteriaMet", **done}, {"type": "Complete", **done}],
+                               "completionTime": now, "succeeded": succeeded})
+            obj["status"] = status
             return obj
         if kind == "DaemonSet":
             obj["status"] = {"currentNumberScheduled": len(pods), "numberMisscheduled": 0,
@@ -285,6 +343,18 @@ class Workloads:
                          "availableReplicas": running}
         if kind in ("Deployment", "StatefulSet"):
             obj["status"]["updatedReplicas"] = len(pods)
+        if kind == "StatefulSet":
+            revision = f"{obj['metadata']['name']}-{_hash(obj['spec'].get('template'), 9)}"
+            obj["status"].update({"currentReplicas": len(pods), "currentRevision": revision,
+                                  "updateRevision": revision, "collisionCount": 0})
+        if kind == "Deployment":
+            rs = f"{obj['metadata']['name']}-{_hash(obj['spec'].get('template'), 10)}"
+            cond = {"status": "True", "lastUpdateTime": now, "lastTransitionTime": now}
+            obj["status"]["conditions"] = [
+                {"type": "Available", **cond, "reason": "MinimumReplicasAvailable",
+                 "message": "Deployment has minimum availability."},
+                {"type": "Progressing", **cond, "reason": "NewReplicaSetAvailable",
+                 "message": f'ReplicaSet "{rs}" has successfully progressed.'}]
         if kind == "ReplicaSet":
             obj["status"]["fullyLabeledReplicas"] = len(pods)
         return obj
@@ -308,18 +378,28 @@ class Workloads:
 
         meta = {"namespace": ns, "uid": svc["metadata"]["uid"], "resourceVersion": svc["metadata"]["resourceVersion"],
                 "creationTimestamp": svc["metadata"]["creationTimestamp"]}
+        headless = svc["spec"].get("clusterIP") == "None"
+
+        def address(p: dict) -> dict:
+            out = {"ip": p["status"]["podIP"]}
+            if headless and p["spec"].get("hostname") and p["spec"].get("subdomain") == name:
+                out["hostname"] = p["spec"]["hostname"]  # a StatefulSet's pods behind their headless service
+            return {**out, "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
+
         if resource == "endpoints":
-            subsets = [{"addresses": [{"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"),
-                                       "targetRef": ref(p)} for p in pods], "ports": ports}] if pods else []
-            return {"kind": "Endpoints", "apiVersion": "v1",
-                    "metadata": {"name": name, **meta, "labels": dict(svc["metadata"].get("labels") or {})},
+            labels = {**(svc["metadata"].get("labels") or {}),
+                      "endpoints.kubernetes.io/managed-by": "endpoint-controller"}
+            if headless:
+                labels["service.kubernetes.io/headless"] = ""
+            subsets = [{"addresses": [address(p) for p in pods], "ports": ports}] if pods else []
+            return {"kind": "Endpoints", "apiVersion": "v1", "metadata": {"name": name, **meta, "labels": labels},
                     "subsets": subsets}
         labels = {**(svc["metadata"].get("labels") or {}),
                   "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
                   "kubernetes.io/service-name": name}
         ready = {"ready": True, "serving": True, "terminating": False}
         return {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
-                "metadata": {**meta, "name": f"{name}-{_hash(name, 5)}", "generateName": f"{name}-",
+                "metadata": {**meta, "name": f"{name}-{_hash(name, 5)}", "generateName": f"{name}-", "generation": 1,
                              "labels": labels, "ownerReferences": [_owner(svc)]},
                 "addressType": "IPv4",
                 "endpoints": [{"addresses": [p["status"]["podIP"]], "conditions": ready, "targetRef": ref(p),
