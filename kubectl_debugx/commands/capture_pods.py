@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_debugx.errors import ExitCode, RemoteFailed, UsageError
+from kubectl_debugx.errors import UsageError
 from kubectl_debugx.formats import pcapng
 from kubectl_debugx.formats.pcap import PcapFormatError
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods, resolve
-from kubectl_debugx.remote import fanout, session
+from kubectl_debugx.kube.workloads import Resolution, TargetRef
+from kubectl_debugx.remote import fanout
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
@@ -130,10 +130,7 @@ class PcapngOutput:
 
 
 def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
-    resolution = resolve(kube, kube.namespace, ref)
-    for line in resolution.skip_lines():
-        talk.say(line)
-    check_max_pods(resolution, max_pods)
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
     if not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
         # One pod into a plain pcap file: exactly the one-pod capture.
         pod = resolution.pods[0]["metadata"]
@@ -148,14 +145,10 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     talk.say(f"Capturing {plural(len(pods), 'pod')} of {ref.display}: "
              + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
-        for i, (target, candidate) in enumerate(zip(pods, chosen, strict=False)):
-            if i:
-                talk.out("---\n")
-            session.dry_run(talk, candidate, target)
-        return 0
+        return fanout.dry_run_all(talk, pods, chosen)
     ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
-    captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(_prefixed(talk, t.pod_name)))
-                for t, ec, c in zip(pods, ecs, chosen, strict=False)]
+    captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
+                for t, ec, c in zip(pods, ecs, chosen, strict=True)]
     return _capture(kube, opts, ref, resolution, captures, talk)
 
 
@@ -168,10 +161,6 @@ def _replace(opts: single.CaptureOptions, **changes: Any) -> single.CaptureOptio
 def _in_namespace(kube: KubeApi, namespace: str) -> KubeApi:
     kube.namespace = namespace
     return kube
-
-
-def _prefixed(talk: Talk, pod: str) -> Any:
-    return lambda line: talk.say(f"{pod}: {line}")
 
 
 def section_comment(kube: KubeApi, started: float) -> str:
@@ -266,7 +255,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, resolut
 def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture], output: PcapngOutput,
             state: StopState, elapsed: float) -> int:
     records = [pod_record(c) for c in captures]
-    for capture, _record in zip(captures, records, strict=False):
+    for capture in captures:
         counts = capture.talk.counts
         text = (f"{capture.label}: {plural(capture.written, 'packet')} written"
                 + (f", tcpdump: {counts.get('captured', 0)} captured, {counts.get('dropped by kernel', 0)} "
@@ -282,16 +271,8 @@ def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture],
         talk.warn(f"the kernel dropped {plural(dropped, 'packet')} that matched the filter: they are missing "
                   "from the capture")
     talk.record(**summary_record(captures, records, output, elapsed, opts, stopped_by(state.reason, limit)))
-    failed = [c for c in captures if c.error]
-    if failed and len(failed) == len(captures) and not state.reason:
-        raise RemoteFailed(f"the capture failed in every pod ({failed[0].label}: {failed[0].error})")
-    if state.reason in ("SIGINT", "SIGTERM"):
-        return int(state.exit_code)
-    if failed:
-        talk.warn(f"{len(failed)} of {plural(len(captures), 'pod')} failed; {output.sink.display} holds what "
-                  "the others captured")
-        return int(ExitCode.PARTIAL)
-    return 0
+    return fanout.exit_code(state, {c.label: c.error for c in captures}, "capture",
+                            f"{output.sink.display} holds what the others captured", talk.warn)
 
 
 def pod_record(capture: PodCapture) -> dict[str, Any]:

@@ -8,15 +8,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubectl_debugx.errors import ExitCode, NotFound, OutputError, RemoteFailed
+from kubectl_debugx.errors import NotFound, OutputError, RemoteFailed
 from kubectl_debugx.formats.traceprocs import Selection, container_ids
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.kube.workloads import TargetRef, check_max_pods, resolve
+from kubectl_debugx.kube.workloads import TargetRef
 from kubectl_debugx.remote import fanout, session
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -61,10 +60,7 @@ class PodTrace:
 
 
 def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
-    resolution = resolve(kube, kube.namespace, ref)
-    for line in resolution.skip_lines():
-        talk.say(line)
-    check_max_pods(resolution, max_pods)
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
     pods = fanout.targets(resolution, opts.container, talk.say)
     profile = single.profile_of(opts)
     chosen = fanout.admit_all(
@@ -82,15 +78,11 @@ def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int,
         early.append(_select(probe, True, target, opts, talk) if probe is not None else None)
     talk.say(f"Tracing {plural(len(pods), 'pod')} of {ref.display}: " + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
-        for i, (target, candidate) in enumerate(zip(pods, chosen, strict=False)):
-            if i:
-                talk.out("---\n")
-            session.dry_run(talk, candidate, target)
-        return 0
+        return fanout.dry_run_all(talk, pods, chosen)
     ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
     width = max(len(t.pod_name) for t in pods) + 8  # POD/PID with a PID of up to 7 digits
     traces = []
-    for target, ec, candidate, selection in zip(pods, ecs, chosen, early, strict=False):
+    for target, ec, candidate, selection in zip(pods, ecs, chosen, early, strict=True):
         probe = single._probe(kube, target, ec)
         if probe is None:
             raise RemoteFailed(f"cannot list processes in the debug container {ec} of pod {target.pod_name}: "
@@ -102,15 +94,11 @@ def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int,
         path = opts.output if opts.output == "-" else str(Path(opts.output) / f"{target.pod_name}.trace")
         prefix = f"{target.pod_name}/"
         traces.append(PodTrace(target, ec, candidate.profile, candidate.container, selection, probe.ptrace_scope,
-                               single.StraceTalk(_prefixed(talk, target.pod_name)), ByteSink(path), prefix))
+                               single.StraceTalk(fanout.prefixed(talk.say, target.pod_name)), ByteSink(path), prefix))
         talk.say(f"{target.pod_name}: tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
     if opts.output != "-":
         Path(opts.output).mkdir(exist_ok=True)
     return _trace(kube, opts, traces, width, talk)
-
-
-def _prefixed(talk: Talk, pod: str) -> Callable[[str], None]:
-    return lambda line: talk.say(f"{pod}: {line}")
 
 
 def _select(probe: Any, inside: bool, target: Target, opts: single.TraceOptions, talk: Talk) -> Selection:
@@ -203,12 +191,5 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
     talk.record(profile=",".join(sorted({t.profile for t in traces})), output=opts.output,
                 durationSeconds=round(elapsed, 3), stoppedBy=stopped_by(state.reason), linesWritten=lines,
                 bytesWritten=None if stdout else sum(t.sink.written for t in traces), pods=records)
-    failed = [t for t in traces if t.error]
-    if failed and len(failed) == len(traces) and not state.reason:
-        raise RemoteFailed(f"the trace failed in every pod ({failed[0].target.pod_name}: {failed[0].error})")
-    if state.reason in ("SIGINT", "SIGTERM"):
-        return int(state.exit_code)
-    if failed:
-        talk.warn(f"{len(failed)} of {plural(len(traces), 'pod')} failed; the others were traced")
-        return int(ExitCode.PARTIAL)
-    return 0
+    return fanout.exit_code(state, {t.target.pod_name: t.error for t in traces}, "trace",
+                            "the others were traced", talk.warn)

@@ -18,11 +18,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, NotFound
+from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
-from kubectl_debugx.kube.workloads import Resolution
+from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods, resolve
 from kubectl_debugx.remote import ephemeral, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import (
@@ -33,6 +33,29 @@ from kubectl_debugx.remote.streamrun import (
     stop_ticker,
 )
 from kubectl_debugx.talk import Talk
+
+
+def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None]) -> Resolution:
+    """The running pods of the target, the skipped ones said, refused when more than --max-pods."""
+    resolution = resolve(kube, kube.namespace, ref)
+    for line in resolution.skip_lines():
+        say(line)
+    check_max_pods(resolution, max_pods)
+    return resolution
+
+
+def prefixed(say: Callable[[str], None], pod: str) -> Callable[[str], None]:
+    """A pod's tool talk, its lines prefixed with the pod's name."""
+    return lambda line: say(f"{pod}: {line}")
+
+
+def dry_run_all(talk: Talk, pods: list[Target], chosen: list[session.Candidate]) -> int:
+    """What a real run would add (or reuse) on each pod, as YAML documents; nothing is created."""
+    for i, (target, candidate) in enumerate(zip(pods, chosen, strict=True)):
+        if i:
+            talk.out("---\n")
+        session.dry_run(talk, candidate, target)
+    return 0
 
 
 def targets(resolution: Resolution, container: str | None, say: Callable[[str], None]) -> list[Target]:
@@ -85,8 +108,8 @@ def start_all(kube: KubeApi, pods: list[Target], chosen: list[session.Candidate]
         for note in candidate.notes:
             talk.say(f"Note: {note}")
     added = [ephemeral.add_or_reuse(kube, target, candidate.container, session.min_life(duration), talk.say)
-             for target, candidate in zip(pods, chosen, strict=False)]
-    for target, candidate, (name, patched) in zip(pods, chosen, added, strict=False):
+             for target, candidate in zip(pods, chosen, strict=True)]
+    for target, candidate, (name, patched) in zip(pods, chosen, added, strict=True):
         if patched is not None:
             ephemeral.wait_running(kube, target.namespace, patched, name, str(candidate.container["image"]))
     return [name for name, _ in added]
@@ -194,3 +217,18 @@ def failure(kube: KubeApi, pod: PodTool, state: StopState, tool: str, said: str,
     if outcome.cut:
         return outcome.message
     return ephemeral.tool_failure(tool, outcome.exit_code, outcome.message, said, image)
+
+
+def exit_code(state: StopState, errors: dict[str, str], what: str, kept: str, warn: Callable[[str], None]) -> int:
+    """The outcome across pods (`errors`: pod -> why it failed, '' when it did not): every pod failed -> the
+    error (6); a signal -> 130/143; some failed -> 9 (PARTIAL) with a warning saying what `kept` holds; else 0."""
+    failed = {pod: why for pod, why in errors.items() if why}
+    if failed and len(failed) == len(errors) and not state.reason:
+        pod, why = next(iter(failed.items()))
+        raise RemoteFailed(f"the {what} failed in every pod ({pod}: {why})")
+    if state.reason in ("SIGINT", "SIGTERM"):
+        return int(state.exit_code)
+    if failed:
+        warn(f"{len(failed)} of {len(errors)} pods failed; {kept}")
+        return int(ExitCode.PARTIAL)
+    return 0

@@ -169,3 +169,19 @@ def test_trace_lines_are_prefixed_pod_slash_pid_and_aligned() -> None:
     assert out == [b"web-a/31         12:00:00.1 accept4(6, ...) = 7\n"]
     assert trace.partial == b"12:00:01.0 epoll_wa"
     assert trace_pods.prefixed_lines(trace, b"it(...)\n", 16) == [b"web-a/?          12:00:01.0 epoll_wait(...)\n"]
+
+
+def test_exit_code_across_pods() -> None:
+    from kubectl_debugx.errors import RemoteFailed
+    from kubectl_debugx.remote.fanout import exit_code
+    from kubectl_debugx.remote.streamrun import StopState
+
+    warned: list[str] = []
+    assert exit_code(StopState(), {"a": "", "b": ""}, "capture", "x", warned.append) == 0
+    assert exit_code(StopState(), {"a": "the pod was deleted", "b": ""}, "capture", "out.pcapng holds the rest",
+                     warned.append) == 9
+    assert warned == ["1 of 2 pods failed; out.pcapng holds the rest"]
+    assert exit_code(StopState(reason="SIGINT"), {"a": "cut", "b": ""}, "capture", "x", warned.append) == 130
+    assert exit_code(StopState(reason="SIGTERM"), {"a": "cut", "b": "cut"}, "capture", "x", warned.append) == 143
+    with pytest.raises(RemoteFailed, match=r"^the trace failed in every pod \(a: cut\)$"):
+        exit_code(StopState(), {"a": "cut", "b": "gone"}, "trace", "x", warned.append)

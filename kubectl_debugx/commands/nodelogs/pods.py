@@ -14,7 +14,8 @@ from typing import Any
 
 from kubectl_debugx.errors import DebugxError, ExitCode, Interrupted, NotFound
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.kube.workloads import TargetRef, check_max_pods, resolve
+from kubectl_debugx.kube.workloads import TargetRef
+from kubectl_debugx.remote import fanout
 from kubectl_debugx.talk import Talk, plural
 
 from .target import NodeLogsOptions, since_limit
@@ -25,10 +26,7 @@ MERGED = "merged.log"
 def run(kube: KubeApi, opts: NodeLogsOptions, ref: TargetRef, max_pods: int, merge: bool, talk: Talk) -> int:
     from . import run as run_one
 
-    resolution = resolve(kube, kube.namespace, ref)
-    for line in resolution.skip_lines():
-        talk.say(line)
-    check_max_pods(resolution, max_pods)
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
     out = Path(opts.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
