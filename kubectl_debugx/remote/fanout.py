@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
-from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.client import ExecConnection, KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
 from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods, resolve
 from kubectl_debugx.remote import ephemeral, session, specs
@@ -33,6 +34,22 @@ from kubectl_debugx.remote.streamrun import (
     stop_ticker,
 )
 from kubectl_debugx.talk import Talk
+
+# The setup calls (dry runs, patches, waits, exec handshakes) of several pods go out this many at a time: each
+# is a round trip of its own, and one after the other they put N round trips between the command and the last
+# pod's first packet. The streams themselves are then read by one loop, in this thread.
+SETUP_WORKERS = 8
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def each(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """fn over items, SETUP_WORKERS at a time, results in order; the first error is raised once all ended."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(min(SETUP_WORKERS, len(items)), thread_name_prefix="debugx-setup") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    return [f.result() for f in futures]
 
 
 def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None]) -> Resolution:
@@ -82,18 +99,20 @@ def admit_all(kube: KubeApi, pods: list[Target], choose: Callable[[Target], sess
     """The profile is chosen once per namespace (its Pod Security level is the namespace's), on its first pod;
     every other pod's container is then checked by a dry run with that profile. Any refusal raises before
     anything is created on any pod."""
-    chosen: dict[str, session.Candidate] = {}
-    out = []
+    firsts: dict[str, Target] = {}
     for target in pods:
-        first = chosen.get(target.namespace)
-        if first is None:
-            candidate = chosen[target.namespace] = choose(target)
-        else:
-            candidate = session.admitted(
-                session.candidate(kube, target, first.profile, image, custom, ttl, duration), hint)
-            candidate = session.Candidate(candidate.profile, candidate.container, [], None, candidate.reuse)
-        out.append(candidate)
-    return out
+        firsts.setdefault(target.namespace, target)
+    chosen = {namespace: choose(target) for namespace, target in firsts.items()}
+
+    def check(target: Target) -> session.Candidate:
+        first = chosen[target.namespace]
+        if target is firsts[target.namespace]:
+            return first
+        candidate = session.admitted(session.candidate(kube, target, first.profile, image, custom, ttl, duration),
+                                     hint)
+        return session.Candidate(candidate.profile, candidate.container, [], None, candidate.reuse)
+
+    return each(check, pods)
 
 
 def start_all(kube: KubeApi, pods: list[Target], chosen: list[session.Candidate], duration: float | None,
@@ -107,11 +126,16 @@ def start_all(kube: KubeApi, pods: list[Target], chosen: list[session.Candidate]
             talk.say(f"Using profile {candidate.profile}")
         for note in candidate.notes:
             talk.say(f"Note: {note}")
-    added = [ephemeral.add_or_reuse(kube, target, candidate.container, session.min_life(duration), talk.say)
-             for target, candidate in zip(pods, chosen, strict=True)]
-    for target, candidate, (name, patched) in zip(pods, chosen, added, strict=True):
+    pairs = list(zip(pods, chosen, strict=True))
+    added = each(lambda pair: ephemeral.add_or_reuse(kube, pair[0], pair[1].container, session.min_life(duration),
+                                                     talk.say), pairs)
+
+    def wait(item: tuple[tuple[Target, session.Candidate], tuple[str, dict[str, Any] | None]]) -> None:
+        (target, candidate), (name, patched) = item
         if patched is not None:
             ephemeral.wait_running(kube, target.namespace, patched, name, str(candidate.container["image"]))
+
+    each(wait, list(zip(pairs, added, strict=True)))
     return [name for name, _ in added]
 
 
@@ -186,15 +210,18 @@ def run_tools(
 
     try:
         with catch_stop_signals(state), ExitStack() as connections:
-            for pod in pods:
+            def start(pod: PodTool) -> ExecConnection | None:
                 command = specs.tethered_command(pod.run_id, tool, pod.argv, eof_signal)
                 try:
-                    conn = connections.enter_context(kube.exec_connection(
-                        pod.target.namespace, pod.name, pod.ec, command, stdin=True))
+                    return kube.open_exec(pod.target.namespace, pod.name, pod.ec, command, stdin=True)
                 except DebugxError as e:
                     pod.outcome = ExecOutcome(None, str(e), cut=True)
-                    continue
-                pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
+                    return None
+
+            for pod, conn in zip(pods, each(start, pods), strict=True):
+                if conn is not None:
+                    connections.callback(conn.close)
+                    pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
             pump_many([p.reader for p in pods if p.reader is not None], tick, TICK_INTERVAL)
             report()
     finally:

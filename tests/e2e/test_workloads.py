@@ -223,3 +223,24 @@ def test_nodelogs_merge_is_one_time_ordered_file(e2e, deployment, tmp_path: Path
         assert {line.split()[0] for line in lines if f"/merge-{name}" in line} == {f"{name}/nginx#0"}
     starts = {len(line) - len(line.split(None, 1)[1]) for line in lines}
     assert len(starts) == 1, "prefixes are padded to one width"
+
+
+def test_capture_to_stdout_is_a_pcapng_stream_tshark_reads_from_a_pipe(e2e, deployment):
+    """`-o -` with several pods streams pcapng: tshark reads it live from the pipe, every pod's interface."""
+    namespace, pods = deployment
+    proc = start_debugx(e2e, "capture", "deploy/web", "-n", namespace, "-o", "-", "-f", "tcp port 80",
+                        stdout=subprocess.PIPE)
+    reader = subprocess.Popen(["tshark", "-r", "-", "-Y", "http.request", "-T", "fields",
+                               "-e", "frame.interface_name", "-e", "http.request.uri"],
+                              stdin=proc.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()  # tshark holds the pipe now
+    wait_for_lines(proc, "listening on", REPLICAS)
+    for name, ip in pods.items():
+        request(e2e, namespace, ip, f"/pipe-{name}")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=90) == 130
+    out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    seen = sorted(line.split("\t") for line in out.splitlines() if line)
+    assert seen == sorted([f"{namespace}/{name}", f"/pipe-{name}"] for name in pods), out
