@@ -11,6 +11,7 @@ end an Interface Statistics Block per pod with tcpdump's own counts.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 import time
@@ -134,8 +135,8 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     if not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
         # One pod into a plain pcap file: exactly the one-pod capture.
         pod = resolution.pods[0]["metadata"]
-        one = _replace(opts, pod=pod["name"])
-        return single.run(_in_namespace(kube, pod["namespace"]), one, talk)
+        kube.namespace = pod["namespace"]  # with -A, the pod's own
+        return single.run(kube, dataclasses.replace(opts, pod=pod["name"]), talk)
     if opts.output.endswith(".pcap") and len(resolution.pods) > 1:
         raise UsageError(f"-o {opts.output}: {ref.display} has {len(resolution.pods)} pods and pcap has no "
                          "interfaces to tell them apart: write .pcapng (or -o - for a pcapng stream)")
@@ -149,18 +150,7 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
     captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
                 for t, ec, c in zip(pods, ecs, chosen, strict=True)]
-    return _capture(kube, opts, ref, resolution, captures, talk)
-
-
-def _replace(opts: single.CaptureOptions, **changes: Any) -> single.CaptureOptions:
-    import dataclasses
-
-    return dataclasses.replace(opts, **changes)
-
-
-def _in_namespace(kube: KubeApi, namespace: str) -> KubeApi:
-    kube.namespace = namespace
-    return kube
+    return _capture(kube, opts, resolution, captures, talk)
 
 
 def section_comment(kube: KubeApi, started: float) -> str:
@@ -187,15 +177,14 @@ def name_records(resolution: Resolution) -> list[tuple[str, list[str]]]:
     return records
 
 
-def _capture(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, resolution: Resolution,
-             captures: list[PodCapture], talk: Talk) -> int:
+def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution, captures: list[PodCapture],
+             talk: Talk) -> int:
     started = time.time()
     head = pcapng.section_header(section_comment(kube, started))
     records = name_records(resolution)
     if records:
         head += pcapng.name_resolution(records)
     output = PcapngOutput(opts.output, opts.max_size, head, len(captures))
-    by_source: dict[int, PodCapture] = {}
 
     def on_stdout(capture: PodCapture) -> Any:
         def feed(data: memoryview) -> None:
@@ -208,7 +197,6 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, resolut
                 return
             if capture.interface is None and capture.reader.header is not None:
                 capture.interface = output.interface(capture, capture.reader.header, opts.filter)
-                by_source[capture.interface] = capture
             if packets and capture.interface is not None:
                 output.merger.push(capture.interface, packets, time.monotonic_ns())
         return feed

@@ -10,11 +10,12 @@ from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
-NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def pod(ephemeral: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    statuses = [{"name": c["name"], "state": {"running": {"startedAt": NOW}}} for c in ephemeral or []]
+    # started now, when the test runs (not when it was collected: in the whole suite that is many minutes
+    # earlier, and a container started then has less than min_life left of its TTL)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    statuses = [{"name": c["name"], "state": {"running": {"startedAt": now}}} for c in ephemeral or []]
     return {"metadata": {"name": "web", "namespace": "ns"},
             "spec": {"containers": [{"name": "app"}], "ephemeralContainers": ephemeral or []},
             "status": {"phase": "Running", "ephemeralContainerStatuses": statuses}}
