@@ -20,15 +20,18 @@ from kubectl_debugx.flags import (
     CONTAINER,
     LIFETIME,
     TALK,
+    TARGETS,
     DurationOpt,
     Flags,
     PodArg,
     SummaryFormat,
+    TargetArg,
     shared_flags,
 )
 
 if TYPE_CHECKING:
     from kubectl_debugx.kube.client import KubeApi
+    from kubectl_debugx.kube.workloads import TargetRef
     from kubectl_debugx.talk import Talk
 
 PROG = "kubectl debugx"
@@ -107,15 +110,26 @@ def _debug_flags(flags: Flags) -> dict[str, Any]:
 Work = Callable[["KubeApi", "Talk"], int]
 
 
-def _workflow(ctx: typer.Context, flags: Flags, pod: str, prepare: Callable[[Talk, str], Work]) -> None:
-    """The one body of every command: talk flags, the pod's name, the command's own checks (`prepare`, which
-    returns the work), then the cluster and the work; its code ends the summary and is the exit code."""
-    from kubectl_debugx.options import parse_pod_arg
+def _workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Callable[[Talk, str], Work],
+              prepare_many: Callable[[Talk, TargetRef], Work]) -> None:
+    """The one body of every command: talk flags, the target (one pod: `prepare`, exactly as before workloads;
+    a workload or -l: `prepare_many`), the command's own checks (which return the work), then the cluster and
+    the work; its code ends the summary and is the exit code."""
+    from kubectl_debugx.kube.workloads import parse_target
 
     talk = _talk(_run(ctx), flags, ctx.command.name or "")
-    name = parse_pod_arg(pod)
-    talk.record(pod=name)
-    work = prepare(talk, name)
+    if not target and flags.selector is None:
+        raise UsageError(f"missing argument 'TARGET': POD, TYPE/NAME or -l SELECTOR (see '{ctx.command_path} "
+                         "--help')")
+    ref = parse_target(target, flags.selector, flags.all_namespaces)
+    if flags.max_pods < 1:
+        raise UsageError(f"--max-pods: must be at least 1, got {flags.max_pods}")
+    if ref.single_pod:
+        talk.record(pod=ref.name)
+        work = prepare(talk, ref.name)
+    else:
+        talk.record(target=ref.display)
+        work = prepare_many(talk, ref)
     kube = _kube(flags)
     talk.record(namespace=kube.namespace)
     try:
@@ -124,6 +138,35 @@ def _workflow(ctx: typer.Context, flags: Flags, pod: str, prepare: Callable[[Tal
         talk.said_left()  # on every way out, before the error line if there is one
     talk.emit_summary(code)
     raise typer.Exit(code)
+
+
+def _first_pod(prepare: Callable[[Talk, str], Work]) -> Callable[[Talk, TargetRef], Work]:
+    """cp and doctor work on one pod: a workload target means its first running pod (by name), as
+    `kubectl exec deploy/web` takes one, and we say which."""
+
+    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+        if ref.kind is None:
+            raise UsageError(f"{talk.command} works on one pod: name it, or TYPE/NAME for one of a workload's pods")
+
+        def work(kube: KubeApi, talk: Talk) -> int:
+            from kubectl_debugx.kube.workloads import resolve
+            from kubectl_debugx.talk import plural
+
+            resolution = resolve(kube, kube.namespace, ref)
+            pods = [p["metadata"]["name"] for p in resolution.pods]
+            talk.say(f"Using pod {pods[0]} of {ref.display} ({plural(len(pods), 'running pod')})")
+            talk.record(pod=pods[0])
+            return prepare(talk, pods[0])(kube, talk)
+
+        return work
+
+    return prepare_many
+
+
+def _pod_ref(name: str) -> TargetRef:
+    from kubectl_debugx.kube.workloads import TargetRef
+
+    return TargetRef("pod", name)
 
 
 def _output_file(talk: Talk, path: str, flags: Flags, what: str) -> None:
@@ -139,16 +182,17 @@ def _output_file(talk: Talk, path: str, flags: Flags, what: str) -> None:
 
 
 @app.command()
-@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK)
+@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK, *TARGETS)
 def capture(
     ctx: typer.Context,
-    pod: PodArg,
+    target: TargetArg = None,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     interface: Annotated[str, typer.Option("-i", "--interface", help="Interface to capture on.")] = "any",
     filter: Annotated[str, typer.Option("-f", "--filter", help="tcpdump filter expression.")] = "",
     output_file: Annotated[
         str | None, typer.Option("-o", "--output", metavar="FILE|-",
-                                 help="pcap file, or - for stdout (default POD-TIME.pcap).")
+                                 help="pcap file (.pcapng: pcapng), or - for stdout (default POD-TIME.pcap; "
+                                 "several pods: one pcapng, one interface per pod).")
     ] = None,
     duration: DurationOpt = None,
     count: Annotated[int | None, typer.Option("--count", help="Stop after this many packets.")] = None,
@@ -162,15 +206,15 @@ def capture(
     *,
     flags: Flags,
 ) -> None:
-    """Capture the pod's traffic with tcpdump into a pcap file (or stdout for Wireshark/tshark)."""
+    """Capture the traffic of a pod (or of every pod of a workload, into one pcapng) with tcpdump into a file
+    (or stdout for Wireshark/tshark)."""
+    import time
 
-    def prepare(talk: Talk, name: str) -> Work:
-        import time
-
+    def options(talk: Talk, name: str, extension: str) -> Any:
         from kubectl_debugx.commands import capture as cap
         from kubectl_debugx.options import parse_duration, parse_size
 
-        path = output_file or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap"
+        path = output_file or f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.{extension}"
         opts = cap.CaptureOptions(
             pod=name, container=container, interface=interface, filter=filter, output=path,
             duration=parse_duration(duration, "--duration") if duration else None, count=count,
@@ -179,9 +223,23 @@ def capture(
         )
         cap.validate(opts)
         _output_file(talk, path, flags, "pcap")
+        return opts
+
+    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+        from kubectl_debugx.commands import capture_pods
+
+        opts = options(talk, ref.file_stem, "pcapng")
+        return lambda kube, talk: capture_pods.run(kube, opts, ref, flags.max_pods, talk)
+
+    def prepare(talk: Talk, name: str) -> Work:
+        from kubectl_debugx.commands import capture as cap
+
+        if (output_file or "").endswith(".pcapng"):
+            return prepare_many(talk, _pod_ref(name))
+        opts = options(talk, name, "pcap")
         return lambda kube, talk: cap.run(kube, opts, talk)
 
-    _workflow(ctx, flags, pod, prepare)
+    _workflow(ctx, flags, target, prepare, prepare_many)
 
 
 TraceProfileOpt = Annotated[
@@ -191,10 +249,10 @@ TraceProfileOpt = Annotated[
 
 
 @app.command()
-@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK, profile=(TraceProfileOpt, "general"))
+@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK, *TARGETS, profile=(TraceProfileOpt, "general"))
 def trace(
     ctx: typer.Context,
-    pod: PodArg,
+    target: TargetArg = None,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     pid: Annotated[
         int | None, typer.Option("--pid", help="PID to trace, as seen in the target container.")
@@ -214,30 +272,50 @@ def trace(
                            "--summary-only; -c stays the container, as in kubectl).")
     ] = False,
     output_file: Annotated[
-        str | None, typer.Option("-o", "--output", metavar="FILE|-", help="Trace file, or - for stdout (default -).")
+        str | None, typer.Option("-o", "--output", metavar="FILE|-", help="Trace file, or - for stdout (default -); "
+                                 "several pods: a folder, one POD.trace per pod.")
     ] = None,
     duration: DurationOpt = None,
     *,
     flags: Flags,
 ) -> None:
-    """strace a process of the pod's container (its main process by default); Ctrl-C detaches, it goes on."""
+    """strace a process of the pod's container (its main process by default), or of every pod of a workload
+    (lines prefixed POD/PID); Ctrl-C detaches, they go on."""
 
-    def prepare(talk: Talk, name: str) -> Work:
+    def options(name: str) -> Any:
         from kubectl_debugx.commands import trace as tr
         from kubectl_debugx.options import parse_duration
 
-        path = output_file or "-"
         opts = tr.TraceOptions(
             pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
             expr=expr, string_size=string_size, summary=summary_only,
-            duration=parse_duration(duration, "--duration") if duration else None, output=path,
+            duration=parse_duration(duration, "--duration") if duration else None, output=output_file or "-",
             **_debug_flags(flags),
         )
         tr.validate(opts)
-        _output_file(talk, path, flags, "trace")
+        return opts
+
+    def prepare(talk: Talk, name: str) -> Work:
+        from kubectl_debugx.commands import trace as tr
+
+        opts = options(name)
+        _output_file(talk, opts.output, flags, "trace")
         return lambda kube, talk: tr.run(kube, opts, talk)
 
-    _workflow(ctx, flags, pod, prepare)
+    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+        from kubectl_debugx.commands import trace_pods
+        from kubectl_debugx.options import check_not_format
+
+        opts = options(ref.file_stem)
+        talk.record(output=opts.output)
+        _check_data_and_summary(talk, opts.output)
+        if opts.output != "-":
+            check_not_format(opts.output, "directory")
+            if not flags.dry_run:
+                trace_pods.check_output_dir(opts.output, flags.force)
+        return lambda kube, talk: trace_pods.run(kube, opts, ref, flags.max_pods, talk)
+
+    _workflow(ctx, flags, target, prepare, prepare_many)
 
 
 CpProfileOpt = Annotated[
@@ -275,14 +353,14 @@ def cp(
             raise UsageError("LOCAL - writes a tar stream: redirect stdout to a file or a pipe")
         return lambda kube, talk: cpm.run(kube, opts, talk)
 
-    _workflow(ctx, flags, pod, prepare)
+    _workflow(ctx, flags, pod, prepare, _first_pod(prepare))
 
 
 @app.command()
-@shared_flags(*CONTAINER, *CONNECTION, *TALK)
+@shared_flags(*CONTAINER, *CONNECTION, *TALK, *TARGETS)
 def nodelogs(
     ctx: typer.Context,
-    pod: PodArg,
+    target: TargetArg = None,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Only this container.")] = None,
     all_containers: Annotated[
         bool, typer.Option("--all-containers", help="Every container (init and ephemeral too).")
@@ -301,6 +379,10 @@ def nodelogs(
     ] = None,
     node: Annotated[str | None, typer.Option("--node", help="Node holding the files of a gone pod.")] = None,
     uid: Annotated[str | None, typer.Option("--uid", help="UID of the pod whose files to read.")] = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Also write merged.log: every pod's and container's lines in time "
+                           "order, prefixed POD/CONTAINER#RESTART.")
+    ] = False,
     *,
     flags: Flags,
 ) -> None:
@@ -310,7 +392,7 @@ def nodelogs(
     a short-lived node pod (read-only mounts of the log directories only; always deleted).
     """
 
-    def prepare(talk: Talk, name: str) -> Work:
+    def options(talk: Talk, name: str) -> Any:
         import time
 
         from kubectl_debugx.commands import nodelogs as nl
@@ -329,9 +411,28 @@ def nodelogs(
         )
         nl.validate(opts)
         nl.check_output_dir(Path(folder))
+        return opts
+
+    def prepare(talk: Talk, name: str) -> Work:
+        from kubectl_debugx.commands import nodelogs as nl
+
+        opts = options(talk, name)
+        if merge:
+            return prepare_many(talk, _pod_ref(name))
         return lambda kube, talk: nl.run(kube, opts, talk)
 
-    _workflow(ctx, flags, pod, prepare)
+    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+        from kubectl_debugx.commands.nodelogs import pods as nlp
+
+        opts = options(talk, ref.file_stem)
+        if node or uid:
+            raise UsageError("--node and --uid name one gone pod's files: they cannot be used with a workload "
+                             "or -l target")
+        if merge and raw:
+            raise UsageError("--merge reads the lines of the log files: it cannot be used with --raw")
+        return lambda kube, talk: nlp.run(kube, opts, ref, flags.max_pods, merge, talk)
+
+    _workflow(ctx, flags, target, prepare, prepare_many)
 
 
 @app.command()
@@ -365,7 +466,7 @@ def doctor(
         dr.validate(opts)
         return lambda kube, talk: dr.run(kube, opts, talk)
 
-    _workflow(ctx, flags, pod, prepare)
+    _workflow(ctx, flags, pod, prepare, _first_pod(prepare))
 
 
 @app.command()

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     REMOTE_FAILED = 6  # the remote tool failed (invalid filter, attach refused, stream cut)
     UNREACHABLE = 7  # the API server cannot be reached
     OUTPUT = 8  # the local output exists or cannot be written
+    PARTIAL = 9  # several pods: some failed (named on stderr and in the summary), the others' results are kept
     INTERRUPTED = 130  # Ctrl-C (SIGINT); the work done so far is kept
     TERMINATED = 143  # SIGTERM; the work done so far is kept
 

@@ -14,6 +14,11 @@ from typing import Annotated, Any
 import typer
 
 PodArg = Annotated[str, typer.Argument(metavar="POD", help="POD or pod/POD")]
+# A command that works on workloads too (kube/workloads.py): optional, since -l can name the pods instead.
+TargetArg = Annotated[
+    str | None, typer.Argument(metavar="TARGET", show_default=False,
+                               help="POD, pod/NAME, or TYPE/NAME: deploy/, sts/, ds/, rs/, job/, svc/")
+]
 # kubectl's connection flags, our talk flags and the debug container's flags: declared once, each command
 # picks the ones it takes with @shared_flags.
 NamespaceOpt = Annotated[str | None, typer.Option("-n", "--namespace", help="Namespace of the pod.")]
@@ -54,6 +59,15 @@ DurationOpt = Annotated[
 TtlOpt = Annotated[str, typer.Option("--ttl", help="Lifetime of the debug container (its bounded sleep), e.g. "
                                      "30m, 2h.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file.")]
+SelectorOpt = Annotated[
+    str | None, typer.Option("-l", "--selector", help="Label selector (e.g. app=web) instead of a TARGET.")
+]
+AllNamespacesOpt = Annotated[
+    bool, typer.Option("-A", "--all-namespaces", help="With -l: the matching pods of every namespace.")
+]
+MaxPodsOpt = Annotated[
+    int, typer.Option("--max-pods", help="Refuse a target that resolves to more running pods than this.")
+]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print the ephemeral container that would be added; change nothing.")
 ]
@@ -76,6 +90,9 @@ class Flags:
     quiet: bool = False
     verbosity: int = 0
     summary: SummaryFormat = SummaryFormat.text
+    selector: str | None = None
+    all_namespaces: bool = False
+    max_pods: int = 10
 
 
 # Each shared flag once: its declaration and default, in the order --help lists them.
@@ -93,11 +110,15 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "quiet": (QuietOpt, False),
     "verbosity": (VerbosityOpt, 0),
     "summary": (SummaryOpt, SummaryFormat.text),
+    "selector": (SelectorOpt, None),
+    "all_namespaces": (AllNamespacesOpt, False),
+    "max_pods": (MaxPodsOpt, 10),
 }
 CONTAINER = ("image", "profile", "custom")
 LIFETIME = ("ttl", "force", "dry_run")
 CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout")
 TALK = ("quiet", "verbosity", "summary")
+TARGETS = ("selector", "all_namespaces", "max_pods")
 
 
 def shared_flags(

@@ -28,6 +28,8 @@ SHARED: dict[str, tuple[type, ...]] = {
     "output": _STR,  # the file, "-" (stdout) or the directory written
     "durationSeconds": _NUM,
     "stoppedBy": _STR,  # one of STOPPED_BY; null when the tool ended by itself
+    "target": _STR,  # a workload or selector target as given (deploy/web, -l app=web); null for one pod
+    "pods": _LIST,  # with a workload or selector target: one POD entry per pod worked on
     "exitCode": _INT,  # always set when printed
 }
 # Only on failure: the message of the `error:` line.
@@ -92,6 +94,23 @@ INSTANCE: dict[str, tuple[type, ...]] = {
     "linesBeforeSince": (int,),
     "files": (list,),  # [{path, size, records, note, error}]
 }
+# One pod of `pods` (capture, trace and nodelogs of a workload or selector): where, what, how it ended.
+POD: dict[str, tuple[type, ...]] = {
+    "namespace": (str,),
+    "pod": (str,),
+    "node": _STR,
+    "podIP": _STR,
+    "container": _STR,
+    "debugContainer": _STR,
+    "profile": _STR,
+    "error": _STR,  # why this pod failed; null when it did not
+}
+# What each command adds to a POD entry.
+POD_SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
+    "capture": {"interfaceId": _INT, "packetsWritten": _INT, "packetsCaptured": _INT, "droppedByKernel": _INT},
+    "trace": {"pids": _LIST, "traced": _LIST, "linesWritten": _INT, "output": _STR},
+    "nodelogs": {"output": _STR, "filesWritten": _INT},
+}
 COMMANDS = tuple(SPECIFIC)
 # Why a run was stopped before the tool ended by itself.
 STOPPED_BY = ("SIGINT", "SIGTERM", "--duration", "--max-size", "reader-gone")
@@ -127,6 +146,8 @@ def check(command: str, summary: Mapping[str, Any]) -> list[str]:
     stopped = summary.get("stoppedBy")
     if stopped is not None and stopped not in STOPPED_BY:
         problems.append(f"stoppedBy: {stopped!r} is not one of {', '.join(STOPPED_BY)}")
+    for pod in summary.get("pods") or []:
+        problems += [f"pod: {p}" for p in _check_fields({**POD, **POD_SPECIFIC.get(command, {})}, pod)]
     if command == "nodelogs":
         for container in summary.get("containers") or []:
             for instance in container.get("instances", []):

@@ -43,7 +43,9 @@ class KubeApi(Protocol):
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
 
-    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]: ...
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]: ...
+
+    def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]: ...
 
     def get_node(self, name: str) -> dict[str, Any]: ...
 
@@ -165,9 +167,21 @@ class Kube:
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}"))
 
-    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        data = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": label_selector})
-        return list(data.get("items") or [])
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """Pods of one namespace, or of every one (None), matching the selector; follows `continue` pages."""
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace is not None else "/api/v1/pods"
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            data = self.request("GET", path, {"labelSelector": label_selector, "limit": 500, "continue": token})
+            items += data.get("items") or []
+            token = (data.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
+    def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        """One namespaced object of any API group: `prefix` is /api/v1 or /apis/GROUP/VERSION."""
+        return dict(self.request("GET", f"{prefix}/namespaces/{namespace}/{resource}/{quote(name)}"))
 
     def get_node(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/nodes/{quote(name)}"))

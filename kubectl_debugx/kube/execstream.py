@@ -189,6 +189,86 @@ class FrameReader:
         return bool(b0 & 0x80), b0 & 0x0F, pos + header, pos + header + length
 
 
+class ExecReader:
+    """One exec stream read without blocking: stdout and stderr to the callbacks as frames arrive, the status
+    kept; `outcome` is set once the stream has ended. Many of them are read by one loop (:func:`pump_many`)."""
+
+    def __init__(
+        self,
+        conn: Any,
+        on_stdout: Callable[[memoryview], None],
+        on_stderr: Callable[[bytes], None],
+        on_batch_end: Callable[[], None] | None = None,
+    ) -> None:
+        ws = conn.ws
+        ws.sock.setblocking(False)  # read whatever has arrived in one go; select() only when nothing has
+        self.protocol = conn.protocol
+        self.frames = FrameReader(ws.sock, ws.pong)
+        self.on_stdout = on_stdout
+        self.on_stderr = on_stderr
+        self.on_batch_end = on_batch_end
+        self.status = bytearray()
+        self.outcome: ExecOutcome | None = None
+
+    @property
+    def sock(self) -> Any:
+        return self.frames.sock
+
+    def _on_message(self, opcode: int, data: memoryview) -> None:
+        if not data or opcode not in (OP_BINARY, OP_TEXT):
+            return
+        channel = data[0]
+        if channel == STDOUT:
+            if len(data) > 1:
+                self.on_stdout(data[1:])
+        elif channel == STDERR:
+            self.on_stderr(bytes(data[1:]))
+        elif channel == STATUS:
+            self.status.extend(data[1:])
+
+    def read(self) -> bool:
+        """Deliver what has arrived; False when nothing had. Sets `outcome` at the end of the stream."""
+        from websocket import WebSocketException
+
+        try:
+            return self.frames.read(self._on_message, self.on_batch_end)
+        except StreamClosed:
+            if not self.status and self.protocol:
+                self.outcome = ExecOutcome(None, "the exec stream ended without an exit status", cut=True)
+            else:
+                self.outcome = parse_status(self.protocol, bytes(self.status))
+        except (WebSocketException, OSError, ssl.SSLError, ValueError):
+            outcome = parse_status(self.protocol, bytes(self.status)) if self.status else None
+            if outcome is None or outcome.exit_code is None:
+                outcome = ExecOutcome(None, "the connection to the API server was cut", cut=True)
+            self.outcome = outcome
+        return True
+
+
+def pump_many(readers: list[ExecReader], tick: Callable[[], None] | None = None, tick_interval: float = 0.2) -> None:
+    """Read every stream until all have ended, in this one thread: each read takes what has arrived, and
+    select() waits only when no stream had anything.
+
+    `tick` runs at least every `tick_interval` seconds, between frames, so the caller can act on a deadline
+    or a signal (for example by stopping the remote processes) while the streams keep being drained. A reader
+    added to `readers` by a callback is read from the next round on.
+    """
+    next_tick = time.monotonic() + tick_interval
+    while True:
+        live = [r for r in readers if r.outcome is None]
+        if not live:
+            return
+        if tick is not None and time.monotonic() >= next_tick:
+            tick()
+            next_tick = time.monotonic() + tick_interval
+        progressed = False
+        for reader in live:
+            # Try first: SSL may hold decrypted bytes that select() cannot see (kubernetes-client/python#2414).
+            progressed = reader.read() or progressed
+        if not progressed:
+            select.select([r.sock for r in live], [], [], tick_interval if tick else None)
+
+
 def pump(
     conn: Any,
     on_stdout: Callable[[memoryview], None],
@@ -204,44 +284,10 @@ def pump(
     `on_batch_end` runs after each batch of frames that arrived together, while the views given to
     on_stdout are still valid: a sink can write them in one system call.
     """
-    from websocket import WebSocketException
-
-    ws = conn.ws
-    ws.sock.setblocking(False)  # read whatever has arrived in one go; select() only when nothing has
-    reader = FrameReader(ws.sock, ws.pong)
-    status = bytearray()
-    next_tick = time.monotonic() + tick_interval
-
-    def on_message(opcode: int, data: memoryview) -> None:
-        if not data or opcode not in (OP_BINARY, OP_TEXT):
-            return
-        channel = data[0]
-        if channel == STDOUT:
-            if len(data) > 1:
-                on_stdout(data[1:])
-        elif channel == STDERR:
-            on_stderr(bytes(data[1:]))
-        elif channel == STATUS:
-            status.extend(data[1:])
-
-    try:
-        while True:
-            if tick is not None and time.monotonic() >= next_tick:
-                tick()
-                next_tick = time.monotonic() + tick_interval
-            # Try first: SSL may hold decrypted bytes that select() cannot see (kubernetes-client/python#2414).
-            if not reader.read(on_message, on_batch_end):
-                select.select([reader.sock], [], [], tick_interval if tick else None)
-    except StreamClosed:
-        pass
-    except (WebSocketException, OSError, ssl.SSLError, ValueError):
-        outcome = parse_status(conn.protocol, bytes(status)) if status else None
-        if outcome is not None and outcome.exit_code is not None:
-            return outcome
-        return ExecOutcome(None, "the connection to the API server was cut", cut=True)
-    if not status and conn.protocol:
-        return ExecOutcome(None, "the exec stream ended without an exit status", cut=True)
-    return parse_status(conn.protocol, bytes(status))
+    reader = ExecReader(conn, on_stdout, on_stderr, on_batch_end)
+    pump_many([reader], tick, tick_interval)
+    assert reader.outcome is not None
+    return reader.outcome
 
 
 def run_to_end(conn: Any) -> tuple[bytes, bytes, ExecOutcome]:

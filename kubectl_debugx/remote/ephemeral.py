@@ -102,26 +102,22 @@ def ensure_running(
 ) -> tuple[str, bool]:
     """Reuse a matching running debugx container or add `container`; wait until it runs.
     Returns (name, reused)."""
-    reused = specs.reusable_container(target.pod, container, min_seconds_left, time.time())
-    if reused:
-        say(f"Reusing ephemeral container {reused} in pod {target.pod_name}")
-        return reused, True
     name = container["name"]
-    say(f"Adding ephemeral container {name} (image {container['image']}) to pod {target.pod_name}")
     # Once added, the container is in the pod's spec for good: every way out of the wait says so.
     stays = (f"ephemeral container {name} stays in pod {target.pod_name} (ephemeral containers cannot be "
              "removed); no tool runs in it, and it sleeps at most until its TTL if it ever starts")
     added = False
     try:
         with stop_signals_raise():  # Ctrl-C or SIGTERM while adding or waiting (an image that cannot be pulled)
-            patched = kube.add_ephemeral_container(target.namespace, target.pod_name,
-                                                   specs.ephemeral_patch(container))
+            name, patched = add_or_reuse(kube, target, container, min_seconds_left, say)
+            if patched is None:
+                return name, True
             added = True
             wait_running(kube, target.namespace, patched, name, str(container["image"]))
     except (KeyboardInterrupt, StopRequested) as e:
         code = e.exit_code if isinstance(e, StopRequested) else ExitCode.INTERRUPTED
         word = "terminated" if code == ExitCode.TERMINATED else "interrupted"
-        left = stays if added else _added_after_all(kube, target, name, stays)
+        left = stays if added else _added_after_all(kube, target, container["name"], stays)
         raise Interrupted(f"{word}; {left}" if left else word, code) from None
     except NotFound:
         raise  # the pod is gone, and the container with it
@@ -130,6 +126,21 @@ def ensure_running(
             raise  # refused: nothing was added
         raise DebugxError(f"{e}; {stays}", e.code) from None
     return name, False
+
+
+def add_or_reuse(
+    kube: KubeApi, target: Target, container: dict[str, Any], min_seconds_left: float, say: Say
+) -> tuple[str, dict[str, Any] | None]:
+    """Reuse a matching running debugx container (returns its name and None), or add `container` without
+    waiting for it (its name and the patched pod, for wait_running): several pods' containers then start
+    together."""
+    reused = specs.reusable_container(target.pod, container, min_seconds_left, time.time())
+    if reused:
+        say(f"Reusing ephemeral container {reused} in pod {target.pod_name}")
+        return reused, None
+    name = container["name"]
+    say(f"Adding ephemeral container {name} (image {container['image']}) to pod {target.pod_name}")
+    return name, kube.add_ephemeral_container(target.namespace, target.pod_name, specs.ephemeral_patch(container))
 
 
 def _added_after_all(kube: KubeApi, target: Target, name: str, stays: str) -> str:

@@ -35,6 +35,7 @@ from kubectl_debugx.errors import ExitCode
 from kubectl_debugx.kube.execstream import ExecOutcome, pump
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the tool to end after SIGINT before escalating
+TICK_INTERVAL = 0.1  # seconds between two checks of the stop conditions while streams are read
 
 
 class ToolStderr:
@@ -135,21 +136,18 @@ def raise_if_noted(state: StopState) -> None:
         raise StopRequested(state.signals[0])
 
 
-def run_until_stopped(
-    conn: Any,
-    on_stdout: Callable[[memoryview], None],
-    on_stderr: Callable[[bytes], None],
+def stop_ticker(
     stop_remote: Callable[[str], None],
     deadline: float | None,
     limit_reached: Callable[[], bool],
     state: StopState,
     say: Callable[[str], None],
-    on_batch_end: Callable[[], None] | None = None,
     grace: float = 0.0,
     grace_note: str = "",
-) -> ExecOutcome:
-    """Pump the exec stream; ask the tool to stop on the first stop condition (after `grace` seconds of
-    reading on, except at a limit); escalate to SIGKILL if it does not end; return how it ended."""
+) -> Callable[[], None]:
+    """The tick of a stream loop: ask the tool(s) to stop on the first stop condition (after `grace` seconds
+    of reading on, except at a limit) with stop_remote("INT"), and escalate to stop_remote("KILL") if they do
+    not end. With several pods, stop_remote signals every tool still running: one stop model for all."""
 
     def tick() -> None:
         now = time.monotonic()
@@ -181,4 +179,22 @@ def run_until_stopped(
             state.killed = True
             stop_remote("KILL")
 
-    return pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=0.1, on_batch_end=on_batch_end)
+    return tick
+
+
+def run_until_stopped(
+    conn: Any,
+    on_stdout: Callable[[memoryview], None],
+    on_stderr: Callable[[bytes], None],
+    stop_remote: Callable[[str], None],
+    deadline: float | None,
+    limit_reached: Callable[[], bool],
+    state: StopState,
+    say: Callable[[str], None],
+    on_batch_end: Callable[[], None] | None = None,
+    grace: float = 0.0,
+    grace_note: str = "",
+) -> ExecOutcome:
+    """Pump the exec stream under the stop machinery (:func:`stop_ticker`); return how it ended."""
+    tick = stop_ticker(stop_remote, deadline, limit_reached, state, say, grace, grace_note)
+    return pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=TICK_INTERVAL, on_batch_end=on_batch_end)

@@ -25,8 +25,12 @@ SHELLS = ("bash", "zsh", "fish", "kubectl")
 
 # Parameters (by their Python name) whose values are files: let the shell complete paths.
 FILE_PARAMS = frozenset({"kubeconfig", "custom", "output_file", "output_dir", "out_dir", "directory", "file"})
-POD_PARAMS = frozenset({"pod", "target"})
+POD_PARAMS = frozenset({"pod"})
 POD_PREFIXES = ("pod/", "pods/", "po/")
+# A TARGET (kube/workloads.py) also takes TYPE/NAME: the kinds are offered as these prefixes, then the names.
+TARGET_PARAMS = frozenset({"target"})
+TARGET_KINDS = ("pod/", "deploy/", "sts/", "ds/", "rs/", "job/", "svc/")
+NO_SPACE = 2  # cobra's ShellCompDirectiveNoSpace: after `deploy/` the name follows at once
 API_TIMEOUT = 3.0  # seconds: a TAB must not hang on an unreachable cluster
 
 
@@ -143,6 +147,39 @@ def _pods(line: _Line) -> list[str]:
     return sorted(str(p["metadata"]["name"]) for p in kube.list_pods(kube.namespace))
 
 
+def _names(line: _Line, kind: str) -> list[str]:
+    """Names of the objects of a target kind (kube.workloads.KINDS) in the line's namespace."""
+    from kubectl_debugx.kube.workloads import KINDS
+
+    kube = _kube(line)
+    prefix, resource = KINDS[kind]
+    data = kube.request("GET", f"{prefix}/namespaces/{kube.namespace}/{resource}")
+    return sorted(str(o["metadata"]["name"]) for o in data.get("items") or [])
+
+
+def _target_candidates(line: _Line, incomplete: str) -> tuple[list[str], int]:
+    """POD names and the kinds (deploy/, svc/, ...) for a bare word; the names of that kind after KIND/."""
+    from kubectl_debugx.kube.workloads import SPELLINGS
+
+    word, slash, rest = incomplete.partition("/")
+    if slash:
+        kind = SPELLINGS.get(word.lower())
+        if kind is None:
+            return [], NO_FILE_COMP
+        try:
+            names = _pods(line) if kind == "pod" else _names(line, kind)
+        except Exception:  # noqa: BLE001 - no cluster, no rights, bad kubeconfig: just no candidates
+            return [], NO_FILE_COMP
+        return [f"{word}/{n}" for n in names if n.startswith(rest)], NO_FILE_COMP
+    kinds = [k for k in TARGET_KINDS if k.startswith(incomplete)]
+    try:
+        pods = [p for p in _pods(line) if p.startswith(incomplete)]
+    except Exception:  # noqa: BLE001
+        pods = []
+    directive = NO_FILE_COMP | (NO_SPACE if kinds and not pods and len(kinds) == 1 else 0)
+    return kinds + pods, directive
+
+
 def _namespaces(line: _Line) -> list[str]:
     kube = _kube(line)
     data = kube.request("GET", "/api/v1/namespaces")
@@ -226,6 +263,8 @@ def candidates(args: Sequence[str], descriptions: bool = True) -> tuple[list[str
     param = line.next_argument()
     if param is None:
         return [], NO_FILE_COMP
+    if param["name"] in TARGET_PARAMS:
+        return _target_candidates(line, incomplete)
     if param["name"] in POD_PARAMS:
         prefix = next((p for p in POD_PREFIXES if incomplete.startswith(p)), "")
         if not prefix and "/" in incomplete:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import admission
+from . import admission, workloads
 from .execws import ExecFaults, ExecRequest, serve_exec
 from .rbac import Authorizer, User, binding_origin, forbidden_message, rules_from_policy
 from .store import ApiError, Store, already_exists, bad_request, not_found, now_rfc3339
@@ -74,6 +74,7 @@ _CORE_RESOURCES = [
     ("pods/status", "Pod", True, ["get"], None),
     ("serviceaccounts", "ServiceAccount", True, _SIMPLE_VERBS, ["sa"]),
     ("serviceaccounts/token", "TokenRequest", True, ["create"], None),
+    *workloads.CORE_RESOURCES,
 ]
 _GROUPS = {
     "authorization.k8s.io": [
@@ -85,6 +86,7 @@ _GROUPS = {
         ("rolebindings", "RoleBinding", True, _SIMPLE_VERBS, None),
         ("roles", "Role", True, _SIMPLE_VERBS, None),
     ],
+    **workloads.GROUPS,
 }
 # Simple objects stored and served as given (no controller behind them).
 _SIMPLE_KINDS = {
@@ -181,6 +183,7 @@ class ApiServer:
         self.exec_faults = ExecFaults()
         self.latency = 0.0
         self.ephemeral_containers_enabled = True
+        self.workloads = workloads.Workloads(self)
         self.port = 0
         self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self._ssl.load_cert_chain(str(cert_file), str(key_file))
@@ -491,6 +494,8 @@ class ApiServer:
             return await self._simple(request, info)
         if r == "namespaces":
             return await self._namespaces(request, info)
+        if (info.group, r) in workloads.KINDS and not sub:
+            return await self.workloads.handle(request, info)
         if r == "nodes":
             if sub == "proxy":
                 return await self._node_proxy(request, info)
@@ -539,7 +544,36 @@ class ApiServer:
     def _many(self, request: web.Request, resource: str, kind: str, items: list[dict]) -> web.Response:
         if wants_table(request):
             return _json(to_table(resource, items, str(self.store.resource_version)))
-        return _json(self._list_body(kind, items))
+        items, more = self._page(request, items)
+        body = self._list_body(kind, items)
+        body["metadata"].update(more)
+        return _json(body)
+
+    def _page(self, request: web.Request, items: list[dict]) -> tuple[list[dict], dict]:
+        """`limit` and `continue` as the real server pages (recordings/20-list-pods-app-web-limit2*): the token
+        names the last key given; `remainingItemCount` only when no selector is given."""
+        def key(o: dict) -> str:
+            return f"{o['metadata'].get('namespace', '')}/{o['metadata']['name']}"
+
+        token = request.query.get("continue")
+        if token:
+            try:
+                start = json.loads(base64.b64decode(token + "=" * (-len(token) % 4)))["start"]
+            except (ValueError, KeyError, TypeError):
+                raise bad_request("continue key is not valid: incorrect encoded start resourceVersion "
+                                  "(version meta.k8s.io/v1)") from None
+            items = [o for o in items if key(o) > start]
+        limit = request.query.get("limit", "")
+        if not limit.isdigit() or int(limit) <= 0 or len(items) <= int(limit):
+            return items, {}
+        page = items[:int(limit)]
+        start = key(page[-1]) + "\u0000"
+        token = base64.b64encode(json.dumps({"v": "meta.k8s.io/v1", "rv": self.store.resource_version,
+                                             "start": start}, separators=(",", ":")).encode()).decode()
+        more: dict = {"continue": token.rstrip("=")}
+        if not request.query.get("labelSelector") and not request.query.get("fieldSelector"):
+            more["remainingItemCount"] = len(items) - len(page)
+        return page, more
 
     def _selector(self, request: web.Request) -> Callable[[dict], bool]:
         label = parse_label_selector(request.query.get("labelSelector", ""))
@@ -670,6 +704,7 @@ class ApiServer:
         for resource in ("serviceaccounts", "roles", "rolebindings"):
             for o in self.store.list(resource, name):
                 self.store.delete(resource, name, o["metadata"]["name"])
+        self.workloads.delete_namespace(name)
         # Let the DELETE answer go out with phase Terminating before the object disappears.
         self._loop.call_soon(self._maybe_finish_namespace, name)
         return ns
@@ -714,6 +749,10 @@ class ApiServer:
         body = await _body(request)
         if not isinstance(body, dict):
             raise bad_request("the body of the request was in an unknown format")
+        return self.create_pod_object(namespace, body, request)
+
+    def create_pod_object(self, namespace: str, body: dict, request: web.Request | None = None) -> dict:
+        """Admit, store and schedule a pod (a POST, or a workload controller creating one: no request)."""
         ns = self.store.get("namespaces", None, namespace)
         if ns is None:
             raise not_found("namespaces", namespace)
@@ -730,10 +769,11 @@ class ApiServer:
         denied = admission.forbidden_by_psa(pod, ns["metadata"].get("labels") or {})
         if denied:
             raise denied
-        _warn(request, admission.psa_warning(pod, ns["metadata"].get("labels") or {}))
+        if request is not None:
+            _warn(request, admission.psa_warning(pod, ns["metadata"].get("labels") or {}))
         if self.store.get("pods", namespace, name) is not None:
             raise already_exists("pods", name)
-        if _truthy_dry(request):
+        if request is not None and _truthy_dry(request):
             return pod
         pod = self.store.create("pods", namespace, pod)
         self._loop.call_soon(self._schedule, namespace, name, pod["metadata"]["uid"])
@@ -1505,6 +1545,8 @@ def render_cri(records: list[bytes], timestamps: bool, since: dt.datetime | None
 def parse_label_selector(selector: str) -> Callable[[dict], bool]:
     if not selector.strip():
         return lambda o: True
+    if selector.count("(") != selector.count(")"):  # recordings/20-list-pods-bad-selector
+        raise bad_request("unable to parse requirement: found '', expected: ',' or ')'")
     reqs = []
     for term in _split_selector(selector):
         term = term.strip()

@@ -1001,10 +1001,13 @@ class Kubelet:
         init_ok = p.initialized or not p.ctrs_of("init") or not incomplete
         ready_reason = "PodCompleted" if finished else "ContainersNotReady"
         ready_msg = "" if finished else f"containers with unready status: [{' '.join(unready)}]"
+        initialized = self._condition(p, "Initialized", init_ok or finished, "ContainersNotInitialized",
+                                      f"containers with incomplete status: [{' '.join(incomplete)}]")
+        if finished:
+            initialized["reason"] = "PodCompleted"  # a finished pod says why (recordings/20-list-pods-job-once)
         conditions = [
             self._condition(p, "PodReadyToStartContainers", p.sandbox is not None and p.pod_ip is not None),
-            self._condition(p, "Initialized", init_ok or finished, "ContainersNotInitialized",
-                            f"containers with incomplete status: [{' '.join(incomplete)}]"),
+            initialized,
             self._condition(p, "Ready", not unready and not finished, ready_reason, ready_msg),
             self._condition(p, "ContainersReady", not unready and not finished, ready_reason, ready_msg),
             self._condition(p, "PodScheduled", True),

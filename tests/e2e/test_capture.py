@@ -180,7 +180,7 @@ def test_user_without_ephemeral_container_patch_gets_a_clear_message(e2e, nginx_
         (["capture", "{pod}", "--duration", "ten"], 2, "--duration: invalid duration"),
         (["capture", "{pod}", "--max-size", "lots"], 2, "--max-size: invalid size"),
         (["capture", "{pod}", "--custom", "/nonexistent.yaml"], 2, "--custom: cannot read"),
-        (["capture", "deploy/{pod}"], 2, "only pods can be targeted"),
+        (["capture", "cronjob/{pod}"], 2, "cannot target 'cronjob'"),
         (["capture", "{pod}", "--profile", "root"], 2, "--profile: unknown profile"),
     ],
 )

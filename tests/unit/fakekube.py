@@ -24,8 +24,11 @@ class UnusedKube:
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         _unexpected("get_pod")
 
-    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         _unexpected("list_pods")
+
+    def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        _unexpected("get_object")
 
     def get_node(self, name: str) -> dict[str, Any]:
         _unexpected("get_node")

@@ -51,7 +51,8 @@ def test_bad_value_is_one_line_and_exit_2(capsys, tmp_path):
                                         "-o ./wide)\n"),
     (["capture", "web", "--foo"], "error: no such option: --foo (Possible options: --force) "
                                   "(see 'kubectl debugx capture --help')\n"),
-    (["capture"], "error: missing argument 'POD' (see 'kubectl debugx capture --help')\n"),
+    (["capture"], "error: missing argument 'TARGET': POD, TYPE/NAME or -l SELECTOR (see "
+                  "'kubectl debugx capture --help')\n"),
     (["capture", "web", "--count", "x"], "error: invalid value for '--count': 'x' is not a valid int "
                                          "(see 'kubectl debugx capture --help')\n"),
     (["capture", "web", "--summary", "xml"], "error: invalid value for '--summary': 'xml' is not one of 'text', "

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_debugx.shell import completion
-from kubectl_debugx.shell.completion import NO_FILE_COMP, candidates, complete
+from kubectl_debugx.shell.completion import NO_FILE_COMP, NO_SPACE, TARGET_KINDS, candidates, complete
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +54,9 @@ def test_file_values_let_the_shell_complete_paths() -> None:
 
 
 def test_pods_without_a_cluster_mean_no_candidates() -> None:
-    assert candidates(["capture", ""]) == ([], NO_FILE_COMP)
+    # the kinds of a TARGET need no cluster; names do
+    assert candidates(["capture", ""]) == (list(TARGET_KINDS), NO_FILE_COMP)
+    assert candidates(["capture", "de"]) == (["deploy/"], NO_FILE_COMP | NO_SPACE)
     assert candidates(["capture", "-n", "x", "--context", "nope", "pod/"]) == ([], NO_FILE_COMP)
     assert candidates(["capture", "deploy/"]) == ([], NO_FILE_COMP)
 
@@ -78,6 +80,31 @@ def test_pod_names_come_from_the_line_namespace(monkeypatch: pytest.MonkeyPatch)
     assert seen["namespace"] == "shop"
     assert seen["flags"].context == "prod"  # type: ignore[attr-defined]
     assert names(["trace", "--namespace=shop", "pod/d"]) == ["pod/db-0"]
+
+
+def test_targets_offer_kinds_then_the_names_of_that_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+
+    class FakeKube:
+        def __init__(self, flags: object) -> None:
+            self.namespace = getattr(flags, "namespace", None) or "default"
+
+        def list_pods(self, namespace: str) -> list[dict[str, object]]:
+            return [{"metadata": {"name": "db-0"}}]
+
+        def request(self, method: str, path: str) -> dict[str, object]:
+            asked.append((method, path))
+            return {"items": [{"metadata": {"name": n}} for n in ("web", "api", "worker")]}
+
+    import kubectl_debugx.kube.client as kube_module
+
+    monkeypatch.setattr(kube_module, "Kube", FakeKube)
+    assert candidates(["capture", "-n", "shop", "d"]) == (["deploy/", "ds/", "db-0"], NO_FILE_COMP)
+    assert candidates(["trace", "-n", "shop", "deploy/w"]) == (["deploy/web", "deploy/worker"], NO_FILE_COMP)
+    assert candidates(["nodelogs", "svc/"]) == (["svc/api", "svc/web", "svc/worker"], NO_FILE_COMP)
+    assert asked == [("GET", "/apis/apps/v1/namespaces/shop/deployments"),
+                     ("GET", "/api/v1/namespaces/default/services")]
+    assert candidates(["capture", "cronjob/"]) == ([], NO_FILE_COMP)
 
 
 def test_complete_prints_the_directive_last_and_never_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -534,7 +534,8 @@ def test_kubectl_finds_and_runs_the_plugin(dist: Path, kubectl: str, tmp_path: P
     out = subprocess.run([kubectl, "debugx", "version"], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0 and f"Client Version: v{__version__}" in out.stdout
     out = subprocess.run([kubectl, "debugx", "capture"], capture_output=True, text=True, env=env, timeout=60)
-    assert (out.returncode, out.stderr) == (2, "error: missing argument 'POD' (see 'kubectl debugx capture --help')\n")
+    assert (out.returncode, out.stderr) == (
+        2, "error: missing argument 'TARGET': POD, TYPE/NAME or -l SELECTOR (see 'kubectl debugx capture --help')\n")
 
 
 def test_kubectl_plugin_completion(dist: Path, kubectl: str, tmp_path: Path) -> None:
@@ -555,8 +556,8 @@ def test_kubectl_plugin_completion(dist: Path, kubectl: str, tmp_path: Path) -> 
     assert "--profile" in [line.split("\t")[0] for line in complete("capture", "--pro")]
     assert complete("capture", "--profile", "net") == ["netadmin", ":4"]
     assert complete("completion", "") == ["bash", "zsh", "fish", "kubectl", ":4"]
-    # a POD argument with no reachable cluster: no candidates, no traceback, no file names
-    assert complete("capture", "") == [":4"]
+    # a TARGET with no reachable cluster: the kinds only, no traceback, no file names
+    assert complete("capture", "") == ["pod/", "deploy/", "sts/", "ds/", "rs/", "job/", "svc/", ":4"]
 
 
 # --- housekeeping of ~/.shiv -------------------------------------------------------------------------------

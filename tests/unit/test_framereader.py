@@ -52,3 +52,60 @@ def test_a_raising_callback_surfaces_its_own_error():
         reader.read(boom)
     a.close()
     b.close()
+
+
+class _Ws:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def pong(self, _payload: bytes) -> None:
+        pass
+
+
+class _Conn:
+    def __init__(self, sock: socket.socket) -> None:
+        self.ws = _Ws(sock)
+        self.protocol = "v5.channel.k8s.io"
+
+
+def test_one_loop_reads_every_stream_to_its_own_outcome():
+    """pump_many: several exec streams in this one thread, each frame to its own callbacks, each outcome its
+    own (an exit status, a stream cut without one); the tick runs while they are read."""
+    import json
+    import threading
+    import time
+
+    from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
+
+    pairs = [socket.socketpair() for _ in range(3)]
+    out: list[list[bytes]] = [[], [], []]
+    err: list[list[bytes]] = [[], [], []]
+    # stdout views are valid only during the callback: keep copies
+    def keep(i: int):
+        return lambda view: out[i].append(bytes(view))
+
+    readers = [ExecReader(_Conn(b), keep(i), err[i].append) for i, (_, b) in enumerate(pairs)]
+    success = json.dumps({"metadata": {}, "status": "Success"}).encode()
+
+    def feed() -> None:
+        for i, (a, _) in enumerate(pairs):  # interleaved: one frame of each stream in turn
+            a.sendall(frame(b"\x01" + f"first {i}".encode()))
+        time.sleep(0.05)
+        pairs[1][0].sendall(frame(b"\x02oops") + frame(b"\x03" + success) + frame(b"", opcode=0x8))
+        pairs[0][0].sendall(frame(b"\x01second 0") + frame(b"\x03" + success) + frame(b"", opcode=0x8))
+        pairs[2][0].close()  # no status: cut
+        pairs[1][0].close()
+        pairs[0][0].close()
+
+    ticks: list[float] = []
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    pump_many(readers, lambda: ticks.append(time.monotonic()), 0.01)
+    feeder.join()
+    assert out == [[b"first 0", b"second 0"], [b"first 1"], [b"first 2"]]
+    assert err == [[], [b"oops"], []]
+    assert [r.outcome for r in readers] == [
+        ExecOutcome(0), ExecOutcome(0), ExecOutcome(None, "the exec stream ended without an exit status", cut=True)]
+    assert ticks
+    for _, b in pairs:
+        b.close()

@@ -32,6 +32,7 @@ def test_capture_summary(capsys):
     assert emitted("capture", record, capsys) == {
         "command": "capture", "namespace": "shop", "pod": "web", "container": "nginx", "debugContainer": "debugx-1a2b",
         "profile": "netadmin", "output": "web.pcap", "durationSeconds": 3.142, "stoppedBy": "SIGINT", "exitCode": 0,
+        "target": None, "pods": None,
         "interface": "any", "packetsWritten": 12, "bytesWritten": 2048, "packetsCaptured": 12,
         "packetsReceivedByFilter": 14, "droppedByKernel": 1,
     }
@@ -56,6 +57,7 @@ def test_trace_summary(capsys):
     assert emitted("trace", record, capsys, 130) == {
         "command": "trace", "namespace": "shop", "pod": "web", "container": "nginx", "debugContainer": "debugx-1a2b",
         "profile": "general", "output": "t.trace", "durationSeconds": 2.0, "stoppedBy": None, "exitCode": 130,
+        "target": None, "pods": None,
         "pids": [7, 8], "traced": [7, 8], "followed": 1, "linesWritten": 40, "bytesWritten": 4000,
     }
     assert trace.summary_text(Selection((Proc(7, 1, "a", "a"),), "pid"), [7], 1, 1, "-", 1.0, "", "general", "d") == (
@@ -75,6 +77,7 @@ def test_nodelogs_summary(capsys):
     assert emitted("nodelogs", record, capsys) == {
         "command": "nodelogs", "namespace": "shop", "pod": "web", "container": "nginx", "debugContainer": None,
         "profile": "baseline", "output": "out", "durationSeconds": 4.568, "stoppedBy": None, "exitCode": 0,
+        "target": None, "pods": None,
         "node": "node-1", "uid": "u1", "static": False, "via": "pod", "nodePod": "debugx-nodelogs-x", "raw": False,
         "since": "2026-01-02T03:04:05+00:00", "filesWritten": 1, "bytesWritten": 10, "containers": containers,
         "skipped": [],

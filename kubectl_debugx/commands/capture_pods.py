@@ -1,0 +1,292 @@
+"""capture across pods (a workload, a service, a selector, or one pod into a .pcapng): one tcpdump per pod, all
+streams read by one loop (remote/fanout.py), merged into ONE pcapng.
+
+Layout of the file: a Section Header Block whose comment is the command line, the cluster server and the start
+time; a Name Resolution Block (pod IPs -> pod names, the service's IP -> its name for svc/); then, as each
+pod's tcpdump sends its pcap header, that pod's Interface Description Block (if_name NAMESPACE/POD,
+if_description: node, pod IP, target container, debug container; link type and snap length from its header);
+Enhanced Packet Blocks in timestamp order across pods within a reorder window (formats/pcapng.Merger); at the
+end an Interface Statistics Block per pod with tcpdump's own counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubectl_debugx.errors import UsageError
+from kubectl_debugx.formats import pcapng
+from kubectl_debugx.formats.pcap import PcapFormatError
+from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.workloads import Resolution, TargetRef
+from kubectl_debugx.remote import fanout
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.streamrun import StopState
+from kubectl_debugx.summary import stopped_by
+from kubectl_debugx.talk import Talk, plural
+
+from . import capture as single
+
+# tcpdump hands packets over in batches up to about 1 s late (recordings/27-*, TPACKET_V3 block timeout), a
+# block up to two timer periods late at worst (capture.STOP_GRACE): a pod's packets may reach us 2 s after
+# another's of the same moment. Within this window the merge writes them in timestamp order.
+WINDOW_S = 2.5
+# Memory bound of the reorder window: past this many held bytes the earliest packets go out at once.
+HELD_BYTES_BASE = 16 * 1024 * 1024
+HELD_BYTES_PER_POD = 1024 * 1024
+
+
+def wants_pcapng(path: str, pods: int) -> bool:
+    """pcapng for a .pcapng file, and for several pods (to stdout too); plain pcap for one pod otherwise."""
+    return path.endswith(".pcapng") or pods > 1
+
+
+@dataclass
+class PodCapture:
+    """One pod's part of the capture."""
+
+    target: Target
+    ec: str
+    profile: str
+    talk: single.TcpdumpTalk
+    reader: pcapng.PcapReader = field(default_factory=pcapng.PcapReader)
+    interface: int | None = None
+    written: int = 0
+    error: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.target.namespace}/{self.target.pod_name}"
+
+    @property
+    def ip(self) -> str:
+        return str((self.target.pod.get("status") or {}).get("podIP") or "")
+
+
+class PcapngOutput:
+    """The merged pcapng: blocks collected per batch and written with one writev."""
+
+    def __init__(self, path: str, max_bytes: int | None, head: bytes, pods: int) -> None:
+        self.sink = ByteSink(path)
+        self.max_bytes = max_bytes
+        self.merger = pcapng.Merger(int(WINDOW_S * 1e9), HELD_BYTES_BASE + HELD_BYTES_PER_POD * pods)
+        self.blocks: list[bytes] = [head]
+        self.pending_bytes = len(head)
+        self.limit_reached = False
+        self.pipe_closed = False
+        self.started = False
+        self.packets = 0
+        self.by_interface: Counter[int] = Counter()
+
+    def add(self, block: bytes) -> None:
+        self.blocks.append(block)
+        self.pending_bytes += len(block)
+
+    def interface(self, pod: PodCapture, header: pcapng.PcapHeader, interface_filter: str) -> int:
+        self.started = True
+        source = self.merger.add_source()
+        node = (pod.target.pod.get("spec") or {}).get("nodeName") or "?"
+        description = (f"node {node}, pod IP {pod.ip or '?'}, container {pod.target.container}, "
+                       f"debug container {pod.ec}")
+        self.add(pcapng.interface_description(pod.label, description, header.linktype, header.snaplen,
+                                              interface_filter or None))
+        return source
+
+    def flush(self, now_ns: int | None = None) -> None:
+        """Write what the window releases (everything when now_ns is None: the end)."""
+        released = self.merger.drain() if now_ns is None else self.merger.ready(now_ns)
+        if self.max_bytes is not None and released:
+            room = self.max_bytes - self.sink.written - self.pending_bytes
+            for i, (_, packet) in enumerate(released):
+                room -= 32 + (len(packet.data) + 3) // 4 * 4  # the Enhanced Packet Block's size
+                if room < 0:
+                    self.limit_reached = True
+                    released = released[:i]
+                    break
+        if released:
+            self.add(pcapng.enhanced_packets(released))
+            self.packets += len(released)
+            self.by_interface.update(source for source, _ in released)
+        self.write()
+
+    def write(self) -> None:
+        """Write the blocks collected; nothing (no file) until a pod's tcpdump has started."""
+        if not self.started:
+            return
+        try:
+            if self.blocks and not self.pipe_closed:
+                self.sink.writev(list(self.blocks))
+        except PipeClosed:
+            self.pipe_closed = True  # the reader went away (| head, Wireshark closed): stop like tcpdump
+        finally:
+            self.blocks.clear()
+            self.pending_bytes = 0
+
+
+def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
+    if not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
+        # One pod into a plain pcap file: exactly the one-pod capture.
+        pod = resolution.pods[0]["metadata"]
+        kube.namespace = pod["namespace"]  # with -A, the pod's own
+        return single.run(kube, dataclasses.replace(opts, pod=pod["name"]), talk)
+    if opts.output.endswith(".pcap") and len(resolution.pods) > 1:
+        raise UsageError(f"-o {opts.output}: {ref.display} has {len(resolution.pods)} pods and pcap has no "
+                         "interfaces to tell them apart: write .pcapng (or -o - for a pcapng stream)")
+    pods = fanout.targets(resolution, opts.container, talk.say)
+    chosen = fanout.admit_all(kube, single.COMMAND, pods, lambda t: single.choose_profile(kube, t, opts),
+                              opts.image, opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
+    talk.say(f"Capturing {plural(len(pods), 'pod')} of {ref.display}: "
+             + ", ".join(t.pod_name for t in pods))
+    if opts.dry_run:
+        return fanout.dry_run_all(talk, pods, chosen)
+    ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
+    captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
+                for t, ec, c in zip(pods, ecs, chosen, strict=True)]
+    return _capture(kube, opts, resolution, captures, talk)
+
+
+def section_comment(kube: KubeApi, started: float) -> str:
+    """The SHB comment: how the capture was made (the command line holds no credentials: we take none)."""
+    server = getattr(kube, "host", "") or "?"
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+    return f"{shlex.join(['kubectl', 'debugx', *sys.argv[1:]])}\nserver: {server}\nstarted: {when}"
+
+
+def name_records(resolution: Resolution) -> list[tuple[str, list[str]]]:
+    """Pod IPs -> pod names (NAMESPACE/POD is the interface's name already; here the bare name, as DNS would
+    say), and the service's cluster IPs -> SERVICE.NAMESPACE.svc for svc/."""
+    records = []
+    for pod in resolution.pods:
+        for entry in (pod.get("status") or {}).get("podIPs") or [{"ip": (pod.get("status") or {}).get("podIP")}]:
+            if entry.get("ip"):
+                records.append((str(entry["ip"]), [str(pod["metadata"]["name"])]))
+    svc = resolution.service
+    if svc is not None:
+        meta = svc["metadata"]
+        for ip in (svc.get("spec") or {}).get("clusterIPs") or []:
+            if ip and ip != "None":
+                records.append((str(ip), [f"{meta['name']}.{meta['namespace']}.svc"]))
+    return records
+
+
+def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution, captures: list[PodCapture],
+             talk: Talk) -> int:
+    started = time.time()
+    head = pcapng.section_header(section_comment(kube, started))
+    records = name_records(resolution)
+    if records:
+        head += pcapng.name_resolution(records)
+    output = PcapngOutput(opts.output, opts.max_size, head, len(captures))
+
+    def on_stdout(capture: PodCapture) -> Any:
+        def feed(data: memoryview) -> None:
+            if capture.error or output.pipe_closed:
+                return
+            try:
+                packets = capture.reader.feed(data)
+            except PcapFormatError as e:
+                capture.error = f"tcpdump did not write pcap: {e}"
+                return
+            if capture.interface is None and capture.reader.header is not None:
+                capture.interface = output.interface(capture, capture.reader.header, opts.filter)
+            if packets and capture.interface is not None:
+                output.merger.push(capture.interface, packets, time.monotonic_ns())
+        return feed
+
+    def on_end(pod: fanout.PodTool) -> None:
+        capture = next(c for c in captures if c.target is pod.target)
+        if capture.interface is not None:
+            output.merger.end_source(capture.interface)
+        capture.error = capture.error or fanout.failure(kube, pod, state, single.TOOL,
+                                                        capture.talk.error_line(), opts.image)
+        if capture.error and not state.reason:
+            talk.warn(f"capture in pod {capture.label} ended: {capture.error}; the other pods go on")
+
+    state = StopState()  # shared with on_end: it tells a stop we asked for from a failure
+    tools = [fanout.PodTool(c.target, c.ec, single.tcpdump_argv(opts), on_stdout(c), c.talk) for c in captures]
+    talk.say(f"Capturing on {opts.interface} in {plural(len(captures), 'pod')} into {output.sink.display} "
+             f"(pcapng, one interface per pod); Ctrl-C to stop")
+    try:
+        elapsed = fanout.run_tools(
+            kube, tools, single.TOOL, state, duration=opts.duration,
+            limit_reached=lambda: output.limit_reached or output.pipe_closed, talk=talk, on_end=on_end,
+            on_batch_end=lambda: output.flush(time.monotonic_ns()),
+            on_tick=lambda: output.flush(time.monotonic_ns()), grace=single.STOP_GRACE,
+            grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {single.STOP_GRACE:g}s; "
+                       "Ctrl-C again to stop now)",
+            eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
+        )
+    finally:
+        output.flush(None)
+        for capture in captures:
+            if capture.interface is not None and capture.talk.counts:
+                counts = capture.talk.counts
+                output.add(pcapng.interface_statistics(
+                    capture.interface, time.time_ns(), start_ns=int(started * 1e9),
+                    received=counts.get("received by filter"), dropped=counts.get("dropped by kernel"),
+                    delivered=counts.get("captured")))
+        output.write()
+        output.sink.close()
+    for capture in captures:
+        capture.written = output.by_interface.get(capture.interface, 0) if capture.interface is not None else 0
+    return _finish(talk, opts, captures, output, state, elapsed)
+
+
+def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture], output: PcapngOutput,
+            state: StopState, elapsed: float) -> int:
+    records = [pod_record(c) for c in captures]
+    for capture in captures:
+        counts = capture.talk.counts
+        text = (f"{capture.label}: {plural(capture.written, 'packet')} written"
+                + (f", tcpdump: {counts.get('captured', 0)} captured, {counts.get('dropped by kernel', 0)} "
+                   "dropped by kernel" if counts else "")
+                + (f"; FAILED: {capture.error}" if capture.error else ""))
+        talk.say(text)
+    limit = "--max-size" if output.limit_reached else "reader-gone"
+    talk.say(f"{plural(output.packets, 'packet')} ({plural(output.sink.written, 'byte')}) from "
+             f"{plural(len(captures), 'pod')} written to {output.sink.display}; {elapsed:.1f}s; "
+             f"reorder window {WINDOW_S:g}s, {output.merger.out_of_order} out of order")
+    dropped = sum(c.talk.counts.get("dropped by kernel", 0) for c in captures)
+    if dropped:
+        talk.warn(f"the kernel dropped {plural(dropped, 'packet')} that matched the filter: they are missing "
+                  "from the capture")
+    talk.record(**summary_record(captures, records, output, elapsed, opts, stopped_by(state.reason, limit)))
+    return fanout.exit_code(state, {c.label: c.error for c in captures}, "capture",
+                            f"{output.sink.display} holds what the others captured", talk.warn)
+
+
+def pod_record(capture: PodCapture) -> dict[str, Any]:
+    """One pod's entry of the summary's `pods` (kubectl_debugx/summary.py POD)."""
+    counts: Mapping[str, int] = capture.talk.counts
+    return {
+        "namespace": capture.target.namespace, "pod": capture.target.pod_name,
+        "node": (capture.target.pod.get("spec") or {}).get("nodeName"), "podIP": capture.ip or None,
+        "container": capture.target.container, "debugContainer": capture.ec, "profile": capture.profile,
+        "interfaceId": capture.interface, "packetsWritten": capture.written,
+        "packetsCaptured": counts.get("captured"), "droppedByKernel": counts.get("dropped by kernel"),
+        "error": capture.error or None,
+    }
+
+
+def summary_record(captures: list[PodCapture], records: list[dict[str, Any]], output: PcapngOutput,
+                   elapsed: float, opts: single.CaptureOptions, stopped: str | None) -> dict[str, Any]:
+    def total(key: str) -> int | None:
+        values = [c.talk.counts[key] for c in captures if key in c.talk.counts]
+        return sum(values) if values else None
+
+    profiles = sorted({c.profile for c in captures})
+    return {
+        "profile": ",".join(profiles), "output": output.sink.display if opts.output != "-" else "-",
+        "durationSeconds": round(elapsed, 3), "stoppedBy": stopped, "interface": opts.interface,
+        "packetsWritten": output.packets, "bytesWritten": output.sink.written,
+        "packetsCaptured": total("captured"), "packetsReceivedByFilter": total("received by filter"),
+        "droppedByKernel": total("dropped by kernel"), "pods": records,
+    }

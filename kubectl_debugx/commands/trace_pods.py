@@ -1,0 +1,195 @@
+"""trace across pods (a workload, a service, a selector): the chosen process of every pod traced at once, all
+strace streams read by one loop (remote/fanout.py). On stdout each line is prefixed `POD/PID`, padded so the
+traces align as stern's prefixes do; with `-o DIR` each pod's trace goes to DIR/POD.trace as strace wrote it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubectl_debugx.errors import NotFound, OutputError, RemoteFailed
+from kubectl_debugx.formats.traceprocs import Selection, container_ids
+from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.workloads import TargetRef
+from kubectl_debugx.remote import fanout, session
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.streamrun import StopState
+from kubectl_debugx.summary import stopped_by
+from kubectl_debugx.talk import Talk, plural
+
+from . import trace as single
+
+# strace -f writes each line after the PID of the thread or process that made the call ("1234  12:00:00 ...").
+_LEADING_PID = re.compile(rb"^(\d+) +")
+
+
+def check_output_dir(path: str, force: bool) -> None:
+    """-o DIR with several pods: a folder to create (or an empty one); one file per pod goes in it."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise OutputError(f"{path} exists and is not a directory: with several pods -o names a folder "
+                          "(one POD.trace per pod)")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise OutputError(f"{path} is not empty: use --force to write into it, or choose another -o")
+    parent = target.parent if str(target.parent) else Path(".")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise OutputError(f"cannot create {path}: directory {parent} does not exist or is not writable")
+
+
+@dataclass
+class PodTrace:
+    target: Target
+    ec: str
+    profile: str
+    container: dict[str, Any]
+    selection: Selection
+    scope: int | None
+    talk: single.StraceTalk
+    sink: ByteSink
+    prefix: str
+    lines: int = 0
+    partial: bytes = b""
+    error: str = ""
+    pipe_closed: bool = field(default=False)
+
+
+def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
+    pods = fanout.targets(resolution, opts.container, talk.say)
+    profile = single.profile_of(opts)
+    chosen = fanout.admit_all(
+        kube, single.COMMAND, pods, lambda t: session.admitted(kube, t, single.COMMAND, session.candidate(
+            kube, t, profile, opts.image, opts.custom, opts.ttl, opts.duration), single.ADMISSION_HINT),
+        opts.image, opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
+    # Before creating anything: each pod's processes as its target container sees them, if it has a shell.
+    early: list[Selection | None] = []
+    for target in pods:
+        probe = single._probe(kube, target, target.container)
+        if probe is not None:
+            error = single.scope_error(probe.ptrace_scope, target)
+            if error:
+                raise error
+        early.append(_select(probe, True, target, opts, talk) if probe is not None else None)
+    talk.say(f"Tracing {plural(len(pods), 'pod')} of {ref.display}: " + ", ".join(t.pod_name for t in pods))
+    if opts.dry_run:
+        return fanout.dry_run_all(talk, pods, chosen)
+    ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
+    width = max(len(t.pod_name) for t in pods) + 8  # POD/PID with a PID of up to 7 digits
+    traces = []
+    for target, ec, candidate, selection in zip(pods, ecs, chosen, early, strict=True):
+        probe = single._probe(kube, target, ec)
+        if probe is None:
+            raise RemoteFailed(f"cannot list processes in the debug container {ec} of pod {target.pod_name}: "
+                               f"image {opts.image} needs sh, cat, tr and readlink (choose another with --image)")
+        if not probe.strace:
+            raise RemoteFailed(f"strace is not in image {opts.image}: choose an image that has it with --image")
+        if selection is None:
+            selection = _select(probe, False, target, opts, talk)
+        path = opts.output if opts.output == "-" else str(Path(opts.output) / f"{target.pod_name}.trace")
+        prefix = f"{target.pod_name}/"
+        traces.append(PodTrace(target, ec, candidate.profile, candidate.container, selection, probe.ptrace_scope,
+                               single.StraceTalk(fanout.prefixed(talk.say, target.pod_name)), ByteSink(path), prefix))
+        talk.say(f"{target.pod_name}: tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
+    if opts.output != "-":
+        Path(opts.output).mkdir(exist_ok=True)
+    return _trace(kube, opts, traces, width, talk)
+
+
+def _select(probe: Any, inside: bool, target: Target, opts: single.TraceOptions, talk: Talk) -> Selection:
+    ids = container_ids(target.pod)
+    target_id = ids.get(target.container, "")
+    others = [cid for n, cid in ids.items() if n != target.container]
+    try:
+        return single._select(probe, inside, target_id, others, opts, target, talk)
+    except NotFound as e:
+        raise NotFound(f"pod {target.pod_name}: {e}") from None
+
+
+def prefixed_lines(trace: PodTrace, data: bytes, width: int) -> list[bytes | memoryview]:
+    """Whole lines of `data` (after what was held back) with the `POD/PID` prefix; keeps the partial tail."""
+    lines = (trace.partial + data).split(b"\n")
+    trace.partial = lines.pop()
+    out: list[bytes | memoryview] = []
+    default_pid = str(trace.selection.pids[0]).encode() if trace.selection.pids else b"?"
+    for line in lines:
+        match = _LEADING_PID.match(line)
+        pid, rest = (match.group(1), line[match.end():]) if match else (default_pid, line)
+        out.append((trace.prefix.encode() + pid).ljust(width) + b" " + rest + b"\n")
+    return out
+
+
+def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], width: int, talk: Talk) -> int:
+    stdout = opts.output == "-"
+    shared = traces[0].sink if stdout else None
+
+    def on_stdout(trace: PodTrace) -> Any:
+        def write(data: memoryview) -> None:
+            if trace.pipe_closed:
+                return
+            raw = bytes(data)
+            try:
+                if shared is not None:
+                    lines = prefixed_lines(trace, raw, width)
+                    if lines:
+                        shared.writev(list(lines))
+                    trace.lines += len(lines)
+                else:
+                    trace.sink.write(raw)
+                    trace.lines += raw.count(b"\n")
+            except PipeClosed:
+                for t in traces:
+                    t.pipe_closed = True
+        return write
+
+    state = StopState()
+
+    def on_end(pod: fanout.PodTool) -> None:
+        trace = next(t for t in traces if t.target is pod.target)
+        trace.error = trace.error or fanout.failure(kube, pod, state, single.TOOL, trace.talk.error_line(),
+                                                    opts.image)
+        if trace.error and not state.reason:
+            talk.warn(f"trace in pod {trace.target.pod_name} ended: {trace.error}; the other pods go on")
+
+    tools = [fanout.PodTool(t.target, t.ec, single.strace_argv(opts, t.selection.pids), on_stdout(t), t.talk)
+             for t in traces]
+    talk.say(f"Tracing into {'stdout' if stdout else opts.output + '/POD.trace'}; Ctrl-C to stop (the traced "
+             "processes go on)")
+    try:
+        elapsed = fanout.run_tools(kube, tools, single.TOOL, state, duration=opts.duration,
+                                   limit_reached=lambda: any(t.pipe_closed for t in traces), talk=talk,
+                                   on_end=on_end)
+    finally:
+        for trace in traces:
+            if trace.partial and shared is not None and not trace.pipe_closed:
+                with contextlib.suppress(PipeClosed):
+                    shared.writev(prefixed_lines(trace, b"\n", width))
+            trace.sink.close()
+    records = []
+    for trace in traces:
+        if not trace.error and trace.talk.refused and not trace.talk.attached:
+            trace.error = single.explain_eperm(trace.container, trace.target.pod, trace.profile, trace.scope,
+                                               trace.talk.refused)
+        chosen, seen = list(trace.selection.pids), set(trace.talk.attached)
+        talk.say(f"{trace.target.pod_name}: {plural(len(set(chosen) & seen), 'process', 'processes')} traced, "
+                 f"{plural(trace.lines, 'line')}" + (f"; FAILED: {trace.error}" if trace.error else ""))
+        records.append({
+            "namespace": trace.target.namespace, "pod": trace.target.pod_name,
+            "node": (trace.target.pod.get("spec") or {}).get("nodeName"),
+            "podIP": (trace.target.pod.get("status") or {}).get("podIP"), "container": trace.target.container,
+            "debugContainer": trace.ec, "profile": trace.profile, "pids": chosen,
+            "traced": sorted(set(chosen) & seen), "linesWritten": trace.lines,
+            "output": "-" if stdout else trace.sink.path, "error": trace.error or None,
+        })
+    lines = sum(t.lines for t in traces)
+    talk.say(f"{plural(lines, 'line')} from {plural(len(traces), 'pod')}; {elapsed:.1f}s")
+    talk.record(profile=",".join(sorted({t.profile for t in traces})), output=opts.output,
+                durationSeconds=round(elapsed, 3), stoppedBy=stopped_by(state.reason), linesWritten=lines,
+                bytesWritten=None if stdout else sum(t.sink.written for t in traces), pods=records)
+    return fanout.exit_code(state, {t.target.pod_name: t.error for t in traces}, "trace",
+                            "the others were traced", talk.warn)

@@ -1,0 +1,263 @@
+"""The one workflow of remote/session.py across several pods (a workload or a selector): the same steps, each
+done for every pod before the next one starts, so that the all-or-nothing parts stay all or nothing.
+
+    targets (container checked in every pod) -> profile per namespace + dry-run admission of EVERY pod
+    -> add all debug containers, then wait for them together -> one exec per pod, all read by ONE loop
+    (kube.execstream.pump_many: no thread or process per pod) under one stop model -> per-pod outcomes
+
+A pod that fails once its tool runs (deleted, stream cut, tool error) ends alone: its `on_end` says why and
+the others go on. Stopping (Ctrl-C, SIGTERM, --duration, a limit) asks every tool still running at once, after
+the same grace as one pod (remote/streamrun.stop_ticker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import ExecConnection, KubeApi
+from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
+from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods, resolve
+from kubectl_debugx.remote import ephemeral, session, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.streamrun import (
+    TICK_INTERVAL,
+    StopState,
+    ToolStderr,
+    catch_stop_signals,
+    stop_ticker,
+)
+from kubectl_debugx.talk import Talk
+
+# The setup calls (dry runs, patches, waits, exec handshakes) of several pods go out this many at a time: each
+# is a round trip of its own, and one after the other they put N round trips between the command and the last
+# pod's first packet. The streams themselves are then read by one loop, in this thread.
+SETUP_WORKERS = 8
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def each(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """fn over items, SETUP_WORKERS at a time, results in order; the first error is raised once all ended."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(min(SETUP_WORKERS, len(items)), thread_name_prefix="debugx-setup") as pool:
+        futures = [pool.submit(fn, item) for item in items]
+    return [f.result() for f in futures]
+
+
+def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None]) -> Resolution:
+    """The running pods of the target, the skipped ones said, refused when more than --max-pods."""
+    resolution = resolve(kube, kube.namespace, ref)
+    for line in resolution.skip_lines():
+        say(line)
+    check_max_pods(resolution, max_pods)
+    return resolution
+
+
+def prefixed(say: Callable[[str], None], pod: str) -> Callable[[str], None]:
+    """A pod's tool talk, its lines prefixed with the pod's name."""
+    return lambda line: say(f"{pod}: {line}")
+
+
+def dry_run_all(talk: Talk, pods: list[Target], chosen: list[session.Candidate]) -> int:
+    """What a real run would add (or reuse) on each pod, as YAML documents; nothing is created."""
+    for i, (target, candidate) in enumerate(zip(pods, chosen, strict=True)):
+        if i:
+            talk.out("---\n")
+        session.dry_run(talk, candidate, target)
+    return 0
+
+
+def targets(resolution: Resolution, container: str | None, say: Callable[[str], None]) -> list[Target]:
+    """Every running pod of the resolution with the container to target, picked as `kubectl exec` does;
+    a -c missing from any pod stops everything before anything is created."""
+    out = []
+    for pod in resolution.pods:
+        names = [c["name"] for c in pod["spec"]["containers"]]
+        name = pod["metadata"]["name"]
+        chosen = container or specs.default_container(pod)
+        if chosen not in names:
+            raise NotFound(f'container "{chosen}" not found in pod "{name}" (containers: {", ".join(names)})')
+        out.append(Target(pod["metadata"]["namespace"], pod, chosen))
+    if container is None:
+        many = {", ".join(c["name"] for c in t.pod["spec"]["containers"]) for t in out
+                if len(t.pod["spec"]["containers"]) > 1}
+        for listing in sorted(many):
+            say(f'Defaulted container "{out[0].container}" out of: {listing}')
+    return out
+
+
+def admit_all(kube: KubeApi, command: str, pods: list[Target], choose: Callable[[Target], session.Candidate],
+              image: str, custom: Any, ttl: int, duration: float | None, hint: str) -> list[session.Candidate]:
+    """The profile is chosen once per namespace (its Pod Security level is the namespace's), on its first pod;
+    every other pod's container is then checked by a dry run with that profile. Any refusal raises before
+    anything is created on any pod."""
+    firsts: dict[str, Target] = {}
+    for target in pods:
+        firsts.setdefault(target.namespace, target)
+    chosen = {namespace: choose(target) for namespace, target in firsts.items()}
+    for namespace, target in firsts.items():  # every missing permission, named at once, per namespace
+        session.check_access(kube, target, command, chosen[namespace])
+
+    def check(target: Target) -> session.Candidate:
+        first = chosen[target.namespace]
+        if target is firsts[target.namespace]:
+            return first
+        candidate = session.admitted(kube, target, command, session.candidate(
+            kube, target, first.profile, image, custom, ttl, duration), hint)
+        return session.Candidate(candidate.profile, candidate.container, [], None, candidate.reuse)
+
+    return each(check, pods)
+
+
+def start_all(kube: KubeApi, pods: list[Target], chosen: list[session.Candidate], duration: float | None,
+              talk: Talk) -> list[str]:
+    """Say the profiles, add every debug container (or reuse one), then wait until all run: they start in
+    parallel, so the last pod is ready about as soon as one pod alone would be."""
+    said = set()
+    for candidate in chosen:
+        if candidate.profile not in said:
+            said.add(candidate.profile)
+            talk.say(f"Using profile {candidate.profile}")
+        for note in candidate.notes:
+            talk.say(f"Note: {note}")
+    pairs = list(zip(pods, chosen, strict=True))
+    added = each(lambda pair: ephemeral.add_or_reuse(kube, pair[0], pair[1].container, session.min_life(duration),
+                                                     talk.say), pairs)
+
+    def wait(item: tuple[tuple[Target, session.Candidate], tuple[str, dict[str, Any] | None]]) -> None:
+        (target, candidate), (name, patched) = item
+        if patched is not None:
+            ephemeral.wait_running(kube, target.namespace, patched, name, str(candidate.container["image"]))
+
+    each(wait, list(zip(pairs, added, strict=True)))
+    return [name for name, _ in added]
+
+
+@dataclass
+class PodTool:
+    """One pod's tool run: what it runs, where its output goes, and how it ended."""
+
+    target: Target
+    ec: str
+    argv: list[str]
+    on_stdout: Callable[[memoryview], None]
+    stderr: ToolStderr
+    run_id: str = field(default_factory=lambda: specs.random_suffix(10))
+    reader: ExecReader | None = None
+    outcome: ExecOutcome | None = None
+    ended_at: float | None = None
+    reported: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.target.pod_name
+
+
+def pod_gone(kube: KubeApi, target: Target) -> bool:
+    """The pod was deleted (or is being deleted): what a 137 from every exec means (recordings/28-*)."""
+    try:
+        pod = kube.get_pod(target.namespace, target.pod_name)
+    except ApiError as e:
+        return e.status == 404
+    except DebugxError:
+        return False
+    same = (pod.get("metadata") or {}).get("uid") == (target.pod.get("metadata") or {}).get("uid")
+    return not same or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+def run_tools(
+    kube: KubeApi, pods: list[PodTool], tool: str, state: StopState, *, duration: float | None,
+    limit_reached: Callable[[], bool],
+    talk: Talk, on_end: Callable[[PodTool], None], on_batch_end: Callable[[], None] | None = None,
+    on_tick: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
+    eof_signal: str = "TERM",
+) -> float:
+    """Run each pod's tool by exec in its debug container, all streams read by one loop, until every one has
+    ended; whatever happens, make sure no tool is left running. `on_end` is called once per pod as soon as its
+    stream ends (within a tick), `on_tick` every tick. `state` records why we stopped. Returns the elapsed time."""
+    started = time.monotonic()
+    deadline = started + duration if duration else None
+
+    def stop_remote(signal: str) -> None:
+        for pod in pods:
+            if pod.reader is not None and pod.reader.outcome is None:
+                try:
+                    ephemeral.signal_tool(kube, pod.target, pod.ec, pod.run_id, tool, signal)
+                except DebugxError as e:
+                    talk.warn(f"could not signal {tool} in pod {pod.name}: {e}")
+
+    stop_tick = stop_ticker(stop_remote, deadline, limit_reached, state, talk.say, grace, grace_note)
+
+    def report() -> None:
+        for pod in pods:
+            if not pod.reported and (pod.outcome is not None or (pod.reader and pod.reader.outcome)):
+                pod.outcome = pod.outcome or (pod.reader.outcome if pod.reader else None)
+                pod.ended_at = time.monotonic()
+                pod.reported = True
+                on_end(pod)
+
+    def tick() -> None:
+        stop_tick()
+        report()
+        if on_tick is not None:
+            on_tick()
+
+    try:
+        with catch_stop_signals(state), ExitStack() as connections:
+            def start(pod: PodTool) -> ExecConnection | None:
+                command = specs.tethered_command(pod.run_id, tool, pod.argv, eof_signal)
+                try:
+                    return kube.open_exec(pod.target.namespace, pod.name, pod.ec, command, stdin=True)
+                except DebugxError as e:
+                    pod.outcome = ExecOutcome(None, str(e), cut=True)
+                    return None
+
+            for pod, conn in zip(pods, each(start, pods), strict=True):
+                if conn is not None:
+                    connections.callback(conn.close)
+                    pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
+            pump_many([p.reader for p in pods if p.reader is not None], tick, TICK_INTERVAL)
+            report()
+    finally:
+        for pod in pods:
+            pod.stderr.finish()
+            if pod.reader is not None:
+                ephemeral.make_sure_stopped(kube, pod.target, pod.ec, pod.run_id, tool, talk.warn)
+    return time.monotonic() - started
+
+
+def failure(kube: KubeApi, pod: PodTool, state: StopState, tool: str, said: str, image: str) -> str:
+    """Why a pod's run failed, in a few words; '' when it did not (it ended by itself or when asked)."""
+    outcome = pod.outcome or ExecOutcome(None, "never started", cut=True)
+    if outcome.exit_code == 0:
+        return ""
+    if state.reason and outcome.exit_code is not None:
+        return ""  # asked to stop: tcpdump and strace end by the signal
+    if (outcome.exit_code == 137 or outcome.cut) and pod_gone(kube, pod.target):
+        return "the pod was deleted"
+    if outcome.cut:
+        return outcome.message
+    return ephemeral.tool_failure(tool, outcome.exit_code, outcome.message, said, image)
+
+
+def exit_code(state: StopState, errors: dict[str, str], what: str, kept: str, warn: Callable[[str], None]) -> int:
+    """The outcome across pods (`errors`: pod -> why it failed, '' when it did not): every pod failed -> the
+    error (6); a signal -> 130/143; some failed -> 9 (PARTIAL) with a warning saying what `kept` holds; else 0."""
+    failed = {pod: why for pod, why in errors.items() if why}
+    if failed and len(failed) == len(errors) and not state.reason:
+        pod, why = next(iter(failed.items()))
+        raise RemoteFailed(f"the {what} failed in every pod ({pod}: {why})")
+    if state.reason in ("SIGINT", "SIGTERM"):
+        return int(state.exit_code)
+    if failed:
+        warn(f"{len(failed)} of {len(errors)} pods failed; {kept}")
+        return int(ExitCode.PARTIAL)
+    return 0

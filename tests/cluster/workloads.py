@@ -1,0 +1,407 @@
+"""Workload objects of the test cluster and the small controller behind them.
+
+Served: apps/v1 Deployments, ReplicaSets, StatefulSets, DaemonSets; batch/v1 Jobs; v1 Services and Endpoints;
+discovery.k8s.io/v1 EndpointSlices -- create, get, list (label/field selectors), watch, delete -- in the shapes
+of recordings/20-* and 21-*. Creating a Deployment creates its ReplicaSet (`NAME-HASH`, owner: the
+Deployment), which creates its pods (`RS-xxxxx`, label pod-template-hash, owner: the ReplicaSet); a
+StatefulSet creates `NAME-0..N-1`, a DaemonSet one pod on the node, a Job one pod (label job-name). Deleting a
+workload deletes what it owns (the Background propagation kubectl asks for).
+
+Deliberate differences (tests/cluster/README.md): the controller acts once, at creation (a deleted pod is not
+replaced, there is no scaling, no rollout); workload `status` and Endpoints/EndpointSlices are computed from
+the pods when read (watches of workloads see only create and delete).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import ipaddress
+from typing import TYPE_CHECKING
+
+from .store import ApiError, already_exists, not_found, now_rfc3339
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .apiserver import ApiServer, RequestInfo
+
+# "patch" is listed so that kubectl's field-validation probe finds them (answered 405, as apiserver.py does).
+_VERBS = ["create", "delete", "get", "list", "patch", "watch"]
+# (group, resource) -> (kind, apiVersion, shortNames)
+KINDS = {
+    ("apps", "deployments"): ("Deployment", "apps/v1", ["deploy"]),
+    ("apps", "replicasets"): ("ReplicaSet", "apps/v1", ["rs"]),
+    ("apps", "statefulsets"): ("StatefulSet", "apps/v1", ["sts"]),
+    ("apps", "daemonsets"): ("DaemonSet", "apps/v1", ["ds"]),
+    ("batch", "jobs"): ("Job", "batch/v1", None),
+    ("", "services"): ("Service", "v1", ["svc"]),
+    ("", "endpoints"): ("Endpoints", "v1", ["ep"]),
+    ("discovery.k8s.io", "endpointslices"): ("EndpointSlice", "discovery.k8s.io/v1", None),
+}
+# Discovery entries: (name, kind, namespaced, verbs, shortNames), as apiserver.py lists resources.
+CORE_RESOURCES = [(r, k, True, _VERBS, s) for (g, r), (k, _, s) in KINDS.items() if g == ""]
+GROUPS = {g: [(r, k, True, _VERBS, s) for (gg, r), (k, _, s) in KINDS.items() if gg == g]
+          for g in ("apps", "batch", "discovery.k8s.io")}
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's rand.SafeEncodeString alphabet
+_SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
+# What reading an Endpoints object says in 1.33 (recordings/20-get-endpoints-web).
+ENDPOINTS_WARNING = "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+
+
+def _hash(obj: object, length: int) -> str:
+    digest = hashlib.sha256(repr(obj).encode()).digest()
+    return "".join(_ALPHABET[b % len(_ALPHABET)] for b in digest[:length])
+
+
+def selector_string(selector: dict | None) -> str:
+    """A LabelSelector (matchLabels, matchExpressions) as the query string form."""
+    selector = selector or {}
+    terms = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for e in selector.get("matchExpressions") or []:
+        op, key, values = e.get("operator"), e.get("key"), ",".join(e.get("values") or [])
+        terms.append({"In": f"{key} in ({values})", "NotIn": f"{key} notin ({values})", "Exists": key,
+                      "DoesNotExist": f"!{key}"}[op])
+    return ",".join(terms)
+
+
+# What the API server fills in (recordings/20-create-*).
+_SPEC_DEFAULTS = {
+    "deployments": {"replicas": 1, "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+        "maxUnavailable": "25%", "maxSurge": "25%"}}, "revisionHistoryLimit": 10, "progressDeadlineSeconds": 600},
+    "replicasets": {"replicas": 1},
+    "statefulsets": {"replicas": 1, "podManagementPolicy": "OrderedReady", "updateStrategy": {
+        "type": "RollingUpdate", "rollingUpdate": {"partition": 0}}, "revisionHistoryLimit": 10,
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}},
+    "daemonsets": {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+                   "revisionHistoryLimit": 10},
+    "jobs": {"parallelism": 1, "completions": 1, "backoffLimit": 6, "manualSelector": False,
+             "completionMode": "NonIndexed", "suspend": False, "podReplacementPolicy": "TerminatingOrFailed"},
+}
+_CREATED_STATUS = {
+    "statefulsets": {"replicas": 0, "availableReplicas": 0},
+    "daemonsets": {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                   "numberReady": 0},
+}
+
+
+def _default_spec(resource: str, spec: dict) -> None:
+    from .admission import default_container
+
+    for key, value in _SPEC_DEFAULTS.get(resource, {}).items():
+        spec.setdefault(key, copy.deepcopy(value))
+    template = spec.setdefault("template", {})
+    template.setdefault("metadata", {})["creationTimestamp"] = None
+    pod = template.setdefault("spec", {})
+    for c in pod.get("containers") or []:
+        default_container(c)
+    for key, value in (("restartPolicy", "Always"), ("terminationGracePeriodSeconds", 30),
+                       ("dnsPolicy", "ClusterFirst"), ("securityContext", {}),
+                       ("schedulerName", "default-scheduler")):
+        pod.setdefault(key, value)
+
+
+def _owner(obj: dict) -> dict:
+    return {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": obj["metadata"]["name"],
+            "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def _owned_by(obj: dict, owner_uid: str) -> bool:
+    return any(r.get("uid") == owner_uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+class Workloads:
+    """The handlers and the controller; `server` gives the store, pod creation and deletion."""
+
+    def __init__(self, server: ApiServer) -> None:
+        self.server = server
+        self.store = server.store
+        self._next_ip = 10
+
+    # -- REST ----------------------------------------------------------------------------------------
+    async def handle(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        from . import apiserver as api
+
+        kind, api_version, _ = KINDS[(info.group, info.resource)]
+        resource, ns, verb = info.resource, info.namespace, info.verb
+        if resource == "endpoints" and verb in ("get", "list"):
+            api._warn(request, ENDPOINTS_WARNING)
+        if verb == "get":
+            obj = self.store.get(resource, ns, info.name or "")
+            if obj is None:
+                obj = self._computed(resource, ns, info.name or "")
+            if obj is None:
+                raise not_found(resource, info.name or "", info.group)
+            return api._json(self._view(obj))
+        if verb == "list":
+            pred = self.server._selector(request)
+            items = [self._view(o) for o in self._all(resource, ns)]
+            return api._json(self.server._list_body(f"{kind}List", [o for o in items if pred(o)], api_version))
+        if verb == "watch":
+            return await self.server._watch(request, resource, ns)
+        if verb == "delete":
+            obj = self.store.get(resource, ns, info.name or "")
+            if obj is None:
+                raise not_found(resource, info.name or "", info.group)
+            self.delete(obj)
+            return api._json(obj)
+        if verb == "create":
+            body = await api._body(request)
+            if self.store.get("namespaces", None, ns or "") is None:
+                raise not_found("namespaces", ns or "")
+            return api._json(self.create(resource, ns or "", body, api._truthy_dry(request)), 201)
+        raise api._method_not_allowed()
+
+    def _all(self, resource: str, ns: str | None) -> list[dict]:
+        if resource in ("endpoints", "endpointslices"):
+            return [o for s in self.store.list("services", ns)
+                    if (o := self._computed(resource, s["metadata"]["namespace"], s["metadata"]["name"]))]
+        return self.store.list(resource, ns)
+
+    # -- create / delete (the controller acts here) -----------------------------------------------------
+    def create(self, resource: str, ns: str, body: dict, dry: bool) -> dict:
+        group = next(g for (g, r) in KINDS if r == resource)
+        kind, api_version, _ = KINDS[(group, resource)]
+        if resource in ("endpoints", "endpointslices"):
+            raise ApiError(405, "MethodNotAllowed", "the test cluster computes endpoints from the pods", {})
+        obj = copy.deepcopy(body)
+        obj["kind"], obj["apiVersion"] = kind, api_version
+        meta = obj.setdefault("metadata", {})
+        name = meta.get("name") or ""
+        if not name:
+            raise ApiError(422, "Invalid", f'{kind} "" is invalid: metadata.name: Required value',
+                           {"kind": kind, "causes": [{"reason": "FieldValueRequired", "field": "metadata.name"}]})
+        if self.store.get(resource, ns, name) is not None:
+            raise already_exists(resource, name, group)
+        meta["namespace"] = ns
+        if resource != "services":
+            meta["generation"] = 1
+        for k in ("uid", "resourceVersion", "creationTimestamp"):
+            meta.pop(k, None)
+        spec = obj.setdefault("spec", {})
+        if resource == "services":
+            spec.setdefault("type", "ClusterIP")
+            if spec.get("clusterIP") != "None":
+                spec["clusterIP"] = str(_SERVICE_CIDR[self._next_ip])
+                self._next_ip += 1
+            spec["clusterIPs"] = [spec["clusterIP"]]
+            for port in spec.get("ports") or []:
+                port.setdefault("protocol", "TCP")
+                port.setdefault("targetPort", port.get("port"))
+            spec.setdefault("sessionAffinity", "None")
+            spec.setdefault("ipFamilies", ["IPv4"])
+            spec.setdefault("ipFamilyPolicy", "SingleStack")
+            spec.setdefault("internalTrafficPolicy", "Cluster")
+            obj["status"] = {"loadBalancer": {}}
+        else:
+            _default_spec(resource, spec)
+            if resource == "daemonsets":
+                meta.setdefault("annotations", {})["deprecated.daemonset.template.generation"] = "1"
+            template_labels = ((spec.get("template") or {}).get("metadata") or {}).get("labels") or {}
+            if resource == "jobs":
+                spec.setdefault("selector", {"matchLabels": {}})
+            elif not spec.get("selector"):
+                raise ApiError(422, "Invalid", f'{kind}.apps "{name}" is invalid: spec.selector: Required value',
+                               {"name": name, "group": "apps", "kind": kind})
+            elif not all(template_labels.get(k) == v
+                         for k, v in (spec["selector"].get("matchLabels") or {}).items()):
+                raise ApiError(422, "Invalid", f'{kind}.apps "{name}" is invalid: spec.template.metadata.labels: '
+                               "Invalid value: `selector` does not match template `labels`",
+                               {"name": name, "group": "apps", "kind": kind})
+            obj["status"] = copy.deepcopy(_CREATED_STATUS.get(resource, {}))
+        if dry:
+            return obj
+        obj = self.store.create(resource, ns, obj)
+        if resource == "jobs":
+            uid = obj["metadata"]["uid"]
+            obj = copy.deepcopy(obj)
+            obj["spec"]["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+            labels = obj["spec"]["template"].setdefault("metadata", {}).setdefault("labels", {})
+            labels.update({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                           "controller-uid": uid, "job-name": name})
+            obj = self.store.update(resource, ns, obj)
+        self._reconcile(resource, obj)
+        return obj
+
+    def _reconcile(self, resource: str, obj: dict) -> None:
+        name, ns, spec = obj["metadata"]["name"], obj["metadata"]["namespace"], obj["spec"]
+        template = spec.get("template") or {}
+        if resource == "deployments":
+            pod_hash = _hash(template, 10)
+            rs_template = copy.deepcopy(template)
+            rs_template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = pod_hash
+            selector = copy.deepcopy(spec["selector"])
+            selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+            rs = {"metadata": {"name": f"{name}-{pod_hash}", "labels": rs_template["metadata"]["labels"],
+                               "annotations": {"deployment.kubernetes.io/desired-replicas": str(spec["replicas"]),
+                                               "deployment.kubernetes.io/max-replicas": str(spec["replicas"] + 1),
+                                               "deployment.kubernetes.io/revision": "1"},
+                               "ownerReferences": [_owner(obj)]},
+                  "spec": {"replicas": spec["replicas"], "selector": selector, "template": rs_template}}
+            self.create("replicasets", ns, rs, False)
+        elif resource == "replicasets":
+            for _ in range(int(spec.get("replicas", 1))):
+                self._pod(obj, f"{name}-", None, {})
+        elif resource == "statefulsets":
+            revision = f"{name}-{_hash(template, 9)}"
+            for i in range(int(spec.get("replicas", 1))):
+                labels = {"controller-revision-hash": revision, "statefulset.kubernetes.io/pod-name": f"{name}-{i}",
+                          "apps.kubernetes.io/pod-index": str(i)}
+                extra = {"hostname": f"{name}-{i}"}
+                if spec.get("serviceName"):
+                    extra["subdomain"] = spec["serviceName"]
+                self._pod(obj, f"{name}-", f"{name}-{i}", labels, extra)
+        elif resource == "daemonsets":
+            labels = {"controller-revision-hash": _hash(template, 10), "pod-template-generation": "1"}
+            node = self.server.node_name
+            # What the DaemonSet controller adds (recordings/20-list-pods-app-agent): the node, and tolerations
+            # of the node conditions without tolerationSeconds, so its pods stay where they are.
+            extra = {"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                                        "values": [node]}]}]}}},
+                     "tolerations": [{"key": f"node.kubernetes.io/{k}", "operator": "Exists", "effect": e}
+                                     for k, e in (("not-ready", "NoExecute"), ("unreachable", "NoExecute"),
+                                                  ("disk-pressure", "NoSchedule"), ("memory-pressure", "NoSchedule"),
+                                                  ("pid-pressure", "NoSchedule"), ("unschedulable", "NoSchedule"))]}
+            self._pod(obj, f"{name}-", None, labels, extra)
+        elif resource == "jobs":
+            self._pod(obj, f"{name}-", None, {})
+
+    def _pod(self, owner: dict, generate: str, name: str | None, labels: dict, extra_spec: dict | None = None) -> None:
+        template = copy.deepcopy(owner["spec"].get("template") or {})
+        meta = template.get("metadata") or {}
+        meta.pop("creationTimestamp", None)
+        meta["labels"] = {**(meta.get("labels") or {}), **labels}
+        meta["ownerReferences"] = [_owner(owner)]
+        meta["generateName"] = generate
+        if name:
+            meta["name"] = name
+        spec = {**template.get("spec", {}), **(extra_spec or {})}
+        try:
+            self.server.create_pod_object(owner["metadata"]["namespace"], {"metadata": meta, "spec": spec})
+        except ApiError as e:  # a real controller reports it as an event and retries; we log it
+            import logging
+
+            logging.getLogger("tests.cluster.workloads").warning("cannot create pod of %s: %s",
+                                                                 owner["metadata"]["name"], e.message)
+
+    def delete(self, obj: dict) -> None:
+        """Delete the object and, like the garbage collector with Background propagation, what it owns."""
+        kind = obj["kind"]
+        resource = next(r for (_, r), (k, _, _) in KINDS.items() if k == kind)
+        ns, uid = obj["metadata"]["namespace"], obj["metadata"]["uid"]
+        self.store.delete(resource, ns, obj["metadata"]["name"])
+        for child_resource in ("replicasets",):
+            for child in self.store.list(child_resource, ns):
+                if _owned_by(child, uid):
+                    self.delete(child)
+        for pod in self.store.list("pods", ns):
+            if _owned_by(pod, uid):
+                self.server._delete_pod(pod, None)
+
+    def delete_namespace(self, ns: str) -> None:
+        """What namespace deletion removes of ours (the pods are deleted by the caller)."""
+        for resource in ("deployments", "replicasets", "statefulsets", "daemonsets", "jobs", "services"):
+            for o in self.store.list(resource, ns):
+                self.store.delete(resource, ns, o["metadata"]["name"])
+
+    # -- computed views ------------------------------------------------------------------------------------
+    def _pods_of(self, ns: str, selector: str) -> list[dict]:
+        from .apiserver import parse_label_selector
+
+        match = parse_label_selector(selector) if selector else (lambda o: False)
+        return [p for p in self.store.list("pods", ns) if match(p)]
+
+    def _view(self, obj: dict) -> dict:
+        """A workload with its status computed from its pods (a real controller keeps it up to date)."""
+        kind = obj.get("kind")
+        if kind not in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"):
+            return obj
+        obj = copy.deepcopy(obj)
+        pods = self._pods_of(obj["metadata"]["namespace"], selector_string(obj["spec"].get("selector")))
+        running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
+        now = now_rfc3339()
+        if kind == "Job":
+            succeeded = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Succeeded")
+            status = {"startTime": obj["metadata"]["creationTimestamp"], "terminating": 0,
+                      "uncountedTerminatedPods": {}, "ready": 0}
+            if running:
+                status["active"] = running
+            if succeeded:
+                done = {"status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+                        "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
+                status.update({"conditions": [{"type": "SuccessCriteriaMet", **done}, {"type": "Complete", **done}],
+                               "completionTime": now, "succeeded": succeeded})
+            obj["status"] = status
+            return obj
+        if kind == "DaemonSet":
+            obj["status"] = {"currentNumberScheduled": len(pods), "numberMisscheduled": 0,
+                             "desiredNumberScheduled": 1, "numberReady": running, "observedGeneration": 1,
+                             "updatedNumberScheduled": len(pods), "numberAvailable": running}
+            return obj
+        obj["status"] = {"observedGeneration": 1, "replicas": len(pods), "readyReplicas": running,
+                         "availableReplicas": running}
+        if kind in ("Deployment", "StatefulSet"):
+            obj["status"]["updatedReplicas"] = len(pods)
+        if kind == "StatefulSet":
+            revision = f"{obj['metadata']['name']}-{_hash(obj['spec'].get('template'), 9)}"
+            obj["status"].update({"currentReplicas": len(pods), "currentRevision": revision,
+                                  "updateRevision": revision, "collisionCount": 0})
+        if kind == "Deployment":
+            rs = f"{obj['metadata']['name']}-{_hash(obj['spec'].get('template'), 10)}"
+            cond = {"status": "True", "lastUpdateTime": now, "lastTransitionTime": now}
+            obj["status"]["conditions"] = [
+                {"type": "Available", **cond, "reason": "MinimumReplicasAvailable",
+                 "message": "Deployment has minimum availability."},
+                {"type": "Progressing", **cond, "reason": "NewReplicaSetAvailable",
+                 "message": f'ReplicaSet "{rs}" has successfully progressed.'}]
+        if kind == "ReplicaSet":
+            obj["status"]["fullyLabeledReplicas"] = len(pods)
+        return obj
+
+    def _computed(self, resource: str, ns: str | None, name: str) -> dict | None:
+        """Endpoints and the EndpointSlice of a service, from the pods its selector matches."""
+        if resource not in ("endpoints", "endpointslices"):
+            return None
+        svc = self.store.get("services", ns, name)
+        if svc is None or not svc["spec"].get("selector"):
+            return None
+        ns = svc["metadata"]["namespace"]
+        pods = [p for p in self._pods_of(ns, ",".join(f"{k}={v}" for k, v in svc["spec"]["selector"].items()))
+                if (p.get("status") or {}).get("podIP")]
+        ports = [{k: v for k, v in (("name", p.get("name")), ("protocol", p.get("protocol", "TCP")),
+                                    ("port", p.get("targetPort", p.get("port")))) if v is not None}
+                 for p in svc["spec"].get("ports") or []]
+
+        def ref(p: dict) -> dict:
+            return {"kind": "Pod", "namespace": ns, "name": p["metadata"]["name"], "uid": p["metadata"]["uid"]}
+
+        meta = {"namespace": ns, "uid": svc["metadata"]["uid"], "resourceVersion": svc["metadata"]["resourceVersion"],
+                "creationTimestamp": svc["metadata"]["creationTimestamp"]}
+        headless = svc["spec"].get("clusterIP") == "None"
+
+        def address(p: dict) -> dict:
+            out = {"ip": p["status"]["podIP"]}
+            if headless and p["spec"].get("hostname") and p["spec"].get("subdomain") == name:
+                out["hostname"] = p["spec"]["hostname"]  # a StatefulSet's pods behind their headless service
+            return {**out, "nodeName": p["spec"].get("nodeName"), "targetRef": ref(p)}
+
+        if resource == "endpoints":
+            labels = {**(svc["metadata"].get("labels") or {}),
+                      "endpoints.kubernetes.io/managed-by": "endpoint-controller"}
+            if headless:
+                labels["service.kubernetes.io/headless"] = ""
+            subsets = [{"addresses": [address(p) for p in pods], "ports": ports}] if pods else []
+            return {"kind": "Endpoints", "apiVersion": "v1", "metadata": {"name": name, **meta, "labels": labels},
+                    "subsets": subsets}
+        labels = {**(svc["metadata"].get("labels") or {}),
+                  "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io",
+                  "kubernetes.io/service-name": name}
+        ready = {"ready": True, "serving": True, "terminating": False}
+        return {"kind": "EndpointSlice", "apiVersion": "discovery.k8s.io/v1",
+                "metadata": {**meta, "name": f"{name}-{_hash(name, 5)}", "generateName": f"{name}-", "generation": 1,
+                             "labels": labels, "ownerReferences": [_owner(svc)]},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": [p["status"]["podIP"]], "conditions": ready, "targetRef": ref(p),
+                               "nodeName": p["spec"].get("nodeName")} for p in pods],
+                "ports": ports}

@@ -1,0 +1,470 @@
+"""pcapng: reading tcpdump's pcap stream, writing blocks (byte for byte), merging sources in time order."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubectl_debugx import __version__
+from kubectl_debugx.formats.pcapng import (
+    Merger,
+    Packet,
+    PcapFormatError,
+    PcapHeader,
+    PcapReader,
+    enhanced_packet,
+    enhanced_packets,
+    interface_description,
+    interface_statistics,
+    name_resolution,
+    section_header,
+)
+
+# `tcpdump -i lo -U -c 3 -s 80 -w - udp port 50999` (tcpdump 4.99.3) while three UDP datagrams went to 127.0.0.1:
+# a real µs little-endian stream, EN10MB, snaplen 80.
+REAL_PCAP = bytes.fromhex(
+    "d4c3b2a10200040000000000000000005000000001000000"
+    "a4730d6bb42607003f0000003f000000"
+    "000000000000000000000000080045000031593a40004011e37f7f0000017f0000019e98c737001dfe30"
+    "68656c6c6f203068656c6c6f203068656c6c6f2030"
+    "a4730d6b926207003f0000003f000000"
+    "000000000000000000000000080045000031593c40004011e37d7f0000017f0000019e98c737001dfe30"
+    "68656c6c6f203168656c6c6f203168656c6c6f2031"
+    "a4730d6b8b8a07003f0000003f000000"
+    "000000000000000000000000080045000031593d40004011e37c7f0000017f0000019e98c737001dfe30"
+    "68656c6c6f203268656c6c6f203268656c6c6f2032"
+)
+REAL_HEADER = PcapHeader(linktype=1, snaplen=80, nanos=False)
+
+
+def _frame(n: int) -> bytes:
+    """The n-th packet's bytes: each record is a 16-byte header and 63 bytes of data."""
+    start = 24 + n * (16 + 63) + 16
+    return REAL_PCAP[start:start + 63]
+
+
+REAL_PACKETS = [
+    Packet(1796043684_468660000, 63, _frame(0)),
+    Packet(1796043684_483986000, 63, _frame(1)),
+    Packet(1796043684_494219000, 63, _frame(2)),
+]
+
+
+def pcap_stream(order: str, nanos: bool, packets: list[Packet], linktype: int = 276, snaplen: int = 262144) -> bytes:
+    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
+    out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
+    for p in packets:
+        sec, ns = divmod(p.ts_ns, 1_000_000_000)
+        out += struct.pack(order + "IIII", sec, ns if nanos else ns // 1000, len(p.data), p.orig_len) + p.data
+    return out
+
+
+def read_all(chunks: list[bytes] | list[memoryview]) -> tuple[PcapReader, list[Packet]]:
+    reader = PcapReader()
+    packets = [p for chunk in chunks for p in reader.feed(chunk)]
+    return reader, packets
+
+
+# ---------------------------------------------------------------------------------------------- reader
+
+
+def test_real_pcap_split_at_every_byte_boundary():
+    for cut in range(len(REAL_PCAP) + 1):
+        reader, packets = read_all([REAL_PCAP[:cut], REAL_PCAP[cut:]])
+        assert (reader.header, packets, reader.pending(), reader.records) == (REAL_HEADER, REAL_PACKETS, 0, 3)
+
+
+def test_real_pcap_split_twice_and_from_memoryviews():
+    for cut in range(0, len(REAL_PCAP), 7):
+        for cut2 in range(cut, len(REAL_PCAP) + 1, 5):
+            view = memoryview(REAL_PCAP)
+            _, packets = read_all([view[:cut], view[cut:cut2], view[cut2:]])
+            assert packets == REAL_PACKETS
+
+
+def test_real_pcap_byte_by_byte():
+    reader, packets = read_all([REAL_PCAP[i:i + 1] for i in range(len(REAL_PCAP))])
+    assert (reader.header, packets, reader.pending()) == (REAL_HEADER, REAL_PACKETS, 0)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("nanos", [False, True])
+def test_both_byte_orders_micro_and_nano(order, nanos):
+    packets = [
+        Packet(1796043684_000001000 if not nanos else 1796043684_123456789, 1500, b"\x01" * 96),
+        Packet(1796043685_999999000, 40, b""),
+        Packet(1796043686_000000000, 7, b"x" * 7),
+    ]
+    stream = pcap_stream(order, nanos, packets, linktype=276 | (1 << 28), snaplen=96)
+    for cut in range(len(stream) + 1):
+        reader, got = read_all([stream[:cut], stream[cut:]])
+        assert (reader.header, got) == (PcapHeader(276, 96, nanos), packets)
+
+
+def test_header_alone_then_packets():
+    # Recording 27-tcpdump-stream-header-timing-*: the 24-byte header is its own frame; `-i any` is LINUX_SLL2.
+    header = bytes.fromhex("d4c3b2a1020004000000000000000000000004001401000000")[:24]
+    reader = PcapReader()
+    assert (reader.feed(header), reader.header, reader.pending()) == ([], PcapHeader(276, 262144, False), 0)
+
+
+def test_cut_stream_keeps_the_incomplete_record():
+    reader, packets = read_all([REAL_PCAP[:-10]])
+    assert (packets, reader.pending()) == (REAL_PACKETS[:2], 16 + 63 - 10)
+    reader, packets = read_all([REAL_PCAP[:10]])
+    assert (packets, reader.header, reader.pending()) == ([], None, 10)
+
+
+def test_not_pcap_is_refused_from_its_first_four_bytes():
+    with pytest.raises(PcapFormatError, match=r"not pcap \(starts with 74637064\)"):
+        PcapReader().feed(b"tcpd")
+
+
+def test_a_record_larger_than_any_snaplen_is_refused():
+    stream = pcap_stream("<", False, []) + struct.pack("<IIII", 1, 2, 262145, 262145)
+    with pytest.raises(PcapFormatError, match="pcap record of 262145 bytes"):
+        PcapReader().feed(stream)
+
+
+# ---------------------------------------------------------------------------------------------- blocks
+
+
+def test_section_header_bytes():
+    expected = bytes.fromhex(
+        "0a0d0d0a 30000000"  # SHB, total length 48
+        "4d3c2b1a 0100 0000 ffffffffffffffff"  # byte-order magic, version 1.0, section length unknown
+        "0400 0400 61707031"  # shb_userappl "app1"
+        "0100 0300 636d6400"  # opt_comment "cmd", padded
+        "0000 0000"  # opt_endofopt
+        "30000000"
+    )
+    assert section_header("cmd", userappl="app1") == expected
+
+
+def test_section_header_defaults_to_our_name_and_version():
+    app = f"kubectl-debugx {__version__}".encode()
+    option = struct.pack("<HH", 4, len(app)) + app + b"\0" * (-len(app) % 4)
+    total = 28 + len(option) + 4
+    expected = (
+        struct.pack("<IIIHHq", 0x0A0D0D0A, total, 0x1A2B3C4D, 1, 0, -1) + option + b"\0" * 4 + struct.pack("<I", total)
+    )
+    assert section_header(None) == expected
+
+
+def test_section_header_without_options_has_no_endofopt():
+    expected = bytes.fromhex("0a0d0d0a 1c000000 4d3c2b1a 0100 0000 ffffffffffffffff 1c000000")
+    assert section_header(None, userappl="") == expected
+
+
+def test_a_too_long_comment_is_cut_at_a_character_boundary():
+    block = section_header("é" * 40000, userappl="")
+    # 65535 bytes would split a 2-byte character: 65534 bytes are kept, then padded to 65536.
+    assert struct.unpack_from("<HH", block, 24) == (1, 65534)
+    assert block[28:28 + 65534] == ("é" * 32767).encode()
+    assert len(block) == 24 + 4 + 65536 + 4 + 4 == struct.unpack_from("<I", block, 4)[0]
+
+
+def test_interface_description_bytes():
+    expected = bytes.fromhex(
+        "01000000 40000000"  # IDB, total length 64
+        "1401 0000 00000400"  # LINUX_SLL2 (276), reserved, snaplen 262144
+        "0200 0d00" + b"default/web-1".hex() + "000000"  # if_name
+        "0300 0500" + b"node1".hex() + "000000"  # if_description
+        "0900 0100 09000000"  # if_tsresol 9: nanoseconds
+        "0000 0000"
+        "40000000"
+    )
+    assert interface_description("default/web-1", "node1", 276, 262144) == expected
+
+
+def test_interface_description_with_a_filter_and_no_description():
+    expected = bytes.fromhex(
+        "01000000 30000000"  # IDB, total length 48
+        "0100 0000 50000000"  # EN10MB, snaplen 80
+        "0200 0100 61000000"  # if_name "a"
+        "0900 0100 09000000"
+        "0b00 0400 00 746370"  # if_filter: type 0 (libpcap string) "tcp"
+        "0000 0000"
+        "30000000"
+    )
+    assert interface_description("a", "", 1, 80, filter="tcp") == expected
+
+
+def test_enhanced_packet_bytes():
+    expected = bytes.fromhex(
+        "06000000 28000000"  # EPB, total length 40
+        "02000000"  # interface 2
+        "05000000 07000000"  # timestamp high, low (ns)
+        "05000000 3c000000"  # captured 5, on the wire 60
+        "6162636465 000000"  # data, padded
+        "28000000"
+    )
+    assert enhanced_packet(2, Packet((5 << 32) + 7, 60, b"abcde")) == expected
+
+
+def test_enhanced_packet_with_aligned_and_empty_data():
+    assert enhanced_packet(0, Packet(1, 0, b"")) == bytes.fromhex(
+        "06000000 20000000 00000000 00000000 01000000 00000000 00000000 20000000"
+    )
+    assert enhanced_packet(0, Packet(1, 4, b"wxyz"))[28:36] == b"wxyz\x24\0\0\0"
+
+
+def test_enhanced_packets_writes_a_released_list_at_once():
+    assert enhanced_packets([(2, Packet((5 << 32) + 7, 60, b"abcde")), (0, Packet(1, 0, b""))]) == bytes.fromhex(
+        "06000000 28000000 02000000 05000000 07000000 05000000 3c000000 6162636465000000 28000000"
+        "06000000 20000000 00000000 00000000 01000000 00000000 00000000 20000000"
+    )
+    assert enhanced_packets([]) == b""
+
+
+def test_name_resolution_bytes():
+    expected = bytes.fromhex(
+        "04000000 40000000"  # NRB, total length 64
+        "0100 0a00 0a000007" + b"web-1\0".hex() + "0000"  # IPv4 10.0.0.7 -> web-1
+        "0200 1b00 fd000000000000000000000000000001" + b"svc\0svc.ns\0".hex() + "00"  # IPv6, two names
+        "0000 0000"  # nrb_record_end
+        "40000000"
+    )
+    assert name_resolution([("10.0.0.7", ["web-1"]), ("fd00::1", ["svc", "svc.ns"])]) == expected
+
+
+def test_name_resolution_refuses_what_is_not_an_address():
+    with pytest.raises(ValueError, match="web-1"):
+        name_resolution([("web-1", ["x"])])
+
+
+def test_interface_statistics_bytes():
+    expected = bytes.fromhex(
+        "05000000 58000000"  # ISB, total length 88
+        "01000000 02000000 03000000"  # interface 1, timestamp (2 << 32) + 3
+        "0200 0800 00000000 09000000"  # isb_starttime 9
+        "0300 0800 02000000 03000000"  # isb_endtime
+        "0400 0800 0600000000000000"  # isb_ifrecv 6
+        "0500 0800 0000000000000000"  # isb_ifdrop 0
+        "0800 0800 0300000000000000"  # isb_usrdeliv 3
+        "0000 0000"
+        "58000000"
+    )
+    assert interface_statistics(1, (2 << 32) + 3, start_ns=9, received=6, dropped=0, delivered=3) == expected
+
+
+# ---------------------------------------------------------------------------------------------- tshark
+
+
+def _pcapng_of_two_pods() -> bytes:
+    out = section_header("kubectl debugx capture deploy/web\nserver: https://127.0.0.1:6443")
+    out += interface_description("ns/web-1", "node a, 10.0.0.1", 1, 80, filter="udp")
+    out += interface_description("ns/web-2", "node b", 1, 80)
+    out += name_resolution([("127.0.0.1", ["web-1"])])
+    for i, packet in enumerate(REAL_PACKETS):
+        out += enhanced_packet(i % 2, packet)
+    return out + interface_statistics(0, REAL_PACKETS[-1].ts_ns, received=6, dropped=0, delivered=2)
+
+
+TSHARK_FIELDS = ["-T", "fields", "-e", "frame.interface_name", "-e", "frame.time_epoch", "-e", "ip.src_host"]
+TSHARK_EXPECTED = (
+    "ns/web-1\t1796043684.468660000\tweb-1\n"
+    "ns/web-2\t1796043684.483986000\tweb-1\n"
+    "ns/web-1\t1796043684.494219000\tweb-1\n"
+)
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed (tests/system-deps.sh installs it)")
+def test_tshark_reads_the_file(tmp_path: Path):
+    path = tmp_path / "out.pcapng"
+    path.write_bytes(_pcapng_of_two_pods())
+    result = subprocess.run(["tshark", "-r", str(path), "-N", "n", *TSHARK_FIELDS], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout == TSHARK_EXPECTED
+
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark is not installed (tests/system-deps.sh installs it)")
+def test_tshark_reads_it_from_a_pipe():
+    with subprocess.Popen(["tshark", "-r", "-", "-N", "n", *TSHARK_FIELDS], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdin is not None
+        data = _pcapng_of_two_pods()
+        for i in range(0, len(data), 50):  # written in pieces, as a stream would be
+            proc.stdin.write(data[i:i + 50])
+            proc.stdin.flush()
+        stdout, _ = proc.communicate(timeout=60)
+    assert (proc.returncode, stdout.decode()) == (0, TSHARK_EXPECTED)
+
+
+# ---------------------------------------------------------------------------------------------- merger
+
+S = 1_000_000_000
+
+
+def pk(ts: int, size: int = 1) -> Packet:
+    return Packet(ts, size, b"\0" * size)
+
+
+def stamps(released: list[tuple[int, Packet]]) -> list[tuple[int, int]]:
+    return [(source, packet.ts_ns) for source, packet in released]
+
+
+def test_two_sources_interleave_by_the_watermark():
+    m = Merger(window_ns=2 * S)
+    a, b = m.add_source(), m.add_source()
+    m.push(a, [pk(1), pk(3), pk(5)], now_ns=0)
+    assert (m.ready(0), m.held, m.watermark()) == ([], 3, None)  # b might still send something earlier
+    m.push(b, [pk(2), pk(4)], now_ns=10)
+    assert m.watermark() == 4
+    assert stamps(m.ready(10)) == [(a, 1), (b, 2), (a, 3), (b, 4)]  # up to b's latest, 4
+    m.push(b, [pk(6)], now_ns=20)
+    assert stamps(m.ready(20)) == [(a, 5)]
+    m.push(a, [pk(7)], now_ns=30)
+    assert stamps(m.ready(30)) == [(b, 6)]
+    assert (m.held, m.held_bytes, m.out_of_order) == (1, 1, 0)
+    assert stamps(m.drain()) == [(a, 7)]
+    assert (m.held, m.held_bytes) == (0, 0)
+
+
+def test_a_late_batch_within_the_window_is_put_in_order():
+    # tcpdump delivers in batches up to about 1 s late (recording 27-*): b's batch covering 0.1-0.9 s arrives
+    # after a's packets of up to 1.5 s, and is still written first.
+    m = Merger(window_ns=2 * S)
+    a, b = m.add_source(), m.add_source()
+    m.push(b, [pk(S // 20)], now_ns=0)
+    m.push(a, [pk(S // 10), pk(S), pk(3 * S // 2)], now_ns=S)
+    assert stamps(m.ready(S)) == [(b, S // 20)]  # b has shown nothing later yet
+    m.push(b, [pk(S // 10 + 1), pk(9 * S // 10)], now_ns=S + S // 2)
+    assert stamps(m.ready(S + S // 2)) == [(a, S // 10), (b, S // 10 + 1), (b, 9 * S // 10)]
+    assert (m.held, m.out_of_order) == (2, 0)
+
+
+def test_an_idle_source_holds_the_others_back_only_for_the_window():
+    m = Merger(window_ns=2 * S)
+    a, _idle = m.add_source(), m.add_source()
+    m.push(a, [pk(10), pk(20)], now_ns=5 * S)
+    m.push(a, [pk(30)], now_ns=6 * S)
+    assert m.ready(7 * S - 1) == []
+    assert stamps(m.ready(7 * S)) == [(a, 10), (a, 20)]  # the first batch has waited 2 s
+    assert stamps(m.ready(8 * S)) == [(a, 30)]
+
+
+def test_a_window_release_takes_every_earlier_packet_with_it():
+    m = Merger(window_ns=S)
+    a, b, _idle = m.add_source(), m.add_source(), m.add_source()
+    m.push(a, [pk(50)], now_ns=0)
+    m.push(b, [pk(10), pk(40)], now_ns=S // 2)
+    # a's batch (50) is due at 1 s; b's earlier packets must not come after it.
+    assert stamps(m.ready(S)) == [(b, 10), (b, 40), (a, 50)]
+
+
+def test_an_ended_source_no_longer_holds_the_others_back():
+    m = Merger(window_ns=10 * S)
+    a, b, c = m.add_source(), m.add_source(), m.add_source()
+    m.push(a, [pk(1), pk(9)], now_ns=0)
+    m.push(b, [pk(5)], now_ns=0)
+    assert stamps(m.ready(0)) == []  # c has said nothing
+    m.end_source(c)
+    assert stamps(m.ready(0)) == [(a, 1), (b, 5)]
+    m.end_source(b)
+    assert stamps(m.ready(0)) == [(a, 9)]
+    with pytest.raises(ValueError, match="source 1 has ended"):
+        m.push(b, [pk(6)], now_ns=0)
+
+
+def test_a_packet_later_than_the_window_is_written_out_of_order_and_counted():
+    m = Merger(window_ns=S)
+    a, b = m.add_source(), m.add_source()
+    m.push(a, [pk(2 * S)], now_ns=0)
+    assert stamps(m.ready(S)) == [(a, 2 * S)]
+    m.push(b, [pk(S)], now_ns=3 * S)  # 2 s later than a's packet: more than the 1 s window
+    assert (stamps(m.ready(3 * S)), m.out_of_order) == ([(b, S)], 1)
+
+
+def test_equal_timestamps_keep_arrival_order():
+    m = Merger(window_ns=S)
+    a, b = m.add_source(), m.add_source()
+    m.push(b, [pk(7, 1)], now_ns=0)
+    m.push(a, [pk(7, 2), pk(7, 3)], now_ns=0)
+    m.push(b, [pk(7, 4)], now_ns=0)
+    assert [(s, p.orig_len) for s, p in m.ready(0)] == [(b, 1), (a, 2), (a, 3), (b, 4)]
+
+
+def test_max_held_bytes_releases_the_earliest_packets():
+    m = Merger(window_ns=10 * S, max_held_bytes=250)
+    a, _idle = m.add_source(), m.add_source()
+    m.push(a, [pk(3, 100), pk(1, 100), pk(2, 100)], now_ns=0)
+    assert (stamps(m.ready(0)), m.held, m.held_bytes) == ([(a, 1)], 2, 200)
+
+
+def test_a_source_added_later_holds_back_from_then_on():
+    m = Merger(window_ns=S)
+    a = m.add_source()
+    m.push(a, [pk(1)], now_ns=0)
+    assert stamps(m.ready(0)) == [(a, 1)]
+    b = m.add_source()
+    m.push(a, [pk(2)], now_ns=0)
+    assert stamps(m.ready(0)) == []
+    m.push(b, [pk(3)], now_ns=0)
+    assert stamps(m.ready(0)) == [(a, 2)]
+
+
+def simulate(window_ns: int, seed: int, max_lateness: int) -> tuple[Merger, list[tuple[Packet, int]]]:
+    """Five tcpdump-like sources (idle, slow or busy): packets in time order, delivered in batches, each packet
+    at most max_lateness after its timestamp; the caller polls ready() every 100 ms and on every delivery.
+    Returns the merger and the (packet, delay) pairs in written order."""
+    rng = random.Random(seed)
+    deliveries: list[tuple[int, int, list[Packet]]] = []
+    for source in range(5):
+        ts, due, rate = 0, 0, rng.choice([0, 5, 200])  # packets per second
+        while rate and ts < 5 * S:
+            # Like TPACKET_V3: a block is handed over when it is full (here: 1 to 20 packets) or when its
+            # timeout runs out, at most max_lateness after its first packet.
+            ts += rng.randint(1, 2 * S // rate)
+            due = max(due, ts + rng.randint(0, max_lateness))  # one stream: in order
+            batch = [Packet(ts, source, b"")]
+            while len(batch) < rng.randint(1, 20) and ts + 2 * S // rate <= due:
+                ts += rng.randint(1, 2 * S // rate)
+                batch.append(Packet(ts, source, b""))
+            deliveries.append((due, source, batch))
+    deliveries.sort(key=lambda d: d[0])
+    m = Merger(window_ns)
+    for _ in range(5):
+        m.add_source()
+    arrival: dict[int, int] = {}
+    out: list[tuple[int, Packet]] = []
+    tick = 0
+    for now, source, batch in deliveries:
+        while tick < now:
+            out += m.ready(tick)
+            tick += S // 10
+        m.push(source, batch, now)
+        arrival.update((id(packet), now) for packet in batch)
+        out += m.ready(now)
+    out += m.drain()
+    assert len(out) == sum(len(batch) for _, _, batch in deliveries)
+    return m, [(p, arrival[id(p)] - p.ts_ns) for _, p in out]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lateness_within_the_window_never_reorders(seed):
+    merger, written = simulate(window_ns=S + S // 10, seed=seed, max_lateness=S)
+    assert [p.ts_ns for p, _ in written] == sorted(p.ts_ns for p, _ in written)
+    assert merger.out_of_order == 0
+
+
+def test_disorder_is_bounded_by_lateness_beyond_the_window():
+    window, inversions = S // 4, 0
+    for seed in range(20):
+        merger, written = simulate(window_ns=window, seed=seed, max_lateness=S)
+        delays = [delay for _, delay in written]
+        bound = max(delays) - min(delays) - window  # the docstring's bound, over all pairs
+        highest, late = -1, 0
+        for packet, _ in written:
+            if packet.ts_ns < highest:
+                assert highest - packet.ts_ns < bound
+                late += 1
+            highest = max(highest, packet.ts_ns)
+        assert merger.out_of_order == late
+        inversions += late
+    assert inversions > 0  # the window was small enough for late batches to come out of order
