@@ -244,3 +244,20 @@ def test_capture_to_stdout_is_a_pcapng_stream_tshark_reads_from_a_pipe(e2e, depl
     assert reader.returncode == 0, err
     seen = sorted(line.split("\t") for line in out.splitlines() if line)
     assert seen == sorted([f"{namespace}/{name}", f"/pipe-{name}"] for name in pods), out
+
+
+def test_cp_and_doctor_take_a_workload_target_as_its_first_running_pod(e2e, deployment, tmp_path: Path):
+    """cp and doctor work on one pod: deploy/web means its first running pod by name, said on stderr."""
+    namespace, pods = deployment
+    first = sorted(pods)[0]
+    r = debugx(e2e, "cp", "deploy/web:/etc/nginx/nginx.conf", str(tmp_path / "nginx.conf"), "-n", namespace,
+               "--summary", "json")
+    assert r.returncode == 0, r.stderr.decode()
+    assert f"Using pod {first} of deploy/web ({REPLICAS} running pods)" in r.stderr.decode()
+    summary = json.loads(r.stdout.decode().splitlines()[-1])
+    assert (summary["pod"], summary["filesVerified"]) == (first, 1)
+    written = e2e.kubectl("exec", "-n", namespace, first, "-c", "nginx", "--", "cat", "/etc/nginx/nginx.conf").stdout
+    assert (tmp_path / "nginx.conf").read_text() == written
+    r = debugx(e2e, "doctor", "deploy/web", "-n", namespace, "--for", "cp")
+    assert r.returncode == 0, r.stderr.decode()
+    assert f"Using pod {first} of deploy/web" in r.stderr.decode()
