@@ -294,6 +294,31 @@ def nodelogs(
 
 
 @app.command()
+@shared_flags("dry_run", *CONNECTION, *TALK, dry_run=(
+    Annotated[bool, typer.Option("--dry-run", help="List what would be stopped or deleted; change nothing.")], False))
+def gc(
+    ctx: typer.Context,
+    all_namespaces: Annotated[
+        bool, typer.Option("-A", "--all-namespaces", help="Look in every namespace.")
+    ] = False,
+    *,
+    flags: Flags,
+) -> None:
+    """Find what earlier runs left: stop our tools still running, delete our node pods, and list our debug
+    containers with the TTL they have left (ephemeral containers cannot be removed). Touches nothing else."""
+    from kubectl_debugx.commands import gc as gc_command
+
+    talk = _talk(_run(ctx), flags, "gc")
+    if all_namespaces and flags.namespace:
+        raise UsageError("-A and -n exclude each other")
+    kube = _kube(flags)
+    talk.record(namespace=None if all_namespaces else kube.namespace)
+    code = gc_command.run(kube, gc_command.GcOptions(all_namespaces, flags.dry_run), talk)
+    talk.emit_summary(code)
+    raise typer.Exit(code)
+
+
+@app.command()
 @shared_flags("context", "kubeconfig", "request_timeout", "verbosity")
 def version(ctx: typer.Context, *, flags: Flags) -> None:
     """Print the client version, and the server version when the cluster is reachable."""

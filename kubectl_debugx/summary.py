@@ -49,6 +49,13 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
         "linesWritten": _INT,
         "bytesWritten": _INT,
     },
+    "gc": {
+        "allNamespaces": _BOOL,
+        "dryRun": _BOOL,
+        # [{namespace, pod, container, kind (node-pod, debug-container, tool), status, action, process, pid,
+        #   ttlSeconds}]: one per table row
+        "found": _LIST,
+    },
     "nodelogs": {
         "node": _STR,
         "uid": _STR,

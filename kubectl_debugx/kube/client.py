@@ -43,7 +43,7 @@ class KubeApi(Protocol):
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
 
-    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]: ...
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]: ...
 
     def get_node(self, name: str) -> dict[str, Any]: ...
 
@@ -161,8 +161,10 @@ class Kube:
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}"))
 
-    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
-        data = self.request("GET", f"/api/v1/namespaces/{namespace}/pods", {"labelSelector": label_selector})
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """The pods of `namespace`, or of every namespace when it is None (kubectl's -A)."""
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace is not None else "/api/v1/pods"
+        data = self.request("GET", path, {"labelSelector": label_selector})
         return list(data.get("items") or [])
 
     def get_node(self, name: str) -> dict[str, Any]:

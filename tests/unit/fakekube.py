@@ -24,7 +24,7 @@ class UnusedKube:
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         _unexpected("get_pod")
 
-    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         _unexpected("list_pods")
 
     def get_node(self, name: str) -> dict[str, Any]:
