@@ -56,7 +56,7 @@ def is_node_pod(pod: Mapping[str, Any]) -> bool:
 def debug_containers(pod: Mapping[str, Any], now: float) -> list[tuple[str, str, int | None]]:
     """(name, status, seconds left) of each of our debug containers in the pod."""
     statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []}
-    out = []
+    out: list[tuple[str, str, int | None]] = []
     for container in (pod.get("spec") or {}).get("ephemeralContainers") or []:
         if not specs.is_debug_container(container):
             continue

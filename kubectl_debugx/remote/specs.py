@@ -150,9 +150,9 @@ def pid_file(run_id: str) -> str:
 
 
 def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: str = "TERM") -> list[str]:
-    """`sh -c` that records its PID and start time (see PID_GLOB), starts the tether, then execs argv (so the PID file names the tool and
-    its stdout/stderr are the exec's, byte for byte). argv follows as positional parameters, so no shell ever
-    interprets user input (filters, expressions, names).
+    """`sh -c` that records its PID and start time (see PID_GLOB), starts the tether, then execs argv (so the
+    PID file names the tool and its stdout/stderr are the exec's, byte for byte). argv follows as positional
+    parameters, so no shell ever interprets user input (filters, expressions, names).
 
     The tether ends the tool when the exec's stdin reaches EOF; the exec must be opened with stdin and the
     client keeps stdin open, never writing to it, until the end. Why (tests/cluster/recordings/README.md,

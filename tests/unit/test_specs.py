@@ -80,7 +80,8 @@ def test_tethered_command_compares_comm_quoted_and_cut_to_15_characters():
 def test_signal_command_checks_the_process_is_still_the_tool():
     assert specs.signal_command("r1", "tcpdump", "KILL", remove=True) == [
         "sh", "-c",
-        'p=; read -r p _ 2>/dev/null < /tmp/debugx-r1.pid; if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
+        'p=; read -r p _ 2>/dev/null < /tmp/debugx-r1.pid; '
+        'if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
         'then kill -KILL "$p"; fi; rm -f /tmp/debugx-r1.pid; true',
         "sh", "tcpdump",
     ]

@@ -190,6 +190,7 @@ def node_pod_session(
             lease = kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
         except ApiError as e:
             raise _exec_refusal(e) from None
+        say(f"Node pod {namespace}/{name} is running; it ends with this run")
         yield PodSource(kube, namespace, name, record)
     finally:
         if attempted:
