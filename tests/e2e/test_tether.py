@@ -90,8 +90,9 @@ def test_kill_9_of_nodelogs_ends_the_node_pod_and_gc_deletes_it(e2e, nginx_pod, 
         e2e.cluster.set_latency(0.3)  # every call slower: time to kill while the node pod is in use
     try:
         proc = start_debugx(e2e, "nodelogs", pod, "-n", namespace, "--via", "pod", "-o", str(tmp_path / "o"))
-        line = wait_for_line(proc, "is running; it ends with this run")[-1]  # said once the lease is taken
-        name = line.split()[2].split("/")[1]  # Node pod NS/NAME is running; ...
+        # Said once the node pod runs and its lease is taken (node_pod_session yields after both).
+        line = wait_for_line(proc, "Reading /var/log/pods on node")[-1]
+        name = line.rsplit("/", 1)[1]  # ... through node pod NS/NAME
         if proc.poll() is not None:
             pytest.skip("nodelogs finished before the kill")
         killed = time.monotonic()

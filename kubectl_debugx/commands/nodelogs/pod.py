@@ -31,8 +31,9 @@ from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 NODE_CONTAINER = "debugger"
 NODE_POD_TTL = 1800  # the node pod's bounded sleep, in seconds
 # How long the node pod's main process waits for our lease after it started (specs.node_pod_main): a client
-# that dies between creating the pod and taking the lease leaves it running this long at most.
-LEASE_WINDOW = 60
+# that dies between creating the pod and taking the lease (about a second) leaves it running this long at
+# most. Its start is seen by our watch and the lease exec opens at once: 30 s leaves room for a slow API server.
+LEASE_WINDOW = 30
 NODE_POD_DEADLINE = NODE_POD_TTL + 60  # activeDeadlineSeconds: the safety net if the sleep does not end it
 DELETE_TIMEOUT = 60.0  # seconds to wait for the node pod to be gone
 DOCKER_SUBDIR = "docker"  # local folder (beside the pod directory) for Docker's ID-json.log* files
@@ -190,7 +191,6 @@ def node_pod_session(
             lease = kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
         except ApiError as e:
             raise _exec_refusal(e) from None
-        say(f"Node pod {namespace}/{name} is running; it ends with this run")
         yield PodSource(kube, namespace, name, record)
     finally:
         if attempted:
