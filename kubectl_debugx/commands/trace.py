@@ -10,6 +10,7 @@ messages stay on stderr (talk). Reopening /proc/self/fd/1 instead would fail for
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,10 +296,8 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
             pipe_closed = True
 
     def close() -> None:
-        try:
+        with contextlib.suppress(PipeClosed):
             lines_out.close(flush=not pipe_closed)
-        except PipeClosed:
-            pass
 
     talk.say(f"Tracing in pod {target.namespace}/{target.pod_name} (container {target.container}) into "
              f"{sink.display}; Ctrl-C to stop (the traced processes go on)")

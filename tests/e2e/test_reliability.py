@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.reliability import matrix, render
 from bench.reliability import Bench as ReliabilityBench
+from bench.reliability import matrix, render
 
 from .helpers import executable
 
