@@ -121,7 +121,7 @@ class Bench:
         return res.stdout
 
     def product(self, *args: str, kubeconfig: str | None = None) -> list[str]:
-        ctx = ["--context", self.context] if self.context else []
+        ctx = ["--context", self.context] if self.context and "--context" not in args else []
         return [str(self.zipapp), *args, "--kubeconfig", kubeconfig or self.kubeconfig, *ctx, "-v=8"]
 
     def scratch(self) -> Path:

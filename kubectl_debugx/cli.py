@@ -4,6 +4,7 @@ codes. Work is done by the command modules, imported only when their command run
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -404,8 +405,11 @@ def main(argv: list[str]) -> int:
     from typer._click.exceptions import ClickException
 
     run = Run(debug=bool(os.environ.get("KUBECTL_DEBUGX_DEBUG")))
-    command = typer.main.get_command(app)
     try:
+        # From here a Ctrl-C is a KeyboardInterrupt again (the zipapp's start exits 130 at once), so that the
+        # commands' cleanups run.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        command = typer.main.get_command(app)
         argv = kubectl_verbosity(argv)
         run.debug = run.debug or any(w.startswith("--v=") and w != "--v=0" for w in argv)
         # Without standalone mode click returns the code of typer.Exit instead of raising it.
