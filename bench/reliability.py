@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.cluster import kubeconfig_or_test_cluster, web_with_traffic
+
 MANAGED = "app.kubernetes.io/managed-by=kubectl-debugx"
 TOOLS = ("tcpdump", "strace", "tar")
 COMMANDS = ("capture", "trace", "nodelogs")
@@ -97,16 +99,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="debugx-rel-"))
         stack.callback(shutil.rmtree, self.tmp, True)
         self.secrets = kubeconfig_secrets(kubeconfig)
-        if not namespace:  # ours to create and delete
-            self.run("create", "namespace", self.ns)
-            stack.callback(lambda: subprocess.run([*self.kubectl, "delete", "namespace", self.ns, "--wait=false"],
-                                                  capture_output=True))
-        self.run("run", "web", "-n", self.ns, f"--image={nginx}", "--restart=Never")
-        self.run("wait", "-n", self.ns, "--for=condition=Ready", "pod/web", "--timeout=120s")
-        self.run("debug", "-n", self.ns, "web", f"--image={image}", "--target=web", "-c", "traffic",
-                 "--profile=baseline", "--", "sleep", "7200")
-        wait(lambda: "traffic" in self.run("get", "pod", "web", "-n", self.ns, "-o", "jsonpath={.status."
-                                           "ephemeralContainerStatuses[?(@.state.running)].name}"), 120)
+        web_with_traffic(stack, self.kubectl, self.ns, nginx, image, "baseline", create_namespace=not namespace)
         # Steady traffic, so that captures have packets and traces have syscalls.
         traffic = subprocess.Popen([*self.kubectl, "exec", "-n", self.ns, "web", "-c", "traffic", "--", "sh", "-c",
                                     "while :; do curl -s -o /dev/null http://127.0.0.1/; sleep 0.2; done"],
@@ -213,14 +206,6 @@ def kubeconfig_secrets(path: str) -> list[bytes]:
             pem = base64.b64decode(u["client-key-data"])
             secrets += [line for line in pem.splitlines() if len(line) >= 32 and not line.startswith(b"-")]
     return secrets
-
-
-def wait(check: Callable[[], Any], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise SystemExit("bench/reliability: timed out during set-up")
-        time.sleep(0.3)
 
 
 def communicate(proc: subprocess.Popen, timeout: float = 180) -> tuple[int | None, bytes]:
@@ -442,16 +427,10 @@ def main() -> int:
         print(f"bench/reliability: {zipapp} is missing: run ./build.sh first", file=sys.stderr)
         return 1
     with ExitStack() as stack:
-        kubeconfig = os.environ.get("KUBECONFIG", "")
-        cluster = None
-        if not kubeconfig:
-            if os.geteuid() != 0:
-                print("bench/reliability: the test cluster needs root (or set KUBECONFIG)", file=sys.stderr)
-                return 1
-            from tests.cluster import TestCluster
-
-            cluster = stack.enter_context(TestCluster())
-            kubeconfig = str(cluster.kubeconfig)
+        found = kubeconfig_or_test_cluster(stack, "bench/reliability")
+        if found is None:
+            return 1
+        kubeconfig, cluster = found
         bench = Bench(stack, kubeconfig, zipapp, os.environ.get("DEBUGX_E2E_IMAGE", "nicolaka/netshoot:v0.13"),
                       os.environ.get("DEBUGX_E2E_NGINX_IMAGE", "nginx:1.27"), cluster)
         rows = matrix(bench, args.quick, seed, lambda s: print(s, file=sys.stderr, flush=True))
