@@ -10,11 +10,10 @@ from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
-NOW = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def pod(ephemeral: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    statuses = [{"name": c["name"], "state": {"running": {"startedAt": NOW}}} for c in ephemeral or []]
+    # Started now, when the test runs (not at collection: the whole suite takes longer than the TTL below).
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    statuses = [{"name": c["name"], "state": {"running": {"startedAt": now}}} for c in ephemeral or []]
     return {"metadata": {"name": "web", "namespace": "ns"},
             "spec": {"containers": [{"name": "app"}], "ephemeralContainers": ephemeral or []},
             "status": {"phase": "Running", "ephemeralContainerStatuses": statuses}}
