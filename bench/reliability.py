@@ -11,8 +11,8 @@ Columns:
   in running node pods);
 * node pods left: node pods still Pending/Running 5 s after the client ended; `+N done` counts finished ones,
   whose pod object stays after a kill -9 until `gc` (nobody else may delete it: specs.node_pod_lease);
-  `N ended by lease window`: killed after creating the node pod but before taking its lease, the pod ran on
-  until its lease window (nodelogs/pod.LEASE_WINDOW, 30 s) ended it, as checked; more would count as left;
+  `N ended by lease window`: killed after asking for the node pod but before taking its lease, the pod ran on
+  until its lease window (nodelogs/pod.LEASE_WINDOW, 30 s) ended it, as checked; longer would count as left;
 * output valid: the pcap opens in tshark, the trace ends on a whole line, every file nodelogs copied is a
   byte prefix of the node's file (node proxy) and a run that ended well wrote decoded files;
   a bad input: nothing created in the cluster and no file left;
@@ -154,6 +154,21 @@ class Bench:
                               "comm"], capture_output=True, text=True, timeout=60)
         return sum(1 for line in res.stdout.split() if line in TOOLS)
 
+    def wait_lease_window(self, name: str) -> bool:
+        """Wait until node pod `name` has ended, up to its lease window and 10 s more; whether it ran (False:
+        it never appeared within 5 s, or had already ended)."""
+        from kubectl_debugx.commands.nodelogs.pod import LEASE_WINDOW
+
+        start = time.monotonic()
+        seen = False
+        while time.monotonic() < start + LEASE_WINDOW + 10:
+            phase = self.run("get", "pod", name, "-n", self.ns, "-o", "jsonpath={.status.phase}", check=False)
+            if phase in ("Succeeded", "Failed") or (not phase and (seen or time.monotonic() > start + 5)):
+                break
+            seen = seen or phase in ("Pending", "Running")
+            time.sleep(0.5)
+        return seen
+
     def settle(self, since: float) -> tuple[int, int, int]:
         """Poll until nothing runs, or SETTLE seconds after `since`; what is left then."""
         while True:
@@ -240,28 +255,27 @@ def interrupt(bench: Bench, row: Row, command: str, sig: int, moment: float) -> 
         if signalled:
             proc.send_signal(sig)
             row.signalled += 1
-        code, output = communicate(proc)
+            code, output = communicate(proc)
     finally:
         if slow:
             bench.cluster.set_latency(0)
-    # Killed after creating the node pod but before its lease (said by "Reading /var/log/pods ..."): the pod
-    # runs on until its lease window passes (pod.LEASE_WINDOW), then ends by itself; checked, counted apart.
-    pre_lease = command == "nodelogs" and sig == signal.SIGKILL and b"Reading /var/log/pods" not in output
+    # Killed after asking for the node pod but before its lease (said by "Reading /var/log/pods ..."): the pod
+    # (its creation may still be in flight) runs on until its lease window passes (pod.LEASE_WINDOW), then
+    # ends by itself: checked here, counted apart; still running after that, it counts as left.
+    created = re.search(rb"Creating node pod [^/\s]+/(\S+)", output)
+    if sig == signal.SIGKILL and created and b"Reading /var/log/pods" not in output:
+        row.lease_window += bench.wait_lease_window(created.group(1).decode())
+    # nodelogs may end by itself just after the moment (a signal during its final cleanup is only noted): 0.
     record(bench, row, command, out, code, output, time.monotonic(),
-           expected=(None if sig == signal.SIGKILL else (130,) if signalled else (0, 130)), pre_lease=pre_lease)
+           expected=None if sig == signal.SIGKILL else (130,) if signalled and command != "nodelogs" else (0, 130))
     if command == "nodelogs" and sig == signal.SIGKILL:
         bench.clean_done_node_pods()  # what `gc` does; counted above
 
 
 def record(bench: Bench, row: Row, command: str, out: Path, code: int | None, output: bytes, ended: float,
-           expected: tuple[int, ...] | None, pre_lease: bool = False) -> None:
+           expected: tuple[int, ...] | None) -> None:
     row.runs += 1
     tools, pods, done = bench.settle(ended)
-    if pods and pre_lease:
-        from kubectl_debugx.commands.nodelogs.pod import LEASE_WINDOW
-
-        tools, pods, done = bench.settle(ended + LEASE_WINDOW + 10)
-        row.lease_window += 1
     row.tools_left += tools
     row.node_pods_left += pods
     row.node_pods_done += done
