@@ -10,6 +10,7 @@ from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
+
 def pod(ephemeral: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     # Started now, when the test runs (not at collection: the whole suite takes longer than the TTL below).
     now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
