@@ -255,7 +255,7 @@ def interrupt(bench: Bench, row: Row, command: str, sig: int, moment: float) -> 
         if signalled:
             proc.send_signal(sig)
             row.signalled += 1
-            code, output = communicate(proc)
+        code, output = communicate(proc)
     finally:
         if slow:
             bench.cluster.set_latency(0)
