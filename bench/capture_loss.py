@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from bench.cluster import kubeconfig_or_test_cluster, web_with_traffic
+
 COUNTS = re.compile(rb"(\d+) (?:packets? )?(captured|received by filter|dropped by kernel)")
 RATES = os.environ.get("RATES", "100,500,1000,2000,5000,max,max8,max16").split(",")
 SECONDS = float(os.environ.get("SECONDS_PER_RATE", "5"))
@@ -93,19 +95,7 @@ class Bench:
         self.tmp = Path(tempfile.mkdtemp(prefix="debugx-loss-"))
         stack.callback(shutil.rmtree, self.tmp, True)
         self.kc = kubeconfig
-        self.run("create", "namespace", self.ns)
-        stack.callback(lambda: subprocess.run([*self.kubectl, "delete", "namespace", self.ns, "--wait=false"],
-                                              capture_output=True))
-        self.run("run", "web", "-n", self.ns, f"--image={nginx}", "--restart=Never")
-        self.run("wait", "-n", self.ns, "--for=condition=Ready", "pod/web", "--timeout=120s")
-        self.run("debug", "-n", self.ns, "web", f"--image={image}", "--target=web", "-c", "traffic",
-                 "--profile=netadmin", "--", "sleep", "3600")
-        deadline = time.monotonic() + 120
-        while "traffic" not in self.run("get", "pod", "web", "-n", self.ns, "-o",
-                                        "jsonpath={.status.ephemeralContainerStatuses[?(@.state.running)].name}"):
-            if time.monotonic() > deadline:
-                raise SystemExit("the traffic container did not start")
-            time.sleep(0.3)
+        web_with_traffic(stack, self.kubectl, self.ns, nginx, image, "netadmin")
         # Running is not listening: retry until nginx answers.
         self.exec("curl", "-s", "-o", "/dev/null", "--retry", "20", "--retry-connrefused", "--retry-delay", "1",
                   "http://127.0.0.1/")
@@ -183,14 +173,10 @@ def main() -> int:
             print(f"bench/capture_loss: {tool} is missing (tests/system-deps.sh installs it)", file=sys.stderr)
             return 1
     with ExitStack() as stack:
-        kubeconfig = os.environ.get("KUBECONFIG", "")
-        if not kubeconfig:
-            if os.geteuid() != 0:
-                print("bench/capture_loss: the test cluster needs root (or set KUBECONFIG)", file=sys.stderr)
-                return 1
-            from tests.cluster import TestCluster
-
-            kubeconfig = str(stack.enter_context(TestCluster()).kubeconfig)
+        found = kubeconfig_or_test_cluster(stack, "bench/capture_loss")
+        if found is None:
+            return 1
+        kubeconfig = found[0]
         bench = Bench(stack, kubeconfig, zipapp, os.environ.get("DEBUGX_E2E_IMAGE", "nicolaka/netshoot:v0.13"),
                       os.environ.get("DEBUGX_E2E_NGINX_IMAGE", "nginx:1.27"))
         print(f"{'rate req/s':>10} {'variant':>7} {'pkt/s':>7} {'captured':>9} {'received':>9} {'dropped':>8} "

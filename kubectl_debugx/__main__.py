@@ -25,7 +25,13 @@ def main() -> int:
         return code
     from kubectl_debugx.cli import main as cli_main
 
-    return cli_main(argv)
+    code = cli_main(argv)
+    # The run is over: a Ctrl-C now (bench/reliability saw one) must not turn its exit code into death by
+    # SIGINT while Python shuts down.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
 if __name__ == "__main__":

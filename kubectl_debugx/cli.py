@@ -4,6 +4,7 @@ codes. Work is done by the command modules, imported only when their command run
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -470,6 +471,31 @@ def doctor(
 
 
 @app.command()
+@shared_flags("dry_run", *CONNECTION, *TALK, dry_run=(
+    Annotated[bool, typer.Option("--dry-run", help="List what would be stopped or deleted; change nothing.")], False))
+def gc(
+    ctx: typer.Context,
+    all_namespaces: Annotated[
+        bool, typer.Option("-A", "--all-namespaces", help="Look in every namespace.")
+    ] = False,
+    *,
+    flags: Flags,
+) -> None:
+    """Find what earlier runs left: stop our tools still running, delete our node pods, and list our debug
+    containers with the TTL they have left (ephemeral containers cannot be removed). Touches nothing else."""
+    from kubectl_debugx.commands import gc as gc_command
+
+    talk = _talk(_run(ctx), flags, "gc")
+    if all_namespaces and flags.namespace:
+        raise UsageError("-A and -n exclude each other")
+    kube = _kube(flags)
+    talk.record(namespace=None if all_namespaces else kube.namespace)
+    code = gc_command.run(kube, gc_command.GcOptions(all_namespaces, flags.dry_run), talk)
+    talk.emit_summary(code)
+    raise typer.Exit(code)
+
+
+@app.command()
 @shared_flags("context", "kubeconfig", "request_timeout", "verbosity")
 def version(ctx: typer.Context, *, flags: Flags) -> None:
     """Print the client version, and the server version when the cluster is reachable."""
@@ -555,8 +581,11 @@ def main(argv: list[str]) -> int:
     from typer._click.exceptions import ClickException
 
     run = Run(debug=bool(os.environ.get("KUBECTL_DEBUGX_DEBUG")))
-    command = typer.main.get_command(app)
     try:
+        # From here a Ctrl-C is a KeyboardInterrupt again (the zipapp's start exits 130 at once), so that the
+        # commands' cleanups run.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        command = typer.main.get_command(app)
         argv = kubectl_verbosity(argv)
         run.debug = run.debug or any(w.startswith("--v=") and w != "--v=0" for w in argv)
         # Without standalone mode click returns the code of typer.Exit instead of raising it.

@@ -62,6 +62,13 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
         "skipped": _LIST,  # [{name, reason}]: devices, FIFOs, sockets
         "unreadable": _LIST,  # tar's lines for what the reading user could not read
     },
+    "gc": {
+        "allNamespaces": _BOOL,
+        "dryRun": _BOOL,
+        # [{namespace, pod, container, kind (node-pod, debug-container, tool), status, action, process, pid,
+        #   ttlSeconds}]: one per table row
+        "found": _LIST,
+    },
     "nodelogs": {
         "node": _STR,
         "uid": _STR,

@@ -8,7 +8,20 @@
 # 3. Warm start: when this build is already unpacked (and no SHIV_* variable asks for anything special), set up
 #    sys.path exactly as shiv's bootstrap does, without reading the zip's index with zipfile and importing the
 #    bootstrap's modules (~40 ms of every start). Otherwise run shiv's bootstrap.
+import signal
 import sys
+
+
+def _interrupted_at_start(signum, frame):
+    """Ctrl-C before the CLI runs (bench/reliability saw a KeyboardInterrupt traceback and exit -2 here): nothing
+    was created yet, so end as an interrupted run does; cli.main puts Python's handler back. First of all."""
+    import os
+
+    os.write(2, b"error: interrupted\n")
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_at_start)
 
 if sys.version_info < (3, 10):
     import os
@@ -58,6 +71,7 @@ def _remember_interpreter():
 
 
 _remember_interpreter()
+
 
 BUILD_ID = "@BUILD_ID@"  # filled in by packaging/dist.py from the zip's environment.json
 

@@ -10,6 +10,7 @@ messages stay on stderr (talk). Reopening /proc/self/fd/1 instead would fail for
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,7 +30,7 @@ from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.remote import ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target
-from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed, WholeLines
 from kubectl_debugx.remote.streamrun import ToolStderr
 from kubectl_debugx.summary import stopped_by
 from kubectl_debugx.talk import Talk, plural
@@ -285,23 +286,26 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
     strace = StraceTalk(talk.say)
     lines = 0
     pipe_closed = False
+    lines_out = WholeLines(sink)
 
     def on_stdout(data: memoryview) -> None:
         nonlocal pipe_closed, lines
         if pipe_closed:
             return
         try:
-            sink.write(data)
+            lines += lines_out.write(data)
         except PipeClosed:
             pipe_closed = True
-            return
-        lines += bytes(data).count(b"\n")
+
+    def close() -> None:
+        with contextlib.suppress(PipeClosed):
+            lines_out.close(flush=not pipe_closed)
 
     talk.say(f"Tracing in pod {target.namespace}/{target.pod_name} (container {target.container}) into "
              f"{sink.display}; Ctrl-C to stop (the traced processes go on)")
     ran = session.run_tool(kube, target, ec, TOOL, strace_argv(opts, selection.pids), on_stdout=on_stdout,
                            stderr=strace, duration=opts.duration, limit_reached=lambda: pipe_closed, talk=talk,
-                           close=sink.close, command=COMMAND)
+                           close=close, command=COMMAND)
     state, outcome = ran.state, ran.outcome
     ended = _STOPPED_BY.get(state.reason, state.reason) or (
         "the traced processes exiting" if outcome.exit_code == 0 and strace.attached else "")

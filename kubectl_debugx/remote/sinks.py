@@ -62,3 +62,32 @@ class ByteSink:
         if self.fd is not None and self.path != "-":
             os.close(self.fd)
         self.fd = None
+
+
+class WholeLines:
+    """A ByteSink that receives whole lines only: the start of a line is held until its newline arrives, so
+    the output ends on a whole line even if we are killed (-9) mid-line (bench/reliability checks it);
+    close() writes a last unterminated line, then closes the sink."""
+
+    def __init__(self, sink: ByteSink) -> None:
+        self.sink = sink
+        self.tail = bytearray()
+
+    def write(self, data: bytes | memoryview) -> int:
+        """Write what ends with a newline, hold the rest; the number of newlines written."""
+        chunk = bytes(data)
+        end = chunk.rfind(b"\n") + 1
+        if not end:
+            self.tail += chunk
+            return 0
+        self.sink.writev([bytes(self.tail), chunk[:end]])
+        self.tail[:] = chunk[end:]
+        return chunk.count(b"\n")
+
+    def close(self, flush: bool = True) -> None:
+        try:
+            if self.tail and flush:
+                self.sink.write(bytes(self.tail))
+        finally:
+            self.tail.clear()
+            self.sink.close()

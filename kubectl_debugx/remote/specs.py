@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -112,14 +113,34 @@ def reusable_container(
     return None
 
 
+def is_debug_container(container: Mapping[str, Any]) -> bool:
+    """One of our ephemeral containers: our name prefix and our bounded sleep (ephemeral_container)."""
+    command = container.get("command") or []
+    return (str(container.get("name", "")).startswith(NAME_PREFIX) and len(command) == 2
+            and command[0] == "sleep" and str(command[1]).isdigit())
+
+
 def seconds_left(container: Mapping[str, Any], started_at: str | None, now: float) -> float:
     from datetime import datetime
 
-    command = container.get("command") or []
-    if len(command) != 2 or command[0] != "sleep" or not command[1].isdigit() or not started_at:
+    if not is_debug_container(container) or not started_at:
         return 0.0
     started = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
-    return started + int(command[1]) - now
+    return started + int(container["command"][1]) - now
+
+
+# The records of the tools we start: /tmp/debugx-RUNID.pid in the container, one line "PID STARTTIME TOOL"
+# written by the tool's own process before it execs the tool. PID and start time (field 22 of
+# /proc/PID/stat, clock ticks since boot) name one process for the whole boot: a PID reused by the user's
+# application after our tool ended has another start time, so `gc` never signals it. Why not an env var or an
+# argv marker: /proc/PID/environ is unreadable without SYS_PTRACE once tcpdump drops to its own user, and argv
+# is the user's (filters, expressions); /proc/PID/stat is readable by anyone.
+PID_GLOB = "/tmp/debugx-*.pid"
+RUN_ID = re.compile(r"[a-z0-9]{1,32}")
+# `st PID`: the start time of PID (empty when it is gone); only sh builtins. comm may hold spaces or ")", so
+# the fields are counted after the last ") ": starttime is the 20th from there; a zombie (Z) counts as gone.
+_START = ('_t() { [ "$1" = Z ] && return; shift 19; echo "$1"; }; '
+          'st() { s=; read -r s 2>/dev/null < /proc/$1/stat || return 0; _t ${s##*") "}; }; ')
 
 
 def pid_file(run_id: str) -> str:
@@ -127,9 +148,9 @@ def pid_file(run_id: str) -> str:
 
 
 def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: str = "TERM") -> list[str]:
-    """`sh -c` that records its PID, starts the tether, then execs argv (so the PID file names the tool and
-    its stdout/stderr are the exec's, byte for byte). argv follows as positional parameters, so no shell ever
-    interprets user input (filters, expressions, names).
+    """`sh -c` that records its PID and start time (see PID_GLOB), starts the tether, then execs argv (so the
+    PID file names the tool and its stdout/stderr are the exec's, byte for byte). argv follows as positional
+    parameters, so no shell ever interprets user input (filters, expressions, names).
 
     The tether ends the tool when the exec's stdin reaches EOF; the exec must be opened with stdin and the
     client keeps stdin open, never writing to it, until the end. Why (tests/cluster/recordings/README.md,
@@ -158,7 +179,8 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
     comm = shlex.quote(tool[:15])  # /proc/PID/comm holds at most 15 characters of the program's name
     tether = (f'{{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = {comm} ] && kill -{eof_signal} $$; }}'
               ' </dev/null >/dev/null 2>&1 &')
-    script = f'echo $$ > {pid_file(run_id)} || exit; exec 3<&0; {tether} exec "$@" </dev/null 3<&-'
+    record = f'echo "$$ $(st $$)" {shlex.quote(tool)} > {pid_file(run_id)} || exit'
+    script = f'{_START}{record}; exec 3<&0; {tether} exec "$@" </dev/null 3<&-'
     return ["sh", "-c", script, "sh", *argv]
 
 
@@ -168,13 +190,61 @@ def signal_command(run_id: str, tool: str, signal: str = "INT", remove: bool = F
     path = pid_file(run_id)
     # /proc/PID/comm is the program's name after exec: only cat and shell builtins, as in any image with sh.
     script = (
-        f'p="$(cat {path} 2>/dev/null)"; '
+        f'p=; read -r p _ 2>/dev/null < {path}; '
         f'if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
         f'then kill -{signal} "$p"; fi'
     )
     if remove:
         script += f"; rm -f {path}"
     return ["sh", "-c", script + "; true", "sh", tool]
+
+
+def list_tools_command() -> list[str]:
+    """Print "RUNID PID TOOL" for each tool recorded by tethered_command that still runs (same PID, same start
+    time); records of tools gone are left alone."""
+    script = (f'{_START}for f in {PID_GLOB}; do [ -f "$f" ] || continue; p=; s=; t=; '
+              'read -r p s t 2>/dev/null < "$f"; r=${f#/tmp/debugx-}; r=${r%.pid}; '
+              '[ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ] && echo "$r $p $t"; done; true')
+    return ["sh", "-c", script]
+
+
+def stop_tools_command(run_ids: Iterable[str]) -> list[str]:
+    """Stop the tools of these runs, each only while its record still names it (PID and start time): TERM
+    (strace detaches from its tracees), KILL after 2 s; then remove the records. Prints "RUNID stopped"
+    or "RUNID gone" per run."""
+    ids = [r for r in run_ids if RUN_ID.fullmatch(r)]
+    script = (f'{_START}for r; do f=/tmp/debugx-$r.pid; p=; s=; read -r p s _ 2>/dev/null < "$f"; '
+              'if [ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ]; then kill -TERM "$p"; i=0; '
+              'while [ $i -lt 20 ] && [ "$(st "$p")" = "$s" ]; do sleep 0.1; i=$((i+1)); done; '
+              '[ "$(st "$p")" = "$s" ] && kill -KILL "$p"; echo "$r stopped"; else echo "$r gone"; fi; '
+              'rm -f "$f"; done; true')
+    return ["sh", "-c", script, "sh", *ids]
+
+
+# The node pod's lease: its main process lives only while a client holds the lease exec open. A kill -9 of
+# the client closes the exec's stdin within 2-17 ms (23-tether-*), the lease then ends the main process, so
+# nothing of ours runs on the node any more; the finished pod object stays until `gc` (or its creator)
+# deletes it: only the client, a controller or a token in the pod could delete it, and the first is gone.
+NODE_PID = "/tmp/debugx-node.pid"
+NODE_LEASE = "/tmp/debugx-node.lease"
+
+
+def node_pod_main(ttl: int, lease_window: int) -> list[str]:
+    """The node pod's main process: ends by itself `lease_window` seconds after it started unless a lease was
+    taken (node_pod_lease), `ttl` seconds at the latest, and at once (exit 0) on TERM. The sleeps run as jobs
+    so that the trap runs at once; the trap kills the sleep too (with hostPID nothing else would)."""
+    script = (f"echo $$ > {NODE_PID} || exit; trap 'kill $! 2>/dev/null; exit 0' TERM; "
+              f"sleep {int(lease_window)} & wait $!; [ -e {NODE_LEASE} ] || exit 0; sleep {int(ttl)} & wait $!")
+    return ["sh", "-c", script]
+
+
+def node_pod_lease() -> list[str]:
+    """The lease, exec'd with stdin open and never written: at stdin's EOF (we closed it or died) it sends
+    TERM to the main process, whose PID it reads from NODE_PID (not PID 1: with hostPID that is the node's
+    init). `cat` in the foreground reads the exec's own stdin (23-tether-pitfall-bg-stdin-is-devnull)."""
+    script = (f': > {NODE_LEASE} || exit; cat >/dev/null; p=; read -r p < {NODE_PID}; '
+              '[ -n "$p" ] && kill -TERM "$p"')
+    return ["sh", "-c", script]
 
 
 def node_pod(

@@ -327,7 +327,7 @@ def test_zipapp_contents(dist: Path) -> None:
     assert "site-packages/kubectl_debugx/__main__.py" in names
     assert "sys.version_info < (3, 10)" in main and "@BUILD_ID@" not in main
     head = (dist / "kubectl-debugx").read_bytes()[:4096]
-    assert head.startswith(b"#!/bin/sh\n") and b'exec "$p" -S "$0" "$@"\n' in head
+    assert head.startswith(b"#!/bin/sh\n") and b'exec "$p" -S -c "$s" "$0" "$@"\n' in head
     assert "site-packages/kubectl_debugx/shell/_cli_cache.py" in names
     assert "THIRD_PARTY_LICENSES" in names
 

@@ -44,7 +44,7 @@ from kubectl_debugx.formats.crilog import DecodeReport, FileReport
 from kubectl_debugx.formats.logfiles import Instance, Skipped
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube.apierrors import ApiError, api_error
-from kubectl_debugx.remote import streamrun
+from kubectl_debugx.remote import specs, streamrun
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
@@ -75,6 +75,11 @@ OUT_DIR_LISTING = (
 # ---------------------------------------------------------------------------------------------- node pod
 
 
+# Ends by itself 30 s after its start unless a lease was taken, at TERM (from the lease), or after 1800 s.
+NODE_POD_MAIN = ["sh", "-c", "echo $$ > /tmp/debugx-node.pid || exit; trap 'kill $! 2>/dev/null; exit 0' TERM; "
+                                "sleep 30 & wait $!; [ -e /tmp/debugx-node.lease ] || exit 0; sleep 1800 & wait $!"]
+
+
 def test_node_pod_spec_is_least_privilege_by_default():
     pod = nodepod.node_pod_spec("debugx-nodelogs-abcde", "kube-system", "vm", "img:1", docker=False,
                                 profile="baseline", custom=None)
@@ -98,7 +103,7 @@ def test_node_pod_spec_is_least_privilege_by_default():
                 {
                     "name": "debugger",
                     "image": "img:1",
-                    "command": ["sleep", "1800"],
+                    "command": NODE_POD_MAIN,
                     "volumeMounts": [
                         {"name": "pod-logs", "mountPath": "/host/var/log/pods", "readOnly": True},
                     ],
@@ -129,7 +134,7 @@ def test_node_pod_spec_honours_profile_and_custom():
     assert (spec["hostPID"], spec["hostNetwork"], spec["hostIPC"]) == (True, True, True)
     assert spec["containers"][0]["securityContext"] == {"privileged": True, "runAsUser": 0}
     assert spec["containers"][0]["env"] == [{"name": "A", "value": "1"}]
-    assert spec["containers"][0]["command"] == ["sleep", "1800"]
+    assert spec["containers"][0]["command"] == NODE_POD_MAIN
 
 
 def test_node_pod_name_is_prefixed_and_random():
@@ -681,6 +686,18 @@ class PodKube(FakeKube):
         self.calls.append(("wait_gone", namespace, name, uid))
         return self.gone
 
+    def open_exec(self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False) -> Any:
+        """Only the lease is expected here: an exec with stdin, held until the pod is deleted."""
+        assert (container, command, stdin) == ("debugger", specs.node_pod_lease(), True)
+        self.calls.append(("lease", namespace, pod))
+        calls = self.calls
+
+        class Lease:
+            def close(self) -> None:
+                calls.append(("lease closed", namespace, pod))
+
+        return Lease()
+
 
 SPEC = nodepod.node_pod_spec("debugx-nodelogs-abcde", "kube-system", "vm", "img", docker=False,
                              profile="baseline", custom=None)
@@ -693,7 +710,7 @@ def running_event() -> tuple[str, dict]:
 
 
 def lifecycle(kube: PodKube) -> list[tuple]:
-    return [c for c in kube.calls if c[0] in ("create", "delete", "wait_gone")]
+    return [c for c in kube.calls if c[0] in ("create", "lease", "delete", "wait_gone", "lease closed")]
 
 
 def test_node_pod_session_deletes_and_confirms_after_success():
@@ -703,8 +720,10 @@ def test_node_pod_session_deletes_and_confirms_after_success():
         assert source.where() == "node pod kube-system/debugx-nodelogs-abcde"
     assert lifecycle(kube) == [
         ("create", "kube-system", "debugx-nodelogs-abcde", False),
+        ("lease", "kube-system", "debugx-nodelogs-abcde"),
         ("delete", "kube-system", "debugx-nodelogs-abcde"),
         ("wait_gone", "kube-system", "debugx-nodelogs-abcde", "node-pod-uid"),
+        ("lease closed", "kube-system", "debugx-nodelogs-abcde"),
     ]
     assert said[-1] == "Deleted node pod kube-system/debugx-nodelogs-abcde"
 
@@ -722,7 +741,7 @@ def test_node_pod_session_deletes_on_every_way_out(failure):
     with pytest.raises(type(failure)), \
             nodepod.node_pod_session(kube, SPEC, 5, print, print):
         raise failure
-    assert [c[0] for c in lifecycle(kube)] == ["create", "delete", "wait_gone"]
+    assert [c[0] for c in lifecycle(kube)] == ["create", "lease", "delete", "wait_gone", "lease closed"]
 
 
 def test_node_pod_that_never_starts_is_deleted_with_one_clear_error():

@@ -56,11 +56,16 @@ def test_reuse_only_matching_running_containers_with_time_left():
     assert specs.reusable_container(_pod_with(not_ours, "running"), wanted, 60, now) is None
 
 
+# `st PID` prints the start time of PID (field 22 of /proc/PID/stat), counted after the last ") " of comm.
+START = ('_t() { [ "$1" = Z ] && return; shift 19; echo "$1"; }; '
+         'st() { s=; read -r s 2>/dev/null < /proc/$1/stat || return 0; _t ${s##*") "}; }; ')
+
+
 def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_stdin_eof():
     argv = ["tcpdump", "-i", "any", "--", "port 80 and $(rm -rf /)"]
     assert specs.tethered_command("r1", "tcpdump", argv, eof_signal="KILL") == [
         "sh", "-c",
-        "echo $$ > /tmp/debugx-r1.pid || exit; exec 3<&0; "
+        START + 'echo "$$ $(st $$)" tcpdump > /tmp/debugx-r1.pid || exit; exec 3<&0; '
         '{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = tcpdump ] && kill -KILL $$; }'
         ' </dev/null >/dev/null 2>&1 & exec "$@" </dev/null 3<&-',
         "sh", *argv,
@@ -75,7 +80,44 @@ def test_tethered_command_compares_comm_quoted_and_cut_to_15_characters():
 def test_signal_command_checks_the_process_is_still_the_tool():
     assert specs.signal_command("r1", "tcpdump", "KILL", remove=True) == [
         "sh", "-c",
-        'p="$(cat /tmp/debugx-r1.pid 2>/dev/null)"; if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
+        'p=; read -r p _ 2>/dev/null < /tmp/debugx-r1.pid; '
+        'if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
         'then kill -KILL "$p"; fi; rm -f /tmp/debugx-r1.pid; true',
         "sh", "tcpdump",
     ]
+
+
+def test_list_tools_command_prints_only_recorded_tools_still_running():
+    assert specs.list_tools_command() == [
+        "sh", "-c",
+        START + 'for f in /tmp/debugx-*.pid; do [ -f "$f" ] || continue; p=; s=; t=; '
+        'read -r p s t 2>/dev/null < "$f"; r=${f#/tmp/debugx-}; r=${r%.pid}; '
+        '[ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ] && echo "$r $p $t"; done; true',
+    ]
+
+
+def test_stop_tools_command_checks_pid_and_start_time_and_takes_only_run_ids():
+    assert specs.stop_tools_command(["r1", "../../etc/x", "R2", "abc9"]) == [
+        "sh", "-c",
+        START + 'for r; do f=/tmp/debugx-$r.pid; p=; s=; read -r p s _ 2>/dev/null < "$f"; '
+        'if [ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ]; then kill -TERM "$p"; i=0; '
+        'while [ $i -lt 20 ] && [ "$(st "$p")" = "$s" ]; do sleep 0.1; i=$((i+1)); done; '
+        '[ "$(st "$p")" = "$s" ] && kill -KILL "$p"; echo "$r stopped"; else echo "$r gone"; fi; '
+        'rm -f "$f"; done; true',
+        "sh", "r1", "abc9",
+    ]
+
+
+def test_node_pod_lease_ends_the_main_process_by_its_recorded_pid_not_pid_1():
+    assert specs.node_pod_lease() == [
+        "sh", "-c",
+        ': > /tmp/debugx-node.lease || exit; cat >/dev/null; p=; read -r p < /tmp/debugx-node.pid; '
+        '[ -n "$p" ] && kill -TERM "$p"',
+    ]
+
+
+def test_is_debug_container_needs_our_prefix_and_our_bounded_sleep():
+    assert specs.is_debug_container(specs.ephemeral_container("debugx-abcde", "img", "app", 600))
+    assert not specs.is_debug_container(specs.ephemeral_container("debugger-x", "img", "app", 600))
+    assert not specs.is_debug_container({"name": "debugx-abcde", "command": ["sh", "-c", "sleep 600"]})
+    assert not specs.is_debug_container({"name": "debugx-abcde", "command": ["sleep", "infinity"]})

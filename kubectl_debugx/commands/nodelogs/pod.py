@@ -31,6 +31,10 @@ from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 NODE_CONTAINER = "debugger"
 VIA_POD = "nodelogs --via pod"  # its permissions: remote/access.py NEEDS
 NODE_POD_TTL = 1800  # the node pod's bounded sleep, in seconds
+# How long the node pod's main process waits for our lease after it started (specs.node_pod_main): a client
+# that dies between creating the pod and taking the lease (about a second) leaves it running this long at
+# most. Its start is seen by our watch and the lease exec opens at once: 30 s leaves room for a slow API server.
+LEASE_WINDOW = 30
 NODE_POD_DEADLINE = NODE_POD_TTL + 60  # activeDeadlineSeconds: the safety net if the sleep does not end it
 DELETE_TIMEOUT = 60.0  # seconds to wait for the node pod to be gone
 DOCKER_SUBDIR = "docker"  # local folder (beside the pod directory) for Docker's ID-json.log* files
@@ -51,7 +55,7 @@ def node_pod_spec(
     if docker:
         host_paths["docker-containers"] = DOCKER_DIR
     pod = specs.node_pod(name, namespace, node, image, host_paths, NODE_POD_DEADLINE,
-                         ["sleep", str(NODE_POD_TTL)])
+                         specs.node_pod_main(NODE_POD_TTL, LEASE_WINDOW))
     pod = profiles.apply_to_node_pod(profile, pod, NODE_CONTAINER)
     if custom:
         containers = pod["spec"]["containers"]
@@ -167,6 +171,7 @@ def node_pod_session(
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     record = NodePodRecord(namespace, name)
     attempted = False
+    lease = None
     try:
         say(f"Creating node pod {namespace}/{name} on node {pod['spec']['nodeName']} "
             f"(image {pod['spec']['containers'][0]['image']})")
@@ -180,12 +185,20 @@ def node_pod_session(
         record.created = True
         record.uid = str((created.get("metadata") or {}).get("uid") or "")
         wait_running(kube, created, start_timeout)
+        # Held open, never written, until the pod is deleted: if we die, its stdin's EOF ends the pod's main
+        # process (specs.node_pod_lease), so nothing of ours runs on the node after a kill -9.
+        try:
+            lease = kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
+        except ApiError as e:
+            raise _exec_refusal(e) from None
         yield PodSource(kube, namespace, name, record)
     finally:
         if attempted:
             # A second Ctrl-C must not stop the deletion half-way: signals are only noted from here on.
             with catch_stop_signals(StopState()):
                 remove_node_pod(kube, namespace, name, record.uid, say, warn)
+                if lease is not None:
+                    lease.close()
 
 
 def remove_node_pod(kube: KubeApi, namespace: str, name: str, uid: str, say: Say, warn: Say) -> bool:

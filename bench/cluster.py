@@ -1,0 +1,53 @@
+"""What the benchmarks that run against a cluster share: $KUBECONFIG or the test cluster, and the pod `web`
+(nginx) with a `traffic` ephemeral container to make requests from inside it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from typing import Any
+
+
+def kubeconfig_or_test_cluster(stack: ExitStack, prog: str) -> tuple[str, Any] | None:
+    """($KUBECONFIG, None) when it is set (a real cluster), else a test cluster started for the stack's life
+    (root needed; None after saying so)."""
+    kubeconfig = os.environ.get("KUBECONFIG", "")
+    if kubeconfig:
+        return kubeconfig, None
+    if os.geteuid() != 0:
+        print(f"{prog}: the test cluster needs root (or set KUBECONFIG)", file=sys.stderr)
+        return None
+    from tests.cluster import TestCluster
+
+    cluster = stack.enter_context(TestCluster())
+    return str(cluster.kubeconfig), cluster
+
+
+def web_with_traffic(stack: ExitStack, kubectl: list[str], namespace: str, nginx: str, image: str, profile: str,
+                     create_namespace: bool = True) -> None:
+    """Pod `web` (nginx, Ready) in `namespace` (created, and deleted with the stack, unless told), and its
+    running ephemeral container `traffic` (`image`, `profile`, targeting web)."""
+
+    def run(*args: str) -> str:
+        res = subprocess.run([*kubectl, *args], capture_output=True, text=True, timeout=180)
+        if res.returncode != 0:
+            raise SystemExit(f"kubectl {' '.join(args)}: {res.stderr.strip()}")
+        return res.stdout
+
+    if create_namespace:
+        run("create", "namespace", namespace)
+        stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
+                                              capture_output=True))
+    run("run", "web", "-n", namespace, f"--image={nginx}", "--restart=Never")
+    run("wait", "-n", namespace, "--for=condition=Ready", "pod/web", "--timeout=120s")
+    run("debug", "-n", namespace, "web", f"--image={image}", "--target=web", "-c", "traffic",
+        f"--profile={profile}", "--", "sleep", "7200")
+    deadline = time.monotonic() + 120
+    while "traffic" not in run("get", "pod", "web", "-n", namespace, "-o",
+                               "jsonpath={.status.ephemeralContainerStatuses[?(@.state.running)].name}"):
+        if time.monotonic() > deadline:
+            raise SystemExit("the traffic container did not start")
+        time.sleep(0.3)

@@ -1,0 +1,183 @@
+"""`gc`: find what earlier runs left in the cluster, stop our tools, delete our node pods, print a table.
+
+What counts as ours, and nothing else is touched:
+- node pods: our label (app.kubernetes.io/managed-by=kubectl-debugx) AND our name prefix (specs.node_pod);
+- debug containers: ephemeral containers with our name prefix running our bounded sleep
+  (specs.is_debug_container); they cannot be removed from a pod, so they are listed with the TTL they have left;
+- tools: the processes our records name inside those containers (specs.PID_GLOB: PID and start time written
+  by the tool's own process), never a process found by its name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kubectl_debugx.errors import DebugxError, RemoteFailed
+from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.execstream import run_to_end
+from kubectl_debugx.remote import specs
+from kubectl_debugx.talk import Talk, plural
+
+EPHEMERAL_NOTE = ("ephemeral containers cannot be removed from a pod: each debug container stays in the pod's "
+                  "spec and ends by itself when its TTL runs out")
+
+
+@dataclass(frozen=True)
+class GcOptions:
+    all_namespaces: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class Found:
+    """One row of the table (and one item of the summary's `found`)."""
+
+    namespace: str
+    pod: str
+    container: str
+    kind: str  # node-pod, debug-container, tool
+    status: str
+    action: str
+    process: str | None = None  # tools: the tool's name
+    pid: int | None = None  # tools: its PID in the container
+    ttlSeconds: int | None = None  # noqa: N815 - debug containers: seconds left (the summary's camelCase)
+
+
+def is_node_pod(pod: Mapping[str, Any]) -> bool:
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return (labels.get(specs.MANAGED_BY_LABEL) == specs.MANAGED_BY
+            and str(meta.get("name", "")).startswith(specs.NAME_PREFIX))
+
+
+def debug_containers(pod: Mapping[str, Any], now: float) -> list[tuple[str, str, int | None]]:
+    """(name, status, seconds left) of each of our debug containers in the pod."""
+    statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("ephemeralContainerStatuses") or []}
+    out: list[tuple[str, str, int | None]] = []
+    for container in (pod.get("spec") or {}).get("ephemeralContainers") or []:
+        if not specs.is_debug_container(container):
+            continue
+        state = (statuses.get(container["name"]) or {}).get("state") or {}
+        if "running" in state:
+            left = max(0, int(specs.seconds_left(container, state["running"].get("startedAt"), now)))
+            out.append((container["name"], "Running", left))
+        elif "terminated" in state:
+            out.append((container["name"], "Terminated", None))
+        else:
+            out.append((container["name"], "Waiting", None))
+    return out
+
+
+def _exec(kube: KubeApi, namespace: str, pod: str, container: str, command: list[str]) -> str:
+    with kube.exec_connection(namespace, pod, container, command) as conn:
+        out, err, outcome = run_to_end(conn)
+    if outcome.exit_code != 0:
+        said = err.decode("utf-8", "replace").strip()
+        raise RemoteFailed(f"{pod}/{container}: {said or outcome.message or f'exit code {outcome.exit_code}'}")
+    return out.decode("utf-8", "replace")
+
+
+def tools(kube: KubeApi, namespace: str, pod: str, container: str) -> list[tuple[str, int, str]]:
+    """(run id, pid, tool) of each tool our records name that still runs in the container."""
+    found = []
+    for line in _exec(kube, namespace, pod, container, specs.list_tools_command()).splitlines():
+        run_id, pid, tool = (line.split(" ", 2) + ["", ""])[:3]
+        if specs.RUN_ID.fullmatch(run_id) and pid.isdigit():
+            found.append((run_id, int(pid), tool))
+    return found
+
+
+def _stop(kube: KubeApi, namespace: str, pod: str, container: str, run_ids: list[str]) -> dict[str, str]:
+    said = _exec(kube, namespace, pod, container, specs.stop_tools_command(run_ids))
+    return dict(line.split(" ", 1) for line in said.splitlines() if " " in line)
+
+
+def collect(kube: KubeApi, opts: GcOptions, problems: list[DebugxError], now: float) -> list[Found]:
+    """Find (and unless dry run, clean) what debugx left; problems are collected, the rest goes on."""
+    namespace = None if opts.all_namespaces else kube.namespace
+    would = "would " if opts.dry_run else ""
+    found: list[Found] = []
+    for pod in kube.list_pods(namespace):
+        meta = pod.get("metadata") or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        if is_node_pod(pod):
+            phase = (pod.get("status") or {}).get("phase") or "Unknown"
+            row = Found(ns, name, "-", "node-pod", "Terminating" if meta.get("deletionTimestamp") else phase,
+                        f"{would}delete")
+            if not opts.dry_run:
+                try:
+                    kube.delete_pod(ns, name)
+                    row.action = "deleted"
+                except DebugxError as e:
+                    row.action = "delete failed"
+                    problems.append(e)
+            found.append(row)
+            continue
+        for container, status, left in debug_containers(pod, now):
+            found.append(Found(ns, name, container, "debug-container", status, "none (ends by its TTL)",
+                               ttlSeconds=left))
+            if status != "Running":
+                continue
+            try:
+                running = tools(kube, ns, name, container)
+                stopped = _stop(kube, ns, name, container, [r for r, _, _ in running]) if (
+                    running and not opts.dry_run) else {}
+            except DebugxError as e:
+                found[-1].status += " (tools unknown)"
+                problems.append(e)
+                continue
+            for run_id, pid, tool in running:
+                action = f"{would}stop" if opts.dry_run else {"stopped": "stopped", "gone": "ended"}.get(
+                    stopped.get(run_id, ""), "stop failed")
+                if action == "stop failed":
+                    problems.append(RemoteFailed(f"could not stop {tool} (pid {pid}) in {name}/{container}"))
+                found.append(Found(ns, name, container, "tool", "Running", action, process=tool, pid=pid))
+    return found
+
+
+def _age(seconds: int | None) -> str:
+    """kubectl's short durations: 45s, 12m, 3h, 2d."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(found: list[Found], all_namespaces: bool) -> str:
+    """kubectl's plain table: upper-case headers, columns three spaces apart; NAMESPACE only with -A."""
+    headers = ["POD", "CONTAINER", "KIND", "PROCESS", "STATUS", "TTL", "ACTION"]
+    rows = [[f.pod, f.container, f.kind, f"{f.process} (pid {f.pid})" if f.process else "-", f.status,
+             _age(f.ttlSeconds), f.action] for f in found]
+    if all_namespaces:
+        headers.insert(0, "NAMESPACE")
+        rows = [[f.namespace, *row] for f, row in zip(found, rows, strict=True)]
+    widths = [max(len(str(c)) for c in column) for column in zip(headers, *rows, strict=True)]
+    return "".join("   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n"
+                   for row in [headers, *rows])
+
+
+def run(kube: KubeApi, opts: GcOptions, talk: Talk) -> int:
+    problems: list[DebugxError] = []
+    found = collect(kube, opts, problems, time.time())
+    where = "any namespace" if opts.all_namespaces else f"namespace {kube.namespace}"
+    talk.record(found=[asdict(f) for f in found], allNamespaces=opts.all_namespaces, dryRun=opts.dry_run)
+    if not found:
+        talk.say(f"No debugx leftovers found in {where}.")
+    else:
+        talk.out(table(found, opts.all_namespaces))
+    if any(f.kind == "debug-container" for f in found):
+        talk.say(f"Note: {EPHEMERAL_NOTE}")
+    counts = {kind: sum(f.kind == kind for f in found) for kind in ("tool", "node-pod")}
+    if opts.dry_run:
+        talk.say(f"Dry run: would stop {plural(counts['tool'], 'tool')} and delete "
+                 f"{plural(counts['node-pod'], 'node pod')}; nothing changed")
+    if problems:
+        first = problems[0]
+        raise DebugxError(f"gc could not finish: {plural(len(problems), 'problem')}, the first: {first}",
+                          first.code)
+    return 0

@@ -1,0 +1,96 @@
+"""`gc`, end to end: a tool left running by an earlier run (our wrapper started by a raw `kubectl exec`, as a
+run that was never told to stop it) is listed by `gc --dry-run` and stopped by `gc`; a process of the same
+name that we did not record, in our container or in a pod debugx did not make, is left alone."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from kubectl_debugx import summary as schema
+from kubectl_debugx.remote import specs
+
+from .helpers import debugx, debugx_containers, processes, wait_until
+
+pytestmark = pytest.mark.e2e
+TCPDUMP = ["tcpdump", "-i", "lo", "-w", "/dev/null"]
+
+
+def tcpdump_pids(e2e, namespace: str, pod: str, container: str) -> set[int]:
+    return {int(line.split()[0]) for line in processes(e2e, namespace, pod, container).splitlines()
+            if line.split()[1:2] == ["tcpdump"]}
+
+
+def rows(stdout: bytes) -> list[list[str]]:
+    lines = stdout.decode().splitlines()
+    assert lines[0].split() == ["POD", "CONTAINER", "KIND", "PROCESS", "STATUS", "TTL", "ACTION"], lines
+    return [line.split() for line in lines[1:]]
+
+
+def test_gc_lists_then_stops_a_recorded_tool_and_nothing_else(e2e, web, make_pod, tmp_path: Path):
+    namespace, pod, traffic = web
+    # A debug container left by an earlier run (it lives until its TTL).
+    res = debugx(e2e, "capture", pod, "-n", namespace, "--duration", "1s", "-o", str(tmp_path / "a.pcap"))
+    assert res.returncode == 0, res.stderr.decode()
+    [ec] = debugx_containers(e2e, namespace, pod)
+    # In it: our wrapper started by a raw exec whose client stays (stdin held open), and a tcpdump we did not
+    # record. In a pod debugx did not make: a tcpdump and even a record-like file naming it.
+    leftover = subprocess.Popen(
+        ["kubectl", "--kubeconfig", str(e2e.kubeconfig), *(["--context", e2e.context] if e2e.context else []),
+         "exec", "-i", "-n", namespace, pod, "-c", ec, "--",
+         *specs.tethered_command("leftover42", "tcpdump", TCPDUMP)],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: tcpdump_pids(e2e, namespace, pod, ec), "the leftover tcpdump")
+        [recorded] = tcpdump_pids(e2e, namespace, pod, ec)
+        e2e.kubectl("exec", "-n", namespace, pod, "-c", ec, "--", "sh", "-c",
+                    f"nohup {shlex.join(TCPDUMP)} >/dev/null 2>&1 &")
+        unrecorded = wait_until(lambda: tcpdump_pids(e2e, namespace, pod, ec) - {recorded}, "the other tcpdump")
+        make_pod(namespace, "decoy", image=e2e.image, command=["sh", "-c", f"exec {shlex.join(TCPDUMP)}"])
+        decoy = wait_until(lambda: tcpdump_pids(e2e, namespace, "decoy", "main"), "the decoy's tcpdump")
+        e2e.kubectl("exec", "-n", namespace, "decoy", "-c", "main", "--", "sh", "-c",
+                    f"echo '{min(decoy)} 1 tcpdump' > /tmp/debugx-decoy1.pid")
+
+        dry = debugx(e2e, "gc", "-n", namespace, "--dry-run")
+        assert dry.returncode == 0, dry.stderr.decode()
+        table = rows(dry.stdout)
+        assert table[0][:5] == [pod, ec, "debug-container", "-", "Running"] and table[0][6:] == ["none", "(ends",
+                                                                                                "by", "its", "TTL)"]
+        assert table[0][5].endswith("m"), table  # about an hour left, in kubectl's short form
+        assert table[1:] == [[pod, ec, "tool", "tcpdump", "(pid", f"{recorded})", "Running", "-", "would", "stop"]]
+        assert "ephemeral containers cannot be removed" in dry.stderr.decode()
+        assert recorded in tcpdump_pids(e2e, namespace, pod, ec)  # a dry run stops nothing
+
+        res = debugx(e2e, "gc", "-n", namespace, "--summary", "json")
+        assert res.returncode == 0, res.stderr.decode()
+        summary = json.loads(res.stdout.decode().splitlines()[-1])
+        assert schema.check("gc", summary) == []
+        assert [f for f in summary["found"] if f["kind"] == "tool"] == [
+            {"namespace": namespace, "pod": pod, "container": ec, "kind": "tool", "status": "Running",
+             "action": "stopped", "process": "tcpdump", "pid": recorded, "ttlSeconds": None}]
+        assert leftover.wait(timeout=30) is not None  # its exec ended with the tool
+        assert tcpdump_pids(e2e, namespace, pod, ec) == unrecorded
+        assert tcpdump_pids(e2e, namespace, "decoy", "main") == decoy
+        again = debugx(e2e, "gc", "-n", namespace)
+        assert [r for r in rows(again.stdout) if r[2] == "tool"] == []
+    finally:
+        leftover.kill()
+        e2e.kubectl("exec", "-n", namespace, pod, "-c", ec, "--", "sh", "-c", "kill $(pidof tcpdump); true",
+                    check=False)
+
+
+def test_gc_finds_nothing_and_says_so(e2e, namespace):
+    res = debugx(e2e, "gc", "-n", namespace)
+    assert res.returncode == 0
+    assert res.stdout == b""
+    assert res.stderr.decode() == f"No debugx leftovers found in namespace {namespace}.\n"
+
+
+def test_gc_bad_flags_are_one_line(e2e, namespace):
+    res = debugx(e2e, "gc", "-n", namespace, "-A")
+    assert res.returncode == 2
+    assert res.stderr.decode() == "error: -A and -n exclude each other\n"
