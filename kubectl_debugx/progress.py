@@ -34,9 +34,13 @@ def line(done: int, total: int | None, elapsed: float) -> str:
 
 
 class Progress:
+    """`describe(elapsed)` replaces the bytes line when a command counts more than bytes (capture: packets)."""
+
     def __init__(self, what: str, total: int | None, *, stream: TextIO | None = None, quiet: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 describe: Callable[[float], str] | None = None) -> None:
         self.what = what
+        self.describe = describe
         self.total = total
         self.done = 0
         self._stream = stream or sys.stderr
@@ -49,11 +53,16 @@ class Progress:
 
     def add(self, count: int) -> None:
         self.done += count
+        self.tick()
+
+    def tick(self) -> None:
+        """Show the line if it is due (also while nothing arrives: the rate then falls)."""
         now = self._clock()
         if self._quiet or now < self._next:
             return
         self._next = now + (TTY_EVERY if self._tty else PLAIN_EVERY)
-        text = f"{self.what}: {line(self.done, self.total, now - self._start)}"
+        elapsed = now - self._start
+        text = f"{self.what}: {self.describe(elapsed) if self.describe else line(self.done, self.total, elapsed)}"
         if self._tty:
             self._stream.write(f"\r{text}\x1b[K")
         else:
