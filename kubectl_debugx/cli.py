@@ -182,8 +182,8 @@ def capture(
         from kubectl_debugx.commands import capture_live as live
         from kubectl_debugx.options import parse_duration, parse_size
 
-        viewer = _viewer(wireshark, tshark)
-        live.viewer_conflicts(viewer, output_file)
+        kind = live.viewer_kind(wireshark, tshark, output_file)
+        viewer = _find_viewer(kind) if kind else None
         path = output_file or (viewer.kind if viewer else f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.pcap")
         opts = cap.CaptureOptions(
             pod=name, container=container, interface=interface, filter=filter, output=path,
@@ -199,18 +199,13 @@ def capture(
     _workflow(ctx, flags, pod, prepare)
 
 
-def _viewer(wireshark: bool, tshark: bool) -> Any:
+def _find_viewer(kind: str) -> Any:
     """--wireshark / --tshark: the program found now, before anything is created in the cluster."""
     import shutil
 
     from kubectl_debugx.remote.viewers import find_program
 
-    if wireshark and tshark:
-        raise UsageError("--wireshark and --tshark cannot be combined: the capture has one reader")
-    if not (wireshark or tshark):
-        return None
-    return find_program("wireshark" if wireshark else "tshark", os.environ, shutil.which, sys.platform,
-                        lambda path: os.access(path, os.X_OK))
+    return find_program(kind, os.environ, shutil.which, sys.platform, lambda path: os.access(path, os.X_OK))
 
 
 TraceProfileOpt = Annotated[

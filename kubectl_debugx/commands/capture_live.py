@@ -37,11 +37,15 @@ def linktype(value: str, interface: str) -> str:
     return name
 
 
-def viewer_conflicts(viewer: ViewerSpec | None, output: str | None) -> None:
-    """One stream, one reader: a viewer takes the place of -o."""
-    if viewer is not None and output is not None:
-        raise UsageError(f"--{viewer.kind} and -o/--output cannot be combined: the capture goes to "
-                         f"{viewer.kind} (save it from there, or use -o without --{viewer.kind})")
+def viewer_kind(wireshark: bool, tshark: bool, output: str | None) -> str | None:
+    """Which viewer --wireshark/--tshark ask for: one stream has one reader, and a viewer takes the place of -o."""
+    if wireshark and tshark:
+        raise UsageError("--wireshark and --tshark cannot be combined: the capture has one reader")
+    kind = "wireshark" if wireshark else "tshark" if tshark else None
+    if kind and output is not None:
+        raise UsageError(f"--{kind} and -o/--output cannot be combined: the capture goes to {kind} (save it "
+                         f"from there, or use -o without --{kind})")
+    return kind
 
 
 def progress_line(packets: int, written: int, elapsed: float, pods: int | None = None) -> str:
