@@ -49,7 +49,7 @@ class Progress:
         self._start = clock()
         self._next = self._start + QUIET_START
         self._tty = self._stream.isatty()
-        self._shown = False
+        self._drawn = False  # a line refreshed in place is on the terminal
 
     def add(self, count: int) -> None:
         self.done += count
@@ -68,10 +68,15 @@ class Progress:
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
-        self._shown = True
+        self._drawn = self._tty
+
+    def clear(self) -> None:
+        """Erase the refreshed line (before another line of talk; the next tick draws it again)."""
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._drawn = False
 
     def finish(self) -> None:
         """Clear the refreshed line, so that the summary that follows starts on a clean line."""
-        if self._shown and self._tty:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
+        self.clear()

@@ -205,6 +205,9 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
     progress = (live.progress(lambda: (framer.stats.records, sink.written))
                 if live.shows_progress(opts.output, opts.viewer, talk.quiet) else None)
 
+    if progress:
+        talk.before_line = progress.clear
+
     def stop_wanted() -> bool:  # polled about every 0.1 s while no stop was asked
         if progress:
             progress.tick()
@@ -213,6 +216,7 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
     def close() -> None:
         if progress:
             progress.finish()  # the summary starts on a clean line
+            talk.before_line = None
         sink.close()  # a viewer reads the end of the stream: tshark exits, Wireshark shows the capture
 
     talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "

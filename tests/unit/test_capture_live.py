@@ -186,3 +186,21 @@ def test_capture_progress_in_place_on_a_terminal():
     p.tick()
     p.finish()
     assert out.getvalue() == "\rCaptured: 5 packets, 500 B, 250 B/s\x1b[K\r\x1b[K"
+
+
+def test_talk_clears_the_line_refreshed_in_place(capsys):
+    from kubectl_debugx.talk import Talk
+
+    out, clock = Tty(), Clock()
+    p = live.progress(lambda: (5, 500), stream=out, clock=clock)
+    talk = Talk(before_line=p.clear)
+    clock.now = 102.0
+    p.tick()
+    talk.say("Stopping")
+    talk.say("again")  # nothing left to clear
+    clock.now = 103.0
+    p.tick()
+    p.finish()
+    assert out.getvalue() == ("\rCaptured: 5 packets, 500 B, 250 B/s\x1b[K\r\x1b[K"
+                              "\rCaptured: 5 packets, 500 B, 166 B/s\x1b[K\r\x1b[K")
+    assert capsys.readouterr().err == "Stopping\nagain\n"
