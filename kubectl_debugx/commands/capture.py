@@ -199,12 +199,11 @@ def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
 
 def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
     viewer = Viewer(opts.viewer) if opts.viewer else None
-    output = PcapOutput(opts.viewer.kind if opts.viewer else opts.output, opts.max_size, viewer)
+    output = PcapOutput(opts.output, opts.max_size, viewer)  # with a viewer, `output` is its name
     sink, framer = output.sink, output.framer
     tcpdump = TcpdumpTalk(talk.say)
     progress = (live.progress(lambda: (framer.stats.records, sink.written))
                 if live.shows_progress(opts.output, opts.viewer, talk.quiet) else None)
-
     if progress:
         talk.before_line = progress.clear
 
