@@ -34,9 +34,13 @@ def line(done: int, total: int | None, elapsed: float) -> str:
 
 
 class Progress:
+    """`describe(elapsed)` replaces the bytes line when a command counts more than bytes (capture: packets)."""
+
     def __init__(self, what: str, total: int | None, *, stream: TextIO | None = None, quiet: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 describe: Callable[[float], str] | None = None) -> None:
         self.what = what
+        self.describe = describe
         self.total = total
         self.done = 0
         self._stream = stream or sys.stderr
@@ -45,24 +49,34 @@ class Progress:
         self._start = clock()
         self._next = self._start + QUIET_START
         self._tty = self._stream.isatty()
-        self._shown = False
+        self._drawn = False  # a line refreshed in place is on the terminal
 
     def add(self, count: int) -> None:
         self.done += count
+        self.tick()
+
+    def tick(self) -> None:
+        """Show the line if it is due (also while nothing arrives: the rate then falls)."""
         now = self._clock()
         if self._quiet or now < self._next:
             return
         self._next = now + (TTY_EVERY if self._tty else PLAIN_EVERY)
-        text = f"{self.what}: {line(self.done, self.total, now - self._start)}"
+        elapsed = now - self._start
+        text = f"{self.what}: {self.describe(elapsed) if self.describe else line(self.done, self.total, elapsed)}"
         if self._tty:
             self._stream.write(f"\r{text}\x1b[K")
         else:
             self._stream.write(text + "\n")
         self._stream.flush()
-        self._shown = True
+        self._drawn = self._tty
+
+    def clear(self) -> None:
+        """Erase the refreshed line (before another line of talk; the next tick draws it again)."""
+        if self._drawn:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+            self._drawn = False
 
     def finish(self) -> None:
         """Clear the refreshed line, so that the summary that follows starts on a clean line."""
-        if self._shown and self._tty:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
+        self.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ class Talk:
     command: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)  # what the run leaves in the cluster, said as it ends
+    # clears a line refreshed in place (progress.py) before a line of talk, which would otherwise join it
+    before_line: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         if self.command and not self.summary:
@@ -25,10 +28,14 @@ class Talk:
     def say(self, message: str) -> None:
         """Progress and notes: stderr, silenced by -q."""
         if not self.quiet:
+            if self.before_line:
+                self.before_line()
             print(message, file=sys.stderr, flush=True)
 
     def warn(self, message: str) -> None:
         """Warnings: stderr, even with -q."""
+        if self.before_line:
+            self.before_line()
         print(f"Warning: {message}", file=sys.stderr, flush=True)
 
     def leave(self, what: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubectl_debugx.commands import capture_live as live
 from kubectl_debugx.errors import Forbidden, RemoteFailed, UsageError
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
 from kubectl_debugx.kube.apierrors import ApiError
@@ -16,6 +17,7 @@ from kubectl_debugx.remote import ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
+from kubectl_debugx.remote.viewers import Viewer, ViewerSpec
 from kubectl_debugx.summary import stopped_by
 from kubectl_debugx.talk import Talk, plural
 
@@ -35,6 +37,8 @@ class CaptureOptions(session.DebugOptions):
     count: int | None = None
     max_size: int | None = None
     snaplen: int | None = None
+    linktype: str | None = None  # tcpdump's name (capture_live.linktype)
+    viewer: ViewerSpec | None = None  # --wireshark/--tshark: the stream goes to its stdin, not to `output`
 
 
 def validate(opts: CaptureOptions) -> None:
@@ -73,6 +77,8 @@ def tcpdump_argv(opts: CaptureOptions) -> list[str]:
     """tcpdump's argv: packet-buffered pcap on stdout, no promiscuous mode. The filter is one argument
     (tcpdump joins the rest of its argv into the expression), so it never meets a shell."""
     argv = [TOOL, "-U", "-p", "-B", str(RING_KIB), "-w", "-", "-i", opts.interface]
+    if opts.linktype is not None:
+        argv += ["-y", opts.linktype]
     if opts.snaplen is not None:
         argv += ["-s", str(opts.snaplen)]
     if opts.count is not None:
@@ -116,8 +122,8 @@ class TcpdumpTalk(ToolStderr):
 class PcapOutput:
     """The pcap stream's way to its file or pipe: whole records only, one writev per batch of frames."""
 
-    def __init__(self, path: str, max_bytes: int | None = None) -> None:
-        self.sink = ByteSink(path)
+    def __init__(self, path: str, max_bytes: int | None = None, viewer: Viewer | None = None) -> None:
+        self.sink = ByteSink(path, opener=viewer.open if viewer else None)
         self.framer = PcapFramer(max_bytes)
         self.pipe_closed = False
         self._batch: list[bytes | memoryview] = []
@@ -192,16 +198,33 @@ def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
 
 
 def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
-    output = PcapOutput(opts.output, opts.max_size)
+    viewer = Viewer(opts.viewer) if opts.viewer else None
+    output = PcapOutput(opts.output, opts.max_size, viewer)  # with a viewer, `output` is its name
     sink, framer = output.sink, output.framer
     tcpdump = TcpdumpTalk(talk.say)
+    progress = (live.progress(lambda: (framer.stats.records, sink.written))
+                if live.shows_progress(opts.output, opts.viewer, talk.quiet) else None)
+    if progress:
+        talk.before_line = progress.clear
+
+    def stop_wanted() -> bool:  # polled about every 0.1 s while no stop was asked
+        if progress:
+            progress.tick()
+        return framer.limit_reached or output.pipe_closed or bool(viewer and viewer.exited())
+
+    def close() -> None:
+        if progress:
+            progress.finish()  # the summary starts on a clean line
+            talk.before_line = None
+        sink.close()  # a viewer reads the end of the stream: tshark exits, Wireshark shows the capture
+
     talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "
              f"(container {target.container}) into {sink.display}; Ctrl-C to stop")
     try:
         ran = session.run_tool(
             kube, target, ec, TOOL, tcpdump_argv(opts), on_stdout=output.feed, stderr=tcpdump,
-            duration=opts.duration, limit_reached=lambda: framer.limit_reached or output.pipe_closed, talk=talk,
-            close=sink.close, on_batch_end=output.flush, grace=STOP_GRACE,
+            duration=opts.duration, limit_reached=stop_wanted, talk=talk, close=close, on_batch_end=output.flush,
+            grace=STOP_GRACE,
             grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {STOP_GRACE:g}s; "
                        "Ctrl-C again to stop now)",
             eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
@@ -218,6 +241,10 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
              or session.tool_error(ran, TOOL, tcpdump.error_line(), opts.image))
     if error:
         raise error
+    if viewer:
+        code = viewer.wait(talk.say)
+        if code:
+            talk.warn(f"{viewer.name} exited with code {code}")
     return ran.state.exit_code
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 
 class PipeClosed(Exception):
@@ -17,18 +18,23 @@ class ByteSink:
     and an existing file replaced with --force survives until there is something to replace it with.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, opener: Callable[[], int] | None = None) -> None:
+        """`opener` gives the fd to write to (ours to close) instead of opening `path`, which then only names
+        it: the stdin of a program started on the first byte (remote/viewers.py)."""
         self.path = path
+        self.opener = opener
         self.fd: int | None = None
         self.written = 0
 
     @property
     def display(self) -> str:
-        return "stdout" if self.path == "-" else self.path
+        return "stdout" if self.path == "-" and not self.opener else self.path
 
     def _open(self) -> int:
         if self.fd is None:
-            if self.path == "-":
+            if self.opener:
+                self.fd = self.opener()
+            elif self.path == "-":
                 self.fd = sys.stdout.fileno()
             else:
                 self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -59,7 +65,7 @@ class ByteSink:
                 view.release()
 
     def close(self) -> None:
-        if self.fd is not None and self.path != "-":
+        if self.fd is not None and (self.path != "-" or self.opener):
             os.close(self.fd)
         self.fd = None
 

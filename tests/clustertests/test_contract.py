@@ -5,9 +5,9 @@ The recordings were made against a real Kubernetes v1.33 API server (tests/clust
 Round 1 (cases 00-11) is one scenario whose steps depend on each other (namespace rec, pod nginx, ephemeral
 container debugx-aaaaa, ...). Its cases are replayed here in the recorded run order (01, 00, 02-05, 09, 06,
 07, 08, 10, 11), on the same object names, so each case finds the state it was recorded in. Of round 2 (cases
-20-29), 23-* and 24-* (the exec's stdin as the tether, orphans) are replayed by test_tether_case; the others
-are not replayed yet: each of them is collected and skipped, naming the feature of the test cluster that will
-replay it (ROUND_2). Per replayed round-1 case we compare:
+20-29), 23-* and 24-* (the exec's stdin as the tether, orphans) are replayed by test_tether_case, 27-* by
+test_contract_tcpdump.py; the others are not replayed yet: each of them is collected and skipped, naming the
+feature of the test cluster that will replay it (ROUND_2). Per replayed round-1 case we compare:
 
 * status code and content type;
 * Status bodies: reason, code, details and message (the go-cmp diff of "may not be changed" by prefix only);
@@ -53,7 +53,6 @@ ROUND_2 = {
     "22": "doctor (SelfSubjectAccessReviews and SelfSubjectRulesReviews of a limited user)",
     "25": "exec stdin tether and ephemeral container lifetime",
     "26": "cp (reading a target's files through /proc/PID/root)",
-    "27": "tcpdump in the test cluster (link types, pcap header timing)",
     "28": "exec stdin tether and ephemeral container lifetime (pod deletion during exec)",
     "29": "round-2 namespaces rec2-*, replayed with the first round-2 feature",
 }
@@ -99,8 +98,10 @@ def _load() -> list[dict]:
 ALL_CASES = _load()
 # Round-2 prefixes replayed by their own driver (test_tether_case), each case in a fresh pod.
 TETHER_PREFIXES = ("23", "24")
+# Round-2 prefixes replayed in a file of their own: 27 (tcpdump facts) by test_contract_tcpdump.py.
+OWN_FILE_PREFIXES = ("27",)
 UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) - set(ROUND_2)
-                          - set(TETHER_PREFIXES))
+                          - set(TETHER_PREFIXES) - set(OWN_FILE_PREFIXES))
 # Replayed by test_contract_access.py (doctor's access reviews); the rest of 22 (SelfSubjectRulesReview) waits.
 ACCESS_CASES = re.compile(r"22-(create|ssar)-")
 # Round-2 cases replayed by test_workload_case, in this order: the namespace, the objects, then the reads.

@@ -35,9 +35,9 @@ def debugx(
     )
 
 
-def start_debugx(e2e: Any, *args: str, stdout: Any = subprocess.DEVNULL) -> subprocess.Popen:
+def start_debugx(e2e: Any, *args: str, stdout: Any = subprocess.DEVNULL, **kw: Any) -> subprocess.Popen:
     return subprocess.Popen(
-        [executable(), *args, *connection_args(e2e)], stdout=stdout, stderr=subprocess.PIPE,
+        [executable(), *args, *connection_args(e2e)], stdout=stdout, stderr=subprocess.PIPE, **kw,
     )
 
 
