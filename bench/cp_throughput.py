@@ -18,6 +18,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from bench.cluster import kubeconfig_or_test_cluster
+
 
 def _hwm(pid: int) -> int:
     """VmHWM of a live process, in bytes (0 once it is gone). Not ru_maxrss: a child forked from this process
@@ -72,16 +74,11 @@ def main() -> int:
         print(f"bench/cp_throughput: {zipapp} is missing: run ./build.sh first", file=sys.stderr)
         return 1
     with ExitStack() as stack:
-        kubeconfig = os.environ.get("KUBECONFIG", "")
         image = os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36")
-        if not kubeconfig:
-            if os.geteuid() != 0:
-                print("bench/cp_throughput: the test cluster needs root (or set KUBECONFIG)", file=sys.stderr)
-                return 1
-            from tests.cluster import TestCluster
-
-            cluster = stack.enter_context(TestCluster())
-            kubeconfig = str(cluster.kubeconfig)
+        found = kubeconfig_or_test_cluster(stack, "bench/cp_throughput")
+        if found is None:
+            return 1
+        kubeconfig = found[0]
         env = {**os.environ, "KUBECONFIG": kubeconfig}
         shiv_root = Path(tempfile.mkdtemp(prefix="debugx-bench-shiv-"))
         stack.callback(shutil.rmtree, shiv_root, True)
