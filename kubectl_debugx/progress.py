@@ -9,19 +9,11 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from kubectl_debugx.talk import human_size
+
 QUIET_START = 1.0  # seconds before the first line
 TTY_EVERY = 0.5
 PLAIN_EVERY = 5.0
-
-
-def human_size(count: int) -> str:
-    """Bytes in powers of 1000, as --max-size reads them: `950 B`, `12.6 MB`."""
-    size = float(count)
-    for unit in ("B", "kB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{count} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"  # not reached
 
 
 def line(done: int, total: int | None, elapsed: float) -> str:

@@ -70,3 +70,17 @@ class Talk:
 def plural(count: int, one: str, many: str = "") -> str:
     """`1 packet`, `2 packets`; `many` for irregular plurals (`process`, `processes`)."""
     return f"{count} {one if count == 1 else many or one + 's'}"
+
+
+def human_size(count: int, binary: bool = False) -> str:
+    """Bytes for people: powers of 1000 (`12.6 MB`, as --max-size reads K/M/G) or, with `binary`, of 1024
+    (`7.1 KiB`, as nodelogs reports file sizes)."""
+    step, units = (1024, ("KiB", "MiB", "GiB")) if binary else (1000, ("kB", "MB", "GB"))
+    if count < step:
+        return f"{count} B"
+    value = float(count)
+    for unit in units:
+        value /= step
+        if value < step or unit == units[-1]:
+            break
+    return f"{value:.1f} {unit}"

@@ -15,6 +15,7 @@ from kubectl_debugx.commands.nodelogs.target import DEFAULT_PROFILE, LogTarget, 
 from kubectl_debugx.formats import crilog, logfiles
 from kubectl_debugx.formats.logtree import ExtractReport
 from kubectl_debugx.talk import Talk, plural
+from kubectl_debugx.talk import human_size as talk_human_size
 
 # ---------------------------------------------------------------------------------------------- planning
 
@@ -110,14 +111,7 @@ def _decoded_file(out: Path, name: str, raw: bool) -> Iterator[Any]:
 
 
 def human_size(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    value = float(n)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
+    return talk_human_size(n, binary=True)
 
 
 def summary(
