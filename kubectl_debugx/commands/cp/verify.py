@@ -16,7 +16,7 @@ from collections.abc import Callable
 from kubectl_debugx.commands.cp.procroot import proc_root, sha256_argv
 from kubectl_debugx.errors import RemoteFailed
 from kubectl_debugx.formats import tarcopy
-from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.client import ExecConnection, KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.remote import ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target
@@ -46,7 +46,7 @@ class RemoteSums:
         self.sums: dict[str, str] = {}
         self._stopped = threading.Event()
         self._lock = threading.Lock()
-        self._conn: object | None = None
+        self._conn: ExecConnection | None = None
         self._run_id = ""
         self._thread = threading.Thread(target=self._run, name="cp-sums", daemon=True)
 
@@ -98,7 +98,7 @@ class RemoteSums:
         with self._lock:
             conn, run_id = self._conn, self._run_id
         if conn is not None:
-            conn.close()  # type: ignore[attr-defined]
+            conn.close()
             ephemeral.make_sure_stopped(self.kube, self.target, self.ec, run_id, SUM_TOOL, warn)
         self._thread.join(10)
 
