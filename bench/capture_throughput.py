@@ -14,6 +14,8 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
+from bench.cluster import sleeping_pod
+
 RECORD_PAYLOAD = 65000
 CHUNK_RECORDS = 16  # ~1 MiB of pcap records uploaded once, then repeated remotely
 
@@ -85,13 +87,7 @@ def main() -> int:
             kubeconfig = str(cluster.kubeconfig)
         kubectl = ["kubectl", "--kubeconfig", kubeconfig]
         namespace = f"debugx-bench-{os.getpid()}"
-        subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
-        stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
-                                              capture_output=True))
-        subprocess.run([*kubectl, "run", "src", "-n", namespace, f"--image={image}", "--restart=Never",
-                        "--command", "--", "sleep", "3600"], check=True, capture_output=True)
-        subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/src", "--timeout=120s"],
-                       check=True, capture_output=True)
+        sleeping_pod(stack, kubectl, namespace, image, "src")
         header, chunk = pcap_chunk()
         upload = "cat > /tmp/chunk"
         subprocess.run([*kubectl, "exec", "-i", "-n", namespace, "src", "--", "sh", "-c", upload],

@@ -26,6 +26,17 @@ def kubeconfig_or_test_cluster(stack: ExitStack, prog: str) -> tuple[str, Any] |
     return str(cluster.kubeconfig), cluster
 
 
+def sleeping_pod(stack: ExitStack, kubectl: list[str], namespace: str, image: str, name: str) -> None:
+    """Namespace `namespace` (deleted with the stack) and pod `name` (`image` running `sleep`, Ready) in it."""
+    subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
+    stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
+                                          capture_output=True))
+    subprocess.run([*kubectl, "run", name, "-n", namespace, f"--image={image}", "--restart=Never",
+                    "--command", "--", "sleep", "3600"], check=True, capture_output=True)
+    subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", f"pod/{name}", "--timeout=120s"],
+                   check=True, capture_output=True)
+
+
 def web_with_traffic(stack: ExitStack, kubectl: list[str], namespace: str, nginx: str, image: str, profile: str,
                      create_namespace: bool = True) -> None:
     """Pod `web` (nginx, Ready) in `namespace` (created, and deleted with the stack, unless told), and its

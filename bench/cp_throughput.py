@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.cluster import kubeconfig_or_test_cluster
+from bench.cluster import kubeconfig_or_test_cluster, sleeping_pod
 
 
 def _hwm(pid: int) -> int:
@@ -85,13 +85,7 @@ def main() -> int:
         env["SHIV_ROOT"] = str(shiv_root)
         kubectl = ["kubectl", "--kubeconfig", kubeconfig]
         namespace = f"debugx-bench-{os.getpid()}"
-        subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
-        stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
-                                              capture_output=True))
-        subprocess.run([*kubectl, "run", "src", "-n", namespace, f"--image={image}", "--restart=Never",
-                        "--command", "--", "sleep", "3600"], check=True, capture_output=True)
-        subprocess.run([*kubectl, "wait", "-n", namespace, "--for=condition=Ready", "pod/src", "--timeout=120s"],
-                       check=True, capture_output=True)
+        sleeping_pod(stack, kubectl, namespace, image, "src")
         # Random bytes (nothing compresses them on the way), written in the pod itself.
         subprocess.run([*kubectl, "exec", "-n", namespace, "src", "--", "sh", "-c",
                         f"head -c {size_mb * 1000 * 1000} /dev/urandom > /tmp/big"], check=True)
