@@ -411,6 +411,17 @@ def nodelogs(
         bool, typer.Option("--merge", help="Also write merged.log: every pod's and container's lines in time "
                            "order, prefixed POD/CONTAINER#RESTART.")
     ] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Print new lines live on stdout, prefixed POD/CONTAINER, "
+                           "through rotations, restarts and reconnects (node proxy only).")
+    ] = False,
+    tail: Annotated[
+        int, typer.Option("--tail", help="With --follow: lines of each live file printed first (-1: all).")
+    ] = 10,
+    timestamps: Annotated[
+        bool, typer.Option("--timestamps", help="With --follow: each line's CRI timestamp and [stderr] mark.")
+    ] = False,
+    duration: DurationOpt = None,
     *,
     flags: Flags,
 ) -> None:
@@ -420,7 +431,7 @@ def nodelogs(
     a short-lived node pod (read-only mounts of the log directories only; always deleted).
     """
 
-    def options(talk: Talk, name: str) -> Any:
+    def options(talk: Talk, name: str, folder: str = "") -> Any:
         import time
 
         from kubectl_debugx.commands import nodelogs as nl
@@ -428,7 +439,7 @@ def nodelogs(
 
         if output_dir:
             check_not_format(output_dir, "directory")
-        folder = output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        folder = folder or output_dir or f"nodelogs-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         talk.record(output=folder)
         opts = nl.NodeLogsOptions(
             pod=name, container=container, all_containers=all_containers,
@@ -438,24 +449,56 @@ def nodelogs(
             node=node, uid=uid, **_profile_flags(flags),
         )
         nl.validate(opts)
-        nl.check_output_dir(Path(folder))
+        if folder != "-":
+            nl.check_output_dir(Path(folder))
         return opts
+
+    def nl_since(opts: Any) -> Any:
+        from datetime import datetime, timezone
+
+        from kubectl_debugx.commands import nodelogs as nl
+
+        return nl.since_limit(opts, datetime.now(timezone.utc))
+
+    def following(talk: Talk, name: str) -> tuple[Any, Any] | None:
+        """--follow's options (None without it): no folder, lines on stdout."""
+        from kubectl_debugx.commands.nodelogs import follow as nlf
+
+        if not follow:
+            for given, flag in ((tail != 10, "--tail"), (timestamps, "--timestamps"), (duration, "--duration")):
+                if given:
+                    raise UsageError(f"{flag} only applies with --follow")
+            return None
+        from kubectl_debugx.options import parse_duration
+
+        nlf.check(via, output_dir, raw, merge, tail)
+        opts = options(talk, name, folder="-")
+        return opts, nlf.FollowOptions(tail, timestamps, parse_duration(duration, "--duration") if duration else None,
+                                       nl_since(opts))
 
     def prepare(talk: Talk, name: str) -> Work:
         from kubectl_debugx.commands import nodelogs as nl
+        from kubectl_debugx.commands.nodelogs import follow as nlf
 
+        live = following(talk, name)
+        if live:
+            return lambda kube, talk: nlf.run_one(kube, live[0], live[1], talk)
         opts = options(talk, name)
         if merge:
             return prepare_many(talk, _pod_ref(name))
         return lambda kube, talk: nl.run(kube, opts, talk)
 
     def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+        from kubectl_debugx.commands.nodelogs import follow as nlf
         from kubectl_debugx.commands.nodelogs import pods as nlp
 
-        opts = options(talk, ref.file_stem)
         if node or uid:
             raise UsageError("--node and --uid name one gone pod's files: they cannot be used with a workload "
                              "or -l target")
+        live = following(talk, ref.file_stem)
+        if live:
+            return lambda kube, talk: nlf.run_many(kube, live[0], ref, flags.max_pods, live[1], talk)
+        opts = options(talk, ref.file_stem)
         if merge and raw:
             raise UsageError("--merge reads the lines of the log files: it cannot be used with --raw")
         return lambda kube, talk: nlp.run(kube, opts, ref, flags.max_pods, merge, talk)

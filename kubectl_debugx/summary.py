@@ -81,6 +81,8 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
         "bytesWritten": _INT,  # their bytes
         "containers": _LIST,  # [{name, instances: [INSTANCE], skipped: [{name, reason}]}]
         "skipped": _LIST,  # [{name, reason}]: node files not copied
+        "linesWritten": _INT,  # --follow: lines printed on stdout
+        "reconnects": _INT,  # --follow: connections lost and found again
     },
     "doctor": {
         "checks": _LIST,  # [{check, result (ok, no, warning, info), detail}]: the table's rows

@@ -75,7 +75,11 @@ class KubeApi(Protocol):
         self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
     ) -> AbstractContextManager[ExecConnection]: ...
 
-    def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> Any: ...
+    def node_proxy_get(
+        self, node: str, path: str, read_timeout: float | None = None, byte_range: str | None = None
+    ) -> Any: ...
+
+    def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]: ...
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool: ...
 
@@ -127,12 +131,13 @@ class Kube:
         accept: str = "application/json",
         stream: bool = False,
         read_timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One API call. Returns parsed JSON, or the raw urllib3 response when `stream` is set."""
         import urllib3
         from kubernetes.client.exceptions import ApiException
 
-        headers = {"Accept": accept, "Content-Type": content_type, "User-Agent": user_agent()}
+        headers = {"Accept": accept, "Content-Type": content_type, "User-Agent": user_agent(), **(extra_headers or {})}
         params = [(k, v) for k, v in (query or {}).items() if v is not None]
         started = time.monotonic()
         try:
@@ -345,14 +350,34 @@ class Kube:
 
     # --- nodes and pods' lifecycle (nodelogs) ---------------------------------------------------------
 
-    def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> Any:
+    def node_proxy_get(
+        self, node: str, path: str, read_timeout: float | None = None, byte_range: str | None = None
+    ) -> Any:
         """GET through the API server's node proxy (``/api/v1/nodes/NODE/proxy/PATH``; needs get on
         nodes/proxy). Returns the raw urllib3 response (errors raise ApiError): read ``.headers`` and the body
-        with ``.read(n, decode_content=False)``, then ``release_conn()``. ``path`` must be percent-encoded."""
+        with ``.read(n, decode_content=False)``, then ``release_conn()``. ``path`` must be percent-encoded.
+        ``byte_range``: ``N-`` or ``N-M``, sent as ``Range: bytes=...`` (the kubelet's /logs/ is Go's
+        http.FileServer: 206 with those bytes, 416 when the file has no byte at N)."""
         return self.request(
             "GET", f"/api/v1/nodes/{quote(node)}/proxy/{path}", accept="*/*", stream=True,
             read_timeout=read_timeout,
+            extra_headers=None if byte_range is None else {"Range": f"bytes={byte_range}"},
         )
+
+    def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]:
+        """The bytes of a node file in ``byte_range`` (``N-``, ``N-M``), read whole: (status, body). 206, or 200
+        with the whole file from a server that ignores Range; 416 (no byte at that offset) and 404 raise
+        ApiError. A connection lost while the body arrives raises Unreachable, as one lost before it does."""
+        import urllib3
+
+        response = self.node_proxy_get(node, path, read_timeout, byte_range=byte_range)
+        try:
+            return int(response.status), bytes(response.read(decode_content=False))
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            response.close()  # a half-read body must not go back to the pool with its connection
+            raise _unreachable(self.host, e) from None
+        finally:
+            response.release_conn()
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool:
         """Poll until the pod (that one: same uid when given) no longer exists; False if the deadline

@@ -1,0 +1,289 @@
+"""nodelogs --follow: every new line of every followed container, live on stdout, like stern.
+
+Each line is prefixed ``POD/CONTAINER`` (``#RESTART`` once the container restarted), padded to the longest
+prefix so far as stern aligns them, and carries the text as ``kubectl logs`` prints it (with ``--timestamps``:
+the decoded files' format, ``TIMESTAMP [stderr] text``). First the last ``--tail`` lines of each container's
+live file (default 10, as ``tail -f``; -1 all, 0 none), then new lines as the node writes them, through
+rotations and restarts (formats/logfollow.py decides what to read).
+
+It reads through the node proxy only: every ``POLL_INTERVAL`` one listing of each container directory and one
+``Range: bytes=OFFSET-`` read of the file being followed (the kubelet's /logs/ is Go's http.FileServer, which
+honours ranges). Creating nothing, it has nothing to clean up; a node pod (``--via pod``) cannot follow.
+
+A lost connection (API server restarted, kubelet unreachable through it) is said once on stderr; polls go on
+every second up to ``RETRY_MAX`` and each file resumes at the offset after its last whole line, so nothing is
+repeated and nothing is skipped (unless rotation removed a file meanwhile, which is said).
+
+Stops: Ctrl-C (exit 130) and SIGTERM (143) as capture does, ``--duration`` (0), stdout closed (0), every
+followed directory gone (0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from kubectl_debugx.errors import ExitCode, Forbidden, NotFound, NotReady, Unreachable, UsageError
+from kubectl_debugx.formats.crilog import LogLine, Malformed, render, since_ns
+from kubectl_debugx.formats.logfollow import ContainerFollower, Emit
+from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.workloads import TargetRef
+from kubectl_debugx.remote import fanout
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.streamrun import StopRequested, stop_signals_raise
+from kubectl_debugx.talk import Talk, plural
+
+from .proxy import ProxySource, proxy_path
+from .target import LogTarget, NodeLogsOptions, resolve, select_containers
+
+POLL_INTERVAL = 0.5  # seconds from one poll's start to the next: a line waits this long at most, plus one request
+READ_TIMEOUT = 10.0  # one listing or read through the proxy; a stalled one counts as a lost connection
+RETRY_MAX = 5.0  # seconds between two tries while the connection is lost (1, 2, 4, 5, 5, ...)
+DEFAULT_TAIL = 10
+
+
+@dataclass(frozen=True)
+class FollowOptions:
+    tail: int = DEFAULT_TAIL
+    timestamps: bool = False
+    duration: float | None = None
+    since: datetime | None = None
+
+
+def check(via: str, output_dir: str | None, raw: bool, merge: bool, tail: int) -> None:
+    """What --follow cannot be combined with, said before the cluster is asked anything."""
+    if via == "pod":
+        raise UsageError("--follow reads through the node proxy (byte ranges of the live files): it cannot be "
+                         "used with --via pod")
+    for given, flag, why in ((output_dir, "-o/--output", "it prints the lines on stdout (redirect it to keep "
+                              "them); -o copies the files once"),
+                             (raw, "--raw", "it prints decoded lines"),
+                             (merge, "--merge", "it already interleaves every pod's lines as they come")):
+        if given:
+            raise UsageError(f"--follow cannot be used with {flag}: {why}")
+    if tail < -1:
+        raise UsageError(f"--tail: must be -1 (all), 0 or more, got {tail}")
+
+
+class ProxyReader:
+    """One container directory through the node proxy (formats.logfollow.Reader)."""
+
+    def __init__(self, source: ProxySource, pod_dir: str, container: str) -> None:
+        self.source = source
+        self.parts = (pod_dir, container)
+
+    def listing(self) -> list[str] | None:
+        entries = self.source.list_dir(*self.parts)
+        return None if entries is None else [e.name for e in entries if not e.is_dir]
+
+    def read(self, name: str, offset: int, length: int | None = None) -> bytes | None:
+        byte_range = f"{offset}-" if length is None else f"{offset}-{offset + length - 1}"
+        try:
+            status, body = self.source.kube.node_proxy_read(
+                self.source.node, proxy_path(*self.parts, name), byte_range, READ_TIMEOUT)
+        except ApiError as e:
+            if e.status == 404:
+                return None  # renamed or removed meanwhile
+            if e.status == 416:
+                return b""  # Go's ServeContent: no byte at that offset yet
+            if e.status == 403:
+                raise Forbidden(f"{e.args[0]} (--follow needs get on nodes/proxy)") from None
+            raise
+        if status == 200:  # a server that ignored Range sent it all
+            body = body[offset:] if length is None else body[offset:offset + length]
+        return body
+
+
+class Printer:
+    """stdout: the lines of every container, prefixed and aligned, written once per poll."""
+
+    def __init__(self, sink: ByteSink, opts: FollowOptions) -> None:
+        self.sink = sink
+        self.timestamps = opts.timestamps
+        self.since = None if opts.since is None else since_ns(opts.since)
+        self.width = 0
+        self.batch: list[bytes] = []
+        self.lines = 0
+
+    def emitter(self, pod: str, container: str) -> Emit:
+        def emit(restart: int, item: LogLine | Malformed) -> None:
+            if self.since is not None and isinstance(item, LogLine) and item.timestamp.epoch_ns < self.since:
+                return
+            prefix = f"{pod}/{container}" + (f"#{restart}" if restart else "")
+            self.width = max(self.width, len(prefix))
+            text = render(item) if self.timestamps or isinstance(item, Malformed) else item.text + "\n"
+            self.batch.append(f"{prefix:<{self.width}} {text}".encode("utf-8", "surrogateescape"))
+            self.lines += 1
+
+        return emit
+
+    def flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if batch:
+            self.sink.writev(list(batch))
+
+
+@dataclass
+class Followed:
+    pod: str
+    container: str
+    follower: ContainerFollower
+    said_end: bool = False
+
+
+@dataclass
+class Follow:
+    """Every followed container, polled by one loop."""
+
+    kube: KubeApi
+    talk: Talk
+    opts: FollowOptions
+    printer: Printer
+    followed: list[Followed] = field(default_factory=list)
+    reconnects: int = 0
+
+    def add_pod(self, target: LogTarget, selection: tuple[str, ...] | None) -> list[str]:
+        """Start following one pod's containers (their last --tail lines printed now): the one call a pod
+        that joins later needs. Returns the containers followed."""
+        from . import containers_on_node, find_pod_dir
+
+        source = ProxySource(self.kube, target.node)
+        pod_dir, _ = find_pod_dir(source, target)
+        started = []
+        for container in containers_on_node(source, target, pod_dir, selection, self.talk):
+            note = self._noter(target.pod, container)
+            follower = ContainerFollower(ProxyReader(source, pod_dir, container),
+                                         self.printer.emitter(target.pod, container), note)
+            if follower.start(self.opts.tail):
+                self.followed.append(Followed(target.pod, container, follower))
+                started.append(container)
+            else:
+                self.talk.warn(f"{target.pod}/{container}: no live log file (N.log) in /var/log/pods/{pod_dir}/"
+                               f"{container}/ yet: not followed")
+        self.printer.flush()
+        return started
+
+    def _noter(self, pod: str, container: str) -> Callable[[str], None]:
+        return lambda message: self.talk.warn(f"{pod}/{container}: {message}")
+
+    def run(self, deadline: float | None) -> str:
+        """Poll until a stop; returns what stopped it (a STOPPED_BY value, or "" when every directory went)."""
+        lost_at: float | None = None
+        wait = 1.0
+        while True:
+            started = time.monotonic()
+            if deadline is not None and started >= deadline:
+                return "--duration"
+            try:
+                for one in self.followed:
+                    one.follower.poll()
+                    if one.follower.ended and not one.said_end:
+                        one.said_end = True
+                        self.talk.say(f"{one.pod}/{one.container}: {one.follower.ended}: no longer followed")
+            except (Unreachable, ApiError) as e:
+                if isinstance(e, ApiError) and 400 <= e.status < 500 and e.status not in (408, 429):
+                    raise
+                self.printer.flush()  # lines delivered before the failure are past their offsets: print them
+                if lost_at is None:
+                    lost_at = started
+                    self.talk.say(f"Lost the connection ({e}): retrying; every file resumes after its last "
+                                  "whole line")
+                time.sleep(_until(deadline, wait))
+                wait = min(wait * 2, RETRY_MAX)
+                continue
+            self.printer.flush()
+            if lost_at is not None:
+                self.reconnects += 1
+                self.talk.say(f"Reconnected after {time.monotonic() - lost_at:.1f}s: resumed where each file "
+                              "stopped")
+                lost_at, wait = None, 1.0
+            if all(one.follower.ended for one in self.followed):
+                return ""
+            time.sleep(_until(deadline, POLL_INTERVAL - (time.monotonic() - started)))
+
+    def stop(self) -> None:
+        for one in self.followed:
+            one.follower.stop()
+        self.printer.flush()
+
+
+def _until(deadline: float | None, seconds: float) -> float:
+    if deadline is not None:
+        seconds = min(seconds, deadline - time.monotonic())
+    return max(0.0, seconds)
+
+
+def follow(kube: KubeApi, talk: Talk, opts: FollowOptions,
+           start: Callable[[Follow], list[tuple[str, list[str]]]], what: str) -> int:
+    """The --follow run: ``start`` adds the pods (their node proxies checked); then one loop until a stop."""
+    if kube.can_i("get", "nodes", "", "proxy") is False:
+        raise Forbidden("--follow reads through the node proxy and needs get on nodes/proxy (cluster-wide), "
+                        "which is not allowed; without --follow, nodelogs can copy the files through a node pod")
+    began = time.monotonic()
+    run = Follow(kube, talk, opts, Printer(ByteSink("-"), opts))
+    stopped_by = ""
+    code = int(ExitCode.OK)
+    try:
+        with stop_signals_raise():
+            try:
+                pods = start(run)
+                if not run.followed:
+                    raise NotFound(f"no container log file to follow for {what}")
+                count = sum(len(containers) for _, containers in pods)
+                talk.say(f"Following {plural(count, 'container')} of {plural(len(pods), 'pod')} through the node "
+                         f"proxy (every {POLL_INTERVAL:g}s); Ctrl-C to stop")
+                deadline = None if opts.duration is None else time.monotonic() + opts.duration
+                stopped_by = run.run(deadline)
+                run.stop()
+            except StopRequested as stop:
+                stopped_by, code = str(stop), int(stop.exit_code)
+                run.stop()
+    except PipeClosed:
+        stopped_by = "reader-gone"
+    talk.record(via="proxy", linesWritten=run.printer.lines, reconnects=run.reconnects, stoppedBy=stopped_by or None,
+                durationSeconds=round(time.monotonic() - began, 3), output="-")
+    why = {"": "every followed log directory is gone", "reader-gone": "stdout was closed"}.get(stopped_by, stopped_by)
+    talk.say(f"Stopped ({why}) after {plural(run.printer.lines, 'line')}"
+             + (f" and {plural(run.reconnects, 'reconnect')}" if run.reconnects else ""))
+    return code
+
+
+def run_one(kube: KubeApi, opts: NodeLogsOptions, fopts: FollowOptions, talk: Talk) -> int:
+    """--follow of one pod (-c, --all-containers or the default container, as without --follow)."""
+
+    def start(run: Follow) -> list[tuple[str, list[str]]]:
+        target = resolve(kube, opts, kube.namespace)
+        selection, note = select_containers(target, opts)
+        if note:
+            talk.say(note)
+        talk.record(node=target.node, uid=target.uid)
+        return [(target.pod, run.add_pod(target, selection))]
+
+    return follow(kube, talk, fopts, start, f"pod {opts.pod}")
+
+
+def run_many(
+    kube: KubeApi, opts: NodeLogsOptions, ref: TargetRef, max_pods: int, fopts: FollowOptions, talk: Talk
+) -> int:
+    """--follow of the running pods of a workload or selector, resolved once at the start (pods that appear
+    later are not followed: Follow.add_pod is what would add one)."""
+
+    def start(run: Follow) -> list[tuple[str, list[str]]]:
+        resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
+        started = []
+        for pod in resolution.pods:
+            meta = pod["metadata"]
+            one = dataclasses.replace(opts, pod=meta["name"])
+            try:
+                target = resolve(kube, one, meta["namespace"])
+                selection, _ = select_containers(target, one)
+                started.append((one.pod, run.add_pod(target, selection)))
+            except (NotFound, NotReady) as e:
+                talk.warn(f"pod {one.pod}: {e}; the other pods are followed")
+        return started
+
+    return follow(kube, talk, fopts, start, ref.display)
