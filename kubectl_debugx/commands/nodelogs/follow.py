@@ -99,24 +99,29 @@ class ProxyReader:
 
 
 class Printer:
-    """stdout: the lines of every container, prefixed and aligned, written once per poll."""
+    """stdout: the lines of every container, prefixed and aligned, written once per poll.
+
+    The width is the longest prefix so far, counting ``#N`` for every container from the start (room for a
+    restart below 10), and lines are laid out when written: every pod's --tail lines align with each other."""
 
     def __init__(self, sink: ByteSink, opts: FollowOptions) -> None:
         self.sink = sink
         self.timestamps = opts.timestamps
         self.since = None if opts.since is None else since_ns(opts.since)
         self.width = 0
-        self.batch: list[bytes] = []
+        self.batch: list[tuple[str, str]] = []
         self.lines = 0
 
     def emitter(self, pod: str, container: str) -> Emit:
+        self.width = max(self.width, len(f"{pod}/{container}#1"))
+
         def emit(restart: int, item: LogLine | Malformed) -> None:
             if self.since is not None and isinstance(item, LogLine) and item.timestamp.epoch_ns < self.since:
                 return
             prefix = f"{pod}/{container}" + (f"#{restart}" if restart else "")
             self.width = max(self.width, len(prefix))
             text = render(item) if self.timestamps or isinstance(item, Malformed) else item.text + "\n"
-            self.batch.append(f"{prefix:<{self.width}} {text}".encode("utf-8", "surrogateescape"))
+            self.batch.append((prefix, text))
             self.lines += 1
 
         return emit
@@ -124,7 +129,8 @@ class Printer:
     def flush(self) -> None:
         batch, self.batch = self.batch, []
         if batch:
-            self.sink.writev(list(batch))
+            width = self.width
+            self.sink.writev([f"{prefix:<{width}} {text}".encode() for prefix, text in batch])
 
 
 @dataclass
@@ -164,7 +170,6 @@ class Follow:
             else:
                 self.talk.warn(f"{target.pod}/{container}: no live log file (N.log) in /var/log/pods/{pod_dir}/"
                                f"{container}/ yet: not followed")
-        self.printer.flush()
         return started
 
     def _noter(self, pod: str, container: str) -> Callable[[str], None]:
@@ -231,6 +236,7 @@ def follow(kube: KubeApi, talk: Talk, opts: FollowOptions,
         with stop_signals_raise():
             try:
                 pods = start(run)
+                run.printer.flush()  # every pod's --tail lines, aligned together
                 if not run.followed:
                     raise NotFound(f"no container log file to follow for {what}")
                 count = sum(len(containers) for _, containers in pods)

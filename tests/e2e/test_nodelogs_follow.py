@@ -1,0 +1,190 @@
+"""nodelogs --follow, end to end: the built executable follows a pod's containers live through the node proxy.
+A writer prints numbered lines on stdout and stderr; every test checks that each number comes out exactly once,
+in order, under the right prefix. The rotations and the API server outage are the test cluster's switches: on
+a real cluster only those steps are left out, the checks stay."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .helpers import start_debugx, wait_for_line, wait_until
+
+pytestmark = pytest.mark.e2e
+
+LONG = 40000  # more than two of containerd's 16384-byte records: P, P, F
+
+# Instance n of the container prints "iN out K" (K = 1..2*HALF) and every 5th K also "iN err K" on stderr,
+# with a LONG-byte line after the first half; between the halves it waits for /state/goN, so that the test
+# can act (rotate, cut the connection) while lines are still to come. The first instance then exits 3 (the
+# kubelet restarts it), the second sleeps.
+WRITER = r"""
+n=$(cat /state/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /state/n
+lines() {
+  k=$1
+  while [ $k -le $2 ]; do
+    echo "i$n out $k"
+    if [ $((k % 5)) = 0 ]; then echo "i$n err $k" >&2; fi
+    k=$((k+1))
+    sleep 0.005
+  done
+}
+lines 1 HALF
+printf 'i%s long ' $n; head -c LONG /dev/zero | tr '\0' x; echo
+while [ ! -e /state/go$n ]; do sleep 0.1; done
+lines $((HALF+1)) $((2*HALF))
+if [ $n = 1 ]; then exit 3; fi
+exec sleep 3600
+"""
+HALF = 100
+SIDE = "i=1; while [ $i -le 50 ]; do echo side $i; i=$((i+1)); done; exec sleep 3600"
+
+
+def writer_script(half: int = HALF) -> str:
+    return WRITER.replace("HALF", str(half)).replace("LONG", str(LONG))
+
+
+@pytest.fixture
+def writer(e2e: Any, namespace: str, make_pod: Any) -> tuple[str, str]:
+    make_pod(namespace, "writer", image=e2e.image,
+             containers=[{"name": "writer", "image": e2e.image, "command": ["sh", "-c", writer_script()],
+                          "volumeMounts": [{"name": "state", "mountPath": "/state"}]},
+                         {"name": "side", "image": e2e.image, "command": ["sh", "-c", SIDE]}],
+             volumes=[{"name": "state", "emptyDir": {}}])
+    return namespace, "writer"
+
+
+def go(e2e: Any, namespace: str, instance: int) -> None:
+    e2e.kubectl("exec", "-n", namespace, "writer", "-c", "writer", "--", "touch", f"/state/go{instance}")
+
+
+def printed(path: Path) -> list[str]:
+    return path.read_bytes().decode("utf-8", "replace").splitlines()
+
+
+def by_prefix(lines: list[str]) -> dict[str, list[str]]:
+    """Lines grouped by their prefix (the first field), text only."""
+    out: dict[str, list[str]] = {}
+    for line in lines:
+        prefix, _, text = line.partition(" ")
+        out.setdefault(prefix, []).append(text.lstrip(" "))
+    return out
+
+
+def expected(instance: int, first: int = 1, last: int = 2 * HALF) -> list[str]:
+    """The writer's lines of one instance in the order of each stream (stdout, stderr apart)."""
+    return [f"i{instance} out {k}" for k in range(first, last + 1)]
+
+
+def streams(texts: list[str], instance: int) -> tuple[list[str], list[str], list[str]]:
+    """(stdout numbered lines, stderr lines, long lines) of one instance's texts, each in printed order."""
+    out = [t for t in texts if t.startswith(f"i{instance} out ")]
+    err = [t for t in texts if t.startswith(f"i{instance} err ")]
+    long = [t for t in texts if t.startswith(f"i{instance} long ")]
+    assert len(out) + len(err) + len(long) == len(texts), texts
+    return out, err, long
+
+
+def check_instance(texts: list[str], instance: int) -> None:
+    out, err, long = streams(texts, instance)
+    assert out == expected(instance)  # every number once, in order
+    assert err == [f"i{instance} err {k}" for k in range(5, 2 * HALF + 1, 5)]
+    assert long == [f"i{instance} long " + "x" * LONG]  # three CRI records, one line
+
+
+@pytest.fixture
+def follow(e2e: Any, tmp_path: Path) -> Iterator[Any]:
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> tuple[subprocess.Popen, Path]:
+        path = tmp_path / f"stdout{len(procs)}"
+        proc = start_debugx(e2e, "nodelogs", "--follow", *args, stdout=path.open("wb"))
+        procs.append(proc)
+        wait_for_line(proc, "Following ")
+        return proc, path
+
+    yield start
+    for proc in procs:  # a failed test must not leave a follower running
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGINT) -> tuple[int, str]:
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    return proc.returncode, err.decode()
+
+
+def test_every_line_once_through_rotations_a_long_line_and_a_restart(e2e, writer, follow):
+    namespace, pod = writer
+    wait_until(lambda: "i1 out 50" in e2e.kubectl("logs", "-n", namespace, pod, "-c", "writer").stdout,
+               "the writer's first lines")
+    proc, path = follow(pod, "-n", namespace, "--all-containers", "--tail", "-1")
+    wait_until(lambda: any(" i1 long " in line for line in printed(path)), "the long line followed")
+    if e2e.cluster is not None:
+        e2e.cluster.rotate_logs(namespace, pod, "writer")  # 0.log -> 0.log.STAMP, a new 0.log
+    go(e2e, namespace, 1)
+    wait_until(lambda: any(line.startswith("writer/writer#1 ") and line.endswith(" i2 long " + "x" * LONG)
+                           for line in printed(path)), "the second instance followed")
+    if e2e.cluster is not None:
+        e2e.cluster.rotate_logs(namespace, pod, "writer")  # 1.log this time
+    go(e2e, namespace, 2)
+    wait_until(lambda: {f"i2 out {2 * HALF}", f"i2 err {2 * HALF}"} <= set(by_prefix(printed(path)).get(
+        "writer/writer#1", [])), "the last lines of the second instance")
+    code, err = stop(proc)
+    assert code == 130, err
+    assert "Stopped (SIGINT)" in err, err
+    lines = printed(path)
+    groups = by_prefix(lines)
+    assert sorted(groups) == ["writer/side", "writer/writer", "writer/writer#1"], groups.keys()
+    assert groups["writer/side"] == [f"side {i}" for i in range(1, 51)]
+    check_instance(groups["writer/writer"], 1)
+    check_instance(groups["writer/writer#1"], 2)
+    # stern's alignment: the text starts in the same column on every line (the longest prefix + a space)
+    assert {len(line) - len(line.split(" ", 1)[1].lstrip(" ")) for line in lines} == {len("writer/writer#1 ")}
+
+
+def test_a_lost_connection_resumes_without_repeating_or_skipping(e2e, writer, follow):
+    namespace, pod = writer
+    wait_until(lambda: "i1 out 20" in e2e.kubectl("logs", "-n", namespace, pod, "-c", "writer").stdout,
+               "the writer's first lines")
+    proc, path = follow(pod, "-n", namespace, "--tail", "-1", "--timestamps")
+    if e2e.cluster is not None:
+        uid = e2e.api().read_namespaced_pod(pod, namespace).metadata.uid
+        live = e2e.cluster.node_root / "var/log/pods" / f"{namespace}_{pod}_{uid}" / "writer" / "0.log"
+        e2e.cluster.stop_apiserver()  # every connection closed; the writer goes on on the node
+        try:
+            wait_for_line(proc, "Lost the connection")
+            wait_until(lambda: b" i1 long " in live.read_bytes(), "lines written during the outage")
+        finally:
+            e2e.cluster.start_apiserver()
+        wait_for_line(proc, "Reconnected after ")
+    go(e2e, namespace, 1)
+    wait_until(lambda: f"i1 err {2 * HALF}" in path.read_text() and f"i1 out {2 * HALF}" in path.read_text(),
+               "the first instance's last lines")
+    code, err = stop(proc, signal.SIGTERM)
+    assert code == 143, err
+    texts = by_prefix(printed(path))["writer/writer"]
+    # --timestamps: the decoded files' format, the stderr mark after the timestamp
+    stamped = [re.fullmatch(r"\S+Z (\[stderr\] )?(.*)", t) for t in texts]
+    assert all(stamped), texts[:5]
+    assert all(bool(m.group(1)) == (" err " in m.group(2)) for m in stamped if m)
+    check_instance([m.group(2) for m in stamped if m], 1)
+
+
+def test_tail_and_duration(e2e, namespace, make_pod, follow):
+    make_pod(namespace, "quiet", image=e2e.image,
+             command=["sh", "-c", "i=1; while [ $i -le 20 ]; do echo line $i; i=$((i+1)); done; exec sleep 3600"])
+    wait_until(lambda: "line 20" in e2e.kubectl("logs", "-n", namespace, "quiet").stdout, "the lines")
+    proc, path = follow("quiet", "-n", namespace, "--tail", "3", "--duration", "2s")
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    # room for "#1" after the prefix, should the container restart
+    assert printed(path) == ["quiet/main   line 18", "quiet/main   line 19", "quiet/main   line 20"]
