@@ -68,8 +68,13 @@ class UnusedKube:
     ) -> AbstractContextManager[ExecConnection]:
         _unexpected("exec_connection")
 
-    def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> Any:
+    def node_proxy_get(
+        self, node: str, path: str, read_timeout: float | None = None, byte_range: str | None = None
+    ) -> Any:
         _unexpected("node_proxy_get")
+
+    def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]:
+        _unexpected("node_proxy_read")
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool:
         _unexpected("wait_pod_gone")

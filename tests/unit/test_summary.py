@@ -80,7 +80,7 @@ def test_nodelogs_summary(capsys):
         "target": None, "pods": None,
         "node": "node-1", "uid": "u1", "static": False, "via": "pod", "nodePod": "debugx-nodelogs-x", "raw": False,
         "since": "2026-01-02T03:04:05+00:00", "filesWritten": 1, "bytesWritten": 10, "containers": containers,
-        "skipped": [],
+        "skipped": [], "linesWritten": None, "reconnects": None,
     }
 
 

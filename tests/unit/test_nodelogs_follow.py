@@ -1,0 +1,151 @@
+"""nodelogs --follow's own parts: the prefixed, aligned output; what the proxy's answers mean to the follower;
+the refused combinations; the lost-and-found connection said once each (whole outputs compared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubectl_debugx.commands.nodelogs import follow as nlf
+from kubectl_debugx.commands.nodelogs.proxy import ProxySource
+from kubectl_debugx.errors import Forbidden, Unreachable, UsageError
+from kubectl_debugx.formats.crilog import Malformed, parse_line
+from kubectl_debugx.kube.apierrors import api_error
+from kubectl_debugx.remote.sinks import ByteSink
+from kubectl_debugx.talk import Talk
+
+
+def line(text: str, stream: str = "stdout") -> Any:
+    item = parse_line(f"2026-11-30T16:00:00.25Z {stream} F {text}".encode())
+    return nlf.LogLine(item.source, 1, item.timestamp, item.stream, item.content)  # type: ignore[union-attr]
+
+
+def test_lines_are_prefixed_and_aligned_with_room_for_a_restart(tmp_path: Path):
+    out = tmp_path / "out"
+    printer = nlf.Printer(ByteSink(str(out)), nlf.FollowOptions())
+    web = printer.emitter("web-1", "nginx")
+    side = printer.emitter("web-1", "log-shipper")
+    web(0, line("GET / 200"))
+    side(0, line("shipped 3", "stderr"))
+    web(1, line("started again"))
+    web(1, Malformed("1.log", 7, b"garbage", "not a CRI line"))
+    printer.flush()
+    assert out.read_text() == (
+        "web-1/nginx         GET / 200\n"
+        "web-1/log-shipper   shipped 3\n"
+        "web-1/nginx#1       started again\n"
+        "web-1/nginx#1       [malformed 1.log:7] garbage\n"
+    )
+    assert printer.lines == 4
+
+
+def test_timestamps_and_since(tmp_path: Path):
+    out = tmp_path / "out"
+    since = line("x").timestamp.to_datetime()
+    printer = nlf.Printer(ByteSink(str(out)), nlf.FollowOptions(timestamps=True, since=since))
+    emit = printer.emitter("db-0", "pg")
+    old = parse_line(b"2026-11-30T15:59:59Z stdout F before")
+    emit(0, nlf.LogLine("0.log", 1, old.timestamp, "stdout", b"before"))  # type: ignore[union-attr]
+    emit(0, line("checkpoint", "stderr"))
+    printer.flush()
+    assert out.read_text() == "db-0/pg   2026-11-30T16:00:00.25Z [stderr] checkpoint\n"
+
+
+class ProxyKube:
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, str, str]] = []
+
+    def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]:
+        self.asked.append((node, path, byte_range))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_the_proxy_reader_asks_ranges_and_reads_the_answers():
+    kube = ProxyKube([(206, b"rest\n"), (200, b"0123456789"), (206, b"0123"),
+                      api_error(416, b"invalid range: failed to overlap\n"), api_error(404, b"404 page not found\n"),
+                      api_error(403, b"forbidden")])
+    reader = nlf.ProxyReader(ProxySource(kube, "node-1"), "ns_web_u1", "nginx")  # type: ignore[arg-type]
+    assert reader.read("0.log", 100) == b"rest\n"
+    assert reader.read("0.log", 6) == b"6789"  # a server that ignored the range: the bytes from 6 on
+    assert reader.read("0.log.20261130-160000", 0, 4) == b"0123"
+    assert reader.read("0.log", 10) == b""
+    assert reader.read("0.log", 10) is None
+    with pytest.raises(Forbidden, match=r"--follow needs get on nodes/proxy"):
+        reader.read("0.log", 10)
+    assert kube.asked == [
+        ("node-1", "logs/pods/ns_web_u1/nginx/0.log", "100-"),
+        ("node-1", "logs/pods/ns_web_u1/nginx/0.log", "6-"),
+        ("node-1", "logs/pods/ns_web_u1/nginx/0.log.20261130-160000", "0-3"),
+        ("node-1", "logs/pods/ns_web_u1/nginx/0.log", "10-"),
+        ("node-1", "logs/pods/ns_web_u1/nginx/0.log", "10-"),
+        ("node-1", "logs/pods/ns_web_u1/nginx/0.log", "10-"),
+    ]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("pod", None, False, False, 10), "--follow reads through the node proxy (byte ranges of the live files): it "
+                                      "cannot be used with --via pod"),
+    (("auto", "out", False, False, 10), "--follow cannot be used with -o/--output: it prints the lines on stdout "
+                                        "(redirect it to keep them); -o copies the files once"),
+    (("auto", None, True, False, 10), "--follow cannot be used with --raw: it prints decoded lines"),
+    (("auto", None, False, True, 10), "--follow cannot be used with --merge: it already interleaves every pod's "
+                                      "lines as they come"),
+    (("proxy", None, False, False, -2), "--tail: must be -1 (all), 0 or more, got -2"),
+])
+def test_refused_combinations(args, message):
+    with pytest.raises(UsageError) as e:
+        nlf.check(*args)
+    assert str(e.value) == message
+
+
+class Said(Talk):
+    def __init__(self) -> None:
+        super().__init__(command="nodelogs")
+        self.lines: list[str] = []
+
+    def say(self, message: str) -> None:
+        self.lines.append(message)
+
+    def warn(self, message: str) -> None:
+        self.lines.append(f"Warning: {message}")
+
+
+class Flaky:
+    """A follower whose polls fail `failures` times, then succeed; it ends after `polls` good polls."""
+
+    def __init__(self, failures: int, polls: int) -> None:
+        self.failures, self.polls, self.ended = failures, polls, ""
+
+    def poll(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise Unreachable("cannot reach the API server at https://127.0.0.1:6443: connection refused")
+        self.polls -= 1
+        if not self.polls:
+            self.ended = "its log directory is gone (the pod was deleted)"
+
+
+def test_a_lost_connection_is_said_once_and_the_reconnect_once(monkeypatch, tmp_path: Path):
+    naps: list[float] = []
+    monkeypatch.setattr(nlf.time, "sleep", naps.append)
+    talk = Said()
+    run = nlf.Follow(None, talk, nlf.FollowOptions(), nlf.Printer(ByteSink(str(tmp_path / "o")),  # type: ignore[arg-type]
+                                                                   nlf.FollowOptions()))
+    run.followed.append(nlf.Followed("web", "nginx", Flaky(4, 2)))  # type: ignore[arg-type]
+    assert run.run(None) == ""
+    assert talk.lines == [
+        "Lost the connection (cannot reach the API server at https://127.0.0.1:6443: connection refused): "
+        "retrying; every file resumes after its last whole line",
+        talk.lines[1],
+        "web/nginx: its log directory is gone (the pod was deleted): no longer followed",
+    ]
+    assert talk.lines[1].startswith("Reconnected after ") and talk.lines[1].endswith("s: resumed where each file "
+                                                                                      "stopped")
+    assert naps[:4] == [1.0, 2.0, 4.0, 5.0]  # backing off up to RETRY_MAX
+    assert run.reconnects == 1
