@@ -32,6 +32,7 @@ plain stdout lines, ``grep '^\\[malformed'`` the lines that could not be parsed.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import re
@@ -52,7 +53,7 @@ _STREAMS: tuple[Stream, ...] = ("stdout", "stderr")
 _Emit = Callable[["LogLine | Malformed"], None]
 
 # RFC3339Nano as Go's time.Parse accepts it for the kubelet's layout: fraction optional, Z or ±HH:MM.
-_TIMESTAMP_RE = re.compile(
+TIMESTAMP_RE = re.compile(
     rb"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:(Z)|([+-])(\d{2}):(\d{2}))"
 )
 
@@ -119,21 +120,30 @@ class LogLine:
 def parse_timestamp(raw: bytes | str) -> Timestamp | None:
     """Parse an RFC3339Nano timestamp (``Z`` or ``±HH:MM``); None if it is not one."""
     data = raw.encode("ascii", errors="replace") if isinstance(raw, str) else raw
-    match = _TIMESTAMP_RE.fullmatch(data)
+    match = TIMESTAMP_RE.fullmatch(data)
     if match is None:
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
     fraction, zulu, sign, off_h, off_m = match.groups()[6:]
     offset_s = 0 if zulu else (int(off_h) * 3600 + int(off_m) * 60) * (-1 if sign == b"-" else 1)
     if zulu is None and (int(off_h) > 23 or int(off_m) > 59):
         return None
-    try:
-        local = datetime(year, month, day, hour, minute, second, tzinfo=timezone(timedelta(seconds=offset_s)))
-    except ValueError:
+    seconds = _epoch_seconds(data[:19], offset_s)
+    if seconds is None:
         return None
-    seconds = (local - _EPOCH) // timedelta(seconds=1)
     nanos = int(fraction.ljust(9, b"0")) if fraction else 0
     return Timestamp(data.decode("ascii"), seconds * _NS_PER_S + nanos, offset_s)
+
+
+@functools.lru_cache(maxsize=256)
+def _epoch_seconds(local: bytes, offset_s: int) -> int | None:
+    """``YYYY-MM-DDTHH:MM:SS`` at that UTC offset, in seconds since the epoch. Cached: the lines of one second
+    share it, and building the datetime is most of parsing a line (nodelogs --follow parses every line)."""
+    try:
+        moment = datetime(int(local[0:4]), int(local[5:7]), int(local[8:10]), int(local[11:13]), int(local[14:16]),
+                          int(local[17:19]), tzinfo=timezone(timedelta(seconds=offset_s)))
+    except ValueError:
+        return None
+    return (moment - _EPOCH) // timedelta(seconds=1)
 
 
 def _strip_eol(line: bytes) -> bytes:
@@ -217,12 +227,19 @@ class PartialJoiner:
         self._pending: dict[Stream, list[Record]] = {}
 
     def feed(self, record: Record) -> LogLine | None:
+        if not record.partial and record.stream not in self._pending:  # most lines: one record, nothing held
+            return LogLine(record.source, record.lineno, record.timestamp, record.stream, record.content)
         pieces = self._pending.setdefault(record.stream, [])
         pieces.append(record)
         if record.partial:
             return None
         del self._pending[record.stream]
         return _join(pieces, unterminated=False)
+
+    @property
+    def idle(self) -> bool:
+        """Whether no line is waiting for its last piece."""
+        return not self._pending
 
     def finish(self) -> list[LogLine]:
         """The lines still waiting for their end, in the order their first piece came."""

@@ -37,16 +37,34 @@ import re
 import zlib
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from kubectl_debugx.formats.crilog import LogLine, Malformed, PartialJoiner, parse_line
+from kubectl_debugx.formats.crilog import TIMESTAMP_RE, LogLine, Malformed, PartialJoiner, parse_line, parse_timestamp
 
 _LIVE = re.compile(r"(\d+)\.log")
 _ROTATED = re.compile(r"(\d+)\.log\.(\d{8}-\d{6})(\.gz)?")
 RENAMED_READS = 2  # reads of a renamed file after the runtime reopened N.log: the second catches a late write
 HEAD = 64  # bytes that tell a file from another: its first record's nanosecond timestamp and more
 
-Emit = Callable[[int, "LogLine | Malformed"], None]  # (restart, line)
+_STREAMS = (b"stdout", b"stderr")
+
+
+class Whole(NamedTuple):
+    """A line that is one F record (nearly every line), checked as crilog.parse_cri does but parsed no further:
+    building the Timestamp and the LogLine is most of the cost of a line, and printing needs neither."""
+
+    timestamp: bytes  # RFC3339Nano, as in the file
+    stream: bytes  # b"stdout" or b"stderr"
+    content: bytes
+
+    def line(self, source: str = "", lineno: int = 0) -> LogLine:
+        stamp = parse_timestamp(self.timestamp)
+        assert stamp is not None  # checked when it was read
+        return LogLine(source, lineno, stamp, "stderr" if self.stream == b"stderr" else "stdout", self.content)
+
+
+Item = LogLine | Malformed | Whole
+Emit = Callable[[int, Item], None]  # (restart, line)
 
 
 class Reader(Protocol):
@@ -113,7 +131,7 @@ class ContainerFollower:
             if after.stamps(restart) == layout.stamps(restart) and restart in after.live and data is not None:
                 break  # no rotation between the two listings: the bytes are the live file's
         self._begin(restart, after.stamps(restart))
-        kept: deque[tuple[int, LogLine | Malformed]] = deque(maxlen=None if tail < 0 else tail)
+        kept: deque[tuple[int, Item]] = deque(maxlen=None if tail < 0 else tail)
         emit, self.emit = self.emit, lambda restart, item: kept.append((restart, item))
         try:
             self._consume(data)
@@ -241,8 +259,14 @@ class ContainerFollower:
         if not end:
             return
         name = f"{self.restart}.log" + (f".{self.current}" if self.current else "")
+        emit, restart, joiner, whole_re = self.emit, self.restart, self.joiner, TIMESTAMP_RE.fullmatch
         for raw in data[:end - 1].split(b"\n"):
             self.lineno += 1
+            fields = raw.split(b" ", 3)
+            if (len(fields) == 4 and fields[2] == b"F" and fields[1] in _STREAMS and joiner.idle
+                    and whole_re(fields[0])):
+                emit(restart, Whole(fields[0], fields[1], fields[3]))
+                continue
             item = parse_line(raw, name, self.lineno)
             if isinstance(item, Malformed):
                 self.emit(self.restart, item)

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from kubectl_debugx.formats.crilog import LogLine, Malformed
-from kubectl_debugx.formats.logfollow import ContainerFollower
+from kubectl_debugx.formats.crilog import Malformed
+from kubectl_debugx.formats.logfollow import ContainerFollower, Item, Whole
 
 
 def cri(text: str, stream: str = "stdout", tag: str = "F", ts: str = "2026-11-30T16:00:00.5Z") -> bytes:
@@ -57,7 +57,9 @@ def follower(node: FakeDir, tail: int = -1) -> tuple[ContainerFollower, list[str
     out: list[str] = []
     notes: list[str] = []
 
-    def emit(restart: int, item: LogLine | Malformed) -> None:
+    def emit(restart: int, item: Item) -> None:
+        if isinstance(item, Whole):
+            item = item.line()
         if isinstance(item, Malformed):
             out.append(f"#{restart} malformed {item.raw.decode()}")
         else:

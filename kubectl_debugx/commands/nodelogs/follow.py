@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from kubectl_debugx.errors import ExitCode, Forbidden, NotFound, NotReady, Unreachable, UsageError
-from kubectl_debugx.formats.crilog import LogLine, Malformed, render, since_ns
-from kubectl_debugx.formats.logfollow import ContainerFollower, Emit
+from kubectl_debugx.formats.crilog import LogLine, Malformed, parse_timestamp, render, since_ns
+from kubectl_debugx.formats.logfollow import ContainerFollower, Emit, Item, Whole
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef
@@ -98,6 +98,13 @@ class ProxyReader:
         return body
 
 
+def _epoch_ns(item: LogLine | Whole) -> int:
+    if isinstance(item, LogLine):
+        return item.timestamp.epoch_ns
+    stamp = parse_timestamp(item.timestamp)
+    return 0 if stamp is None else stamp.epoch_ns
+
+
 class Printer:
     """stdout: the lines of every container, prefixed and aligned, written once per poll.
 
@@ -115,12 +122,19 @@ class Printer:
     def emitter(self, pod: str, container: str) -> Emit:
         self.width = max(self.width, len(f"{pod}/{container}#1"))
 
-        def emit(restart: int, item: LogLine | Malformed) -> None:
-            if self.since is not None and isinstance(item, LogLine) and item.timestamp.epoch_ns < self.since:
+        def emit(restart: int, item: Item) -> None:
+            if self.since is not None and not isinstance(item, Malformed) and _epoch_ns(item) < self.since:
                 return
             prefix = f"{pod}/{container}" + (f"#{restart}" if restart else "")
-            self.width = max(self.width, len(prefix))
-            text = render(item) if self.timestamps or isinstance(item, Malformed) else item.text + "\n"
+            if len(prefix) > self.width:
+                self.width = len(prefix)
+            if isinstance(item, Whole):  # render()'s format, without building the LogLine
+                text = item.content.decode("utf-8", "replace") + "\n"
+                if self.timestamps:
+                    mark = " [stderr] " if item.stream == b"stderr" else " "
+                    text = item.timestamp.decode("ascii") + mark + text
+            else:
+                text = render(item) if self.timestamps or isinstance(item, Malformed) else item.text + "\n"
             self.batch.append((prefix, text))
             self.lines += 1
 
@@ -130,7 +144,7 @@ class Printer:
         batch, self.batch = self.batch, []
         if batch:
             width = self.width
-            self.sink.writev([f"{prefix:<{width}} {text}".encode() for prefix, text in batch])
+            self.sink.write("".join(f"{prefix:<{width}} {text}" for prefix, text in batch).encode())
 
 
 @dataclass
