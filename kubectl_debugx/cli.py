@@ -471,7 +471,7 @@ def nodelogs(
             return None
         from kubectl_debugx.options import parse_duration
 
-        nlf.check(via, output_dir, raw, merge, tail)
+        nlf.check(via, output_dir, raw, merge, tail, talk.json_summary)
         opts = options(talk, name, folder="-")
         return opts, nlf.FollowOptions(tail, timestamps, parse_duration(duration, "--duration") if duration else None,
                                        nl_since(opts))

@@ -58,6 +58,13 @@ def test_bad_value_is_one_line_and_exit_2(capsys, tmp_path):
     (["capture", "web", "--summary", "xml"], "error: invalid value for '--summary': 'xml' is not one of 'text', "
                                              "'json' (see 'kubectl debugx capture --help')\n"),
     (["capture", "web", "-v=x"], "error: -v: the log level is a number (as kubectl's -v=6), got 'x'\n"),
+    (["nodelogs", "web", "--tail", "5"], "error: --tail only applies with --follow\n"),
+    (["nodelogs", "web", "-f", "--via", "pod"], "error: --follow reads through the node proxy (byte ranges of the "
+                                                "live files): it cannot be used with --via pod\n"),
+    (["nodelogs", "deploy/web", "-f", "-o", "logs"], "error: --follow cannot be used with -o/--output: it prints the "
+                                                     "lines on stdout (redirect it to keep them); -o copies the files "
+                                                     "once\n"),
+    (["nodelogs", "web", "-f", "--duration", "10"], 'error: --duration: missing unit in "10": 10s? 10m?\n'),
     (["trace", "web", "--output-file", "t"], "error: no such option: --output-file (Possible options: --output, "
                                              "--profile) "
                                              "(see 'kubectl debugx trace --help')\n"),

@@ -97,6 +97,7 @@ def test_the_proxy_reader_asks_ranges_and_reads_the_answers():
     (("auto", None, False, True, 10), "--follow cannot be used with --merge: it already interleaves every pod's "
                                       "lines as they come"),
     (("proxy", None, False, False, -2), "--tail: must be -1 (all), 0 or more, got -2"),
+    (("auto", None, False, False, 10, True), "--summary json cannot be used with --follow: stdout carries the lines"),
 ])
 def test_refused_combinations(args, message):
     with pytest.raises(UsageError) as e:

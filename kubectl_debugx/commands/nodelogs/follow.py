@@ -54,8 +54,10 @@ class FollowOptions:
     since: datetime | None = None
 
 
-def check(via: str, output_dir: str | None, raw: bool, merge: bool, tail: int) -> None:
+def check(via: str, output_dir: str | None, raw: bool, merge: bool, tail: int, json_summary: bool = False) -> None:
     """What --follow cannot be combined with, said before the cluster is asked anything."""
+    if json_summary:
+        raise UsageError("--summary json cannot be used with --follow: stdout carries the lines")
     if via == "pod":
         raise UsageError("--follow reads through the node proxy (byte ranges of the live files): it cannot be "
                          "used with --via pod")
