@@ -5,6 +5,7 @@ a real cluster only those steps are left out, the checks stay."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -188,3 +189,41 @@ def test_tail_and_duration(e2e, namespace, make_pod, follow):
     assert proc.returncode == 0, err.decode()
     # room for "#1" after the prefix, should the container restart
     assert printed(path) == ["quiet/main   line 18", "quiet/main   line 19", "quiet/main   line 20"]
+
+
+def test_a_deployment_every_replica_followed_and_nothing_left(e2e, namespace, follow):
+    """deploy/NAME: the running replicas resolved at the start, each line under its pod's prefix, every number
+    once and in order; Ctrl-C leaves nothing in the cluster (the node proxy creates nothing)."""
+    ticker = "i=1; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ticker"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "ticker"}},
+                 "template": {"metadata": {"labels": {"app": "ticker"}},
+                              "spec": {"terminationGracePeriodSeconds": 1,
+                                       "containers": [{"name": "main", "image": e2e.image,
+                                                       "command": ["sh", "-c", ticker]}]}}},
+    }
+    e2e.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(deployment))
+
+    def running() -> list[str] | None:
+        pods = e2e.api().list_namespaced_pod(namespace, label_selector="app=ticker").items
+        names = sorted(p.metadata.name for p in pods if p.status.phase == "Running")
+        return names if len(names) == 2 else None
+
+    pods = wait_until(running, "2 Running replicas")
+    proc, path = follow("deploy/ticker", "-n", namespace, "--tail", "-1")
+
+    def enough() -> bool:
+        groups = by_prefix(printed(path))
+        return all(len(groups.get(f"{pod}/main", [])) >= 30 for pod in pods)
+
+    wait_until(enough, "30 lines of each replica")
+    code, err = stop(proc)
+    assert code == 130, err
+    groups = by_prefix(printed(path))
+    assert sorted(groups) == [f"{pod}/main" for pod in pods]
+    for pod in pods:
+        numbers = [int(text.split()[1]) for text in groups[f"{pod}/main"]]
+        assert numbers == list(range(1, len(numbers) + 1)), pod
+    managed = e2e.kubectl("get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=kubectl-debugx", "-o", "name")
+    assert managed.stdout.strip() == ""
