@@ -227,3 +227,18 @@ def test_a_deployment_every_replica_followed_and_nothing_left(e2e, namespace, fo
         assert numbers == list(range(1, len(numbers) + 1)), pod
     managed = e2e.kubectl("get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=kubectl-debugx", "-o", "name")
     assert managed.stdout.strip() == ""
+
+
+def test_a_closed_stdout_ends_it_cleanly(e2e, namespace, make_pod):
+    """`| head`: the reader goes away, the follow ends with exit 0 and a line saying why, no traceback."""
+    make_pod(namespace, "chatty", image=e2e.image,
+             command=["sh", "-c", "i=1; while true; do echo chat $i; i=$((i+1)); sleep 0.05; done"])
+    wait_until(lambda: "chat 20" in e2e.kubectl("logs", "-n", namespace, "chatty").stdout, "the first lines")
+    proc = start_debugx(e2e, "nodelogs", "chatty", "-n", namespace, "-f", "--tail", "-1", stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    first = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()  # as head does after its lines
+    _, err = proc.communicate(timeout=30)
+    assert [line.decode().split() for line in first] == [["chatty/main", "chat", str(i)] for i in (1, 2, 3)]
+    assert proc.returncode == 0, err.decode()
+    assert err.decode().splitlines()[-1].startswith("Stopped (stdout was closed) after "), err.decode()
