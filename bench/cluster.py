@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -24,6 +28,34 @@ def kubeconfig_or_test_cluster(stack: ExitStack, prog: str) -> tuple[str, Any] |
 
     cluster = stack.enter_context(TestCluster())
     return str(cluster.kubeconfig), cluster
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The built executable, the cluster to run it against, and how to run it and kubectl there."""
+
+    zipapp: Path
+    image: str  # DEBUGX_E2E_IMAGE, else busybox
+    kubeconfig: str
+    env: dict[str, str]  # KUBECONFIG, and SHIV_ROOT in a folder removed with the stack
+    kubectl: list[str]
+
+
+def setup(stack: ExitStack, prog: str) -> Setup | None:
+    """Everything a benchmark of the executable needs (None after saying what is missing)."""
+    zipapp = Path(os.environ.get("DEBUGX_EXECUTABLE", "dist/kubectl-debugx")).resolve()
+    if not zipapp.exists():
+        print(f"{prog}: {zipapp} is missing: run ./build.sh first", file=sys.stderr)
+        return None
+    found = kubeconfig_or_test_cluster(stack, prog)
+    if found is None:
+        return None
+    kubeconfig = found[0]
+    shiv_root = Path(tempfile.mkdtemp(prefix="debugx-bench-shiv-"))
+    stack.callback(shutil.rmtree, shiv_root, True)
+    env = {**os.environ, "KUBECONFIG": kubeconfig, "SHIV_ROOT": str(shiv_root)}
+    return Setup(zipapp, os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36"), kubeconfig, env,
+                 ["kubectl", "--kubeconfig", kubeconfig])
 
 
 def sleeping_pod(stack: ExitStack, kubectl: list[str], namespace: str, image: str, name: str) -> None:

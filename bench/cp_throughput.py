@@ -18,7 +18,7 @@ import time
 from contextlib import ExitStack
 from pathlib import Path
 
-from bench.cluster import kubeconfig_or_test_cluster, sleeping_pod
+from bench.cluster import setup, sleeping_pod
 
 
 def _hwm(pid: int) -> int:
@@ -69,21 +69,11 @@ def sha256(path: Path) -> str:
 def main() -> int:
     size_mb = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    zipapp = Path(os.environ.get("DEBUGX_EXECUTABLE", "dist/kubectl-debugx")).resolve()
-    if not zipapp.exists():
-        print(f"bench/cp_throughput: {zipapp} is missing: run ./build.sh first", file=sys.stderr)
-        return 1
     with ExitStack() as stack:
-        image = os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36")
-        found = kubeconfig_or_test_cluster(stack, "bench/cp_throughput")
+        found = setup(stack, "bench/cp_throughput")
         if found is None:
             return 1
-        kubeconfig = found[0]
-        env = {**os.environ, "KUBECONFIG": kubeconfig}
-        shiv_root = Path(tempfile.mkdtemp(prefix="debugx-bench-shiv-"))
-        stack.callback(shutil.rmtree, shiv_root, True)
-        env["SHIV_ROOT"] = str(shiv_root)
-        kubectl = ["kubectl", "--kubeconfig", kubeconfig]
+        zipapp, image, env, kubectl = found.zipapp, found.image, found.env, found.kubectl
         namespace = f"debugx-bench-{os.getpid()}"
         sleeping_pod(stack, kubectl, namespace, image, "src")
         # Random bytes (nothing compresses them on the way), written in the pod itself.

@@ -15,18 +15,15 @@ Each follower's output is checked: every line once, in order.
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from contextlib import ExitStack
-from pathlib import Path
 from typing import IO
 
-from bench.cluster import kubeconfig_or_test_cluster
+from bench.cluster import setup
 
 LAT_LINES = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -123,21 +120,11 @@ def percentile(values: list[float], p: float) -> float:
 
 def main() -> int:
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 50000
-    zipapp = Path(os.environ.get("DEBUGX_EXECUTABLE", "dist/kubectl-debugx")).resolve()
-    if not zipapp.exists():
-        print(f"bench/nodelogs_follow: {zipapp} is missing: run ./build.sh first", file=sys.stderr)
-        return 1
     with ExitStack() as stack:
-        image = os.environ.get("DEBUGX_E2E_IMAGE", "busybox:1.36")
-        found = kubeconfig_or_test_cluster(stack, "bench/nodelogs_follow")
+        found = setup(stack, "bench/nodelogs_follow")
         if found is None:
             return 1
-        kubeconfig = found[0]
-        env = {**os.environ, "KUBECONFIG": kubeconfig}
-        shiv_root = Path(tempfile.mkdtemp(prefix="debugx-bench-shiv-"))
-        stack.callback(shutil.rmtree, shiv_root, True)
-        env["SHIV_ROOT"] = str(shiv_root)
-        kubectl = ["kubectl", "--kubeconfig", kubeconfig]
+        zipapp, image, env, kubectl = found.zipapp, found.image, found.env, found.kubectl
         namespace = f"debugx-bench-{os.getpid()}"
         subprocess.run([*kubectl, "create", "namespace", namespace], check=True, capture_output=True)
         stack.callback(lambda: subprocess.run([*kubectl, "delete", "namespace", namespace, "--wait=false"],
