@@ -428,7 +428,8 @@ def nodelogs(
     """Copy the pod's log files as its node keeps them (every restart and rotation) and decode them.
 
     Reads /var/log/pods on the node through the node proxy (needs get on nodes/proxy; creates nothing) or
-    a short-lived node pod (read-only mounts of the log directories only; always deleted).
+    a short-lived node pod (read-only mounts of the log directories only; always deleted). With --follow,
+    prints the new lines live on stdout instead, through the node proxy.
     """
 
     def options(talk: Talk, name: str, folder: str = "") -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .helpers import start_debugx, wait_for_line, wait_until
+from .helpers import debugx, start_debugx, wait_for_line, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -242,3 +242,16 @@ def test_a_closed_stdout_ends_it_cleanly(e2e, namespace, make_pod):
     assert [line.decode().split() for line in first] == [["chatty/main", "chat", str(i)] for i in (1, 2, 3)]
     assert proc.returncode == 0, err.decode()
     assert err.decode().splitlines()[-1].startswith("Stopped (stdout was closed) after "), err.decode()
+
+
+def test_without_nodes_proxy_one_line_and_exit_4(e2e, nginx_pod):
+    if not e2e.limited_context:
+        pytest.skip("no limited context (set DEBUGX_E2E_LIMITED_CONTEXT on a real cluster)")
+    namespace, pod = nginx_pod
+    res = debugx(e2e, "nodelogs", pod, "-n", namespace, "--follow", context=e2e.limited_context)
+    err = res.stderr.decode()
+    assert res.returncode == 4, err
+    assert res.stdout == b""
+    assert err.splitlines()[-1] == (
+        "error: --follow reads through the node proxy and needs get on nodes/proxy (cluster-wide), which is not "
+        "allowed; without --follow, nodelogs can copy the files through a node pod"), err

@@ -118,26 +118,29 @@ class Printer:
         self.timestamps = opts.timestamps
         self.since = None if opts.since is None else since_ns(opts.since)
         self.width = 0
-        self.batch: list[tuple[str, str]] = []
+        self.batch: list[tuple[str, bytes]] = []
         self.lines = 0
 
     def emitter(self, pod: str, container: str) -> Emit:
         self.width = max(self.width, len(f"{pod}/{container}#1"))
+        prefixes: dict[int, str] = {}
 
         def emit(restart: int, item: Item) -> None:
             if self.since is not None and not isinstance(item, Malformed) and _epoch_ns(item) < self.since:
                 return
-            prefix = f"{pod}/{container}" + (f"#{restart}" if restart else "")
-            if len(prefix) > self.width:
-                self.width = len(prefix)
-            if isinstance(item, Whole):  # render()'s format, without building the LogLine
-                text = item.content.decode("utf-8", "replace") + "\n"
+            prefix = prefixes.get(restart)
+            if prefix is None:
+                prefix = prefixes[restart] = f"{pod}/{container}" + (f"#{restart}" if restart else "")
+                self.width = max(self.width, len(prefix))
+            if isinstance(item, Whole):  # render()'s format, kept in bytes (as kubectl logs passes them on)
+                data = item.content + b"\n"
                 if self.timestamps:
-                    mark = " [stderr] " if item.stream == b"stderr" else " "
-                    text = item.timestamp.decode("ascii") + mark + text
+                    data = item.timestamp + (b" [stderr] " if item.stream == b"stderr" else b" ") + data
+            elif self.timestamps or isinstance(item, Malformed):
+                data = render(item).encode()
             else:
-                text = render(item) if self.timestamps or isinstance(item, Malformed) else item.text + "\n"
-            self.batch.append((prefix, text))
+                data = item.content + b"\n"
+            self.batch.append((prefix, data))
             self.lines += 1
 
         return emit
@@ -145,8 +148,8 @@ class Printer:
     def flush(self) -> None:
         batch, self.batch = self.batch, []
         if batch:
-            width = self.width
-            self.sink.write("".join(f"{prefix:<{width}} {text}" for prefix, text in batch).encode())
+            pads = {prefix: f"{prefix:<{self.width}} ".encode() for prefix in {prefix for prefix, _ in batch}}
+            self.sink.write(b"".join([part for prefix, data in batch for part in (pads[prefix], data)]))
 
 
 @dataclass
