@@ -10,11 +10,14 @@ import pytest
 
 from kubectl_debugx.commands.nodelogs import follow as nlf
 from kubectl_debugx.commands.nodelogs.proxy import ProxySource
+from kubectl_debugx.commands.nodelogs.target import NodeLogsOptions
 from kubectl_debugx.errors import Forbidden, Unreachable, UsageError
 from kubectl_debugx.formats.crilog import Malformed, parse_line
 from kubectl_debugx.kube.apierrors import api_error
 from kubectl_debugx.remote.sinks import ByteSink
 from kubectl_debugx.talk import Talk
+
+from .test_nodelogs import FakeKube, make_pod, node_tree
 
 
 def line(text: str, stream: str = "stdout") -> Any:
@@ -150,3 +153,49 @@ def test_a_lost_connection_is_said_once_and_the_reconnect_once(monkeypatch, tmp_
                                                                                       "stopped")
     assert naps[:4] == [1.0, 2.0, 4.0, 5.0]  # backing off up to RETRY_MAX
     assert run.reconnects == 1
+
+
+class TreeKube(FakeKube):
+    """test_nodelogs' node tree, read with byte ranges as the kubelet's file server answers them."""
+
+    def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]:
+        response = self.node_proxy_get(node, path)
+        data = response.read(decode_content=False)
+        start, _, end = byte_range.partition("-")
+        if int(start) >= len(data):
+            raise api_error(416, b"invalid range: failed to overlap\n")
+        return 206, data[int(start):int(end) + 1 if end else None]
+
+
+def test_one_pod_end_to_end_from_the_node_tree(capfd):
+    talk = Talk(command="nodelogs")
+    opts = NodeLogsOptions(pod="nginx", all_containers=True)
+    code = nlf.run_one(TreeKube(node_tree(), make_pod()), opts, nlf.FollowOptions(tail=-1, duration=0.0), talk)
+    out, err = capfd.readouterr()
+    assert code == 0
+    # init/ has no directory in the tree (warned); nginx's live instance is 1.log; side's line is not CRI
+    assert out == ("nginx/nginx#1 restarted\n"
+                   "nginx/side    [malformed 0.log:1] not a log line\n")
+    assert err.splitlines()[-2:] == [
+        "Following 2 containers of 1 pod through the node proxy (every 0.5s); Ctrl-C to stop",
+        "Stopped (--duration) after 2 lines"]
+    assert (talk.summary["linesWritten"], talk.summary["stoppedBy"], talk.summary["via"]) == (2, "--duration", "proxy")
+
+
+def test_a_pod_that_joins_later_is_one_call(capfd):
+    kube = TreeKube(node_tree(), make_pod())
+    talk = Talk(command="nodelogs")
+    opts = NodeLogsOptions(pod="nginx", container="side")
+
+    def join_once(run: nlf.Follow) -> None:
+        if len(run.followed) == 1:
+            assert run.join(make_pod()) == ["side"]  # as a watch would, for a pod that appeared
+
+    def start(run: nlf.Follow) -> list[tuple[str, list[str]]]:
+        run.between_polls = join_once
+        return [("nginx", run.add_pod(nlf.resolve(kube, opts, "rec"), ("nginx",)))]
+
+    fopts = nlf.FollowOptions(tail=0, duration=0.7)
+    assert nlf.follow(kube, talk, fopts, opts, start, "pod nginx") == 0
+    out, _ = capfd.readouterr()
+    assert out == "nginx/side    [malformed 0.log:1] not a log line\n"  # all its lines: it is new

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from kubectl_debugx.errors import ExitCode, Forbidden, NotFound, NotReady, Unreachable, UsageError
 from kubectl_debugx.formats.crilog import LogLine, Malformed, parse_timestamp, render, since_ns
@@ -38,7 +39,7 @@ from kubectl_debugx.remote.streamrun import StopRequested, stop_signals_raise
 from kubectl_debugx.talk import Talk, plural
 
 from .proxy import ProxySource, proxy_path
-from .target import LogTarget, NodeLogsOptions, resolve, select_containers
+from .target import LogTarget, NodeLogsOptions, resolve, select_containers, target_from
 
 POLL_INTERVAL = 0.5  # seconds from one poll's start to the next: a line waits this long at most, plus one request
 READ_TIMEOUT = 10.0  # one listing or read through the proxy; a stalled one counts as a lost connection
@@ -162,18 +163,30 @@ class Followed:
 
 @dataclass
 class Follow:
-    """Every followed container, polled by one loop."""
+    """Every followed container, polled by one loop. ``between_polls`` runs in that loop after each poll: where
+    a watch of the target's pods (not here yet) would call :meth:`join` for a pod that appeared."""
 
     kube: KubeApi
     talk: Talk
     opts: FollowOptions
     printer: Printer
+    selection: NodeLogsOptions | None = None  # -c / --all-containers / default container, for pods that join
     followed: list[Followed] = field(default_factory=list)
     reconnects: int = 0
+    between_polls: Callable[[Follow], None] | None = None
 
-    def add_pod(self, target: LogTarget, selection: tuple[str, ...] | None) -> list[str]:
-        """Start following one pod's containers (their last --tail lines printed now): the one call a pod
-        that joins later needs. Returns the containers followed."""
+    def join(self, pod: Mapping[str, Any]) -> list[str]:
+        """Follow a pod that appeared after the start (a pod object, Running): all its lines so far, then new
+        ones, its containers chosen as at the start. Returns the containers followed."""
+        meta = pod["metadata"]
+        target = target_from(meta["namespace"], meta["name"], pod, None, None)
+        selection, _ = select_containers(target, dataclasses.replace(self.selection or NodeLogsOptions(pod=""),
+                                                                     pod=meta["name"]))
+        return self.add_pod(target, selection, tail=-1)
+
+    def add_pod(self, target: LogTarget, selection: tuple[str, ...] | None, tail: int | None = None) -> list[str]:
+        """Start following one pod's containers (their last --tail lines, or ``tail``, printed at the next
+        flush). Returns the containers followed."""
         from . import containers_on_node, find_pod_dir
 
         source = ProxySource(self.kube, target.node)
@@ -183,7 +196,7 @@ class Follow:
             note = self._noter(target.pod, container)
             follower = ContainerFollower(ProxyReader(source, pod_dir, container),
                                          self.printer.emitter(target.pod, container), note)
-            if follower.start(self.opts.tail):
+            if follower.start(self.opts.tail if tail is None else tail):
                 self.followed.append(Followed(target.pod, container, follower))
                 started.append(container)
             else:
@@ -219,6 +232,8 @@ class Follow:
                 time.sleep(_until(deadline, wait))
                 wait = min(wait * 2, RETRY_MAX)
                 continue
+            if self.between_polls is not None:
+                self.between_polls(self)
             self.printer.flush()
             if lost_at is not None:
                 self.reconnects += 1
@@ -241,14 +256,14 @@ def _until(deadline: float | None, seconds: float) -> float:
     return max(0.0, seconds)
 
 
-def follow(kube: KubeApi, talk: Talk, opts: FollowOptions,
+def follow(kube: KubeApi, talk: Talk, opts: FollowOptions, selection: NodeLogsOptions,
            start: Callable[[Follow], list[tuple[str, list[str]]]], what: str) -> int:
     """The --follow run: ``start`` adds the pods (their node proxies checked); then one loop until a stop."""
     if kube.can_i("get", "nodes", "", "proxy") is False:
         raise Forbidden("--follow reads through the node proxy and needs get on nodes/proxy (cluster-wide), "
                         "which is not allowed; without --follow, nodelogs can copy the files through a node pod")
     began = time.monotonic()
-    run = Follow(kube, talk, opts, Printer(ByteSink("-"), opts))
+    run = Follow(kube, talk, opts, Printer(ByteSink("-"), opts), selection)
     stopped_by = ""
     code = int(ExitCode.OK)
     try:
@@ -288,14 +303,14 @@ def run_one(kube: KubeApi, opts: NodeLogsOptions, fopts: FollowOptions, talk: Ta
         talk.record(node=target.node, uid=target.uid)
         return [(target.pod, run.add_pod(target, selection))]
 
-    return follow(kube, talk, fopts, start, f"pod {opts.pod}")
+    return follow(kube, talk, fopts, opts, start, f"pod {opts.pod}")
 
 
 def run_many(
     kube: KubeApi, opts: NodeLogsOptions, ref: TargetRef, max_pods: int, fopts: FollowOptions, talk: Talk
 ) -> int:
     """--follow of the running pods of a workload or selector, resolved once at the start (pods that appear
-    later are not followed: Follow.add_pod is what would add one)."""
+    later are not followed yet: Follow.join is what would add one)."""
 
     def start(run: Follow) -> list[tuple[str, list[str]]]:
         resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
@@ -311,4 +326,4 @@ def run_many(
                 talk.warn(f"pod {one.pod}: {e}; the other pods are followed")
         return started
 
-    return follow(kube, talk, fopts, start, ref.display)
+    return follow(kube, talk, fopts, opts, start, ref.display)
