@@ -199,3 +199,4 @@ def test_a_pod_that_joins_later_is_one_call(capfd):
     assert nlf.follow(kube, talk, fopts, opts, start, "pod nginx") == 0
     out, _ = capfd.readouterr()
     assert out == "nginx/side    [malformed 0.log:1] not a log line\n"  # all its lines: it is new
+    assert talk.summary["container"] == "nginx"  # the one followed at the start

@@ -274,6 +274,8 @@ def follow(kube: KubeApi, talk: Talk, opts: FollowOptions, selection: NodeLogsOp
                 if not run.followed:
                     raise NotFound(f"no container log file to follow for {what}")
                 count = sum(len(containers) for _, containers in pods)
+                if len({one.container for one in run.followed}) == 1:
+                    talk.record(container=run.followed[0].container)
                 talk.say(f"Following {plural(count, 'container')} of {plural(len(pods), 'pod')} through the node "
                          f"proxy (every {POLL_INTERVAL:g}s); Ctrl-C to stop")
                 deadline = None if opts.duration is None else time.monotonic() + opts.duration
