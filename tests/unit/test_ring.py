@@ -43,7 +43,8 @@ def test_keeps_the_newest_n_files_each_starting_with_the_header(tmp_path: Path):
         "web.2.pcap": b"HHr4-r5-",
     }
     assert list(sink.kept) == [RingFile(2, 2, 8), RingFile(2, 2, 8), RingFile(2, 2, 8)]
-    assert (sink.files_written, sink.files_dropped, sink.packets_dropped, sink.written, sink.oversize) == (5, 2, 4, 40, 0)
+    counts = (sink.files_written, sink.files_dropped, sink.packets_dropped, sink.written, sink.oversize)
+    assert counts == (5, 2, 4, 40, 0)
     assert sum(f.packets for f in sink.kept) + sink.packets_dropped == 10
     assert ring.summary(sink) == {
         "ringFiles": [{"file": path, "packets": 2, "bytes": 8}, {"file": ring_name(path, 1), "packets": 2, "bytes": 8},
