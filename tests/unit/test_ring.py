@@ -177,3 +177,45 @@ def test_one_pod_pcap_ring_every_file_is_a_pcap_and_no_packet_is_lost(tmp_path: 
     assert kept == {"w.pcap": stream[:24] + b"".join(whole[48:]), "w.1.pcap": stream[:24] + b"".join(whole[40:48]),
                     "w.2.pcap": stream[:24] + b"".join(whole[32:40])}
     assert (output.ring.files_written, output.ring.packets_dropped, output.framer.stats.records) == (7, 32, 50)
+
+
+def test_merged_pcapng_ring_every_file_has_the_section_and_every_interface_known(tmp_path: Path):
+    """The SHB+NRB head and each pod's IDB start every later file, in the order of their ids; EPBs go one per
+    record; the ISB at the end is in the last file, which knows every interface."""
+    from kubectl_debugx.commands.capture import TcpdumpTalk
+    from kubectl_debugx.commands.capture_pods import PcapngOutput, PodCapture
+    from kubectl_debugx.formats import pcapng
+    from kubectl_debugx.remote.ephemeral import Target
+
+    head = pcapng.section_header("test")
+    output = PcapngOutput(str(tmp_path / "w.pcapng"), 700, head, 2, ring_files=2)
+
+    def pod(name: str) -> PodCapture:
+        target = Target("ns", {"metadata": {"name": name}, "spec": {"nodeName": "n"}, "status": {"podIP": "10.0.0.1"}},
+                        "nginx")
+        return PodCapture(target, "debugx-1", "netadmin", TcpdumpTalk(print))
+
+    header = pcapng.PcapHeader(1, 262144, False)
+    a = output.interface(pod("a"), header, "")
+    packets = [pcapng.Packet(i * 1000, 100, bytes([i]) * 100) for i in range(8)]
+    output.merger.push(a, packets[:3], 0)
+    output.flush(None)  # a file holds the head (64 bytes), an IDB (112) and 3 EPBs (132 each); b's IDB fits
+    b = output.interface(pod("b"), header, "")
+    output.merger.push(a, packets[3:5], 0)
+    output.merger.push(b, packets[5:], 0)
+    output.flush(None)
+    isb = pcapng.interface_statistics(b, 7)
+    output.add(isb)
+    output.write()
+    output.sink.close()
+    idb = [pcapng.interface_description(f"ns/{n}", "node n, pod IP 10.0.0.1, container nginx, debug container "
+                                        "debugx-1", 1, 262144) for n in "ab"]
+    epb = [pcapng.enhanced_packet(a if i < 5 else b, p) for i, p in enumerate(packets)]
+    assert len(head) + len(idb[0]) + 3 * len(epb[0]) <= 700 < len(head) + len(idb[0]) + 4 * len(epb[0])
+    assert files(tmp_path) == {
+        "w.1.pcapng": head + idb[0] + idb[1] + epb[3] + epb[4] + epb[5],
+        "w.pcapng": head + idb[0] + idb[1] + epb[6] + epb[7] + isb,
+    }
+    assert output.ring is not None and output.packets == 8
+    assert [(f.packets, f.records) for f in output.ring.kept] == [(2, 3), (3, 3)]
+    assert (output.ring.files_written, output.ring.packets_dropped) == (3, 3)
