@@ -97,14 +97,20 @@ class RingSink:
         self._queue(data)
 
     def record(self, data: bytes | memoryview, packets: int = 1) -> None:
-        """A unit that goes whole into one file: the current one, or the next when it would pass the size."""
-        if self._current.records and self._fill() + len(data) > self.size:
-            self._rotate()
-        if not self._current.records and self._fill() + len(data) > self.size:
-            self.oversize += 1
-        self._queue(data)
-        self._current.records += 1
-        self._current.packets += packets
+        """A unit that goes whole into one file: the current one, or the next when it would pass the size.
+        Called once per packet: the common case is one comparison."""
+        size = len(data)
+        current = self._current
+        if current.size + self._pending_size + size > self.size:
+            if current.records:
+                self._rotate()
+                current = self._current
+            if not current.records and current.size + self._pending_size + size > self.size:
+                self.oversize += 1
+        self._pending.append(data)
+        self._pending_size += size
+        current.records += 1
+        current.packets += packets
 
     def flush(self) -> None:
         """Write what is queued to the current file (opening it, the first time after removing the older files
@@ -119,18 +125,16 @@ class RingSink:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             self.files_written += 1
             self.kept.appendleft(self._current)
-        views = [memoryview(p) for p in self._pending]
-        self._pending, size, self._pending_size = [], self._pending_size, 0
-        try:
-            while views:
-                n = os.writev(self._fd, views[:1024])  # IOV_MAX
-                while views and n >= len(views[0]):
-                    n -= len(views.pop(0))
-                if n:
-                    views[0] = views[0][n:]
-        finally:
-            for view in views:
-                view.release()
+        parts, size = self._pending, self._pending_size
+        self._pending, self._pending_size = [], 0
+        i = 0
+        while i < len(parts):
+            n = os.writev(self._fd, parts[i:i + 1024])  # IOV_MAX
+            while i < len(parts) and n >= len(parts[i]):
+                n -= len(parts[i])
+                i += 1
+            if n:  # a short write (a full disk is an OSError): the rest of that part next
+                parts[i] = memoryview(parts[i])[n:]
         self._current.size += size
         self.written += size
 
