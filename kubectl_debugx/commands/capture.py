@@ -237,6 +237,7 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
         if progress:
             progress.finish()  # the summary starts on a clean line
             talk.before_line = None
+        output.flush()  # nothing is left queued normally (each batch ends with a flush)
         sink.close()  # a viewer reads the end of the stream: tshark exits, Wireshark shows the capture
 
     talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "

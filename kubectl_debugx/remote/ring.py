@@ -139,7 +139,9 @@ class RingSink:
         self.written += size
 
     def close(self) -> None:
-        self.flush()
+        """Close the file being written. What is queued and not flushed stays unwritten, as with a ByteSink
+        that was never written to: a capture whose tcpdump never started leaves no file (only the pcapng head
+        was queued)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -153,6 +155,7 @@ class RingSink:
 
     def _rotate(self) -> None:
         """Close the current file, shift the names (newest last), start the next file with the header."""
+        self.flush()
         self.close()
         if len(self.kept) == self.files:
             oldest = self.kept.pop()

@@ -36,6 +36,7 @@ def test_keeps_the_newest_n_files_each_starting_with_the_header(tmp_path: Path):
         sink.record(b"r%d-" % i)
         if i % 3 == 0:
             sink.flush()
+    sink.flush()
     sink.close()
     assert files(tmp_path) == {
         "web.pcap": b"HHr8-r9-",
@@ -64,6 +65,7 @@ def test_a_header_unit_that_comes_later_starts_every_later_file_and_keeps_its_pl
     sink.header(b"I1")  # 11: fits
     sink.record(b"p1a")  # 14 > 12: a new file S I0 I1 p1a
     sink.record(b"isb", packets=0)  # 11
+    sink.flush()
     sink.close()
     assert files(tmp_path) == {"x.pcapng": b"SI0I1p1aisb", "x.1.pcapng": b"SI0p0ap0bI1"}
     assert [(f.packets, f.records) for f in sink.kept] == [(1, 2), (2, 2)]
@@ -75,6 +77,7 @@ def test_a_header_unit_that_does_not_fit_rotates_and_opens_the_next_file(tmp_pat
     sink.record(b"aaaa")  # 5
     sink.header(b"I1")  # 7 > 6: goes to the next file's header only
     sink.record(b"b")
+    sink.flush()
     sink.close()
     assert files(tmp_path) == {"x": b"SI1b", "x.1": b"Saaaa"}
 
@@ -85,6 +88,7 @@ def test_a_record_larger_than_the_size_is_written_alone_not_lost(tmp_path: Path)
     sink.record(b"ab")
     sink.record(b"0123456789")  # alone in a file of its own
     sink.record(b"cd")
+    sink.flush()
     sink.close()
     assert files(tmp_path) == {"x": b"Hcd", "x.1": b"H0123456789", "x.2": b"Hab"}
     assert sink.oversize == 1
@@ -102,6 +106,7 @@ def test_nothing_is_created_before_the_first_flush_and_an_older_runs_files_go_th
     assert files(tmp_path) == {"x": b"Ha"}
     sink.close()
     empty = RingSink(str(tmp_path / "never"), 2, 100)
+    empty.header(b"H")  # queued, never flushed (a pcapng head whose tcpdump never started): no file
     empty.close()
     assert not (tmp_path / "never").exists()
 
@@ -120,6 +125,7 @@ def test_a_crash_during_rotation_never_leaves_fewer_than_n_minus_1_older_files(t
     sink.header(b"H")
     for _ in range(12):
         sink.record(b"ab")
+    sink.flush()
     sink.close()
     assert seen and min(seen[6:]) >= 3  # once the ring is full (the first 1+2+3 renames fill it)
     assert len(list(tmp_path.iterdir())) == 4
