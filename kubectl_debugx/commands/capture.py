@@ -141,12 +141,11 @@ class PcapOutput:
 
     def feed(self, data: memoryview) -> None:
         if self.ring is not None:
-            for unit in self.framer.feed(data):
-                if self._header_seen:
-                    self.ring.record(unit)
-                else:
-                    self.ring.header(bytes(unit))  # the first unit: the global header
-                    self._header_seen = True
+            units = self.framer.feed(data)
+            if units and not self._header_seen:
+                self.ring.header(bytes(units.pop(0)))  # the first unit: the global header
+                self._header_seen = True
+            self.ring.records(units)
         elif not self.pipe_closed:
             self._batch.extend(self.framer.feed(data))
 

@@ -132,8 +132,7 @@ class PcapngOutput:
                     break
         if released:
             if self.ring is not None:
-                for source, packet in released:
-                    self.ring.record(pcapng.enhanced_packet(source, packet))
+                self.ring.records([pcapng.enhanced_packet(source, packet) for source, packet in released])
             else:
                 self.add(pcapng.enhanced_packets(released))
             self.packets += len(released)

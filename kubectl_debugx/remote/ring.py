@@ -112,6 +112,21 @@ class RingSink:
         current.records += 1
         current.packets += packets
 
+    def records(self, units: list[bytes | memoryview]) -> None:
+        """record() for each unit of a batch (one packet each), in a loop that stays in this method."""
+        pending, limit = self._pending, self.size
+        for data in units:
+            size = len(data)
+            current = self._current
+            if current.size + self._pending_size + size > limit:
+                self.record(data)  # a rotation, or a unit that does not fit an empty file: the general case
+                pending = self._pending
+                continue
+            pending.append(data)
+            self._pending_size += size
+            current.records += 1
+            current.packets += 1
+
     def flush(self) -> None:
         """Write what is queued to the current file (opening it, the first time after removing the older files
         of an earlier run: the command refused them unless --force)."""
@@ -127,14 +142,15 @@ class RingSink:
             self.kept.appendleft(self._current)
         parts, size = self._pending, self._pending_size
         self._pending, self._pending_size = [], 0
-        i = 0
-        while i < len(parts):
-            n = os.writev(self._fd, parts[i:i + 1024])  # IOV_MAX
-            while i < len(parts) and n >= len(parts[i]):
-                n -= len(parts[i])
-                i += 1
-            if n:  # a short write (a full disk is an OSError): the rest of that part next
-                parts[i] = memoryview(parts[i])[n:]
+        while parts:
+            chunk = parts[:1024]  # IOV_MAX
+            n = os.writev(self._fd, chunk)
+            if n == sum(map(len, chunk)):  # the usual case: all of it
+                del parts[:1024]
+                continue
+            while n >= len(parts[0]):  # a short write (a full disk is an OSError): the rest next
+                n -= len(parts.pop(0))
+            parts[0] = memoryview(parts[0])[n:]
         self._current.size += size
         self.written += size
 

@@ -225,3 +225,17 @@ def test_merged_pcapng_ring_every_file_has_the_section_and_every_interface_known
     assert output.ring is not None and output.packets == 8
     assert [(f.packets, f.records) for f in output.ring.kept] == [(2, 3), (3, 3)]
     assert (output.ring.files_written, output.ring.packets_dropped) == (3, 3)
+
+
+def test_short_writes_go_on_where_they_stopped(tmp_path: Path, monkeypatch):
+    real_writev = os.writev
+    monkeypatch.setattr(os, "writev", lambda fd, parts: real_writev(fd, [b"".join(bytes(p) for p in parts)[:5]]))
+    sink = RingSink(str(tmp_path / "x"), 2, 100)
+    sink.header(b"HEAD")
+    for unit in (b"abc", memoryview(b"defghij"), b"k"):
+        sink.record(unit)
+    sink.records([b"lmnop", b"q"])
+    sink.flush()
+    sink.close()
+    assert files(tmp_path) == {"x": b"HEADabcdefghijklmnopq"}
+    assert (sink.written, sink.kept[0].packets) == (21, 5)
