@@ -199,7 +199,13 @@ def capture(
     count: Annotated[int | None, typer.Option("--count", help="Stop after this many packets.")] = None,
     max_size: Annotated[
         str | None, typer.Option("--max-size", help="Stop before the file passes this size: 10M, 500K (powers "
-                                 "of 1000) or 10Mi, 500Ki (powers of 1024); case and a final B do not matter.")
+                                 "of 1000) or 10Mi, 500Ki (powers of 1024); case and a final B do not matter. "
+                                 "With --ring: the size of each file.")
+    ] = None,
+    ring: Annotated[
+        int | None, typer.Option("--ring", metavar="N", help="Keep the newest N files of at most --max-size each, "
+                                 "as logrotate names them: -o web.pcapng is the newest, web.1.pcapng the one "
+                                 "before, … web.N-1.pcapng the oldest. Each file is a valid capture of its own.")
     ] = None,
     snaplen: Annotated[
         int | None, typer.Option("--snaplen", help="Bytes kept of each packet (default 262144).")
@@ -226,27 +232,34 @@ def capture(
         from kubectl_debugx.commands import capture as cap
         from kubectl_debugx.commands import capture_live as live
         from kubectl_debugx.options import parse_duration, parse_size
+        from kubectl_debugx.remote import ring as rings
 
         kind = live.viewer_kind(wireshark, tshark, output_file)
+        size = parse_size(max_size, "--max-size") if max_size else None
+        if ring is not None:  # before looking for a viewer: --ring with --wireshark is the mistake to name
+            rings.validate(ring, size, output_file or "", kind)
         viewer = _find_viewer(kind) if kind else None
         path = output_file or (viewer.kind if viewer else f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.{extension}")
         opts = cap.CaptureOptions(
             pod=name, container=container, interface=interface, filter=filter, output=path,
             duration=parse_duration(duration, "--duration") if duration else None, count=count,
-            max_size=parse_size(max_size, "--max-size") if max_size else None, snaplen=snaplen,
-            linktype=live.linktype(linktype, interface) if linktype else None, viewer=viewer, **_debug_flags(flags),
+            max_size=size, snaplen=snaplen,
+            linktype=live.linktype(linktype, interface) if linktype else None, viewer=viewer, ring=ring,
+            **_debug_flags(flags),
         )
         cap.validate(opts)
         if viewer is None:
             _output_file(talk, path, flags, "pcap")
+        if ring is not None and not flags.dry_run:
+            from kubectl_debugx.options import check_output_file
+
+            for index in range(1, ring):  # an older run's files would pass for this one's
+                check_output_file(rings.ring_name(path, index), flags.force, False, "pcap")
         return opts
 
     def prepare_many(talk: Talk, ref: TargetRef) -> Work:
         from kubectl_debugx.commands import capture_pods
 
-        if wireshark or tshark:  # the merged pcapng loop has no viewer yet (issue 13)
-            raise UsageError("--wireshark and --tshark take one pod for now: for a workload, "
-                             "-o - | wireshark -k -i -")
         opts = options(talk, ref.file_stem, "pcapng")
         return lambda kube, talk: capture_pods.run(kube, opts, ref, flags.max_pods, talk)
 

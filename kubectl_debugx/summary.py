@@ -43,6 +43,12 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
         "packetsCaptured": _INT,  # tcpdump's own counts (null when tcpdump did not report them)
         "packetsReceivedByFilter": _INT,
         "droppedByKernel": _INT,
+        # --ring (remote/ring.py): the files kept, newest first ({file, packets, bytes}), files opened, files
+        # deleted to keep the newest N and the packets they held (kept + dropped = packetsWritten)
+        "ringFiles": _LIST,
+        "filesWritten": _INT,
+        "filesDropped": _INT,
+        "packetsDropped": _INT,
     },
     "trace": {
         "pids": _LIST,  # the PIDs chosen (as seen in the target container)

@@ -13,7 +13,7 @@ from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.pods import is_pod_security, short_psa
-from kubectl_debugx.remote import ephemeral, profiles, session, specs
+from kubectl_debugx.remote import ephemeral, profiles, ring, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -35,7 +35,8 @@ class CaptureOptions(session.DebugOptions):
     output: str = "-"
     duration: float | None = None
     count: int | None = None
-    max_size: int | None = None
+    max_size: int | None = None  # with `ring`, the size of each file (remote/ring.py)
+    ring: int | None = None  # --ring N: keep the newest N files of at most max_size each
     snaplen: int | None = None
     linktype: str | None = None  # tcpdump's name (capture_live.linktype)
     viewer: ViewerSpec | None = None  # --wireshark/--tshark: the stream goes to its stdin, not to `output`
@@ -120,20 +121,39 @@ class TcpdumpTalk(ToolStderr):
 
 
 class PcapOutput:
-    """The pcap stream's way to its file or pipe: whole records only, one writev per batch of frames."""
+    """The pcap stream's way to its file or pipe: whole records only, one writev per batch of frames. With
+    `ring` (--ring N) the records go to a RingSink, each whole in one file, every file starting with the
+    global header; `max_bytes` is then the size of each file."""
 
-    def __init__(self, path: str, max_bytes: int | None = None, viewer: Viewer | None = None) -> None:
-        self.sink = ByteSink(path, opener=viewer.open if viewer else None)
-        self.framer = PcapFramer(max_bytes)
+    def __init__(self, path: str, max_bytes: int | None = None, viewer: Viewer | None = None,
+                 ring_files: int | None = None) -> None:
+        self.sink: ByteSink | ring.RingSink
+        self.ring: ring.RingSink | None = None
+        if ring_files and max_bytes:
+            self.sink = self.ring = ring.RingSink(path, ring_files, max_bytes)
+            self.framer = PcapFramer(split=True)
+        else:
+            self.sink = ByteSink(path, opener=viewer.open if viewer else None)
+            self.framer = PcapFramer(max_bytes)
         self.pipe_closed = False
+        self._header_seen = False
         self._batch: list[bytes | memoryview] = []
 
     def feed(self, data: memoryview) -> None:
-        if not self.pipe_closed:
+        if self.ring is not None:
+            units = self.framer.feed(data)
+            if units and not self._header_seen:
+                self.ring.header(bytes(units.pop(0)))  # the first unit: the global header
+                self._header_seen = True
+            self.ring.records(units)
+        elif not self.pipe_closed:
             self._batch.extend(self.framer.feed(data))
 
     def flush(self) -> None:
         """Write what the batch completed; the views in it stay valid until this returns."""
+        if not isinstance(self.sink, ByteSink):
+            self.sink.flush()  # a ring: the records went to it one by one
+            return
         try:
             if self._batch and not self.pipe_closed:
                 self.sink.writev(self._batch)
@@ -199,7 +219,7 @@ def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
 
 def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
     viewer = Viewer(opts.viewer) if opts.viewer else None
-    output = PcapOutput(opts.output, opts.max_size, viewer)  # with a viewer, `output` is its name
+    output = PcapOutput(opts.output, opts.max_size, viewer, opts.ring)  # with a viewer, `output` is its name
     sink, framer = output.sink, output.framer
     tcpdump = TcpdumpTalk(talk.say)
     progress = (live.progress(lambda: (framer.stats.records, sink.written))
@@ -216,6 +236,7 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
         if progress:
             progress.finish()  # the summary starts on a clean line
             talk.before_line = None
+        output.flush()  # nothing is left queued normally (each batch ends with a flush)
         sink.close()  # a viewer reads the end of the stream: tshark exits, Wireshark shows the capture
 
     talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "
@@ -237,6 +258,9 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
         _summary(talk, tcpdump.counts, summary_record(
             tcpdump.counts, framer.stats.records, sink.written, sink.display, ran.elapsed, profile, target.container,
             ec, opts.interface, stopped_by(ran.state.reason, limit)))
+        if output.ring is not None:
+            talk.say(ring.describe(output.ring))
+            talk.record(**ring.summary(output.ring))
     error = (session.cut_error(ran, sink.display, f"{framer.stats.records} whole packets")
              or session.tool_error(ran, TOOL, tcpdump.error_line(), opts.image))
     if error:

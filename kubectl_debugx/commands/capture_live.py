@@ -61,9 +61,10 @@ def shows_progress(output: str, viewer: ViewerSpec | None, quiet: bool) -> bool:
     return not quiet and output != "-" and (viewer is None or viewer.kind != "tshark")
 
 
-def progress(counts: Callable[[], tuple[int, int]], *, stream: TextIO | None = None,
-             clock: Callable[[], float] = time.monotonic) -> Progress:
+def progress(counts: Callable[[], tuple[int, int]], *, pods: Callable[[], int] | None = None,
+             stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> Progress:
     """The capture's progress line (progress.py: in place on a terminal, plain every few seconds otherwise,
-    nothing in the first second); `counts` gives (packets, bytes) written so far."""
+    nothing in the first second); `counts` gives (packets, bytes) written so far, `pods` the pods capturing
+    (a capture of several pods)."""
     return Progress("Captured", None, stream=stream or sys.stderr, clock=clock,
-                    describe=lambda elapsed: progress_line(*counts(), elapsed))
+                    describe=lambda elapsed: progress_line(*counts(), elapsed, pods() if pods else None))

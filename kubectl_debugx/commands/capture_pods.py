@@ -25,14 +25,16 @@ from kubectl_debugx.formats import pcapng
 from kubectl_debugx.formats.pcap import PcapFormatError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
-from kubectl_debugx.remote import fanout
+from kubectl_debugx.remote import fanout, ring
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
+from kubectl_debugx.remote.viewers import Viewer
 from kubectl_debugx.summary import stopped_by
 from kubectl_debugx.talk import Talk, plural
 
 from . import capture as single
+from . import capture_live as live
 
 # tcpdump hands packets over in batches up to about 1 s late (recordings/27-*, TPACKET_V3 block timeout), a
 # block up to two timer periods late at worst (capture.STOP_GRACE): a pod's packets may reach us 2 s after
@@ -71,21 +73,39 @@ class PodCapture:
 
 
 class PcapngOutput:
-    """The merged pcapng: blocks collected per batch and written with one writev."""
+    """The merged pcapng: blocks collected per batch and written with one writev; to a viewer's stdin with
+    `viewer` (as the one-pod capture), or with `ring_files` (--ring N) to a RingSink: one EPB per record so a
+    packet is never split, the SHB, NRB and IDBs as the header every file starts with (`max_bytes` is then the
+    size of each file)."""
 
-    def __init__(self, path: str, max_bytes: int | None, head: bytes, pods: int) -> None:
-        self.sink = ByteSink(path)
+    def __init__(self, path: str, max_bytes: int | None, head: bytes, pods: int, *, viewer: Viewer | None = None,
+                 ring_files: int | None = None) -> None:
+        self.sink: ByteSink | ring.RingSink
+        self.ring: ring.RingSink | None = None
+        if ring_files and max_bytes:
+            self.sink = self.ring = ring.RingSink(path, ring_files, max_bytes)
+            max_bytes = None
+        else:
+            self.sink = ByteSink(path, opener=viewer.open if viewer else None)
         self.max_bytes = max_bytes
         self.merger = pcapng.Merger(int(WINDOW_S * 1e9), HELD_BYTES_BASE + HELD_BYTES_PER_POD * pods)
-        self.blocks: list[bytes] = [head]
-        self.pending_bytes = len(head)
+        self.blocks: list[bytes] = []
+        self.pending_bytes = 0
         self.limit_reached = False
         self.pipe_closed = False
         self.started = False
         self.packets = 0
         self.by_interface: Counter[int] = Counter()
+        self.add(head, header=True)
 
-    def add(self, block: bytes) -> None:
+    def add(self, block: bytes, *, header: bool = False) -> None:
+        """Queue a block; `header`: one every file of a ring starts with (SHB, NRB, IDB)."""
+        if self.ring is not None:
+            if header:
+                self.ring.header(block)
+            else:
+                self.ring.record(block, packets=0)  # an ISB: in the last file, which has every interface
+            return
         self.blocks.append(block)
         self.pending_bytes += len(block)
 
@@ -96,7 +116,7 @@ class PcapngOutput:
         description = (f"node {node}, pod IP {pod.ip or '?'}, container {pod.target.container}, "
                        f"debug container {pod.ec}")
         self.add(pcapng.interface_description(pod.label, description, header.linktype, header.snaplen,
-                                              interface_filter or None))
+                                              interface_filter or None), header=True)
         return source
 
     def flush(self, now_ns: int | None = None) -> None:
@@ -111,7 +131,10 @@ class PcapngOutput:
                     released = released[:i]
                     break
         if released:
-            self.add(pcapng.enhanced_packets(released))
+            if self.ring is not None:
+                self.ring.records([pcapng.enhanced_packet(source, packet) for source, packet in released])
+            else:
+                self.add(pcapng.enhanced_packets(released))
             self.packets += len(released)
             self.by_interface.update(source for source, _ in released)
         self.write()
@@ -119,6 +142,9 @@ class PcapngOutput:
     def write(self) -> None:
         """Write the blocks collected; nothing (no file) until a pod's tcpdump has started."""
         if not self.started:
+            return
+        if not isinstance(self.sink, ByteSink):
+            self.sink.flush()  # a ring: the blocks went to it one by one
             return
         try:
             if self.blocks and not self.pipe_closed:
@@ -184,7 +210,17 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
     records = name_records(resolution)
     if records:
         head += pcapng.name_resolution(records)
-    output = PcapngOutput(opts.output, opts.max_size, head, len(captures))
+    viewer = Viewer(opts.viewer) if opts.viewer else None
+    output = PcapngOutput(opts.output, opts.max_size, head, len(captures), viewer=viewer, ring_files=opts.ring)
+    progress = (live.progress(lambda: (output.packets, output.sink.written), pods=lambda: output.merger.live)
+                if live.shows_progress(opts.output, opts.viewer, talk.quiet) else None)
+    if progress:
+        talk.before_line = progress.clear
+
+    def tick() -> None:
+        output.flush(time.monotonic_ns())
+        if progress:
+            progress.tick()
 
     def on_stdout(capture: PodCapture) -> Any:
         def feed(data: memoryview) -> None:
@@ -217,14 +253,17 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
     try:
         elapsed = fanout.run_tools(
             kube, tools, single.TOOL, state, duration=opts.duration,
-            limit_reached=lambda: output.limit_reached or output.pipe_closed, talk=talk, on_end=on_end,
-            on_batch_end=lambda: output.flush(time.monotonic_ns()),
-            on_tick=lambda: output.flush(time.monotonic_ns()), grace=single.STOP_GRACE,
+            limit_reached=lambda: output.limit_reached or output.pipe_closed or bool(viewer and viewer.exited()),
+            talk=talk, on_end=on_end, on_batch_end=lambda: output.flush(time.monotonic_ns()), on_tick=tick,
+            grace=single.STOP_GRACE,
             grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {single.STOP_GRACE:g}s; "
                        "Ctrl-C again to stop now)",
             eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
         )
     finally:
+        if progress:
+            progress.finish()  # the summary starts on a clean line
+            talk.before_line = None
         output.flush(None)
         for capture in captures:
             if capture.interface is not None and capture.talk.counts:
@@ -237,7 +276,12 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         output.sink.close()
     for capture in captures:
         capture.written = output.by_interface.get(capture.interface, 0) if capture.interface is not None else 0
-    return _finish(talk, opts, captures, output, state, elapsed)
+    code = _finish(talk, opts, captures, output, state, elapsed)
+    if viewer:
+        viewer_code = viewer.wait(talk.say)
+        if viewer_code:
+            talk.warn(f"{viewer.name} exited with code {viewer_code}")
+    return code
 
 
 def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture], output: PcapngOutput,
@@ -254,6 +298,8 @@ def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture],
     talk.say(f"{plural(output.packets, 'packet')} ({plural(output.sink.written, 'byte')}) from "
              f"{plural(len(captures), 'pod')} written to {output.sink.display}; {elapsed:.1f}s; "
              f"reorder window {WINDOW_S:g}s, {output.merger.out_of_order} out of order")
+    if output.ring is not None:
+        talk.say(ring.describe(output.ring))
     dropped = sum(c.talk.counts.get("dropped by kernel", 0) for c in captures)
     if dropped:
         talk.warn(f"the kernel dropped {plural(dropped, 'packet')} that matched the filter: they are missing "
@@ -289,4 +335,5 @@ def summary_record(captures: list[PodCapture], records: list[dict[str, Any]], ou
         "packetsWritten": output.packets, "bytesWritten": output.sink.written,
         "packetsCaptured": total("captured"), "packetsReceivedByFilter": total("received by filter"),
         "droppedByKernel": total("dropped by kernel"), "pods": records,
+        **(ring.summary(output.ring) if output.ring is not None else {}),
     }

@@ -38,7 +38,10 @@ class PcapFramer:
     else is handed back as views of the input (valid until the caller's buffer is reused).
     """
 
-    def __init__(self, max_bytes: int | None = None) -> None:
+    def __init__(self, max_bytes: int | None = None, *, split: bool = False) -> None:
+        """`split`: every unit (the global header, then each record) comes back as a buffer of its own, for a
+        writer that puts each record whole in one of several files (remote/ring.py)."""
+        self._split = split
         self._held: list[bytes] = []  # the incomplete unit's bytes received so far
         self._held_len = 0
         self._unit_left: int | None = None  # bytes still to come of the current unit; None: size unknown
@@ -68,7 +71,11 @@ class PcapFramer:
                 self._held, self._held_len = [], 0
                 end = pos  # nothing more of this feed goes out
                 break
-            if self._held:
+            if self._split:
+                out.append(b"".join([*self._held, bytes(view[pos:unit_end])]) if self._held else view[pos:unit_end])
+                self._held, self._held_len = [], 0
+                run_start = unit_end
+            elif self._held:
                 out.extend(self._held)
                 self._held, self._held_len = [], 0
                 run_start = pos

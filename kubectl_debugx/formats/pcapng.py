@@ -351,6 +351,11 @@ class Merger:
         self._latest[source] = highest if latest is None else max(latest, highest)
         self._arrivals.append((now_ns, highest))
 
+    @property
+    def live(self) -> int:
+        """How many sources have not ended."""
+        return sum(self._live)
+
     def end_source(self, source: int) -> None:
         """The source's stream ended: it no longer holds the others back."""
         self._live[source] = False

@@ -25,13 +25,22 @@ from .helpers import (
     wait_for_line,
     wait_until,
 )
+from .test_workloads import (  # noqa: F401 (deployment: a fixture)
+    REPLICAS,
+    deployment,
+    no_tool_left,
+    packets_by_interface,
+    request,
+    wait_for_lines,
+)
 
 pytestmark = pytest.mark.e2e
 LISTENING = "listening on"
 PORT_80 = ("-f", "tcp port 80")
 
-# A viewer that reads a pcap stream on stdin record by record, saves the whole records it read (so the file
-# is valid whenever it stops), and exits after LIMIT packets (0: at EOF) or on SIGTERM from the test.
+# A viewer that reads a pcap or pcapng stream on stdin record (block) by record, saves the whole ones it read (so
+# the file is valid whenever it stops) to stream.pcap, and exits after LIMIT packets (0: at EOF) or on SIGTERM
+# from the test. pcapng as kubectl-debugx writes it: little-endian blocks.
 STAND_IN = """#!{python}
 import json, os, signal, struct, sys
 out, limit = {out!r}, {limit}
@@ -40,14 +49,25 @@ signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 with open(os.path.join(out, "pid"), "w") as f:
     f.write(str(os.getpid()))
 stream, source = open(os.path.join(out, "stream.pcap"), "wb", buffering=0), sys.stdin.buffer
-stream.write(source.read(24))
+first = source.read(24)
+pcapng = first[:4] == b"\\x0a\\x0d\\x0d\\x0a"
 packets = 0
+if pcapng:
+    kind, total = struct.unpack("<II", first[:8])
+    stream.write(first + source.read(total - 24))
+else:
+    stream.write(first)
 while not limit or packets < limit:
-    head = source.read(16)
-    if len(head) < 16:
+    head = source.read(8 if pcapng else 16)
+    if len(head) < (8 if pcapng else 16):
         break
-    stream.write(head + source.read(struct.unpack("<I", head[8:12])[0]))
-    packets += 1
+    if pcapng:
+        kind, total = struct.unpack("<II", head)
+        stream.write(head + source.read(total - 8))
+        packets += kind == 6
+    else:
+        stream.write(head + source.read(struct.unpack("<I", head[8:12])[0]))
+        packets += 1
 """
 
 
@@ -105,6 +125,33 @@ def test_tshark_named_by_the_environment_sees_every_request_until_it_is_closed(e
     assert tshark_fields(str(stream), "http.request", "http.request.uri") == uris
     for ec in debugx_containers(e2e, namespace, pod):
         assert "tcpdump" not in processes(e2e, namespace, pod, ec)
+
+
+def test_wireshark_on_a_deployment_gets_one_pcapng_of_every_pod_until_it_is_closed(e2e, deployment,  # noqa: F811
+                                                                                  tmp_path: Path):
+    """A workload: the merged pcapng goes to the viewer (an interface per pod, each request on its pod's), the
+    progress line counts the pods, and closing the viewer stops every tcpdump with exit 0."""
+    namespace, pods = deployment
+    program, out = stand_in(tmp_path, "wireshark")
+    proc = start_debugx(e2e, "capture", "deploy/web", "-n", namespace, "--wireshark", *PORT_80, "--summary", "json",
+                        stdout=subprocess.PIPE, env=path_first(program.parent))
+    wait_for_lines(proc, LISTENING, REPLICAS)
+    for name, ip in pods.items():
+        request(e2e, namespace, ip, f"/to-{name}")
+    stream = out / "stream.pcap"
+    expected = {f"{namespace}/{name}": [f"/to-{name}"] for name in pods}
+    wait_until(lambda: stream.exists() and packets_by_interface(stream) == expected,
+               "each request on its pod's interface")
+    os.kill(int((out / "pid").read_text()), signal.SIGTERM)  # the user closes Wireshark
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert json.loads((out / "argv.json").read_text()) == [str(program), "-k", "-i", "-"]
+    assert stream.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"  # pcapng, and tshark reads it whole:
+    assert packets_by_interface(stream) == expected
+    summary = json.loads(stdout)
+    assert (summary["output"], summary["stoppedBy"], summary["exitCode"]) == ("wireshark", "reader-gone", 0)
+    assert f", {REPLICAS} pods" in stderr.decode().split("Captured: ")[1].splitlines()[0], stderr
+    no_tool_left(e2e, namespace, "tcpdump")
 
 
 def test_real_tshark_prints_the_packets_and_ends_with_the_capture(e2e, web):

@@ -204,3 +204,16 @@ def test_talk_clears_the_line_refreshed_in_place(capsys):
     assert out.getvalue() == ("\rCaptured: 5 packets, 500 B, 250 B/s\x1b[K\r\x1b[K"
                               "\rCaptured: 5 packets, 500 B, 166 B/s\x1b[K\r\x1b[K")
     assert capsys.readouterr().err == "Stopping\nagain\n"
+
+
+def test_capture_progress_of_several_pods_counts_those_capturing():
+    out, clock = io.StringIO(), Clock()
+    pods = [3]
+    p = live.progress(lambda: (5, 500), pods=lambda: pods[-1], stream=out, clock=clock)
+    clock.now = 102.0
+    p.tick()
+    pods.append(2)
+    clock.now = 108.0
+    p.tick()
+    assert out.getvalue() == ("Captured: 5 packets, 500 B, 250 B/s, 3 pods\n"
+                              "Captured: 5 packets, 500 B, 62 B/s, 2 pods\n")

@@ -35,6 +35,7 @@ def test_capture_summary(capsys):
         "target": None, "pods": None,
         "interface": "any", "packetsWritten": 12, "bytesWritten": 2048, "packetsCaptured": 12,
         "packetsReceivedByFilter": 14, "droppedByKernel": 1,
+        "ringFiles": None, "filesWritten": None, "filesDropped": None, "packetsDropped": None,
     }
     text, warning = capture.summary_text(counts, record)
     assert text == ("tcpdump: 12 packets captured, 14 received by filter, 1 dropped by kernel (on interface any, "
