@@ -90,9 +90,9 @@ class Cluster(UnusedKube):
 
     def can_i_all(self, reviews: Any) -> list[bool | None]:
         self.batches.append(len(reviews))
-        return [(v, r, s) in self.allowed for v, r, _, s in reviews]
+        return [(v, r, s) in self.allowed for v, r, _, s, *_ in reviews]
 
-    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None:
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = "") -> bool | None:
         return (verb, resource, subresource) in self.allowed
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
