@@ -63,17 +63,6 @@ class KubeApi(Protocol):
 
     def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]: ...
 
-    def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
-                      dry_run: bool = False) -> dict[str, Any]:
-        return dict(self.request("POST", f"{prefix}/namespaces/{namespace}/{resource}",
-                                 {"dryRun": "All" if dry_run else None}, body=dict(body)))
-
-    def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
-        """Delete with its dependents: a batch/v1 Job deleted through the API keeps its pods unless
-        propagationPolicy says otherwise (the server's default for Jobs is Orphan, kept for compatibility)."""
-        return dict(self.request("DELETE", f"{prefix}/namespaces/{namespace}/{resource}/{quote(name)}",
-                                 body={"propagationPolicy": "Background"}))
-
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]: ...
 
     def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = ""

@@ -26,9 +26,9 @@ from kubectl_debugx.commands.nodelogs import (
     LogTarget,
     NodeLogsOptions,
     listing,
+    nodejob,
     proxy,
 )
-from kubectl_debugx.commands.nodelogs import nodejob
 from kubectl_debugx.commands.nodelogs import pod as nodepod
 from kubectl_debugx.commands.nodelogs.listing import Entry
 from kubectl_debugx.errors import (

@@ -111,5 +111,6 @@ def remove_node_job(kube: KubeApi, namespace: str, name: str, job_uid: str, say:
                  f"delete it with: kubectl delete pod -n {namespace} {pod_name}")
             return False
     names = ", ".join(p["metadata"]["name"] for p in pods)
-    say(f"Deleted node pod {namespace}/{names} and its Job {name}" if names else f"Deleted node pod Job {namespace}/{name}")
+    say(f"Deleted node pod {namespace}/{names} and its Job {name}" if names
+        else f"Deleted node pod Job {namespace}/{name}")
     return True
