@@ -296,6 +296,7 @@ def node_pod(
     }
 
 
+JOBS = ("/apis/batch/v1", "jobs")  # where Jobs live (KubeApi.create_object's prefix and resource)
 JOB_TTL_AFTER_FINISHED = 0  # seconds: the finished Job (and, through the garbage collector, its pod) goes at once
 
 

@@ -26,7 +26,7 @@ from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.remote import specs
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 
-JOBS = ("/apis/batch/v1", "jobs")
+JOBS = specs.JOBS
 POLL = 0.5  # seconds between two looks for the Job's pod (list pods; watching would need one more permission)
 
 

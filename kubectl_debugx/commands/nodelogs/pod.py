@@ -99,7 +99,7 @@ def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str, target_pod:
     if job_lacks:
         return Route(False, f"Not allowed to {access.listed(job_lacks)} in namespace {namespace}: {plain}")
     try:
-        kube.create_object("/apis/batch/v1", "jobs", namespace, specs.node_job(pod), dry_run=True)
+        kube.create_object(*specs.JOBS, namespace, specs.node_job(pod), dry_run=True)
     except ApiError as e:
         return Route(False, f"The API server refuses the node pod's Job ({e.args[0]}): {plain}")
     return Route(True, "Running the node pod as a Job (ttlSecondsAfterFinished 0): Kubernetes deletes it once "
