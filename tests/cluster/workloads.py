@@ -9,7 +9,9 @@ workload deletes what it owns (the Background propagation kubectl asks for).
 
 Deliberate differences (tests/cluster/README.md): the controller acts once, at creation (a deleted pod is not
 replaced, there is no scaling, no rollout); workload `status` and Endpoints/EndpointSlices are computed from
-the pods when read (watches of workloads see only create and delete).
+the pods when read (watches of workloads see only create and delete). Jobs excepted: a Job controller pass
+(sync_job) keeps their status, replaces a failed pod within backoffLimit, applies activeDeadlineSeconds and
+ttlSecondsAfterFinished; deleting a Job without a propagationPolicy orphans its pods, as batch/v1 does.
 """
 
 from __future__ import annotations
