@@ -1211,3 +1211,19 @@ def test_a_pod_the_server_refused_to_create_is_not_deleted():
             nodepod.node_pod_session(kube, SPEC, 5, print, print):
         pass
     assert [c[0] for c in lifecycle(kube)] == ["create"]
+
+
+def test_node_job_interrupted_while_created_is_deleted_by_name():
+    class Interrupted(JobKube):
+        def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
+                          dry_run: bool = False) -> dict:
+            super().create_object(prefix, resource, namespace, body, dry_run)
+            raise streamrun.StopRequested(signal.SIGINT)  # the Job may exist: the answer was not read
+
+    kube = Interrupted([])
+    said: list[str] = []
+    with pytest.raises(streamrun.StopRequested), nodejob.node_job_session(kube, SPEC, 5, said.append, said.append):
+        pass
+    assert kube.calls == [("create jobs", "kube-system", "debugx-nodelogs-abcde", False),
+                          ("delete jobs", "kube-system", "debugx-nodelogs-abcde")]
+    assert said[-1] == "Deleted node pod Job kube-system/debugx-nodelogs-abcde"

@@ -56,14 +56,17 @@ def node_job_session(
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     record = NodePodRecord(namespace, name)
     job_uid = ""
+    attempted = False
     lease = None
     try:
         say(f"Creating node pod {namespace}/{name} as a Job on node {pod['spec']['nodeName']} "
             f"(image {pod['spec']['containers'][0]['image']})")
         started = time.monotonic()
+        attempted = True  # from here on, a signal or a lost answer may leave a Job of ours: delete it by name
         try:
             created = kube.create_object(*JOBS, namespace, specs.node_job(pod))
-        except ApiError as e:  # nothing was created (a Job of that name is not ours)
+        except ApiError as e:  # the server answered that it created nothing (a Job of that name is not ours)
+            attempted = False
             raise nodepod.refusal(e, namespace) from None
         job_uid = str((created.get("metadata") or {}).get("uid") or "")
         found = find_pod(kube, namespace, name, job_uid, start_timeout)
@@ -77,7 +80,7 @@ def node_job_session(
             raise nodepod.exec_refusal(e) from None
         yield PodSource(kube, namespace, record.name, record)
     finally:
-        if job_uid:
+        if attempted:
             with catch_stop_signals(StopState()):
                 remove_node_job(kube, namespace, name, job_uid, say, warn)
                 if lease is not None:
@@ -88,7 +91,7 @@ def remove_node_job(kube: KubeApi, namespace: str, name: str, job_uid: str, say:
     """Delete the Job with its pod (Background) and wait until the pod is gone; on failure say what to run."""
     command = f"kubectl delete job -n {namespace} {name}"
     try:
-        pods = job_pods(kube, namespace, job_uid)
+        pods = job_pods(kube, namespace, job_uid) if job_uid else []
         kube.delete_object(*JOBS, namespace, name)
     except ApiError as e:
         if e.status != 404:
