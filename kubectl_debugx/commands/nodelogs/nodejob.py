@@ -16,10 +16,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from kubectl_debugx.commands.nodelogs import pod as nodepod
-from kubectl_debugx.commands.nodelogs.pod import DELETE_TIMEOUT, NODE_CONTAINER, NodePodRecord, PodSource, Say
+from kubectl_debugx.commands.nodelogs.pod import NODE_CONTAINER, NodePodRecord, PodSource, Say
 from kubectl_debugx.errors import NotReady
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
@@ -89,31 +90,14 @@ def node_job_session(
 
 def remove_node_job(kube: KubeApi, namespace: str, name: str, job_uid: str, say: Say, warn: Say) -> bool:
     """Delete the Job with its pod (Background) and wait until the pod is gone; on failure say what to run."""
-    command = f"kubectl delete job -n {namespace} {name}"
     try:
-        pods = job_pods(kube, namespace, job_uid) if job_uid else []
-        kube.delete_object(*JOBS, namespace, name)
-    except ApiError as e:
-        if e.status != 404:
-            warn(f"could not delete node pod Job {namespace}/{name}: {e}; delete it with: {command}")
-            return False
-    except Exception as e:  # noqa: BLE001 - a cleanup failure must be reported, not mask the outcome
-        warn(f"could not delete node pod Job {namespace}/{name}: {e}; delete it with: {command}")
-        return False
-    deadline = time.monotonic() + DELETE_TIMEOUT
-    for found in pods:
-        pod_name = found["metadata"]["name"]
-        try:
-            gone = kube.wait_pod_gone(namespace, pod_name, found["metadata"].get("uid"), deadline)
-        except Exception as e:  # noqa: BLE001
-            warn(f"could not confirm that node pod {namespace}/{pod_name} is gone: {e}; check with: "
-                 f"kubectl get pod -n {namespace} {pod_name}")
-            return False
-        if not gone:
-            warn(f"node pod {namespace}/{pod_name} still exists {int(DELETE_TIMEOUT)}s after its Job's deletion; "
-                 f"delete it with: kubectl delete pod -n {namespace} {pod_name}")
-            return False
-    names = ", ".join(p["metadata"]["name"] for p in pods)
-    say(f"Deleted node pod {namespace}/{names} and its Job {name}" if names
-        else f"Deleted node pod Job {namespace}/{name}")
-    return True
+        pods = [(p["metadata"]["name"], str(p["metadata"].get("uid") or ""))
+                for p in (job_pods(kube, namespace, job_uid) if job_uid else [])]
+    except Exception:  # noqa: BLE001 - the Job's deletion matters; the wait for its pod is a courtesy
+        pods = []
+    names = ", ".join(pod for pod, _ in pods)
+    done = f"Deleted node pod {namespace}/{names} and its Job {name}" if names else \
+        f"Deleted node pod Job {namespace}/{name}"
+    return nodepod.remove(kube, namespace, f"node pod Job {namespace}/{name}",
+                          partial(kube.delete_object, *JOBS, namespace, name),
+                          f"kubectl delete job -n {namespace} {name}", pods, done, say, warn)

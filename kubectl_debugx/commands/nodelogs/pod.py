@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -224,27 +225,37 @@ def node_pod_session(
 
 def remove_node_pod(kube: KubeApi, namespace: str, name: str, uid: str, say: Say, warn: Say) -> bool:
     """Delete the node pod and wait until it is gone; on failure tell the user what to run."""
-    command = f"kubectl delete pod -n {namespace} {name}"
+    return remove(kube, namespace, f"node pod {namespace}/{name}", partial(kube.delete_pod, namespace, name),
+                  f"kubectl delete pod -n {namespace} {name}", [(name, uid)], f"Deleted node pod {namespace}/{name}",
+                  say, warn)
+
+
+def remove(kube: KubeApi, namespace: str, what: str, delete: Callable[[], object], command: str,
+           pods: Sequence[tuple[str, str]], done: str, say: Say, warn: Say) -> bool:
+    """`delete` (the node pod, or its Job) and wait until each of `pods` (name, uid) is gone; on failure tell
+    the user what to run (`command`)."""
     try:
-        kube.delete_pod(namespace, name)
+        delete()
     except ApiError as e:
         if e.status != 404:
-            warn(f"could not delete node pod {namespace}/{name}: {e}; delete it with: {command}")
+            warn(f"could not delete {what}: {e}; delete it with: {command}")
             return False
     except Exception as e:  # noqa: BLE001 - a cleanup failure must be reported, not mask the outcome
-        warn(f"could not delete node pod {namespace}/{name}: {e}; delete it with: {command}")
+        warn(f"could not delete {what}: {e}; delete it with: {command}")
         return False
-    try:
-        gone = kube.wait_pod_gone(namespace, name, uid or None, time.monotonic() + DELETE_TIMEOUT)
-    except Exception as e:  # noqa: BLE001
-        warn(f"could not confirm that node pod {namespace}/{name} is gone: {e}; check with: "
-             f"kubectl get pod -n {namespace} {name}, and delete it with: {command}")
-        return False
-    if not gone:
-        warn(f"node pod {namespace}/{name} still exists {int(DELETE_TIMEOUT)}s after its deletion; "
-             f"delete it with: {command}")
-        return False
-    say(f"Deleted node pod {namespace}/{name}")
+    deadline = time.monotonic() + DELETE_TIMEOUT
+    for name, uid in pods:
+        try:
+            gone = kube.wait_pod_gone(namespace, name, uid or None, deadline)
+        except Exception as e:  # noqa: BLE001
+            warn(f"could not confirm that node pod {namespace}/{name} is gone: {e}; check with: "
+                 f"kubectl get pod -n {namespace} {name}, and delete it with: {command}")
+            return False
+        if not gone:
+            warn(f"node pod {namespace}/{name} still exists {int(DELETE_TIMEOUT)}s after its deletion; "
+                 f"delete it with: {command}")
+            return False
+    say(done)
     return True
 
 
