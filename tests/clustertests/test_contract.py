@@ -6,7 +6,8 @@ Round 1 (cases 00-11) is one scenario whose steps depend on each other (namespac
 container debugx-aaaaa, ...). Its cases are replayed here in the recorded run order (01, 00, 02-05, 09, 06,
 07, 08, 10, 11), on the same object names, so each case finds the state it was recorded in. Of round 2 (cases
 20-29), 23-* and 24-* (the exec's stdin as the tether, orphans) are replayed by test_tether_case, 27-* by
-test_contract_tcpdump.py; the others are not replayed yet: each of them is collected and skipped, naming the
+test_contract_tcpdump.py, 25-* and 28-* (an exec'd process ends with its container, or its pod) by
+test_contract_lifetime.py; the others are not replayed yet: each of them is collected and skipped, naming the
 feature of the test cluster that will replay it (ROUND_2). Per replayed round-1 case we compare:
 
 * status code and content type;
