@@ -9,8 +9,10 @@ Columns:
 * runs (`N hit`: how many were still running at the chosen moment; the others had ended by themselves);
 * tools left: tcpdump/strace/tar still running 5 s after the client ended (`ps` in our debug containers and
   in running node pods);
-* node pods left: node pods still Pending/Running 5 s after the client ended; `+N done` counts finished ones,
-  whose pod object stays after a kill -9 until `gc` (nobody else may delete it: specs.node_pod_lease);
+* node pods left: our node pods (any phase, finished ones too) and our node Jobs still in the cluster 5 s after
+  the client ended (`N finished`: how many of those pods had ended; a Job counts once with its pod). The node pod
+  runs as a Job with ttlSecondsAfterFinished 0 when the user may create jobs, so that Kubernetes deletes it once
+  its lease ends it, even after a kill -9 (nodelogs/nodejob.py); a plain node pod would stay until `gc`;
   `N ended by lease window`: killed after asking for the node pod but before taking its lease, the pod ran on
   until its lease window (nodelogs/pod.LEASE_WINDOW, 30 s) ended it, as checked; longer would count as left;
 * output valid: the pcap opens in tshark, the trace ends on a whole line, every file nodelogs copied is a
@@ -57,7 +59,7 @@ class Row:
     runs: int = 0
     tools_left: int = 0
     node_pods_left: int = 0
-    node_pods_done: int = 0
+    node_pods_done: int = 0  # of node_pods_left, those whose pod had finished
     signalled: int = 0  # runs still going at the chosen moment (the others had ended by themselves)
     lease_window: int = 0  # node pods that ran on until their lease window ended them (killed before the lease)
     valid: int = 0
@@ -70,7 +72,7 @@ class Row:
     def cells(self) -> list[str]:
         if self.skipped:
             return [self.name, "0", "-", "-", "-", "-", "-", f"skipped: {self.skipped}"]
-        extra = [f"+{self.node_pods_done} done"] if self.node_pods_done else []
+        extra = [f"{self.node_pods_done} finished"] if self.node_pods_done else []
         extra += [f"{self.lease_window} ended by lease window"] if self.lease_window else []
         pods = str(self.node_pods_left) + (f" ({', '.join(extra)})" if extra else "")
         codes = f"{self.codes_ok}/{self.codes_checked}" if self.codes_checked else "n/a"
@@ -132,9 +134,13 @@ class Bench:
     # --- what is left ------------------------------------------------------------------------------
 
     def leftovers(self) -> tuple[int, int, int]:
-        """(tools running, node pods not finished, node pods finished) in our namespace."""
+        """(tools running, node pods not finished, node pods finished) in our namespace; a node Job without a
+        pod (yet, or any more) counts as a node pod not finished."""
         pods = json.loads(self.run("get", "pods", "-n", self.ns, "-o", "json"))["items"]
-        tools = running_pods = done = 0
+        jobs = json.loads(self.run("get", "jobs", "-n", self.ns, "-l", MANAGED, "-o", "json"))["items"]
+        owners = {ref.get("uid") for pod in pods for ref in pod["metadata"].get("ownerReferences") or []}
+        tools = done = 0
+        running_pods = sum(1 for job in jobs if job["metadata"]["uid"] not in owners)
         for pod in pods:
             name = pod["metadata"]["name"]
             if (pod["metadata"].get("labels") or {}).get("app.kubernetes.io/managed-by") == "kubectl-debugx":
@@ -162,7 +168,10 @@ class Bench:
         start = time.monotonic()
         seen = False
         while time.monotonic() < start + LEASE_WINDOW + 10:
-            phase = self.run("get", "pod", name, "-n", self.ns, "-o", "jsonpath={.status.phase}", check=False)
+            # `name` is the node pod's, or its Job's (whose pods carry the label job-name)
+            phase = self.run("get", "pods", "-n", self.ns, "-l", f"job-name={name}", "-o",
+                             "jsonpath={.items[*].status.phase}", check=False).strip() or self.run(
+                "get", "pod", name, "-n", self.ns, "-o", "jsonpath={.status.phase}", check=False)
             if phase in ("Succeeded", "Failed") or (not phase and (seen or time.monotonic() > start + 5)):
                 break
             seen = seen or phase in ("Pending", "Running")
@@ -173,12 +182,12 @@ class Bench:
         """Poll until nothing runs, or SETTLE seconds after `since`; what is left then."""
         while True:
             left = self.leftovers()
-            if (left[0] == 0 and left[1] == 0) or time.monotonic() >= since + SETTLE:
+            if not any(left) or time.monotonic() >= since + SETTLE:
                 return left
             time.sleep(0.3)
 
     def clean_done_node_pods(self) -> None:
-        self.run("delete", "pods", "-n", self.ns, "-l", MANAGED, "--wait=false", check=False)
+        self.run("delete", "jobs,pods", "-n", self.ns, "-l", MANAGED, "--wait=false", check=False)
 
     # --- output validity ---------------------------------------------------------------------------
 
@@ -277,7 +286,7 @@ def record(bench: Bench, row: Row, command: str, out: Path, code: int | None, ou
     row.runs += 1
     tools, pods, done = bench.settle(ended)
     row.tools_left += tools
-    row.node_pods_left += pods
+    row.node_pods_left += pods + done
     row.node_pods_done += done
     ok_output = bench.valid(command, out, code)
     row.valid += ok_output
@@ -291,8 +300,8 @@ def record(bench: Bench, row: Row, command: str, out: Path, code: int | None, ou
         if not good:
             row.notes.append(f"{command}: exit {code} (expected {expected}): {last_line(output)}")
     row.credentials += bench.credentials(output)
-    if tools or pods or not ok_output:
-        row.notes.append(f"{command}: tools left {tools}, node pods left {pods}, output valid {ok_output}")
+    if tools or pods or done or not ok_output:
+        row.notes.append(f"{command}: tools left {tools}, node pods left {pods + done}, output valid {ok_output}")
     shutil.rmtree(out.parent, ignore_errors=True)
 
 

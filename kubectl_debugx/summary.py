@@ -71,7 +71,7 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
     "gc": {
         "allNamespaces": _BOOL,
         "dryRun": _BOOL,
-        # [{namespace, pod, container, kind (node-pod, debug-container, tool), status, action, process, pid,
+        # [{namespace, pod, container, kind (node-job, node-pod, debug-container, tool), status, action, process, pid,
         #   ttlSeconds}]: one per table row
         "found": _LIST,
     },

@@ -2,6 +2,8 @@
 
 What counts as ours, and nothing else is touched:
 - node pods: our label (app.kubernetes.io/managed-by=kubectl-debugx) AND our name prefix (specs.node_pod);
+- node Jobs (nodelogs' node pod run as a Job, specs.node_job): the same label and prefix; deleted with
+  propagationPolicy Background, so their pods go too (they are not listed on their own);
 - debug containers: ephemeral containers with our name prefix running our bounded sleep
   (specs.is_debug_container); they cannot be removed from a pod, so they are listed with the TTL they have left;
 - tools: the processes our records name inside those containers (specs.PID_GLOB: PID and start time written
@@ -11,16 +13,19 @@ What counts as ours, and nothing else is touched:
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 from kubectl_debugx.errors import DebugxError, RemoteFailed
+from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.remote import specs
 from kubectl_debugx.talk import Talk, plural
 
+MANAGED = f"{specs.MANAGED_BY_LABEL}={specs.MANAGED_BY}"
 EPHEMERAL_NOTE = ("ephemeral containers cannot be removed from a pod: each debug container stays in the pod's "
                   "spec and ends by itself when its TTL runs out")
 
@@ -38,7 +43,7 @@ class Found:
     namespace: str
     pod: str
     container: str
-    kind: str  # node-pod, debug-container, tool
+    kind: str  # node-job, node-pod, debug-container, tool
     status: str
     action: str
     process: str | None = None  # tools: the tool's name
@@ -47,6 +52,7 @@ class Found:
 
 
 def is_node_pod(pod: Mapping[str, Any]) -> bool:
+    """Ours (a node pod, or a node Job: the same test)."""
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     return (labels.get(specs.MANAGED_BY_LABEL) == specs.MANAGED_BY
@@ -95,26 +101,62 @@ def _stop(kube: KubeApi, namespace: str, pod: str, container: str, run_ids: list
     return dict(line.split(" ", 1) for line in said.splitlines() if " " in line)
 
 
-def collect(kube: KubeApi, opts: GcOptions, problems: list[DebugxError], now: float) -> list[Found]:
+def job_status(job: Mapping[str, Any]) -> str:
+    """Complete or Failed once finished (its condition), else Running while a pod is active, else Pending."""
+    status = job.get("status") or {}
+    if (job.get("metadata") or {}).get("deletionTimestamp"):
+        return "Terminating"
+    for condition in status.get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return str(condition["type"])
+    return "Running" if status.get("active") else "Pending"
+
+
+def _node_jobs(kube: KubeApi, namespace: str | None, talk: Talk) -> list[dict[str, Any]]:
+    """Our node Jobs; none when the user may not list jobs (then they cannot have made any: say so)."""
+    try:
+        jobs = kube.list_objects(*specs.JOBS, namespace, MANAGED)
+    except ApiError as e:
+        if e.status not in (403, 404):
+            raise
+        talk.say(f"Note: node Jobs not checked ({e.args[0]})")
+        return []
+    return [j for j in jobs if is_node_pod(j)]
+
+
+def _delete(row: Found, problems: list[DebugxError], delete: Callable[[], object]) -> Found:
+    try:
+        delete()
+        row.action = "deleted"
+    except DebugxError as e:
+        row.action = "delete failed"
+        problems.append(e)
+    return row
+
+
+def collect(kube: KubeApi, opts: GcOptions, problems: list[DebugxError], now: float, talk: Talk) -> list[Found]:
     """Find (and unless dry run, clean) what debugx left; problems are collected, the rest goes on."""
     namespace = None if opts.all_namespaces else kube.namespace
     would = "would " if opts.dry_run else ""
     found: list[Found] = []
+    jobs = set()
+    for job in _node_jobs(kube, namespace, talk):
+        meta = job["metadata"]
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        jobs.add(meta.get("uid"))
+        row = Found(ns, name, "-", "node-job", job_status(job), f"{would}delete")
+        delete = partial(kube.delete_object, *specs.JOBS, ns, name)
+        found.append(row if opts.dry_run else _delete(row, problems, delete))
     for pod in kube.list_pods(namespace):
         meta = pod.get("metadata") or {}
         ns, name = meta.get("namespace", ""), meta.get("name", "")
         if is_node_pod(pod):
+            if any(ref.get("uid") in jobs for ref in meta.get("ownerReferences") or []):
+                continue  # goes with its Job (Background propagation)
             phase = (pod.get("status") or {}).get("phase") or "Unknown"
             row = Found(ns, name, "-", "node-pod", "Terminating" if meta.get("deletionTimestamp") else phase,
                         f"{would}delete")
-            if not opts.dry_run:
-                try:
-                    kube.delete_pod(ns, name)
-                    row.action = "deleted"
-                except DebugxError as e:
-                    row.action = "delete failed"
-                    problems.append(e)
-            found.append(row)
+            found.append(row if opts.dry_run else _delete(row, problems, partial(kube.delete_pod, ns, name)))
             continue
         for container, status, left in debug_containers(pod, now):
             found.append(Found(ns, name, container, "debug-container", status, "none (ends by its TTL)",
@@ -163,7 +205,7 @@ def table(found: list[Found], all_namespaces: bool) -> str:
 
 def run(kube: KubeApi, opts: GcOptions, talk: Talk) -> int:
     problems: list[DebugxError] = []
-    found = collect(kube, opts, problems, time.time())
+    found = collect(kube, opts, problems, time.time(), talk)
     where = "any namespace" if opts.all_namespaces else f"namespace {kube.namespace}"
     talk.record(found=[asdict(f) for f in found], allNamespaces=opts.all_namespaces, dryRun=opts.dry_run)
     if not found:
@@ -172,10 +214,11 @@ def run(kube: KubeApi, opts: GcOptions, talk: Talk) -> int:
         talk.out(table(found, opts.all_namespaces))
     if any(f.kind == "debug-container" for f in found):
         talk.say(f"Note: {EPHEMERAL_NOTE}")
-    counts = {kind: sum(f.kind == kind for f in found) for kind in ("tool", "node-pod")}
+    counts = {kind: sum(f.kind == kind for f in found) for kind in ("tool", "node-pod", "node-job")}
     if opts.dry_run:
+        jobs = f" and {plural(counts['node-job'], 'node Job')} (with its pods)" if counts["node-job"] else ""
         talk.say(f"Dry run: would stop {plural(counts['tool'], 'tool')} and delete "
-                 f"{plural(counts['node-pod'], 'node pod')}; nothing changed")
+                 f"{plural(counts['node-pod'], 'node pod')}{jobs}; nothing changed")
     if problems:
         first = problems[0]
         raise DebugxError(f"gc could not finish: {plural(len(problems), 'problem')}, the first: {first}",

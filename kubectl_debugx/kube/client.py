@@ -49,6 +49,14 @@ class KubeApi(Protocol):
 
     def get_node(self, name: str) -> dict[str, Any]: ...
 
+    def list_objects(self, prefix: str, resource: str, namespace: str | None, label_selector: str | None = None
+                     ) -> list[dict[str, Any]]: ...
+
+    def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
+                      dry_run: bool = False) -> dict[str, Any]: ...
+
+    def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]: ...
+
     def add_ephemeral_container(
         self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
     ) -> dict[str, Any]: ...
@@ -57,9 +65,10 @@ class KubeApi(Protocol):
 
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]: ...
 
-    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None: ...
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = ""
+              ) -> bool | None: ...
 
-    def can_i_all(self, reviews: Sequence[tuple[str, str, str, str]]) -> list[bool | None]: ...
+    def can_i_all(self, reviews: Sequence[tuple[str, ...]]) -> list[bool | None]: ...
 
     def get_namespace(self, name: str) -> dict[str, Any]: ...
 
@@ -174,7 +183,13 @@ class Kube:
 
     def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         """Pods of one namespace, or of every one (None), matching the selector; follows `continue` pages."""
-        path = f"/api/v1/namespaces/{namespace}/pods" if namespace is not None else "/api/v1/pods"
+        return self.list_objects("/api/v1", "pods", namespace, label_selector)
+
+    def list_objects(self, prefix: str, resource: str, namespace: str | None, label_selector: str | None = None
+                     ) -> list[dict[str, Any]]:
+        """Objects of any API group (`prefix`: /api/v1 or /apis/GROUP/VERSION) of one namespace or of every one
+        (None), matching the selector; follows `continue` pages."""
+        path = f"{prefix}/namespaces/{namespace}/{resource}" if namespace is not None else f"{prefix}/{resource}"
         items: list[dict[str, Any]] = []
         token = None
         while True:
@@ -214,12 +229,18 @@ class Kube:
             raise
 
     def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        return dict(
-            self.request(
-                "POST", f"/api/v1/namespaces/{namespace}/pods", {"dryRun": "All" if dry_run else None},
-                body=dict(pod),
-            )
-        )
+        return self.create_object("/api/v1", "pods", namespace, pod, dry_run)
+
+    def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
+                      dry_run: bool = False) -> dict[str, Any]:
+        return dict(self.request("POST", f"{prefix}/namespaces/{namespace}/{resource}",
+                                 {"dryRun": "All" if dry_run else None}, body=dict(body)))
+
+    def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        """Delete with its dependents: a batch/v1 Job deleted through the API keeps its pods unless
+        propagationPolicy says otherwise (the server's default for Jobs is Orphan, kept for compatibility)."""
+        return dict(self.request("DELETE", f"{prefix}/namespaces/{namespace}/{resource}/{quote(name)}",
+                                 body={"propagationPolicy": "Background"}))
 
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]:
         return dict(
@@ -229,14 +250,16 @@ class Kube:
             )
         )
 
-    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None:
-        """SelfSubjectAccessReview; None when the review itself cannot be made."""
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = ""
+              ) -> bool | None:
+        """SelfSubjectAccessReview (`group`: the API group, "" for the core one); None when the review itself
+        cannot be made."""
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
             "spec": {
                 # as kubectl auth can-i sends them: no namespace for a cluster-scoped resource (22-ssar-*)
-                "resourceAttributes": {k: v for k, v in (("namespace", namespace), ("verb", verb),
+                "resourceAttributes": {k: v for k, v in (("namespace", namespace), ("verb", verb), ("group", group),
                                                           ("resource", resource), ("subresource", subresource))
                                        if v}
             },
@@ -247,8 +270,8 @@ class Kube:
             return None
         return bool((answer.get("status") or {}).get("allowed"))
 
-    def can_i_all(self, reviews: Sequence[tuple[str, str, str, str]]) -> list[bool | None]:
-        """One batch of SelfSubjectAccessReviews, (verb, resource, namespace, subresource) each, asked in
+    def can_i_all(self, reviews: Sequence[tuple[str, ...]]) -> list[bool | None]:
+        """One batch of SelfSubjectAccessReviews, (verb, resource, namespace, subresource[, group]) each, asked in
         parallel (the API has no batch form); the answers in the same order."""
         from concurrent.futures import ThreadPoolExecutor
 

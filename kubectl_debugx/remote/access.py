@@ -47,6 +47,11 @@ NODES_PROXY = Permission("get", "nodes", "proxy", cluster=True)
 EPHEMERAL_RUN = (GET_PODS, PATCH_EPHEMERAL, *EXEC)
 # nodelogs --via pod: the node pod is created, read until it runs, exec'd into and deleted.
 NODE_POD_RUN = (GET_PODS, Permission("create", "pods"), *EXEC, Permission("delete", "pods"))
+# ... and what running it as a Job adds (commands/nodelogs/nodejob.py): create and delete the Job, and find its
+# pod, whose name the Job controller chooses, by listing. The pod is still dry-run first (create pods): Pod
+# Security enforces on pods only, so a Job's dry run passes where its pod would be refused.
+NODE_JOB_EXTRA = (Permission("list", "pods"), Permission("create", "jobs", group="batch"),
+                  Permission("delete", "jobs", group="batch"))
 
 NEEDS: dict[str, tuple[Permission, ...]] = {
     "capture": EPHEMERAL_RUN,
@@ -54,6 +59,7 @@ NEEDS: dict[str, tuple[Permission, ...]] = {
     "cp": EPHEMERAL_RUN,
     "nodelogs --via proxy": (GET_PODS, NODES_PROXY),
     "nodelogs --via pod": NODE_POD_RUN,
+    "nodelogs --via pod, as a Job": NODE_POD_RUN + NODE_JOB_EXTRA,
 }
 
 
@@ -65,7 +71,8 @@ def unique(permissions: Iterable[Permission]) -> list[Permission]:
 def review(kube: KubeApi, namespace: str, permissions: Sequence[Permission]) -> dict[Permission, bool | None]:
     """One batch of SelfSubjectAccessReviews: each permission -> allowed (None: the review could not be made)."""
     asked = unique(permissions)
-    answers = kube.can_i_all([(p.verb, p.resource, "" if p.cluster else namespace, p.subresource) for p in asked])
+    answers = kube.can_i_all([(p.verb, p.resource, "" if p.cluster else namespace, p.subresource)
+                              + ((p.group,) if p.group else ()) for p in asked])
     return dict(zip(asked, answers, strict=True))
 
 

@@ -223,8 +223,9 @@ def stop_tools_command(run_ids: Iterable[str]) -> list[str]:
 
 # The node pod's lease: its main process lives only while a client holds the lease exec open. A kill -9 of
 # the client closes the exec's stdin within 2-17 ms (23-tether-*), the lease then ends the main process, so
-# nothing of ours runs on the node any more; the finished pod object stays until `gc` (or its creator)
-# deletes it: only the client, a controller or a token in the pod could delete it, and the first is gone.
+# nothing of ours runs on the node any more. The finished pod object is deleted by nobody (only the client, a
+# controller or a token in the pod could, and the first is gone) unless it runs as a Job (node_job): the
+# TTL-after-finished controller deletes a finished Job, and the garbage collector its pod; else `gc` does.
 NODE_PID = "/tmp/debugx-node.pid"
 NODE_LEASE = "/tmp/debugx-node.lease"
 
@@ -291,5 +292,32 @@ def node_pod(
                 }
             ],
             "volumes": volumes,
+        },
+    }
+
+
+JOBS = ("/apis/batch/v1", "jobs")  # where Jobs live (KubeApi.create_object's prefix and resource)
+JOB_TTL_AFTER_FINISHED = 0  # seconds: the finished Job (and, through the garbage collector, its pod) goes at once
+
+
+def node_job(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The node pod (node_pod) run as a batch/v1 Job of one pod, so that a controller deletes it once its main
+    process ends, even when we are gone: one completion, never retried (backoffLimit 0: a second pod would
+    hold no lease and only wait out its lease window), deleted `JOB_TTL_AFTER_FINISHED` seconds after it
+    finished. The pod's own activeDeadlineSeconds bounds the Job too. Our label on the Job and on its pods
+    (so `gc` finds both); the Job's name is the pod's, the pod's is the Job controller's (NAME-xxxxx)."""
+    meta, spec = pod["metadata"], pod["spec"]
+    labels = dict(meta.get("labels") or {})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "labels": labels},
+        "spec": {
+            "completions": 1,
+            "parallelism": 1,
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": spec["activeDeadlineSeconds"],
+            "ttlSecondsAfterFinished": JOB_TTL_AFTER_FINISHED,
+            "template": {"metadata": {"labels": dict(labels)}, "spec": dict(spec)},
         },
     }

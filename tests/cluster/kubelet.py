@@ -133,6 +133,7 @@ class Pod:
     terminal: bool = False
     conditions: dict[str, tuple[str, str]] = field(default_factory=dict)  # type -> (status, time)
     execs: list[Popen] = field(default_factory=list)
+    exec_container: dict[int, str] = field(default_factory=dict)  # exec's pid -> its container's name
     thread: threading.Thread | None = None
     last_status: dict | None = None
     created: str = ""
@@ -335,6 +336,11 @@ class Kubelet:
             raise
         with p.lock:
             p.execs.append(proc)
+            p.exec_container = {e.pid: p.exec_container.get(e.pid, container) for e in p.execs}
+            ended = inst.exited.is_set()
+        if ended:  # it joined the namespaces of a main process that has just exited: it goes as the rest did
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         return proc
 
     def log_path(self, namespace: str, name: str, container: str, previous: bool = False) -> Path | None:
@@ -598,6 +604,13 @@ class Kubelet:
             inst.reason = "Completed" if code == 0 else "Error"
             inst.finished_at = now_rfc3339()
             inst.exited.set()
+            execs = [e for e in p.execs if p.exec_container.get(e.pid) == ctr.name and e.poll() is None]
+        # The shim has SIGKILLed the container's mount namespace (runc: a container's processes go with its
+        # init); an exec that joined it meanwhile goes too (recordings 25-ec-lifetime-*: every process exec'd
+        # into the container is gone at once, its exec ends with exit code 137).
+        for proc in execs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def _after_exit(self, p: Pod, ctr: Ctr, inst: Instance) -> bool:
         """Record the termination; returns whether to start the container again."""

@@ -9,7 +9,9 @@ workload deletes what it owns (the Background propagation kubectl asks for).
 
 Deliberate differences (tests/cluster/README.md): the controller acts once, at creation (a deleted pod is not
 replaced, there is no scaling, no rollout); workload `status` and Endpoints/EndpointSlices are computed from
-the pods when read (watches of workloads see only create and delete).
+the pods when read (watches of workloads see only create and delete). Jobs excepted: a Job controller pass
+(sync_job) keeps their status, replaces a failed pod within backoffLimit, applies activeDeadlineSeconds and
+ttlSecondsAfterFinished; deleting a Job without a propagationPolicy orphans its pods, as batch/v1 does.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ GROUPS = {g: [(r, k, True, _VERBS, s) for (gg, r), (k, _, s) in KINDS.items() if
           for g in ("apps", "batch", "discovery.k8s.io")}
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's rand.SafeEncodeString alphabet
 _SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
+# batch/v1 Jobs deleted through the API without a propagationPolicy orphan their pods, for compatibility, and the
+# server says so (kubernetes pkg/registry/batch/job/storage: deleteOptionWarnings); kubectl sends Background.
+JOB_ORPHAN_WARNING = ("child pods are preserved by default when jobs are deleted; set propagationPolicy=Background "
+                      "to remove them or set propagationPolicy=Orphan to suppress this warning")
+JOB_TICK = 0.2  # seconds between two passes of the Job controller (status, activeDeadlineSeconds, TTL)
 # What reading an Endpoints object says in 1.33 (recordings/20-get-endpoints-web).
 ENDPOINTS_WARNING = "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
 
@@ -143,7 +150,14 @@ class Workloads:
             obj = self.store.get(resource, ns, info.name or "")
             if obj is None:
                 raise not_found(resource, info.name or "", info.group)
-            self.delete(obj)
+            body = await api._body(request, optional=True)
+            policy = request.query.get("propagationPolicy") or (body or {}).get("propagationPolicy")
+            if resource == "jobs":
+                if policy is None:
+                    api._warn(request, JOB_ORPHAN_WARNING)
+                self.delete_job(obj, policy or "Orphan")
+            else:
+                self.delete(obj)
             return api._json(obj)
         if verb == "create":
             body = await api._body(request)
@@ -221,6 +235,8 @@ class Workloads:
                            "controller-uid": uid, "job-name": name})
             obj = self.store.update(resource, ns, obj)
         self._reconcile(resource, obj)
+        if resource == "jobs":
+            self._start_job_controller()
         return obj
 
     def _reconcile(self, resource: str, obj: dict) -> None:
@@ -305,6 +321,102 @@ class Workloads:
             for o in self.store.list(resource, ns):
                 self.store.delete(resource, ns, o["metadata"]["name"])
 
+    # -- the Job controller and the TTL-after-finished controller ---------------------------------------------
+    def _start_job_controller(self) -> None:
+        """A pass over every Job each JOB_TICK while any exists (started by the first Job's creation)."""
+        if getattr(self, "_job_timer", None) is None:
+            self._job_timer = self.server._loop.call_later(JOB_TICK, self._job_pass)
+
+    def _job_pass(self) -> None:
+        self._job_timer = None
+        jobs = self.store.list("jobs")
+        for job in jobs:
+            try:
+                self.sync_job(job)
+            except Exception:  # noqa: BLE001 - a controller logs and goes on
+                import logging
+
+                logging.getLogger("tests.cluster.workloads").exception("job %s", job["metadata"]["name"])
+        if jobs:
+            self._start_job_controller()
+
+    def sync_job(self, job: dict) -> dict:
+        """The Job's status from its pods, as the Job controller keeps it (recordings/20-get-job-once-complete):
+        active (pods neither finished nor being deleted), succeeded, failed; Complete (with completionTime)
+        once `completions` pods succeeded; Failed when more pods failed than backoffLimit allows (a failed pod
+        is replaced at once: no back-off delay) or activeDeadlineSeconds passed (its active pods are deleted).
+        A finished Job with ttlSecondsAfterFinished is deleted that many seconds after it finished, with its
+        pods (the TTL-after-finished controller deletes with Foreground propagation). Stored when changed."""
+        import time
+        from datetime import datetime
+
+        ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+        spec, old = job["spec"], job.get("status") or {}
+        pods = self._pods_of(ns, selector_string(spec.get("selector")))
+        phases = [(p.get("status") or {}).get("phase") for p in pods]
+        active = [p for p, ph in zip(pods, phases, strict=True)
+                  if ph not in ("Succeeded", "Failed") and not p["metadata"].get("deletionTimestamp")]
+        succeeded, failed = phases.count("Succeeded"), phases.count("Failed")
+        status = {"startTime": old.get("startTime") or job["metadata"]["creationTimestamp"], "terminating": 0,
+                  "uncountedTerminatedPods": {}, "ready": 0}
+        finished = next((c for c in old.get("conditions") or [] if c["type"] in ("Complete", "Failed")), None)
+        now = now_rfc3339()
+
+        def since(stamp: str) -> float:
+            return time.time() - datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+        if finished is not None:
+            status.update({k: old[k] for k in ("conditions", "completionTime") if k in old})
+        elif succeeded >= int(spec.get("completions") or 1):
+            done = {"status": "True", "lastProbeTime": now, "lastTransitionTime": now,
+                    "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
+            status.update({"conditions": [{"type": "SuccessCriteriaMet", **done}, {"type": "Complete", **done}],
+                           "completionTime": now})
+        else:
+            deadline = spec.get("activeDeadlineSeconds")
+            why = (("DeadlineExceeded", "Job was active longer than specified deadline")
+                   if deadline is not None and since(status["startTime"]) >= int(deadline) else
+                   ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
+                   if failed > int(spec.get("backoffLimit", 6)) else None)
+            if why is not None:
+                cond = {"status": "True", "lastProbeTime": now, "lastTransitionTime": now, "reason": why[0],
+                        "message": why[1]}
+                status["conditions"] = [{"type": "FailureTarget", **cond}, {"type": "Failed", **cond}]
+                for p in active:
+                    self.server._delete_pod(p, None)
+                active = []
+            elif failed and not active:
+                self._pod(job, f"{name}-", None, {})
+        if active:
+            status["active"] = len(active)
+        status.update({k: v for k, v in (("succeeded", succeeded), ("failed", failed)) if v})
+        if status != old:
+            job = copy.deepcopy(job)
+            job["status"] = status
+            job = self.store.update("jobs", ns, job)
+        ttl = spec.get("ttlSecondsAfterFinished")
+        ended = next((c for c in status.get("conditions") or [] if c["type"] in ("Complete", "Failed")), None)
+        if ttl is not None and ended is not None and since(ended["lastTransitionTime"]) >= int(ttl):
+            self.delete_job(job, "Foreground")
+        return job
+
+    def delete_job(self, job: dict, policy: str) -> None:
+        """Delete a Job: Background and Foreground delete its pods (Foreground before the Job, which a real
+        server shows meanwhile with a deletionTimestamp: not modelled), Orphan keeps them without their owner."""
+        if policy == "Orphan":
+            uid = job["metadata"]["uid"]
+            for pod in self.store.list("pods", job["metadata"]["namespace"]):
+                if _owned_by(pod, uid):
+                    pod = copy.deepcopy(pod)
+                    pod["metadata"]["ownerReferences"] = [r for r in pod["metadata"]["ownerReferences"]
+                                                          if r.get("uid") != uid]
+                    if not pod["metadata"]["ownerReferences"]:
+                        del pod["metadata"]["ownerReferences"]
+                    self.store.update("pods", pod["metadata"]["namespace"], pod)
+            self.store.delete("jobs", job["metadata"]["namespace"], job["metadata"]["name"])
+            return
+        self.delete(job)
+
     # -- computed views ------------------------------------------------------------------------------------
     def _pods_of(self, ns: str, selector: str) -> list[dict]:
         from .apiserver import parse_label_selector
@@ -322,18 +434,7 @@ class Workloads:
         running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
         now = now_rfc3339()
         if kind == "Job":
-            succeeded = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Succeeded")
-            status = {"startTime": obj["metadata"]["creationTimestamp"], "terminating": 0,
-                      "uncountedTerminatedPods": {}, "ready": 0}
-            if running:
-                status["active"] = running
-            if succeeded:
-                done = {"status": "True", "lastProbeTime": now, "lastTransitionTime": now,
-                        "reason": "CompletionsReached", "message": "Reached expected number of succeeded pods"}
-                status.update({"conditions": [{"type": "SuccessCriteriaMet", **done}, {"type": "Complete", **done}],
-                               "completionTime": now, "succeeded": succeeded})
-            obj["status"] = status
-            return obj
+            return self.sync_job(obj)
         if kind == "DaemonSet":
             obj["status"] = {"currentNumberScheduled": len(pods), "numberMisscheduled": 0,
                              "desiredNumberScheduled": 1, "numberReady": running, "observedGeneration": 1,

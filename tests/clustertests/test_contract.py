@@ -6,7 +6,8 @@ Round 1 (cases 00-11) is one scenario whose steps depend on each other (namespac
 container debugx-aaaaa, ...). Its cases are replayed here in the recorded run order (01, 00, 02-05, 09, 06,
 07, 08, 10, 11), on the same object names, so each case finds the state it was recorded in. Of round 2 (cases
 20-29), 23-* and 24-* (the exec's stdin as the tether, orphans) are replayed by test_tether_case, 27-* by
-test_contract_tcpdump.py; the others are not replayed yet: each of them is collected and skipped, naming the
+test_contract_tcpdump.py, 25-* and 28-* (an exec'd process ends with its container, or its pod) by
+test_contract_lifetime.py; the others are not replayed yet: each of them is collected and skipped, naming the
 feature of the test cluster that will replay it (ROUND_2). Per replayed round-1 case we compare:
 
 * status code and content type;
@@ -51,9 +52,7 @@ STEP_ORDER = ["01", "00", "02", "03", "04", "05", "09", "06", "07", "08", "10", 
 ROUND_2 = {
     "21": "rollouts (a controller that replaces pods: capture --follow)",
     "22": "doctor (SelfSubjectAccessReviews and SelfSubjectRulesReviews of a limited user)",
-    "25": "exec stdin tether and ephemeral container lifetime",
     "26": "cp (reading a target's files through /proc/PID/root)",
-    "28": "exec stdin tether and ephemeral container lifetime (pod deletion during exec)",
     "29": "round-2 namespaces rec2-*, replayed with the first round-2 feature",
 }
 FIRST_IN_STEP = [
@@ -98,8 +97,9 @@ def _load() -> list[dict]:
 ALL_CASES = _load()
 # Round-2 prefixes replayed by their own driver (test_tether_case), each case in a fresh pod.
 TETHER_PREFIXES = ("23", "24")
-# Round-2 prefixes replayed in a file of their own: 27 (tcpdump facts) by test_contract_tcpdump.py.
-OWN_FILE_PREFIXES = ("27",)
+# Round-2 prefixes replayed in a file of their own: 27 (tcpdump facts) by test_contract_tcpdump.py, 25 and 28
+# (what ends an exec'd process: its container's end, its pod's deletion) by test_contract_lifetime.py.
+OWN_FILE_PREFIXES = ("25", "27", "28")
 UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) - set(ROUND_2)
                           - set(TETHER_PREFIXES) - set(OWN_FILE_PREFIXES))
 # Replayed by test_contract_access.py (doctor's access reviews); the rest of 22 (SelfSubjectRulesReview) waits.

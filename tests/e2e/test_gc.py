@@ -94,3 +94,42 @@ def test_gc_bad_flags_are_one_line(e2e, namespace):
     res = debugx(e2e, "gc", "-n", namespace, "-A")
     assert res.returncode == 2
     assert res.stderr.decode() == "error: -A and -n exclude each other\n"
+
+
+def leftover_job(e2e, namespace: str, name: str) -> dict:
+    """A Job with our label, as nodelogs' node Job (specs.node_job) left by a run that never deleted it."""
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": name, "namespace": namespace, "labels": {specs.MANAGED_BY_LABEL: specs.MANAGED_BY}},
+           "spec": {"backoffLimit": 0, "template": {
+               "metadata": {"labels": {specs.MANAGED_BY_LABEL: specs.MANAGED_BY}},
+               "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                        "containers": [{"name": "debugger", "image": e2e.image, "command": ["sleep", "600"]}]}}}}
+    return json.loads(e2e.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(job)).stdout)
+
+
+def pods_of(e2e, namespace: str, job: dict) -> list[str]:
+    return e2e.kubectl("get", "pods", "-n", namespace, "-l", f"controller-uid={job['metadata']['uid']}",
+                       "-o", "name").stdout.split()
+
+
+def test_gc_deletes_a_leftover_node_job_with_its_pod_and_no_other_job(e2e, namespace):
+    ours = leftover_job(e2e, namespace, "debugx-nodelogs-left1")
+    other = leftover_job(e2e, namespace, "not-debugx")  # our label, not our name: not ours
+    for job in (ours, other):
+        wait_until(lambda job=job: pods_of(e2e, namespace, job), "the Job's pod")
+    dry = debugx(e2e, "gc", "-n", namespace, "--dry-run")
+    assert dry.returncode == 0, dry.stderr.decode()
+    # the Job's pod is not a row of its own: it goes with its Job
+    assert rows(dry.stdout) == [["debugx-nodelogs-left1", "-", "node-job", "-", "Running", "-", "would", "delete"]]
+    assert "would stop 0 tools and delete 0 node pods and 1 node Job (with its pods)" in dry.stderr.decode()
+
+    res = debugx(e2e, "gc", "-n", namespace, "--summary", "json")
+    assert res.returncode == 0, res.stderr.decode()
+    summary = json.loads(res.stdout.decode().splitlines()[-1])
+    assert schema.check("gc", summary) == []
+    assert summary["found"] == [
+        {"namespace": namespace, "pod": "debugx-nodelogs-left1", "container": "-", "kind": "node-job",
+         "status": "Running", "action": "deleted", "process": None, "pid": None, "ttlSeconds": None}]
+    wait_until(lambda: not pods_of(e2e, namespace, ours), "the Job's pod deleted with it (Background)", 60)
+    assert e2e.kubectl("get", "jobs", "-n", namespace, "-o", "name").stdout.split() == ["job.batch/not-debugx"]
+    assert pods_of(e2e, namespace, other)

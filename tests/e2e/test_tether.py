@@ -4,6 +4,8 @@ Checked through kubectl only, so the same tests run on the test cluster and on a
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import subprocess
 import time
@@ -11,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import curl, debugx, debugx_containers, processes, start_debugx, wait_for_line, wait_until
+from .helpers import (
+    curl,
+    debugx,
+    debugx_containers,
+    executable,
+    processes,
+    start_debugx,
+    wait_for_line,
+    wait_until,
+)
 from .test_trace import WORKERS, assert_nothing_left, get, nginx_workers, wait_attached
 
 pytestmark = pytest.mark.e2e
@@ -76,23 +87,32 @@ def test_a_capture_that_ends_by_itself_leaves_no_tether_behind(e2e, web, tmp_pat
 
 
 def node_pod_phase(e2e, namespace: str) -> dict[str, str]:
+    """Our node pods (by our label) and their phases."""
     out = e2e.kubectl("get", "pods", "-n", namespace, "-l", MANAGED, "-o",
                       "jsonpath={range .items[*]}{.metadata.name} {.status.phase}{'\\n'}{end}").stdout
     return dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
 
 
-def test_kill_9_of_nodelogs_ends_the_node_pod_and_gc_deletes_it(e2e, nginx_pod, tmp_path: Path):
-    """The node pod's main process ends within 5 s of the client's kill -9 (its lease exec's stdin closes),
-    so nothing of ours runs on the node; the finished pod object stays until `gc` deletes it: nobody else
-    could (see specs.node_pod_lease)."""
-    namespace, pod = nginx_pod
+def our_jobs(e2e, namespace: str) -> list[str]:
+    return e2e.kubectl("get", "jobs", "-n", namespace, "-l", MANAGED, "-o", "name").stdout.split()
+
+
+def kill_9_once_reading(e2e, namespace: str, pod: str, out: Path, connection: list[str] | None = None
+                        ) -> tuple[str, float, str]:
+    """Start `nodelogs --via pod`, kill -9 it once the node pod runs and its lease is taken; the node pod's
+    name, the monotonic time of the kill, and what it said before."""
     if e2e.cluster is not None:
         e2e.cluster.set_latency(0.3)  # every call slower: time to kill while the node pod is in use
     try:
-        proc = start_debugx(e2e, "nodelogs", pod, "-n", namespace, "--via", "pod", "-o", str(tmp_path / "o"))
-        # Said once the node pod runs and its lease is taken (node_pod_session yields after both).
-        line = wait_for_line(proc, "Reading /var/log/pods on node")[-1]
-        name = line.rsplit("/", 1)[1]  # ... through node pod NS/NAME
+        args = ["nodelogs", pod, "-n", namespace, "--via", "pod", "-o", str(out)]
+        if connection is None:
+            proc = start_debugx(e2e, *args)
+        else:
+            proc = subprocess.Popen([executable(), *args, *connection], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+        # Said once the node pod runs and its lease is taken (the sessions yield after both).
+        lines = wait_for_line(proc, "Reading /var/log/pods on node")
+        name = lines[-1].rsplit("/", 1)[1]  # ... through node pod NS/NAME
         if proc.poll() is not None:
             pytest.skip("nodelogs finished before the kill")
         killed = time.monotonic()
@@ -101,6 +121,73 @@ def test_kill_9_of_nodelogs_ends_the_node_pod_and_gc_deletes_it(e2e, nginx_pod, 
     finally:
         if e2e.cluster is not None:
             e2e.cluster.set_latency(0)
+    return name, killed, "\n".join(lines)
+
+
+def test_kill_9_of_nodelogs_leaves_no_node_pod(e2e, nginx_pod, tmp_path: Path):
+    """The acceptance of issue 14: no node pod (get pods by our label) 5 s after the client's kill -9. The lease
+    ends the node pod's main process; it runs as a Job with ttlSecondsAfterFinished 0, so Kubernetes deletes the
+    finished Job and, through the garbage collector, its pod: nobody of ours is alive to do it."""
+    namespace, pod = nginx_pod
+    name, killed, said = kill_9_once_reading(e2e, namespace, pod, tmp_path / "o")
+    assert "Running the node pod as a Job (ttlSecondsAfterFinished 0)" in said, said
+    assert name.startswith("debugx-nodelogs-")  # the Job's pod: the Job controller named it NAME-xxxxx
+    while node_pod_phase(e2e, namespace):
+        elapsed = time.monotonic() - killed
+        assert elapsed < BUDGET, f"node pods {node_pod_phase(e2e, namespace)} {elapsed:.1f}s after the kill -9"
+    print(f"no node pod {time.monotonic() - killed:.2f}s after the kill")
+    wait_until(lambda: not our_jobs(e2e, namespace), "the node pod's Job gone", BUDGET)
+    res = debugx(e2e, "gc", "-n", namespace)
+    assert (res.returncode, res.stdout) == (0, b""), res.stderr.decode()
+
+
+NODE_POD_ROLE = [  # what the plain node pod needs (remote/access.py NODE_POD_RUN), and no jobs
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "create"]},
+]
+
+
+def user_without_jobs(e2e, namespace: str, tmp_path: Path) -> list[str]:
+    """Connection flags of a ServiceAccount that may run a node pod but not create jobs (a token in a copy of
+    the kubeconfig, so that this runs on a real cluster too)."""
+    objects = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "nojobs", "namespace": namespace}},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "nojobs", "namespace": namespace}, "rules": NODE_POD_ROLE},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "nojobs", "namespace": namespace},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "nojobs"},
+         "subjects": [{"kind": "ServiceAccount", "name": "nojobs", "namespace": namespace}]},
+    ]
+    # --validate=false: the test cluster serves no OpenAPI schema (a real server would accept these either way)
+    e2e.kubectl("create", "--validate=false", "-f", "-",
+                input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    token = e2e.kubectl("create", "token", "nojobs", "-n", namespace).stdout.strip()
+    config = tmp_path / "nojobs.kubeconfig"
+    shutil.copy(e2e.kubeconfig, config)
+    current = e2e.context or e2e.kubectl("config", "current-context").stdout.strip()
+    cluster = e2e.kubectl("config", "view", "-o", f"jsonpath={{.contexts[?(@.name==\"{current}\")].context.cluster}}"
+                          ).stdout.strip()
+    kubectl = ["kubectl", "--kubeconfig", str(config), "config"]
+    subprocess.run([*kubectl, "set-credentials", "nojobs", f"--token={token}"], check=True, capture_output=True)
+    subprocess.run([*kubectl, "set-context", "nojobs", f"--cluster={cluster}", "--user=nojobs"], check=True,
+                   capture_output=True)
+    return ["--kubeconfig", str(config), "--context", "nojobs"]
+
+
+def test_without_create_jobs_the_node_pod_is_a_plain_pod_that_gc_deletes(e2e, nginx_pod, tmp_path: Path):
+    """Least privilege: a user who may not create jobs gets the plain node pod, is told so, and after a kill -9
+    its main process ends within 5 s (the lease) while the finished pod object stays until `gc` deletes it."""
+    namespace, pod = nginx_pod
+    connection = user_without_jobs(e2e, namespace, tmp_path)
+    doctor = subprocess.run([executable(), "doctor", pod, "-n", namespace, "--for", "nodelogs", *connection],
+                            capture_output=True, text=True, timeout=60)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    assert "through a plain node pod" in doctor.stdout and "Not allowed to create and delete jobs" in doctor.stdout
+    name, killed, said = kill_9_once_reading(e2e, namespace, pod, tmp_path / "o", connection)
+    assert (f"Not allowed to create and delete jobs in namespace {namespace}: the node pod is a plain pod, "
+            "which stays (finished) until `kubectl debugx gc` if this run is killed") in said, said
+    assert our_jobs(e2e, namespace) == []
     wait_until(lambda: node_pod_phase(e2e, namespace).get(name) in ("Succeeded", "Failed"),
                "the node pod's end", BUDGET)
     print(f"node pod ended {time.monotonic() - killed:.2f}s after the kill")

@@ -33,6 +33,17 @@ class UnusedKube:
     def get_node(self, name: str) -> dict[str, Any]:
         _unexpected("get_node")
 
+    def list_objects(self, prefix: str, resource: str, namespace: str | None, label_selector: str | None = None
+                     ) -> list[dict[str, Any]]:
+        _unexpected(f"list_objects {resource}")
+
+    def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
+                      dry_run: bool = False) -> dict[str, Any]:
+        _unexpected(f"create_object {resource}")
+
+    def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        _unexpected(f"delete_object {resource}")
+
     def add_ephemeral_container(
         self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:
@@ -44,10 +55,10 @@ class UnusedKube:
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]:
         _unexpected("delete_pod")
 
-    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None:
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = "") -> bool | None:
         return True  # a fake cluster allows everything unless a test says otherwise
 
-    def can_i_all(self, reviews: Sequence[tuple[str, str, str, str]]) -> list[bool | None]:
+    def can_i_all(self, reviews: Sequence[tuple[str, ...]]) -> list[bool | None]:
         return [self.can_i(*r) for r in reviews]
 
     def get_namespace(self, name: str) -> dict[str, Any]:

@@ -32,7 +32,7 @@ class Reviews(UnusedKube):
 
     def can_i_all(self, reviews: Any) -> list[bool | None]:
         self.batches.append(list(reviews))
-        return [None if self.unanswered else (v, r, s) not in self.denied for v, r, _, s in reviews]
+        return [None if self.unanswered else (v, r, s) not in self.denied for v, r, _, s, *_ in reviews]
 
 
 def test_role_objects_grant_exactly_what_is_missing():

@@ -90,9 +90,9 @@ class Cluster(UnusedKube):
 
     def can_i_all(self, reviews: Any) -> list[bool | None]:
         self.batches.append(len(reviews))
-        return [(v, r, s) in self.allowed for v, r, _, s in reviews]
+        return [(v, r, s) in self.allowed for v, r, _, s, *_ in reviews]
 
-    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None:
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = "") -> bool | None:
         return (verb, resource, subresource) in self.allowed
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
@@ -118,24 +118,30 @@ class Cluster(UnusedKube):
         assert dry_run, "doctor must create nothing"
         return pod
 
+    def create_object(self, prefix: str, resource: str, namespace: str, body: Any, dry_run: bool = False) -> Any:
+        assert dry_run and (prefix, resource) == ("/apis/batch/v1", "jobs"), "doctor must create nothing"
+        self.dry_runs += 1
+        return body
+
 
 def test_limited_user_every_missing_permission_in_the_summary(capsys):
     kube = Cluster({("get", "pods", "")})
     talk = Talk(json_summary=True, command="doctor")
     code = doctor.run(kube, doctor.DoctorOptions(pod="web"), talk)
     assert code == 4
-    assert kube.batches[0] == 7  # every permission of every command, in the first batch
+    assert kube.batches[0] == 10  # every permission of every command, in the first batch
     summary = talk.summary
     assert schema.check("doctor", {**summary, "exitCode": code}) == []
     assert summary["missingPermissions"] == ["patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec",
-                                             "create pods", "delete pods"]
+                                             "create pods", "delete pods", "list pods", "create jobs", "delete jobs"]
     assert [(c["command"], c["canRun"], c["exitCode"]) for c in summary["commands"]] == [
         ("capture", False, 4), ("trace", False, 4), ("nodelogs", False, 4), ("cp", False, 4)]
     assert summary["role"] == (
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: debugx-user\n  namespace: ns\n"
         "rules:\n- apiGroups:\n  - ''\n  resources:\n  - pods/ephemeralcontainers\n  verbs:\n  - patch\n"
         "- apiGroups:\n  - ''\n  resources:\n  - pods/exec\n  verbs:\n  - create\n  - get\n"
-        "- apiGroups:\n  - ''\n  resources:\n  - pods\n  verbs:\n  - create\n  - delete\n")
+        "- apiGroups:\n  - ''\n  resources:\n  - pods\n  verbs:\n  - create\n  - delete\n  - list\n"
+        "- apiGroups:\n  - batch\n  resources:\n  - jobs\n  verbs:\n  - create\n  - delete\n")
     out, err = capsys.readouterr()
     assert out == ""  # the JSON summary is printed by the command line, the table went to stderr
     assert "may patch pods/ephemeralcontainers   no" in err
@@ -157,3 +163,25 @@ def test_restricted_namespace_capture_cannot_run_and_the_table_says_why(capsys):
     assert "through the node proxy" in lines["nodelogs can run"] and " ok " in lines["nodelogs can run"]
     assert "# What is missing" not in out
     assert kube.dry_runs == 2  # netadmin, then baseline (containerd grants NET_RAW): the command's own choice
+
+
+NODE_POD = {("get", "pods", ""), ("create", "pods", ""), ("get", "pods", "exec"), ("create", "pods", "exec"),
+            ("delete", "pods", "")}
+
+
+@pytest.mark.parametrize(("allowed", "how", "why", "dry_runs"), [
+    (NODE_POD | {("list", "pods", ""), ("create", "jobs", ""), ("delete", "jobs", "")}, "a node pod run as a Job",
+     "Running the node pod as a Job (ttlSecondsAfterFinished 0): Kubernetes deletes it once it ends, even if this "
+     "run is killed", 1),
+    (NODE_POD | {("list", "pods", "")}, "a plain node pod",
+     "Not allowed to create and delete jobs in namespace ns: the node pod is a plain pod, which stays (finished) "
+     "until `kubectl debugx gc` if this run is killed", 0),
+])
+def test_nodelogs_verdict_says_whether_the_node_pod_runs_as_a_job(allowed, how, why, dry_runs):
+    kube = Cluster(allowed)
+    talk = Talk(json_summary=True, command="doctor")
+    assert doctor.run(kube, doctor.DoctorOptions(pod="web", commands=("nodelogs",)), talk) == 0
+    [verdict] = talk.summary["commands"]
+    assert verdict["detail"] == (f"through {how} in namespace ns (profile baseline: the dry run admits it); get "
+                                 f"nodes/proxy is not allowed. {why}")
+    assert kube.dry_runs == dry_runs  # the Job's dry run, only when it may be created

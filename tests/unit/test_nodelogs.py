@@ -26,6 +26,7 @@ from kubectl_debugx.commands.nodelogs import (
     LogTarget,
     NodeLogsOptions,
     listing,
+    nodejob,
     proxy,
 )
 from kubectl_debugx.commands.nodelogs import pod as nodepod
@@ -113,6 +114,26 @@ def test_node_pod_spec_is_least_privilege_by_default():
             "volumes": [{"name": "pod-logs", "hostPath": {"path": "/var/log/pods", "type": "Directory"}}],
         },
     }
+
+
+def test_node_job_runs_the_node_pod_once_and_is_deleted_as_soon_as_it_finished():
+    pod = nodepod.node_pod_spec("debugx-nodelogs-abcde", "kube-system", "vm", "img:1", docker=False,
+                                profile="baseline", custom=None)
+    labels = {"app.kubernetes.io/managed-by": "kubectl-debugx"}
+    assert specs.node_job(pod) == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "debugx-nodelogs-abcde", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "completions": 1,
+            "parallelism": 1,
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": 1860,
+            "ttlSecondsAfterFinished": 0,
+            "template": {"metadata": {"labels": labels}, "spec": pod["spec"]},
+        },
+    }
+    assert pod["spec"]["restartPolicy"] == "Never"  # the only policies a Job takes: Never or OnFailure
 
 
 def test_node_pod_spec_on_docker_also_mounts_dockers_log_directory_read_only():
@@ -467,7 +488,7 @@ class FakeKube(UnusedKube):
             raise api_error(404, json.dumps({"message": f'nodes "{name}" not found'}))
         return {"status": {"nodeInfo": {"containerRuntimeVersion": "containerd://1.6.20"}}}
 
-    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "") -> bool | None:
+    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = "") -> bool | None:
         return self.allowed.get((verb, resource, subresource), True)
 
     def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> FakeResponse:
@@ -824,6 +845,113 @@ def test_preflight_rbac_refusal_names_every_missing_permission(denied, what):
     assert not [c for c in kube.calls if c[0] == "create"]
 
 
+JOB_POD = "debugx-nodelogs-abcde-x7k2p"
+
+
+class JobKube(PodKube):
+    """The node pod as a Job: created, its pod found by the Job's uid, deleted with the Job."""
+
+    def __init__(self, watch_events: list, pods_after: int = 0, job_dry_run_error: ApiError | None = None) -> None:
+        super().__init__(watch_events)
+        self.pods_after = pods_after  # how many lists find no pod yet
+        self.job_dry_run_error = job_dry_run_error
+
+    def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
+                      dry_run: bool = False) -> dict:
+        self.calls.append(("create " + resource, namespace, body["metadata"]["name"], dry_run))
+        assert (prefix, body) == ("/apis/batch/v1", specs.node_job(SPEC))
+        if dry_run and self.job_dry_run_error:
+            raise self.job_dry_run_error
+        return {**json.loads(json.dumps(body)), "metadata": {**body["metadata"], "uid": "job-uid"}}
+
+    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict]:
+        self.calls.append(("list pods", namespace, label_selector))
+        if self.pods_after:
+            self.pods_after -= 1
+            return []
+        pod = json.loads(json.dumps(SPEC))
+        pod["metadata"].update(name=JOB_POD, uid="job-pod-uid", resourceVersion="2")
+        pod["status"] = {"phase": "Pending"}
+        return [pod]
+
+    def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict:
+        self.calls.append(("delete " + resource, namespace, name))
+        return {}
+
+
+def test_preflight_chooses_a_job_when_allowed_after_one_batch_of_reviews_and_both_dry_runs():
+    kube = JobKube([])
+    route = nodepod.preflight(kube, SPEC, "kube-system", "web")
+    assert route == nodepod.Route(True, "Running the node pod as a Job (ttlSecondsAfterFinished 0): Kubernetes "
+                                        "deletes it once it ends, even if this run is killed")
+    assert kube.calls == [("create", "kube-system", "debugx-nodelogs-abcde", True),
+                          ("create jobs", "kube-system", "debugx-nodelogs-abcde", True)]
+
+
+@pytest.mark.parametrize(
+    ("denied", "what"),
+    [({("create", "jobs", "")}, "create jobs"),
+     ({("list", "pods", ""), ("delete", "jobs", "")}, "list pods, delete jobs")],
+)
+def test_preflight_without_job_permissions_says_the_node_pod_is_a_plain_pod(denied, what):
+    kube = JobKube([])
+    kube.allowed = dict.fromkeys(denied, False)
+    route = nodepod.preflight(kube, SPEC, "kube-system", "web")
+    assert route == nodepod.Route(False, f"Not allowed to {what} in namespace kube-system: the node pod is a plain "
+                                         "pod, which stays (finished) until `kubectl debugx gc` if this run is killed")
+    assert kube.calls == [("create", "kube-system", "debugx-nodelogs-abcde", True)]  # no Job, not even dry
+
+
+def test_preflight_falls_back_to_a_plain_pod_when_the_job_is_refused():
+    quota = api_error(403, json.dumps({"message": 'jobs.batch "debugx-nodelogs-abcde" is forbidden: exceeded quota'}))
+    kube = JobKube([], job_dry_run_error=quota)
+    route = nodepod.preflight(kube, SPEC, "kube-system", "web")
+    assert route == nodepod.Route(False, 'The API server refuses the node pod\'s Job (jobs.batch '
+                                         '"debugx-nodelogs-abcde" is forbidden: exceeded quota): the node pod is a '
+                                         "plain pod, which stays (finished) until `kubectl debugx gc` if this run is "
+                                         "killed")
+
+
+def job_running_event() -> tuple[str, dict]:
+    kind, pod = running_event()
+    pod["metadata"]["name"] = JOB_POD
+    return kind, pod
+
+
+@pytest.mark.parametrize("failure", [None, RuntimeError("boom"), streamrun.StopRequested(signal.SIGINT)])
+def test_node_job_session_finds_the_jobs_pod_and_deletes_the_job_on_every_way_out(failure, monkeypatch):
+    monkeypatch.setattr(nodejob, "POLL", 0)
+    kube = JobKube([job_running_event()], pods_after=2)
+    said: list[str] = []
+    with contextlib.ExitStack() as stack:
+        if failure is not None:
+            stack.enter_context(pytest.raises(type(failure)))
+        with nodejob.node_job_session(kube, SPEC, 5, said.append, said.append) as source:
+            assert source.where() == f"node pod kube-system/{JOB_POD}"
+            if failure is not None:
+                raise failure
+    selector = ("list pods", "kube-system", "controller-uid=job-uid")
+    assert [c for c in kube.calls if c[0] != "get_pod"] == [
+        ("create jobs", "kube-system", "debugx-nodelogs-abcde", False), selector, selector, selector,
+        ("lease", "kube-system", JOB_POD), selector, ("delete jobs", "kube-system", "debugx-nodelogs-abcde"),
+        ("wait_gone", "kube-system", JOB_POD, "job-pod-uid"), ("lease closed", "kube-system", JOB_POD),
+    ]
+    assert said[0] == "Creating node pod kube-system/debugx-nodelogs-abcde as a Job on node vm (image img)"
+    assert said[-1] == f"Deleted node pod kube-system/{JOB_POD} and its Job debugx-nodelogs-abcde"
+
+
+def test_node_job_that_makes_no_pod_is_deleted_with_one_clear_error(monkeypatch):
+    monkeypatch.setattr(nodejob, "POLL", 0)
+    kube = JobKube([], pods_after=10**9)
+    said: list[str] = []
+    with pytest.raises(NotReady) as e, nodejob.node_job_session(kube, SPEC, 0, said.append, said.append):
+        pass
+    assert str(e.value) == ("Job kube-system/debugx-nodelogs-abcde made no pod within 0s; see why with: "
+                            "kubectl describe job -n kube-system debugx-nodelogs-abcde")
+    assert kube.calls[-1] == ("delete jobs", "kube-system", "debugx-nodelogs-abcde")
+    assert said[-1] == "Deleted node pod Job kube-system/debugx-nodelogs-abcde"
+
+
 def test_run_interrupted_before_any_file_leaves_nothing(tmp_path):
     class Interrupting(FakeKube):
         def node_proxy_get(self, node: str, path: str, read_timeout: float | None = None) -> FakeResponse:
@@ -1083,3 +1211,19 @@ def test_a_pod_the_server_refused_to_create_is_not_deleted():
             nodepod.node_pod_session(kube, SPEC, 5, print, print):
         pass
     assert [c[0] for c in lifecycle(kube)] == ["create"]
+
+
+def test_node_job_interrupted_while_created_is_deleted_by_name():
+    class Interrupted(JobKube):
+        def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
+                          dry_run: bool = False) -> dict:
+            super().create_object(prefix, resource, namespace, body, dry_run)
+            raise streamrun.StopRequested(signal.SIGINT)  # the Job may exist: the answer was not read
+
+    kube = Interrupted([])
+    said: list[str] = []
+    with pytest.raises(streamrun.StopRequested), nodejob.node_job_session(kube, SPEC, 5, said.append, said.append):
+        pass
+    assert kube.calls == [("create jobs", "kube-system", "debugx-nodelogs-abcde", False),
+                          ("delete jobs", "kube-system", "debugx-nodelogs-abcde")]
+    assert said[-1] == "Deleted node pod Job kube-system/debugx-nodelogs-abcde"

@@ -81,7 +81,8 @@ def needs_of(commands: tuple[str, ...]) -> dict[str, tuple[access.Permission, ..
     """Each command's permission sets (nodelogs has two routes: the node proxy or a node pod)."""
     out = {}
     for command in commands:
-        keys = ["nodelogs --via proxy", "nodelogs --via pod"] if command == "nodelogs" else [command]
+        keys = ([f"nodelogs --via {via}" for via in ("proxy", "pod", "pod, as a Job")] if command == "nodelogs"
+                else [command])
         out.update({key: access.NEEDS[key] for key in keys})
     return out
 
@@ -198,12 +199,13 @@ def _candidate(kube: KubeApi, opts: DoctorOptions, command: str, target: Target)
 def _nodelogs(kube: KubeApi, opts: DoctorOptions, target: Target | None,
               needs: Mapping[str, tuple[access.Permission, ...]], denied: set[access.Permission],
               runtime: str) -> Verdict:
-    """nodelogs reads through the node proxy when allowed, else through a node pod (checked by its own
-    preflight: the reviews and a dry run of the node pod)."""
+    """nodelogs reads through the node proxy when allowed, else through a node pod, run as a Job when allowed
+    (checked by its own preflight: the reviews and the dry runs). When it cannot run, the Role asked for grants
+    the node pod as a Job (jobs too: then a killed run leaves nothing)."""
     command = "nodelogs"
     if not [p for p in needs["nodelogs --via proxy"] if p in denied]:
         return Verdict(command, True, "through the node proxy (get nodes/proxy is allowed)", profile=None)
-    via_pod = [p for p in needs["nodelogs --via pod"] if p in denied]
+    via_pod = [p for p in needs["nodelogs --via pod, as a Job"] if p in denied]
     node = (target.pod.get("spec") or {}).get("nodeName") if target else None
     if not node:
         why, code = (("the pod is on no node yet", ExitCode.NOT_READY) if target
@@ -214,12 +216,13 @@ def _nodelogs(kube: KubeApi, opts: DoctorOptions, target: Target | None,
     spec = nodepod.node_pod_spec(nodepod.node_pod_name(), pod_namespace, node, opts.image, runtime == "docker",
                                  profile, opts.custom)
     try:
-        nodepod.preflight(kube, spec, pod_namespace, opts.pod)
+        route = nodepod.preflight(kube, spec, pod_namespace, opts.pod)
     except DebugxError as e:
         said = str(e).replace(access.doctor_hint(nodepod.VIA_POD, pod_namespace, opts.pod), "")
         return Verdict(command, False, f"may not get nodes/proxy, and {said}", e.code, lacking=via_pod)
-    return Verdict(command, True, f"through a node pod in namespace {pod_namespace} (profile {profile}: the dry "
-                   "run admits it); get nodes/proxy is not allowed", profile=profile)
+    how = "a node pod run as a Job" if route.as_job else "a plain node pod"
+    return Verdict(command, True, f"through {how} in namespace {pod_namespace} (profile {profile}: the dry "
+                   f"run admits it); get nodes/proxy is not allowed. {route.why}", profile=profile)
 
 
 def _ephemeral_row(verdicts: list[Verdict]) -> Row:

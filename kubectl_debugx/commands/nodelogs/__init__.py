@@ -14,7 +14,7 @@ Output under ``-o DIR``::
 Node names and container names cannot hold ``_``, so a decoded file never collides with a node folder.
 
 SIGINT and SIGTERM raise :class:`StopRequested` (remote/streamrun.py documents the one signal model): the
-node pod is deleted on the way out, and the exit status is 130 or 143.
+node pod (or its Job: :mod:`.nodejob`) is deleted on the way out, and the exit status is 130 or 143.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from kubectl_debugx.commands.nodelogs import nodejob
 from kubectl_debugx.commands.nodelogs import pod as nodepod
 from kubectl_debugx.commands.nodelogs.proxy import ProxySource
 from kubectl_debugx.commands.nodelogs.report import (
@@ -145,8 +146,10 @@ def _run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk, progress: Progress) -
         if profile == "restricted":
             talk.warn("the restricted profile runs as non-root, and the node's log files are readable by root "
                       "only (mode 0640): expect permission errors")
-        nodepod.preflight(kube, spec, pod_namespace, target.pod)
-        source_cm = nodepod.node_pod_session(kube, spec, opts.start_timeout, talk.say, talk.warn)
+        route = nodepod.preflight(kube, spec, pod_namespace, target.pod)
+        talk.say(route.why)
+        session = nodejob.node_job_session if route.as_job else nodepod.node_pod_session
+        source_cm = session(kube, spec, opts.start_timeout, talk.say, talk.warn)
     logtree.prepare_output_dir(progress.out)
     progress.created = True
     node_dest = progress.out / target.node
@@ -163,6 +166,8 @@ def _run(kube: KubeApi, opts: NodeLogsOptions, talk: Talk, progress: Progress) -
             report = ExtractReport(report.files + extra.files, report.directories + extra.directories,
                                    report.skipped + extra.skipped)
         notes = list(source.notes)
+        if via != "proxy":
+            node_pod_name = source.name  # a Job's pod is named by the Job controller
     if not report.files:
         raise NotFound(f"no log files in /var/log/pods/{pod_dir}/ on node {target.node} for container(s) "
                        f"{', '.join(containers)}")

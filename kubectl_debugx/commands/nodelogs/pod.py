@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 
 NODE_CONTAINER = "debugger"
 VIA_POD = "nodelogs --via pod"  # its permissions: remote/access.py NEEDS
+VIA_JOB = "nodelogs --via pod, as a Job"  # the same and what a Job adds (nodejob.py)
 NODE_POD_TTL = 1800  # the node pod's bounded sleep, in seconds
 # How long the node pod's main process waits for our lease after it started (specs.node_pod_main): a client
 # that dies between creating the pod and taking the lease (about a second) leaves it running this long at
@@ -71,10 +73,20 @@ PSA_HINT = ("Use --pod-namespace with a namespace whose Pod Security level is pr
             "or --via proxy (needs get on nodes/proxy)")
 
 
-def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str, target_pod: str) -> None:
+@dataclass(frozen=True)
+class Route:
+    """How the node pod runs: as a Job (deleted by Kubernetes once it ends, even if we die) or a plain pod."""
+
+    as_job: bool
+    why: str  # one line for the user: which, and why
+
+
+def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str, target_pod: str) -> Route:
     """Refuse, before anything exists, a node pod that RBAC or Pod Security would refuse; every missing
-    permission named at once (one batch of reviews)."""
-    lacking = access.missing(access.review(kube, namespace, access.NEEDS[VIA_POD]))
+    permission named at once (one batch of reviews, which also asks what a Job needs). Then the route: a Job
+    when the user may (its dry run too), else a plain pod; never more than the user may do."""
+    answers = access.review(kube, namespace, access.NEEDS[VIA_JOB])
+    lacking = [p for p in access.missing(answers) if p in access.NEEDS[VIA_POD]]
     if lacking:
         raise access.lacking_error(VIA_POD, namespace, target_pod, lacking,
                                    "nothing was created. Use --pod-namespace with a namespace where you may, "
@@ -82,10 +94,20 @@ def preflight(kube: KubeApi, pod: Mapping[str, Any], namespace: str, target_pod:
     try:
         kube.create_pod(namespace, pod, dry_run=True)
     except ApiError as e:
-        raise _refusal(e, namespace) from None
+        raise refusal(e, namespace) from None
+    plain = "the node pod is a plain pod, which stays (finished) until `kubectl debugx gc` if this run is killed"
+    job_lacks = access.missing(answers)
+    if job_lacks:
+        return Route(False, f"Not allowed to {access.listed(job_lacks)} in namespace {namespace}: {plain}")
+    try:
+        kube.create_object(*specs.JOBS, namespace, specs.node_job(pod), dry_run=True)
+    except ApiError as e:
+        return Route(False, f"The API server refuses the node pod's Job ({e.args[0]}): {plain}")
+    return Route(True, "Running the node pod as a Job (ttlSecondsAfterFinished 0): Kubernetes deletes it once "
+                       "it ends, even if this run is killed")
 
 
-def _refusal(error: ApiError, namespace: str) -> Exception:
+def refusal(error: ApiError, namespace: str) -> Exception:
     message = error.args[0]
     if pods.is_pod_security(error):
         return Forbidden(f"Pod Security in namespace {namespace} refuses the node pod, which mounts host "
@@ -181,7 +203,7 @@ def node_pod_session(
         except ApiError as e:
             # The server answered that it created nothing: a pod of that name (AlreadyExists) is not ours.
             attempted = False
-            raise _refusal(e, namespace) from None
+            raise refusal(e, namespace) from None
         record.created = True
         record.uid = str((created.get("metadata") or {}).get("uid") or "")
         wait_running(kube, created, start_timeout)
@@ -190,7 +212,7 @@ def node_pod_session(
         try:
             lease = kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
         except ApiError as e:
-            raise _exec_refusal(e) from None
+            raise exec_refusal(e) from None
         yield PodSource(kube, namespace, name, record)
     finally:
         if attempted:
@@ -203,27 +225,37 @@ def node_pod_session(
 
 def remove_node_pod(kube: KubeApi, namespace: str, name: str, uid: str, say: Say, warn: Say) -> bool:
     """Delete the node pod and wait until it is gone; on failure tell the user what to run."""
-    command = f"kubectl delete pod -n {namespace} {name}"
+    return remove(kube, namespace, f"node pod {namespace}/{name}", partial(kube.delete_pod, namespace, name),
+                  f"kubectl delete pod -n {namespace} {name}", [(name, uid)], f"Deleted node pod {namespace}/{name}",
+                  say, warn)
+
+
+def remove(kube: KubeApi, namespace: str, what: str, delete: Callable[[], object], command: str,
+           pods: Sequence[tuple[str, str]], done: str, say: Say, warn: Say) -> bool:
+    """`delete` (the node pod, or its Job) and wait until each of `pods` (name, uid) is gone; on failure tell
+    the user what to run (`command`)."""
     try:
-        kube.delete_pod(namespace, name)
+        delete()
     except ApiError as e:
         if e.status != 404:
-            warn(f"could not delete node pod {namespace}/{name}: {e}; delete it with: {command}")
+            warn(f"could not delete {what}: {e}; delete it with: {command}")
             return False
     except Exception as e:  # noqa: BLE001 - a cleanup failure must be reported, not mask the outcome
-        warn(f"could not delete node pod {namespace}/{name}: {e}; delete it with: {command}")
+        warn(f"could not delete {what}: {e}; delete it with: {command}")
         return False
-    try:
-        gone = kube.wait_pod_gone(namespace, name, uid or None, time.monotonic() + DELETE_TIMEOUT)
-    except Exception as e:  # noqa: BLE001
-        warn(f"could not confirm that node pod {namespace}/{name} is gone: {e}; check with: "
-             f"kubectl get pod -n {namespace} {name}, and delete it with: {command}")
-        return False
-    if not gone:
-        warn(f"node pod {namespace}/{name} still exists {int(DELETE_TIMEOUT)}s after its deletion; "
-             f"delete it with: {command}")
-        return False
-    say(f"Deleted node pod {namespace}/{name}")
+    deadline = time.monotonic() + DELETE_TIMEOUT
+    for name, uid in pods:
+        try:
+            gone = kube.wait_pod_gone(namespace, name, uid or None, deadline)
+        except Exception as e:  # noqa: BLE001
+            warn(f"could not confirm that node pod {namespace}/{name} is gone: {e}; check with: "
+                 f"kubectl get pod -n {namespace} {name}, and delete it with: {command}")
+            return False
+        if not gone:
+            warn(f"node pod {namespace}/{name} still exists {int(DELETE_TIMEOUT)}s after its deletion; "
+                 f"delete it with: {command}")
+            return False
+    say(done)
     return True
 
 
@@ -252,7 +284,7 @@ class PodSource:
         try:
             return self.kube.open_exec(self.namespace, self.name, NODE_CONTAINER, command, stdin)
         except ApiError as e:
-            raise _exec_refusal(e) from None
+            raise exec_refusal(e) from None
 
     def _exec(self, command: list[str]) -> tuple[bytes, bytes, ExecOutcome]:
         conn = self._open(command)
@@ -343,7 +375,7 @@ def _tool_failure(tool: str, outcome: ExecOutcome, said: str) -> str:
     return f"{tool} failed in the node pod ({outcome.message or f'exit code {outcome.exit_code}'})"
 
 
-def _exec_refusal(error: ApiError) -> Exception:
+def exec_refusal(error: ApiError) -> Exception:
     if error.status == 403:
         return Forbidden(f"{error.args[0]} (reading through the node pod needs get on pods/exec)")
     return error
