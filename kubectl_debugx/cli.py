@@ -24,6 +24,7 @@ from kubectl_debugx.flags import (
     TARGETS,
     DurationOpt,
     Flags,
+    FollowOpt,
     PodArg,
     SummaryFormat,
     TargetArg,
@@ -109,6 +110,14 @@ def _debug_flags(flags: Flags) -> dict[str, Any]:
 
 
 Work = Callable[["KubeApi", "Talk"], int]
+
+
+def _no_follow(follow: bool, pod: str) -> None:
+    """--follow follows the pods of a workload: one pod has no successor to follow (a pod is never replaced by
+    the same pod), so it is refused rather than silently ignored."""
+    if follow:
+        raise UsageError(f"--follow needs a workload or -l: {pod} is one pod, which nothing replaces; follow its "
+                         "workload (deploy/NAME, sts/NAME, ...) or -l SELECTOR")
 
 
 def _workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Callable[[Talk, str], Work],
@@ -215,6 +224,7 @@ def capture(
     tshark: Annotated[
         bool, typer.Option("--tshark", help="The same with tshark in this terminal ($KUBECTL_DEBUGX_TSHARK).")
     ] = False,
+    follow: FollowOpt = False,
     *,
     flags: Flags,
 ) -> None:
@@ -234,7 +244,8 @@ def capture(
             pod=name, container=container, interface=interface, filter=filter, output=path,
             duration=parse_duration(duration, "--duration") if duration else None, count=count,
             max_size=parse_size(max_size, "--max-size") if max_size else None, snaplen=snaplen,
-            linktype=live.linktype(linktype, interface) if linktype else None, viewer=viewer, **_debug_flags(flags),
+            linktype=live.linktype(linktype, interface) if linktype else None, viewer=viewer, follow=follow,
+            **_debug_flags(flags),
         )
         cap.validate(opts)
         if viewer is None:
@@ -247,12 +258,16 @@ def capture(
         if wireshark or tshark:  # the merged pcapng loop has no viewer yet (issue 13)
             raise UsageError("--wireshark and --tshark take one pod for now: for a workload, "
                              "-o - | wireshark -k -i -")
+        if follow and (output_file or "").endswith(".pcap"):
+            raise UsageError(f"--follow: -o {output_file} is pcap, which has no interfaces to add pods to as "
+                             "they join: write .pcapng (or -o - for a pcapng stream)")
         opts = options(talk, ref.file_stem, "pcapng")
         return lambda kube, talk: capture_pods.run(kube, opts, ref, flags.max_pods, talk)
 
     def prepare(talk: Talk, name: str) -> Work:
         from kubectl_debugx.commands import capture as cap
 
+        _no_follow(follow, name)
         if (output_file or "").endswith(".pcapng"):
             return prepare_many(talk, _pod_ref(name))
         opts = options(talk, name, "pcap")

@@ -25,7 +25,7 @@ from kubectl_debugx.formats import pcapng
 from kubectl_debugx.formats.pcap import PcapFormatError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
-from kubectl_debugx.remote import fanout
+from kubectl_debugx.remote import fanout, following
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
@@ -60,6 +60,8 @@ class PodCapture:
     interface: int | None = None
     written: int = 0
     error: str = ""
+    joined_at: float | None = None  # --follow: when it joined (None: one of the first pods)
+    left_at: float | None = None  # --follow: when its capture ended because the pod went away
 
     @property
     def label(self) -> str:
@@ -132,7 +134,7 @@ class PcapngOutput:
 
 def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
     resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
-    if not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
+    if not opts.follow and not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
         # One pod into a plain pcap file: exactly the one-pod capture.
         pod = resolution.pods[0]["metadata"]
         kube.namespace = pod["namespace"]  # with -A, the pod's own
@@ -141,8 +143,10 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
         raise UsageError(f"-o {opts.output}: {ref.display} has {len(resolution.pods)} pods and pcap has no "
                          "interfaces to tell them apart: write .pcapng (or -o - for a pcapng stream)")
     pods = fanout.targets(resolution, opts.container, talk.say)
-    chosen = fanout.admit_all(kube, single.COMMAND, pods, lambda t: single.choose_profile(kube, t, opts),
-                              opts.image, opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
+    admission = fanout.Admission(kube, single.COMMAND, lambda t: single.choose_profile(kube, t, opts), opts.image,
+                                 opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
+    chosen = fanout.admit_all(kube, single.COMMAND, pods, admission.choose, opts.image, opts.custom, opts.ttl,
+                              opts.duration, single.ADMISSION_HINT, admission)
     talk.say(f"Capturing {plural(len(pods), 'pod')} of {ref.display}: "
              + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
@@ -150,7 +154,8 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
     captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
                 for t, ec, c in zip(pods, ecs, chosen, strict=True)]
-    return _capture(kube, opts, resolution, captures, talk)
+    follow = following.Follow(kube, ref, resolution, admission, opts.container, max_pods, talk) if opts.follow else None
+    return _capture(kube, opts, resolution, captures, talk, follow)
 
 
 def section_comment(kube: KubeApi, started: float) -> str:
@@ -178,7 +183,7 @@ def name_records(resolution: Resolution) -> list[tuple[str, list[str]]]:
 
 
 def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution, captures: list[PodCapture],
-             talk: Talk) -> int:
+             talk: Talk, follow: following.Follow | None = None) -> int:
     started = time.time()
     head = pcapng.section_header(section_comment(kube, started))
     records = name_records(resolution)
@@ -207,13 +212,36 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
             output.merger.end_source(capture.interface)
         capture.error = capture.error or fanout.failure(kube, pod, state, single.TOOL,
                                                         capture.talk.error_line(), opts.image)
-        if capture.error and not state.reason:
+        if follow is not None and capture.error == fanout.DELETED:
+            # A rollout replaces pods: one that goes away ends its interface, and is no failure.
+            capture.error, capture.left_at = "", time.time()
+            talk.say(f"Pod {capture.label} left ({fanout.DELETED.removeprefix('the pod ')}): interface "
+                     f"{capture.interface if capture.interface is not None else '-'} ended")
+        elif capture.error and not state.reason:
             talk.warn(f"capture in pod {capture.label} ended: {capture.error}; the other pods go on")
+
+    def make_tool(joining: fanout.Joining) -> fanout.PodTool:
+        """A joined pod (--follow): its part of the capture; its interface comes with its tcpdump's header."""
+        capture = PodCapture(joining.target, joining.ec, joining.candidate.profile,
+                             single.TcpdumpTalk(fanout.prefixed(talk.say, joining.target.pod_name)),
+                             joined_at=time.time())
+        captures.append(capture)
+        records = name_records(Resolution(resolution.ref, resolution.selector, pods=[joining.target.pod]))
+        if records:
+            output.add(pcapng.name_resolution(records))
+        talk.say(f"Pod {capture.label} joined the capture")
+        return fanout.PodTool(joining.target, joining.ec, joining.argv, on_stdout(capture), capture.talk,
+                              run_id=joining.run_id)
 
     state = StopState()  # shared with on_end: it tells a stop we asked for from a failure
     tools = [fanout.PodTool(c.target, c.ec, single.tcpdump_argv(opts), on_stdout(c), c.talk) for c in captures]
+    joins = None
+    if follow is not None:
+        joins = follow.start(single.TOOL, "KILL", opts.duration, lambda _t, _ec: single.tcpdump_argv(opts),
+                             make_tool, lambda: sum(1 for t in tools if t.reader is None or t.reader.outcome is None))
     talk.say(f"Capturing on {opts.interface} in {plural(len(captures), 'pod')} into {output.sink.display} "
-             f"(pcapng, one interface per pod); Ctrl-C to stop")
+             f"(pcapng, one interface per pod{'; pods that start running join' if follow else ''}); Ctrl-C to "
+             "stop")
     try:
         elapsed = fanout.run_tools(
             kube, tools, single.TOOL, state, duration=opts.duration,
@@ -223,8 +251,11 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
             grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {single.STOP_GRACE:g}s; "
                        "Ctrl-C again to stop now)",
             eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
+            joins=joins,
         )
     finally:
+        if follow is not None:
+            follow.stop()
         output.flush(None)
         for capture in captures:
             if capture.interface is not None and capture.talk.counts:
@@ -260,7 +291,7 @@ def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture],
                   "from the capture")
     talk.record(**summary_record(captures, records, output, elapsed, opts, stopped_by(state.reason, limit)))
     return fanout.exit_code(state, {c.label: c.error for c in captures}, "capture",
-                            f"{output.sink.display} holds what the others captured", talk.warn)
+                            f"{output.sink.display} holds what the others captured", talk.warn, opts.follow)
 
 
 def pod_record(capture: PodCapture) -> dict[str, Any]:
@@ -272,7 +303,7 @@ def pod_record(capture: PodCapture) -> dict[str, Any]:
         "container": capture.target.container, "debugContainer": capture.ec, "profile": capture.profile,
         "interfaceId": capture.interface, "packetsWritten": capture.written,
         "packetsCaptured": counts.get("captured"), "droppedByKernel": counts.get("dropped by kernel"),
-        "error": capture.error or None,
+        "error": capture.error or None, **following.times(capture.joined_at, capture.left_at),
     }
 
 
