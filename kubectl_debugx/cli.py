@@ -319,6 +319,7 @@ def trace(
                                  "several pods: a folder, one POD.trace per pod.")
     ] = None,
     duration: DurationOpt = None,
+    follow: FollowOpt = False,
     *,
     flags: Flags,
 ) -> None:
@@ -333,7 +334,7 @@ def trace(
             pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
             expr=expr, string_size=string_size, summary=summary_only,
             duration=parse_duration(duration, "--duration") if duration else None, output=output_file or "-",
-            **_debug_flags(flags),
+            follow=follow, **_debug_flags(flags),
         )
         tr.validate(opts)
         return opts
@@ -341,6 +342,7 @@ def trace(
     def prepare(talk: Talk, name: str) -> Work:
         from kubectl_debugx.commands import trace as tr
 
+        _no_follow(follow, name)
         opts = options(name)
         _output_file(talk, opts.output, flags, "trace")
         return lambda kube, talk: tr.run(kube, opts, talk)

@@ -210,17 +210,18 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         capture = next(c for c in captures if c.target is pod.target)
         if capture.interface is not None:
             output.merger.end_source(capture.interface)
+        if follow is not None and follow.left(pod, state):
+            # A rollout replaces pods: one that goes away ends its interface, and is no failure.
+            capture.left_at = time.time()
+            talk.say(f"Pod {capture.label} left (deleted): interface "
+                     f"{capture.interface if capture.interface is not None else '-'} ended")
+            return
         capture.error = capture.error or fanout.failure(kube, pod, state, single.TOOL,
                                                         capture.talk.error_line(), opts.image)
-        if follow is not None and capture.error == fanout.DELETED:
-            # A rollout replaces pods: one that goes away ends its interface, and is no failure.
-            capture.error, capture.left_at = "", time.time()
-            talk.say(f"Pod {capture.label} left ({fanout.DELETED.removeprefix('the pod ')}): interface "
-                     f"{capture.interface if capture.interface is not None else '-'} ended")
-        elif capture.error and not state.reason:
+        if capture.error and not state.reason:
             talk.warn(f"capture in pod {capture.label} ended: {capture.error}; the other pods go on")
 
-    def make_tool(joining: fanout.Joining) -> fanout.PodTool:
+    def make_tool(joining: following.Joining) -> fanout.PodTool:
         """A joined pod (--follow): its part of the capture; its interface comes with its tcpdump's header."""
         capture = PodCapture(joining.target, joining.ec, joining.candidate.profile,
                              single.TcpdumpTalk(fanout.prefixed(talk.say, joining.target.pod_name)),
@@ -268,11 +269,11 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         output.sink.close()
     for capture in captures:
         capture.written = output.by_interface.get(capture.interface, 0) if capture.interface is not None else 0
-    return _finish(talk, opts, captures, output, state, elapsed)
+    return _finish(talk, opts, captures, output, state, elapsed, follow.failed if follow else {})
 
 
 def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture], output: PcapngOutput,
-            state: StopState, elapsed: float) -> int:
+            state: StopState, elapsed: float, not_joined: dict[str, str]) -> int:
     records = [pod_record(c) for c in captures]
     for capture in captures:
         counts = capture.talk.counts
@@ -290,7 +291,7 @@ def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture],
         talk.warn(f"the kernel dropped {plural(dropped, 'packet')} that matched the filter: they are missing "
                   "from the capture")
     talk.record(**summary_record(captures, records, output, elapsed, opts, stopped_by(state.reason, limit)))
-    return fanout.exit_code(state, {c.label: c.error for c in captures}, "capture",
+    return fanout.exit_code(state, {**{c.label: c.error for c in captures}, **not_joined}, "capture",
                             f"{output.sink.display} holds what the others captured", talk.warn, opts.follow)
 
 

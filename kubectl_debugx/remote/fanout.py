@@ -12,14 +12,13 @@ the same grace as one pod (remote/streamrun.stop_ticker).
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
@@ -187,103 +186,14 @@ class PodTool:
         return specs.tethered_command(self.run_id, tool, self.argv, eof_signal)
 
 
-@dataclass
-class Joining:
-    """A pod that joins a running fan-out, set up by Joins: its debug container runs and its exec is open."""
+class JoinSource(Protocol):
+    """Pods joining a running fan-out (remote/following.Joins, --follow), as run_tools' loop sees them."""
 
-    target: Target
-    ec: str
-    candidate: session.Candidate
-    argv: list[str]
-    run_id: str
-    conn: ExecConnection
+    def adopt(self) -> list[tuple[PodTool, ExecConnection]]: ...
 
+    def open(self) -> bool: ...
 
-class Joins:
-    """Pods that join a running fan-out (--follow). Everything that can block runs off the loop, in a worker
-    thread per pod: the admission of the pod with its namespace's profile (Admission), the debug container
-    added and waited for, the tool's argv (`argv_for`, which may ask the pod), the exec opened. The loop then
-    adopts it (run_tools' tick calls `adopt`, which turns each into a PodTool with `make_tool`). A pod whose
-    setup fails is reported to `on_failed` (in the worker thread) and never joins.
-
-    `watching` says whether more pods may still come (the watch runs); with nothing live and nothing
-    to come the loop ends."""
-
-    def __init__(self, kube: KubeApi, admission: Admission, tool: str, eof_signal: str, duration: float | None,
-                 argv_for: Callable[[Target, str], list[str]], make_tool: Callable[[Joining], PodTool],
-                 on_failed: Callable[[Target, str], None], say: Callable[[str], None],
-                 watching: Callable[[], bool]) -> None:
-        self.kube, self.admission, self.tool, self.eof_signal = kube, admission, tool, eof_signal
-        self.duration, self.argv_for, self.make_tool, self.on_failed = duration, argv_for, make_tool, on_failed
-        self.say, self.watching = say, watching
-        self.ready: queue.Queue[Joining] = queue.Queue()
-        self.pending: set[str] = set()  # pod names being set up
-        self.lock = threading.Lock()
-        self.closed = False
-
-    def join(self, target: Target) -> None:
-        with self.lock:
-            if self.closed:
-                return
-            self.pending.add(target.pod_name)
-        threading.Thread(target=self._setup, args=(target,), name=f"debugx-join-{target.pod_name}",
-                         daemon=True).start()
-
-    def _setup(self, target: Target) -> None:
-        try:
-            new_namespace = target.namespace not in self.admission.chosen
-            candidate = self.admission.check(target)
-            if new_namespace:
-                self.say(f"Using profile {candidate.profile} in namespace {target.namespace}")
-            ec, patched = ephemeral.add_or_reuse(self.kube, target, candidate.container,
-                                                 session.min_life(self.duration), self.say)
-            if patched is not None:
-                ephemeral.wait_running(self.kube, target.namespace, patched, ec, str(candidate.container["image"]))
-            argv = self.argv_for(target, ec)
-            run_id = specs.random_suffix(10)
-            with self.lock:
-                if self.closed:
-                    return  # stopping: nothing was started in the pod
-            conn = self.kube.open_exec(target.namespace, target.pod_name, ec,
-                                       specs.tethered_command(run_id, self.tool, argv, self.eof_signal), stdin=True)
-            with self.lock:
-                if not self.closed:
-                    self.ready.put(Joining(target, ec, candidate, argv, run_id, conn))
-                    return
-            conn.close()  # stopped meanwhile: the tether's EOF ends the tool
-            ephemeral.make_sure_stopped(self.kube, target, ec, run_id, self.tool, lambda _line: None)
-        except DebugxError as e:
-            self.on_failed(target, DELETED if pod_gone(self.kube, target) else str(e))
-        finally:
-            with self.lock:
-                self.pending.discard(target.pod_name)
-
-    def adopt(self) -> list[tuple[PodTool, ExecConnection]]:
-        out: list[tuple[PodTool, ExecConnection]] = []
-        while True:
-            try:
-                joining = self.ready.get_nowait()
-            except queue.Empty:
-                return out
-            out.append((self.make_tool(joining), joining.conn))
-
-    def open(self) -> bool:
-        """More pods may come: the watch runs or a pod is being set up (and we are not stopping)."""
-        with self.lock:
-            return not self.closed and (bool(self.pending) or not self.ready.empty() or self.watching())
-
-    def close(self) -> None:
-        """No more joins; a pod set up but not adopted yet is stopped (its tether ends the tool)."""
-        with self.lock:
-            self.closed = True
-        while True:
-            try:
-                joining = self.ready.get_nowait()
-            except queue.Empty:
-                return
-            joining.conn.close()
-            ephemeral.make_sure_stopped(self.kube, joining.target, joining.ec, joining.run_id, self.tool,
-                                        lambda _line: None)
+    def close(self) -> None: ...
 
 
 def pod_gone(kube: KubeApi, target: Target) -> bool:
@@ -303,7 +213,7 @@ def run_tools(
     limit_reached: Callable[[], bool],
     talk: Talk, on_end: Callable[[PodTool], None], on_batch_end: Callable[[], None] | None = None,
     on_tick: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM", joins: Joins | None = None,
+    eof_signal: str = "TERM", joins: JoinSource | None = None,
 ) -> float:
     """Run each pod's tool by exec in its debug container, all streams read by one loop, until every one has
     ended; whatever happens, make sure no tool is left running. `on_end` is called once per pod as soon as its

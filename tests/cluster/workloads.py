@@ -342,7 +342,7 @@ class Workloads:
                         for rs in owned), default=0)
         if new is None:
             new = self._new_replicaset(deploy, pod_hash, 0 if old else desired, revision + 1)
-            revision += 1
+            owned.append(new)
         annotations = deploy["metadata"].setdefault("annotations", {})
         current = (new["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
         if annotations.get("deployment.kubernetes.io/revision") != current:
