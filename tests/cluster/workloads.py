@@ -325,8 +325,9 @@ class Workloads:
             return
         for deploy in self.store.list("deployments", ns):
             self._rollout(deploy)
-        for rs in self.store.list("replicasets", ns):
-            self._replicate(rs)
+        for grow in (False, True):  # every scale-down before any scale-up: never a surge above one pod
+            for rs in self.store.list("replicasets", ns):
+                self._replicate(rs, grow)
 
     def _rollout(self, deploy: dict) -> None:
         """The Deployment controller's RollingUpdate with surge 1 and unavailable 0 (recordings/21-*: a new
@@ -396,13 +397,15 @@ class Workloads:
         return [p for p in self.store.list("pods", owner["metadata"]["namespace"])
                 if _owned_by(p, owner["metadata"]["uid"])]
 
-    def _replicate(self, rs: dict) -> None:
+    def _replicate(self, rs: dict, grow: bool) -> None:
         """The ReplicaSet controller: as many pods not being deleted as spec.replicas; a deleted pod is
-        replaced, extra ones go (not ready ones first, then the newest) with their grace period."""
+        replaced (`grow`), extra ones go (not ready ones first, then the newest) with their grace period."""
         active = [p for p in self._owned_pods(rs) if not p["metadata"].get("deletionTimestamp")]
         want = int(rs["spec"].get("replicas", 1))
-        for _ in range(want - len(active)):
-            self._pod(rs, f"{rs['metadata']['name']}-", None, {})
+        if grow:
+            for _ in range(want - len(active)):
+                self._pod(rs, f"{rs['metadata']['name']}-", None, {})
+            return
         victims = sorted(active, key=lambda p: (_ready(p), -int(p["metadata"]["resourceVersion"])))
         for pod in victims[:max(0, len(active) - want)]:
             self.server._delete_pod(pod, None)
