@@ -316,10 +316,9 @@ class Kube:
         self, namespace: str | None, label_selector: str, resource_version: str, timeout: int
     ) -> Iterator[tuple[str, dict[str, Any]]]:
         """One watch of the pods matching the selector from `resource_version`, (type, pod) per event, until the
-        server ends the stream (at `timeout` seconds or earlier). Raises WatchExpired for 410 Gone (the
-        version is compacted: list again), ApiError for other error events, Unreachable when cut."""
-        import urllib3
-
+        server ends the stream (at `timeout` seconds or earlier). The request is made at once (its errors raise
+        here); then, while reading, WatchExpired for 410 Gone (the version is compacted: list again), ApiError
+        for other error events, Unreachable when cut."""
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace is not None else "/api/v1/pods"
         response = self.request(
             "GET", path,
@@ -327,6 +326,11 @@ class Kube:
              "timeoutSeconds": timeout, "allowWatchBookmarks": "true"},
             stream=True, read_timeout=timeout + 30,
         )
+        return self._watch_events(response, path)
+
+    def _watch_events(self, response: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        import urllib3
+
         try:
             for event in _json_lines(response):
                 kind = event.get("type", "")

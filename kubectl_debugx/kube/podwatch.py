@@ -54,8 +54,9 @@ class PodWatch:
         self.what = what
         self.running: dict[str, dict[str, Any]] = {pod_key(p): p for p in known if not pod_state(p)}
         self.seen: dict[str, dict[str, Any]] = {pod_key(p): p for p in known}
-        self.relists = 0
-        self.resumes = 0
+        self.relists = 0  # lists after 410 Gone
+        self.resumes = 0  # watches the server ended, resumed from the last resourceVersion
+        self.connects = 0  # watch requests the server accepted
         self.stopped = threading.Event()
         self.gave_up = False
         self.thread = threading.Thread(target=self._run, name="debugx-podwatch", daemon=True)
@@ -78,17 +79,16 @@ class PodWatch:
             try:
                 if not self.version:
                     self._relist()
-                for kind, pod in self.kube.watch_pods(self.namespace, self.selector, self.version, WATCH_TIMEOUT):
-                    if failing_since is not None:
-                        self.say(f"Watching the pods of {self.what} again")
-                        failing_since, attempt = None, 0
+                events = self.kube.watch_pods(self.namespace, self.selector, self.version, WATCH_TIMEOUT)
+                self.connects += 1
+                if failing_since is not None:
+                    self.say(f"Watching the pods of {self.what} again")
+                    failing_since, attempt = None, 0
+                for kind, pod in events:
                     self._event(kind, pod)
                     if self.stopped.is_set():
                         return
                 self.resumes += 1  # the server ended the watch: resume where it ended
-                if failing_since is not None:
-                    self.say(f"Watching the pods of {self.what} again")
-                    failing_since, attempt = None, 0
             except WatchExpired:
                 self.version = ""  # too old: list again (and diff) on the next round
             except DebugxError as e:
@@ -107,20 +107,26 @@ class PodWatch:
 
     def _relist(self) -> None:
         """After 410 Gone: the pods as they are now; what the missed events would have said, said now."""
-        pods, self.version = self.kube.list_pods_at(self.namespace, self.selector)
+        pods, version = self.kube.list_pods_at(self.namespace, self.selector)
         self.relists += 1
         now = {pod_key(p): p for p in pods}
         for key in list(self.seen):
             if key not in now:
-                self._event("DELETED", self.seen[key])
+                self._state("DELETED", self.seen[key])
         for pod in pods:
-            self._event("MODIFIED", pod)
+            self._state("MODIFIED", pod)
+        self.version = version  # the list's, not its pods' (older: they would be 410 again)
 
     def _event(self, kind: str, pod: dict[str, Any]) -> None:
+        """A watch event: its resourceVersion is where a resumed watch starts (a BOOKMARK carries only that)."""
         version = (pod.get("metadata") or {}).get("resourceVersion")
         if version:
             self.version = str(version)
-        if kind == "BOOKMARK" or not pod.get("metadata", {}).get("name"):
+        if kind != "BOOKMARK":
+            self._state(kind, pod)
+
+    def _state(self, kind: str, pod: dict[str, Any]) -> None:
+        if not pod.get("metadata", {}).get("name"):
             return
         key = pod_key(pod)
         runs = kind != "DELETED" and not pod_state(pod)

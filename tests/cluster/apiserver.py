@@ -183,6 +183,7 @@ class ApiServer:
         self.exec_faults = ExecFaults()
         self.latency = 0.0
         self.watch_expired_before = 0  # test switch: a watch from an older resourceVersion gets 410 Gone
+        self.watches_refused = False  # test switch: every watch request answers 503
         self.ephemeral_containers_enabled = True
         self.workloads = workloads.Workloads(self)
         self.port = 0
@@ -512,7 +513,7 @@ class ApiServer:
             return await self._simple(request, info)
         if r == "namespaces":
             return await self._namespaces(request, info)
-        if (info.group, r) in workloads.KINDS and not sub:
+        if (info.group, r) in workloads.KINDS and (not sub or (sub == "scale" and r in workloads.SCALABLE)):
             return await self.workloads.handle(request, info)
         if r == "nodes":
             if sub == "proxy":
@@ -603,6 +604,8 @@ class ApiServer:
         return [o for o in self.store.list(resource, namespace) if pred(o)]
 
     async def _watch(self, request: web.Request, resource: str, namespace: str | None) -> web.StreamResponse:
+        if self.watches_refused:
+            raise ApiError(503, "ServiceUnavailable", "watches are refused (test switch)", {})
         pred = self._selector(request)
         rv = request.query.get("resourceVersion", "")
         since = int(rv) if rv not in ("", "0") and rv.isdigit() else None
@@ -1257,6 +1260,8 @@ def _resource_list(group_version: str, resources) -> dict:
                  "kind": kind, "verbs": verbs}
         if short:
             entry["shortNames"] = short
+        if kind == "Scale":  # the scale subresource is autoscaling/v1's Scale in every group
+            entry.update({"group": "autoscaling", "version": "v1"})
         if name == "pods":
             entry["categories"] = ["all"]
         if "/" not in name:

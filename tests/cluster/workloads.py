@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
     from .apiserver import ApiServer, RequestInfo
 
+# Resources with a scale subresource here (kubectl scale): the ones the controller reconciles.
+SCALABLE = ("deployments", "replicasets")
 # "patch" is listed so that kubectl's field-validation probe finds them (answered 405, as apiserver.py does).
 _VERBS = ["create", "delete", "get", "list", "patch", "watch"]
 # (group, resource) -> (kind, apiVersion, shortNames)
@@ -49,6 +51,8 @@ KINDS = {
 CORE_RESOURCES = [(r, k, True, _VERBS, s) for (g, r), (k, _, s) in KINDS.items() if g == ""]
 GROUPS = {g: [(r, k, True, _VERBS, s) for (gg, r), (k, _, s) in KINDS.items() if gg == g]
           for g in ("apps", "batch", "discovery.k8s.io")}
+GROUPS["apps"] += [(f"{r}/scale", "Scale", True, ["get", "patch", "update"], None) for r in ("deployments",
+                                                                                              "replicasets")]
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's rand.SafeEncodeString alphabet
 _SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 # What reading an Endpoints object says in 1.33 (recordings/20-get-endpoints-web).
@@ -146,6 +150,8 @@ class Workloads:
 
         kind, api_version, _ = KINDS[(info.group, info.resource)]
         resource, ns, verb = info.resource, info.namespace, info.verb
+        if info.subresource == "scale":
+            return api._json(await self._scale_subresource(request, info))
         if resource == "endpoints" and verb in ("get", "list"):
             api._warn(request, ENDPOINTS_WARNING)
         if verb == "get":
@@ -409,6 +415,40 @@ class Workloads:
         victims = sorted(active, key=lambda p: (_ready(p), -int(p["metadata"]["resourceVersion"])))
         for pod in victims[:max(0, len(active) - want)]:
             self.server._delete_pod(pod, None)
+
+    async def _scale_subresource(self, request: web.Request, info: RequestInfo) -> dict:
+        """GET/PATCH/PUT .../scale (autoscaling/v1 Scale; kubectl scale PATCHes spec.replicas here)."""
+        from . import admission
+        from . import apiserver as api
+
+        ns, name = info.namespace or "", info.name or ""
+        obj = self.store.get(info.resource, ns, name)
+        if obj is None:
+            raise not_found(info.resource, name, "apps")
+        if info.verb in ("patch", "update"):
+            body = await api._body(request)
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "the body of the request was in an unknown format", {})
+            replicas = (body.get("spec") or {}).get("replicas")
+            if request.content_type == "application/json-patch+json":
+                replicas = (admission.json_patch({"spec": {"replicas": obj["spec"]["replicas"]}}, body)
+                            .get("spec", {}).get("replicas"))
+            if not isinstance(replicas, int) or replicas < 0:
+                raise ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value',
+                               {"name": name, "group": "autoscaling", "kind": "Scale"})
+            if replicas != obj["spec"]["replicas"] and not api._truthy_dry(request):
+                obj = copy.deepcopy(obj)
+                obj["spec"]["replicas"] = replicas
+                obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+                obj = self.store.update(info.resource, ns, obj)
+                self._control(ns)
+        meta = obj["metadata"]
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+                "spec": {"replicas": obj["spec"]["replicas"]},
+                "status": {"replicas": len([p for p in self._pods_of(ns, selector_string(obj["spec"]["selector"]))
+                                            if not p["metadata"].get("deletionTimestamp")]),
+                           "selector": selector_string(obj["spec"]["selector"])}}
 
     async def _change(self, request: web.Request, info: RequestInfo) -> dict:
         """PATCH (strategic merge, as kubectl rollout restart and kubectl scale send; merge; JSON patch) or
