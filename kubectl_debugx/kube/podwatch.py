@@ -96,7 +96,7 @@ class PodWatch:
                 if failing_since is None:
                     failing_since = now
                     self.warn(f"cannot watch the pods of {self.what} ({e}); retrying, the pods joined so far "
-                              "are still captured")
+                              "go on")
                 elif now - failing_since > GIVE_UP_AFTER:
                     self.gave_up = True
                     self.warn(f"stopped following {self.what}: the API server failed for "
