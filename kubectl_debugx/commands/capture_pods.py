@@ -133,7 +133,7 @@ class PcapngOutput:
 
 
 def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
-    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
     if not opts.follow and not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
         # One pod into a plain pcap file: exactly the one-pod capture.
         pod = resolution.pods[0]["metadata"]
@@ -145,8 +145,7 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     pods = fanout.targets(resolution, opts.container, talk.say)
     admission = fanout.Admission(kube, single.COMMAND, lambda t: single.choose_profile(kube, t, opts), opts.image,
                                  opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
-    chosen = fanout.admit_all(kube, single.COMMAND, pods, admission.choose, opts.image, opts.custom, opts.ttl,
-                              opts.duration, single.ADMISSION_HINT, admission)
+    chosen = fanout.admit_all(admission, pods)
     talk.say(f"Capturing {plural(len(pods), 'pod')} of {ref.display}: "
              + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
@@ -210,6 +209,8 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         capture = next(c for c in captures if c.target is pod.target)
         if capture.interface is not None:
             output.merger.end_source(capture.interface)
+        if follow is not None:
+            follow.ended()
         if follow is not None and follow.left(pod, state):
             # A rollout replaces pods: one that goes away ends its interface, and is no failure.
             capture.left_at = time.time()
@@ -239,7 +240,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
     joins = None
     if follow is not None:
         joins = follow.start(single.TOOL, "KILL", opts.duration, lambda _t, _ec: single.tcpdump_argv(opts),
-                             make_tool, lambda: sum(1 for t in tools if t.reader is None or t.reader.outcome is None))
+                             make_tool, lambda: sum(1 for t in tools if not t.reported))
     talk.say(f"Capturing on {opts.interface} in {plural(len(captures), 'pod')} into {output.sink.display} "
              f"(pcapng, one interface per pod{'; pods that start running join' if follow else ''}); Ctrl-C to "
              "stop")

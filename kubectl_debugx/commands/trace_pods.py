@@ -63,15 +63,14 @@ class PodTrace:
 
 
 def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
-    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
     pods = fanout.targets(resolution, opts.container, talk.say)
     profile = single.profile_of(opts)
     admission = fanout.Admission(
         kube, single.COMMAND, lambda t: session.admitted(kube, t, single.COMMAND, session.candidate(
             kube, t, profile, opts.image, opts.custom, opts.ttl, opts.duration), single.ADMISSION_HINT),
         opts.image, opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
-    chosen = fanout.admit_all(kube, single.COMMAND, pods, admission.choose, opts.image, opts.custom, opts.ttl,
-                              opts.duration, single.ADMISSION_HINT, admission)
+    chosen = fanout.admit_all(admission, pods)
     # Before creating anything: each pod's processes as its target container sees them, if it has a shell.
     early: list[Selection | None] = []
     for target in pods:
@@ -85,7 +84,8 @@ def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int,
     if opts.dry_run:
         return fanout.dry_run_all(talk, pods, chosen)
     ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
-    width = max(len(t.pod_name) for t in pods) + 8  # POD/PID with a PID of up to 7 digits
+    # POD/PID with a PID of up to 7 digits; before any pod (--follow), as long as a Deployment's pod names
+    width = max((len(t.pod_name) for t in pods), default=len(ref.name) + 17) + 8
     traces = []
     for target, ec, candidate, selection in zip(pods, ecs, chosen, early, strict=True):
         traces.append(_pod_trace(kube, opts, target, ec, candidate, selection, talk))
@@ -140,7 +140,7 @@ def prefixed_lines(trace: PodTrace, data: bytes, width: int) -> list[bytes | mem
 def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], width: int, talk: Talk,
            follow: following.Follow | None = None) -> int:
     stdout = opts.output == "-"
-    shared = traces[0].sink if stdout else None
+    shared = (traces[0].sink if traces else ByteSink("-")) if stdout else None
 
     def on_stdout(trace: PodTrace) -> Any:
         def write(data: memoryview) -> None:
@@ -165,6 +165,8 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
 
     def on_end(pod: fanout.PodTool) -> None:
         trace = next(t for t in traces if t.target is pod.target)
+        if follow is not None:
+            follow.ended()
         if follow is not None and follow.left(pod, state):
             trace.left_at = time.time()  # replaced (a rollout): no failure
             talk.say(f"Pod {trace.target.namespace}/{trace.target.pod_name} left (deleted)")
@@ -198,7 +200,7 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
     joins = None
     if follow is not None:
         joins = follow.start(single.TOOL, "TERM", opts.duration, argv_for, make_tool,
-                             lambda: sum(1 for t in tools if t.reader is None or t.reader.outcome is None))
+                             lambda: sum(1 for t in tools if not t.reported))
     talk.say(f"Tracing into {'stdout' if stdout else opts.output + '/POD.trace'}; Ctrl-C to stop (the traced "
              "processes go on)")
     try:

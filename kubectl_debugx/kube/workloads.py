@@ -129,8 +129,9 @@ def pod_state(pod: Mapping[str, Any]) -> str:
     return "" if phase == "Running" else f"not running (phase {phase})"
 
 
-def resolve(kube: KubeApi, namespace: str, ref: TargetRef) -> Resolution:
-    """The object's selector, then its pods (one list call); running pods sorted by namespace and name."""
+def resolve(kube: KubeApi, namespace: str, ref: TargetRef, empty_ok: bool = False) -> Resolution:
+    """The object's selector, then its pods (one list call); running pods sorted by namespace and name. No
+    running pod is an error, unless `empty_ok` (--follow: the pods may come)."""
     service = None
     pods: list[dict[str, Any]] | None = None
     if ref.kind is None:
@@ -155,7 +156,7 @@ def resolve(kube: KubeApi, namespace: str, ref: TargetRef) -> Resolution:
         pods, version = kube.list_pods_at(None if ref.all_namespaces else namespace, selector)
     result = Resolution(ref, selector, service=service, version=version)
     _sort(result, pods)
-    if not result.pods:
+    if not result.pods and not empty_ok:
         where = "in any namespace" if ref.all_namespaces else f"in namespace {namespace}"
         if not result.skipped:
             raise NotFound(f"no pods match {ref.display} (selector {selector}) {where}")

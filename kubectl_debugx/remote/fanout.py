@@ -54,12 +54,16 @@ def each(fn: Callable[[T], R], items: list[T]) -> list[R]:
     return [f.result() for f in futures]
 
 
-def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None]) -> Resolution:
-    """The running pods of the target, the skipped ones said, refused when more than --max-pods."""
-    resolution = resolve(kube, kube.namespace, ref)
+def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None],
+                 follow: bool = False) -> Resolution:
+    """The running pods of the target, the skipped ones said, refused when more than --max-pods. Following,
+    none is fine: the run waits for the first (a Deployment scaled to 0, pods still Pending)."""
+    resolution = resolve(kube, kube.namespace, ref, empty_ok=follow)
     for line in resolution.skip_lines():
         say(line)
     check_max_pods(resolution, max_pods)
+    if not resolution.pods:
+        say(f"No pod of {ref.display} is running yet: waiting for pods to join (--follow); Ctrl-C to stop")
     return resolution
 
 
@@ -128,11 +132,8 @@ class Admission:
         return session.Candidate(candidate.profile, candidate.container, [], None, candidate.reuse)
 
 
-def admit_all(kube: KubeApi, command: str, pods: list[Target], choose: Callable[[Target], session.Candidate],
-              image: str, custom: Any, ttl: int, duration: float | None, hint: str,
-              admission: Admission | None = None) -> list[session.Candidate]:
+def admit_all(admission: Admission, pods: list[Target]) -> list[session.Candidate]:
     """Admission (above) of every pod; any refusal raises before anything is created on any pod."""
-    admission = admission or Admission(kube, command, choose, image, custom, ttl, duration, hint)
     for target in pods:
         admission.decide(target)
     return each(admission.check, pods)
@@ -251,8 +252,6 @@ def run_tools(
                 connections.callback(conn.close)
                 pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
                 readers.append(pod.reader)
-                if state.signalled_at is not None:
-                    stop_remote("INT")
         report()
         if on_tick is not None:
             on_tick()

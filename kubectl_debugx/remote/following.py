@@ -18,12 +18,12 @@ from typing import Any
 
 from kubectl_debugx.errors import DebugxError
 from kubectl_debugx.kube.client import ExecConnection, KubeApi
-from kubectl_debugx.kube.podwatch import PodWatch
+from kubectl_debugx.kube.podwatch import PodWatch, pod_key
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
 from kubectl_debugx.remote import ephemeral, fanout, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import StopState
-from kubectl_debugx.talk import Talk
+from kubectl_debugx.talk import Talk, plural
 
 
 def times(joined_at: float | None, left_at: float | None) -> dict[str, str | None]:
@@ -144,6 +144,8 @@ class Follow:
         self.watch: PodWatch | None = None
         self.live: Callable[[], int] = lambda: 0
         self.failed: dict[str, str] = {}  # pod -> why it could not join
+        self.waiting: dict[str, dict[str, Any]] = {}  # running pods kept out by --max-pods, in arrival order
+        self.lock = threading.Lock()
 
     def start(self, tool: str, eof_signal: str, duration: float | None, argv_for: Callable[[Any, str], list[str]],
               make_tool: Callable[[Joining], fanout.PodTool], live: Callable[[], int]) -> Joins:
@@ -153,7 +155,7 @@ class Follow:
                                   self._failed, self.talk.say, lambda: self.watch is not None and self.watch.alive)
         namespace = None if self.ref.all_namespaces else self.kube.namespace
         self.watch = PodWatch(self.kube, namespace, self.resolution.selector, self.resolution.version,
-                              [*self.resolution.pods, *self.resolution.skipped_pods], self._join, lambda _pod: None,
+                              [*self.resolution.pods, *self.resolution.skipped_pods], self._join, self._leave,
                               self.talk.say, self.talk.warn, self.ref.display)
         self.watch.start()
         return self.joins
@@ -170,15 +172,30 @@ class Follow:
         if self.joins is not None:
             self.joins.close()
 
+    def ended(self) -> None:
+        """A pod's tool ended (the loop's on_end): a pod kept out by --max-pods may join now."""
+        with self.lock:
+            waiting = list(self.waiting.values())
+            self.waiting.clear()
+        for pod in waiting:
+            self._join(pod)
+
+    def _leave(self, pod: dict[str, Any]) -> None:
+        with self.lock:
+            self.waiting.pop(pod_key(pod), None)
+
     def _join(self, pod: dict[str, Any]) -> None:
         assert self.joins is not None
         meta = pod["metadata"]
         label = f"{meta.get('namespace')}/{meta['name']}"
-        busy = self.live() + len(self.joins.pending)
-        if busy >= self.max_pods:
-            self.talk.say(f"Pod {label} is running but does not join: {busy} pods are captured already "
-                          f"(--max-pods {self.max_pods})")
-            return
+        with self.lock:
+            busy = self.live() + len(self.joins.pending)
+            if busy >= self.max_pods:
+                if pod_key(pod) not in self.waiting:
+                    self.talk.say(f"Pod {label} is running but does not join: --max-pods {self.max_pods} reached "
+                                  f"({plural(busy, 'pod')} at once); it joins when one leaves")
+                self.waiting[pod_key(pod)] = pod
+                return
         try:
             [target] = fanout.targets(Resolution(self.ref, self.resolution.selector, pods=[pod]), self.container,
                                       lambda _line: None)

@@ -161,3 +161,33 @@ def test_trace_follow_through_a_rollout(e2e, web2, tmp_path: Path):
     assert all(pods[n]["joinedAt"] is None and pods[n]["leftAt"] for n in old), pods
     assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGINT", 0)
     no_tool_left(e2e, namespace, "strace")
+
+
+def test_follow_waits_for_pods_and_max_pods_bounds_them_at_once(e2e, web2, tmp_path: Path):
+    """--follow of a Deployment scaled to 0 waits for pods (a line says so); scaled to 2 with --max-pods 1,
+    one pod joins and the other is refused with a line; the joined pod's requests are on its interface."""
+    namespace, _ = web2
+    e2e.kubectl("scale", "-n", namespace, "deploy/web", "--replicas=0")
+    wait_until(lambda: not web_pods(e2e, namespace), "no pod of deploy/web")
+    out = tmp_path / "web.pcapng"
+    proc = start_debugx(e2e, "capture", "deploy/web", "--follow", "--max-pods", "1", "-n", namespace,
+                        "-o", str(out), "-f", "tcp port 80", "--summary", "json", stdout=subprocess.PIPE)
+    lines = wait_for_lines(proc, "waiting for pods to join", 1)
+    e2e.kubectl("scale", "-n", namespace, "deploy/web", "--replicas=2")
+    lines += wait_for_lines(proc, "listening on", 1)
+    pods = wait_until(lambda: (lambda r: r if len(r) == 2 else None)(_running(e2e, namespace)), "2 pods")
+    lines += wait_for_lines(proc, "does not join", 1)
+    [joined] = [n for n in pods if any(f"Pod {namespace}/{n} joined" in line for line in lines)]
+    request(e2e, namespace, pods[joined], "/joined")
+    wait_until(lambda: _uris_so_far(out, namespace).get(joined) == ["/joined"], "the request in the file")
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    said = "\n".join(lines) + stderr.decode()
+    assert proc.returncode == 0, said
+    [refused] = [n for n in pods if n != joined]
+    assert f"Pod {namespace}/{refused} is running but does not join: --max-pods 1 reached (1 pod at once); it " \
+        "joins when one leaves" in said, said
+    assert packets_by_interface(out) == {f"{namespace}/{joined}": ["/joined"]}
+    summary = json.loads(stdout)
+    assert [p["pod"] for p in summary["pods"]] == [joined]
+    assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGTERM", 0)
