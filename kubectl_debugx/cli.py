@@ -24,6 +24,7 @@ from kubectl_debugx.flags import (
     TARGETS,
     DurationOpt,
     Flags,
+    FollowOpt,
     PodArg,
     SummaryFormat,
     TargetArg,
@@ -109,6 +110,14 @@ def _debug_flags(flags: Flags) -> dict[str, Any]:
 
 
 Work = Callable[["KubeApi", "Talk"], int]
+
+
+def _no_follow(follow: bool, pod: str) -> None:
+    """--follow follows the pods of a workload: one pod has no successor to follow (a pod is never replaced by
+    the same pod), so it is refused rather than silently ignored."""
+    if follow:
+        raise UsageError(f"--follow needs a workload or -l: {pod} is one pod, which nothing replaces; follow its "
+                         "workload (deploy/NAME, sts/NAME, ...) or -l SELECTOR")
 
 
 def _workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Callable[[Talk, str], Work],
@@ -221,6 +230,7 @@ def capture(
     tshark: Annotated[
         bool, typer.Option("--tshark", help="The same with tshark in this terminal ($KUBECTL_DEBUGX_TSHARK).")
     ] = False,
+    follow: FollowOpt = False,
     *,
     flags: Flags,
 ) -> None:
@@ -245,6 +255,7 @@ def capture(
             duration=parse_duration(duration, "--duration") if duration else None, count=count,
             max_size=size, snaplen=snaplen,
             linktype=live.linktype(linktype, interface) if linktype else None, viewer=viewer, ring=ring,
+            follow=follow,
             **_debug_flags(flags),
         )
         cap.validate(opts)
@@ -260,12 +271,16 @@ def capture(
     def prepare_many(talk: Talk, ref: TargetRef) -> Work:
         from kubectl_debugx.commands import capture_pods
 
+        if follow and (output_file or "").endswith(".pcap"):
+            raise UsageError(f"--follow: -o {output_file} is pcap, which has no interfaces to add pods to as "
+                             "they join: write .pcapng (or -o - for a pcapng stream)")
         opts = options(talk, ref.file_stem, "pcapng")
         return lambda kube, talk: capture_pods.run(kube, opts, ref, flags.max_pods, talk)
 
     def prepare(talk: Talk, name: str) -> Work:
         from kubectl_debugx.commands import capture as cap
 
+        _no_follow(follow, name)
         if (output_file or "").endswith(".pcapng"):
             return prepare_many(talk, _pod_ref(name))
         opts = options(talk, name, "pcap")
@@ -317,6 +332,7 @@ def trace(
                                  "several pods: a folder, one POD.trace per pod.")
     ] = None,
     duration: DurationOpt = None,
+    follow: FollowOpt = False,
     *,
     flags: Flags,
 ) -> None:
@@ -331,7 +347,7 @@ def trace(
             pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
             expr=expr, string_size=string_size, summary=summary_only,
             duration=parse_duration(duration, "--duration") if duration else None, output=output_file or "-",
-            **_debug_flags(flags),
+            follow=follow, **_debug_flags(flags),
         )
         tr.validate(opts)
         return opts
@@ -339,6 +355,7 @@ def trace(
     def prepare(talk: Talk, name: str) -> Work:
         from kubectl_debugx.commands import trace as tr
 
+        _no_follow(follow, name)
         opts = options(name)
         _output_file(talk, opts.output, flags, "trace")
         return lambda kube, talk: tr.run(kube, opts, talk)

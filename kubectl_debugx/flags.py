@@ -68,6 +68,10 @@ AllNamespacesOpt = Annotated[
 MaxPodsOpt = Annotated[
     int, typer.Option("--max-pods", help="Refuse a target that resolves to more running pods than this.")
 ]
+FollowOpt = Annotated[
+    bool, typer.Option("--follow", help="With a workload or -l: pods that start running meanwhile (a rollout, a "
+                       "scale-up) join, pods that go away leave; until stopped.")
+]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Print the ephemeral container that would be added; change nothing.")
 ]

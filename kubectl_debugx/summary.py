@@ -120,10 +120,14 @@ POD: dict[str, tuple[type, ...]] = {
     "profile": _STR,
     "error": _STR,  # why this pod failed; null when it did not
 }
+# --follow (capture, trace): when a pod joined (null: one of the first pods) and when it left (null: it lasted
+# to the end), RFC 3339 UTC.
+FOLLOW: dict[str, tuple[type, ...]] = {"joinedAt": _STR, "leftAt": _STR}
 # What each command adds to a POD entry.
 POD_SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
-    "capture": {"interfaceId": _INT, "packetsWritten": _INT, "packetsCaptured": _INT, "droppedByKernel": _INT},
-    "trace": {"pids": _LIST, "traced": _LIST, "linesWritten": _INT, "output": _STR},
+    "capture": {"interfaceId": _INT, "packetsWritten": _INT, "packetsCaptured": _INT, "droppedByKernel": _INT,
+                **FOLLOW},
+    "trace": {"pids": _LIST, "traced": _LIST, "linesWritten": _INT, "output": _STR, **FOLLOW},
     "nodelogs": {"output": _STR, "filesWritten": _INT},
 }
 COMMANDS = tuple(SPECIFIC)

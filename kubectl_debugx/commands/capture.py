@@ -40,6 +40,7 @@ class CaptureOptions(session.DebugOptions):
     snaplen: int | None = None
     linktype: str | None = None  # tcpdump's name (capture_live.linktype)
     viewer: ViewerSpec | None = None  # --wireshark/--tshark: the stream goes to its stdin, not to `output`
+    follow: bool = False  # --follow: pods of the workload that start running while capturing join
 
 
 def validate(opts: CaptureOptions) -> None:

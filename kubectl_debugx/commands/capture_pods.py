@@ -25,7 +25,7 @@ from kubectl_debugx.formats import pcapng
 from kubectl_debugx.formats.pcap import PcapFormatError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
-from kubectl_debugx.remote import fanout, ring
+from kubectl_debugx.remote import fanout, following, ring
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
@@ -62,6 +62,8 @@ class PodCapture:
     interface: int | None = None
     written: int = 0
     error: str = ""
+    joined_at: float | None = None  # --follow: when it joined (None: one of the first pods)
+    left_at: float | None = None  # --follow: when its capture ended because the pod went away
 
     @property
     def label(self) -> str:
@@ -157,8 +159,8 @@ class PcapngOutput:
 
 
 def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
-    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
-    if not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
+    if not opts.follow and not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
         # One pod into a plain pcap file: exactly the one-pod capture.
         pod = resolution.pods[0]["metadata"]
         kube.namespace = pod["namespace"]  # with -A, the pod's own
@@ -167,8 +169,9 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
         raise UsageError(f"-o {opts.output}: {ref.display} has {len(resolution.pods)} pods and pcap has no "
                          "interfaces to tell them apart: write .pcapng (or -o - for a pcapng stream)")
     pods = fanout.targets(resolution, opts.container, talk.say)
-    chosen = fanout.admit_all(kube, single.COMMAND, pods, lambda t: single.choose_profile(kube, t, opts),
-                              opts.image, opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
+    admission = fanout.Admission(kube, single.COMMAND, lambda t: single.choose_profile(kube, t, opts), opts.image,
+                                 opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
+    chosen = fanout.admit_all(admission, pods)
     talk.say(f"Capturing {plural(len(pods), 'pod')} of {ref.display}: "
              + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
@@ -176,7 +179,8 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
     captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
                 for t, ec, c in zip(pods, ecs, chosen, strict=True)]
-    return _capture(kube, opts, resolution, captures, talk)
+    follow = following.Follow(kube, ref, resolution, admission, opts.container, max_pods, talk) if opts.follow else None
+    return _capture(kube, opts, resolution, captures, talk, follow)
 
 
 def section_comment(kube: KubeApi, started: float) -> str:
@@ -204,7 +208,7 @@ def name_records(resolution: Resolution) -> list[tuple[str, list[str]]]:
 
 
 def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution, captures: list[PodCapture],
-             talk: Talk) -> int:
+             talk: Talk, follow: following.Follow | None = None) -> int:
     started = time.time()
     head = pcapng.section_header(section_comment(kube, started))
     records = name_records(resolution)
@@ -241,15 +245,41 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         capture = next(c for c in captures if c.target is pod.target)
         if capture.interface is not None:
             output.merger.end_source(capture.interface)
+        if follow is not None:
+            follow.ended()
+        if follow is not None and follow.left(pod, state):
+            # A rollout replaces pods: one that goes away ends its interface, and is no failure.
+            capture.left_at = time.time()
+            talk.say(f"Pod {capture.label} left (deleted): interface "
+                     f"{capture.interface if capture.interface is not None else '-'} ended")
+            return
         capture.error = capture.error or fanout.failure(kube, pod, state, single.TOOL,
                                                         capture.talk.error_line(), opts.image)
         if capture.error and not state.reason:
             talk.warn(f"capture in pod {capture.label} ended: {capture.error}; the other pods go on")
 
+    def make_tool(joining: following.Joining) -> fanout.PodTool:
+        """A joined pod (--follow): its part of the capture; its interface comes with its tcpdump's header."""
+        capture = PodCapture(joining.target, joining.ec, joining.candidate.profile,
+                             single.TcpdumpTalk(fanout.prefixed(talk.say, joining.target.pod_name)),
+                             joined_at=time.time())
+        captures.append(capture)
+        records = name_records(Resolution(resolution.ref, resolution.selector, pods=[joining.target.pod]))
+        if records:
+            output.add(pcapng.name_resolution(records), header=True)  # every ring file names it
+        talk.say(f"Pod {capture.label} joined the capture")
+        return fanout.PodTool(joining.target, joining.ec, joining.argv, on_stdout(capture), capture.talk,
+                              run_id=joining.run_id)
+
     state = StopState()  # shared with on_end: it tells a stop we asked for from a failure
     tools = [fanout.PodTool(c.target, c.ec, single.tcpdump_argv(opts), on_stdout(c), c.talk) for c in captures]
+    joins = None
+    if follow is not None:
+        joins = follow.start(single.TOOL, "KILL", opts.duration, lambda _t, _ec: single.tcpdump_argv(opts),
+                             make_tool, lambda: sum(1 for t in tools if not t.reported))
     talk.say(f"Capturing on {opts.interface} in {plural(len(captures), 'pod')} into {output.sink.display} "
-             f"(pcapng, one interface per pod); Ctrl-C to stop")
+             f"(pcapng, one interface per pod{'; pods that start running join' if follow else ''}); Ctrl-C to "
+             "stop")
     try:
         elapsed = fanout.run_tools(
             kube, tools, single.TOOL, state, duration=opts.duration,
@@ -259,8 +289,11 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
             grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {single.STOP_GRACE:g}s; "
                        "Ctrl-C again to stop now)",
             eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
+            joins=joins,
         )
     finally:
+        if follow is not None:
+            follow.stop()
         if progress:
             progress.finish()  # the summary starts on a clean line
             talk.before_line = None
@@ -276,7 +309,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         output.sink.close()
     for capture in captures:
         capture.written = output.by_interface.get(capture.interface, 0) if capture.interface is not None else 0
-    code = _finish(talk, opts, captures, output, state, elapsed)
+    code = _finish(talk, opts, captures, output, state, elapsed, follow.failed if follow else {})
     if viewer:
         viewer_code = viewer.wait(talk.say)
         if viewer_code:
@@ -285,7 +318,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
 
 
 def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture], output: PcapngOutput,
-            state: StopState, elapsed: float) -> int:
+            state: StopState, elapsed: float, not_joined: dict[str, str]) -> int:
     records = [pod_record(c) for c in captures]
     for capture in captures:
         counts = capture.talk.counts
@@ -305,8 +338,8 @@ def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture],
         talk.warn(f"the kernel dropped {plural(dropped, 'packet')} that matched the filter: they are missing "
                   "from the capture")
     talk.record(**summary_record(captures, records, output, elapsed, opts, stopped_by(state.reason, limit)))
-    return fanout.exit_code(state, {c.label: c.error for c in captures}, "capture",
-                            f"{output.sink.display} holds what the others captured", talk.warn)
+    return fanout.exit_code(state, {**{c.label: c.error for c in captures}, **not_joined}, "capture",
+                            f"{output.sink.display} holds what the others captured", talk.warn, opts.follow)
 
 
 def pod_record(capture: PodCapture) -> dict[str, Any]:
@@ -318,7 +351,7 @@ def pod_record(capture: PodCapture) -> dict[str, Any]:
         "container": capture.target.container, "debugContainer": capture.ec, "profile": capture.profile,
         "interfaceId": capture.interface, "packetsWritten": capture.written,
         "packetsCaptured": counts.get("captured"), "droppedByKernel": counts.get("dropped by kernel"),
-        "error": capture.error or None,
+        "error": capture.error or None, **following.times(capture.joined_at, capture.left_at),
     }
 
 

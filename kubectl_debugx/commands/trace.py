@@ -55,6 +55,7 @@ class TraceOptions(session.DebugOptions):
     duration: float | None = None
     output: str = "-"
     profile: str = DEFAULT_PROFILE
+    follow: bool = False  # --follow: pods of the workload that start running while tracing join
 
 
 def validate(opts: TraceOptions) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from kubectl_debugx.errors import NotFound, OutputError, RemoteFailed
 from kubectl_debugx.formats.traceprocs import Selection, container_ids
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef
-from kubectl_debugx.remote import fanout, session
+from kubectl_debugx.remote import fanout, following, session
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
@@ -57,16 +58,19 @@ class PodTrace:
     partial: bytes = b""
     error: str = ""
     pipe_closed: bool = field(default=False)
+    joined_at: float | None = None  # --follow: when it joined (None: one of the first pods)
+    left_at: float | None = None  # --follow: when its trace ended because the pod went away
 
 
 def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
-    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
+    resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
     pods = fanout.targets(resolution, opts.container, talk.say)
     profile = single.profile_of(opts)
-    chosen = fanout.admit_all(
-        kube, single.COMMAND, pods, lambda t: session.admitted(kube, t, single.COMMAND, session.candidate(
+    admission = fanout.Admission(
+        kube, single.COMMAND, lambda t: session.admitted(kube, t, single.COMMAND, session.candidate(
             kube, t, profile, opts.image, opts.custom, opts.ttl, opts.duration), single.ADMISSION_HINT),
         opts.image, opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
+    chosen = fanout.admit_all(admission, pods)
     # Before creating anything: each pod's processes as its target container sees them, if it has a shell.
     early: list[Selection | None] = []
     for target in pods:
@@ -80,25 +84,34 @@ def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int,
     if opts.dry_run:
         return fanout.dry_run_all(talk, pods, chosen)
     ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
-    width = max(len(t.pod_name) for t in pods) + 8  # POD/PID with a PID of up to 7 digits
+    # POD/PID with a PID of up to 7 digits; before any pod (--follow), as long as a Deployment's pod names
+    width = max((len(t.pod_name) for t in pods), default=len(ref.name) + 17) + 8
     traces = []
     for target, ec, candidate, selection in zip(pods, ecs, chosen, early, strict=True):
-        probe = single._probe(kube, target, ec)
-        if probe is None:
-            raise RemoteFailed(f"cannot list processes in the debug container {ec} of pod {target.pod_name}: "
-                               f"image {opts.image} needs sh, cat, tr and readlink (choose another with --image)")
-        if not probe.strace:
-            raise RemoteFailed(f"strace is not in image {opts.image}: choose an image that has it with --image")
-        if selection is None:
-            selection = _select(probe, False, target, opts, talk)
-        path = opts.output if opts.output == "-" else str(Path(opts.output) / f"{target.pod_name}.trace")
-        prefix = f"{target.pod_name}/"
-        traces.append(PodTrace(target, ec, candidate.profile, candidate.container, selection, probe.ptrace_scope,
-                               single.StraceTalk(fanout.prefixed(talk.say, target.pod_name)), ByteSink(path), prefix))
-        talk.say(f"{target.pod_name}: tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
+        traces.append(_pod_trace(kube, opts, target, ec, candidate, selection, talk))
     if opts.output != "-":
         Path(opts.output).mkdir(exist_ok=True)
-    return _trace(kube, opts, traces, width, talk)
+    follow = following.Follow(kube, ref, resolution, admission, opts.container, max_pods, talk) if opts.follow else None
+    return _trace(kube, opts, traces, width, talk, follow)
+
+
+def _pod_trace(kube: KubeApi, opts: single.TraceOptions, target: Target, ec: str, candidate: session.Candidate,
+               selection: Selection | None, talk: Talk) -> PodTrace:
+    """One pod's part: its processes as the debug container sees them (strace must be there), the ones chosen."""
+    probe = single._probe(kube, target, ec)
+    if probe is None:
+        raise RemoteFailed(f"cannot list processes in the debug container {ec} of pod {target.pod_name}: "
+                           f"image {opts.image} needs sh, cat, tr and readlink (choose another with --image)")
+    if not probe.strace:
+        raise RemoteFailed(f"strace is not in image {opts.image}: choose an image that has it with --image")
+    if selection is None:
+        selection = _select(probe, False, target, opts, talk)
+    path = opts.output if opts.output == "-" else str(Path(opts.output) / f"{target.pod_name}.trace")
+    trace = PodTrace(target, ec, candidate.profile, candidate.container, selection, probe.ptrace_scope,
+                     single.StraceTalk(fanout.prefixed(talk.say, target.pod_name)), ByteSink(path),
+                     f"{target.pod_name}/")
+    talk.say(f"{target.pod_name}: tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
+    return trace
 
 
 def _select(probe: Any, inside: bool, target: Target, opts: single.TraceOptions, talk: Talk) -> Selection:
@@ -124,9 +137,10 @@ def prefixed_lines(trace: PodTrace, data: bytes, width: int) -> list[bytes | mem
     return out
 
 
-def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], width: int, talk: Talk) -> int:
+def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], width: int, talk: Talk,
+           follow: following.Follow | None = None) -> int:
     stdout = opts.output == "-"
-    shared = traces[0].sink if stdout else None
+    shared = (traces[0].sink if traces else ByteSink("-")) if stdout else None
 
     def on_stdout(trace: PodTrace) -> Any:
         def write(data: memoryview) -> None:
@@ -151,20 +165,51 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
 
     def on_end(pod: fanout.PodTool) -> None:
         trace = next(t for t in traces if t.target is pod.target)
+        if follow is not None:
+            follow.ended()
+        if follow is not None and follow.left(pod, state):
+            trace.left_at = time.time()  # replaced (a rollout): no failure
+            talk.say(f"Pod {trace.target.namespace}/{trace.target.pod_name} left (deleted)")
+            return
         trace.error = trace.error or fanout.failure(kube, pod, state, single.TOOL, trace.talk.error_line(),
                                                     opts.image)
         if trace.error and not state.reason:
             talk.warn(f"trace in pod {trace.target.pod_name} ended: {trace.error}; the other pods go on")
 
+    ready: dict[str, PodTrace] = {}  # --follow: set up by a join's worker thread, adopted by the loop
+
+    def argv_for(target: Target, ec: str) -> list[str]:
+        candidate = session.Candidate(opts.profile, {}, [], None)
+        trace = _pod_trace(kube, opts, target, ec, candidate, None, talk)
+        ready[target.pod_name] = trace
+        return single.strace_argv(opts, trace.selection.pids)
+
+    def make_tool(joining: following.Joining) -> fanout.PodTool:
+        trace = ready.pop(joining.target.pod_name)
+        trace.profile, trace.container, trace.joined_at = (joining.candidate.profile, joining.candidate.container,
+                                                          time.time())
+        if shared is not None:
+            trace.sink = shared
+        traces.append(trace)
+        talk.say(f"Pod {joining.target.namespace}/{joining.target.pod_name} joined")
+        return fanout.PodTool(joining.target, joining.ec, joining.argv, on_stdout(trace), trace.talk,
+                              run_id=joining.run_id)
+
     tools = [fanout.PodTool(t.target, t.ec, single.strace_argv(opts, t.selection.pids), on_stdout(t), t.talk)
              for t in traces]
+    joins = None
+    if follow is not None:
+        joins = follow.start(single.TOOL, "TERM", opts.duration, argv_for, make_tool,
+                             lambda: sum(1 for t in tools if not t.reported))
     talk.say(f"Tracing into {'stdout' if stdout else opts.output + '/POD.trace'}; Ctrl-C to stop (the traced "
              "processes go on)")
     try:
         elapsed = fanout.run_tools(kube, tools, single.TOOL, state, duration=opts.duration,
                                    limit_reached=lambda: any(t.pipe_closed for t in traces), talk=talk,
-                                   on_end=on_end)
+                                   on_end=on_end, joins=joins)
     finally:
+        if follow is not None:
+            follow.stop()
         for trace in traces:
             if trace.partial and shared is not None and not trace.pipe_closed:
                 with contextlib.suppress(PipeClosed):
@@ -185,11 +230,13 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
             "debugContainer": trace.ec, "profile": trace.profile, "pids": chosen,
             "traced": sorted(set(chosen) & seen), "linesWritten": trace.lines,
             "output": "-" if stdout else trace.sink.path, "error": trace.error or None,
+            **following.times(trace.joined_at, trace.left_at),
         })
     lines = sum(t.lines for t in traces)
     talk.say(f"{plural(lines, 'line')} from {plural(len(traces), 'pod')}; {elapsed:.1f}s")
     talk.record(profile=",".join(sorted({t.profile for t in traces})), output=opts.output,
                 durationSeconds=round(elapsed, 3), stoppedBy=stopped_by(state.reason), linesWritten=lines,
                 bytesWritten=None if stdout else sum(t.sink.written for t in traces), pods=records)
-    return fanout.exit_code(state, {t.target.pod_name: t.error for t in traces}, "trace",
-                            "the others were traced", talk.warn)
+    not_joined = follow.failed if follow is not None else {}
+    return fanout.exit_code(state, {**{t.target.pod_name: t.error for t in traces}, **not_joined}, "trace",
+                            "the others were traced", talk.warn, opts.follow)

@@ -76,6 +76,13 @@ class KubeApi(Protocol):
         self, namespace: str, name: str, resource_version: str, deadline: float
     ) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
+    def list_pods_at(self, namespace: str | None, label_selector: str | None = None
+                     ) -> tuple[list[dict[str, Any]], str]: ...
+
+    def watch_pods(
+        self, namespace: str | None, label_selector: str, resource_version: str, timeout: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
     def open_exec(
         self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
     ) -> ExecConnection: ...
@@ -91,6 +98,10 @@ class KubeApi(Protocol):
     def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]: ...
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool: ...
+
+
+class WatchExpired(Exception):
+    """A watch's resourceVersion is older than the server keeps (410 Gone, reason Expired): list again."""
 
 
 class Kube:
@@ -183,21 +194,34 @@ class Kube:
 
     def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         """Pods of one namespace, or of every one (None), matching the selector; follows `continue` pages."""
-        return self.list_objects("/api/v1", "pods", namespace, label_selector)
+        return self.list_pods_at(namespace, label_selector)[0]
+
+    def list_pods_at(self, namespace: str | None, label_selector: str | None = None
+                     ) -> tuple[list[dict[str, Any]], str]:
+        """list_pods and the list's resourceVersion (a paged list is one snapshot: the first page's), the
+        point a watch of the same pods starts from."""
+        return self.list_objects_at("/api/v1", "pods", namespace, label_selector)
 
     def list_objects(self, prefix: str, resource: str, namespace: str | None, label_selector: str | None = None
                      ) -> list[dict[str, Any]]:
         """Objects of any API group (`prefix`: /api/v1 or /apis/GROUP/VERSION) of one namespace or of every one
         (None), matching the selector; follows `continue` pages."""
+        return self.list_objects_at(prefix, resource, namespace, label_selector)[0]
+
+    def list_objects_at(self, prefix: str, resource: str, namespace: str | None, label_selector: str | None = None
+                        ) -> tuple[list[dict[str, Any]], str]:
+        """list_objects and the list's resourceVersion."""
         path = f"{prefix}/namespaces/{namespace}/{resource}" if namespace is not None else f"{prefix}/{resource}"
         items: list[dict[str, Any]] = []
         token = None
+        version = ""
         while True:
             data = self.request("GET", path, {"labelSelector": label_selector, "limit": 500, "continue": token})
             items += data.get("items") or []
+            version = version or str((data.get("metadata") or {}).get("resourceVersion") or "")
             token = (data.get("metadata") or {}).get("continue")
             if not token:
-                return items
+                return items, version
 
     def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
         """One namespaced object of any API group: `prefix` is /api/v1 or /apis/GROUP/VERSION."""
@@ -320,6 +344,39 @@ class Kube:
                 response.release_conn()
 
     # --- exec ---------------------------------------------------------------------------------------
+
+    def watch_pods(
+        self, namespace: str | None, label_selector: str, resource_version: str, timeout: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """One watch of the pods matching the selector from `resource_version`, (type, pod) per event, until the
+        server ends the stream (at `timeout` seconds or earlier). The request is made at once (its errors raise
+        here); then, while reading, WatchExpired for 410 Gone (the version is compacted: list again), ApiError
+        for other error events, Unreachable when cut."""
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace is not None else "/api/v1/pods"
+        response = self.request(
+            "GET", path,
+            {"watch": "true", "labelSelector": label_selector or None, "resourceVersion": resource_version,
+             "timeoutSeconds": timeout, "allowWatchBookmarks": "true"},
+            stream=True, read_timeout=timeout + 30,
+        )
+        return self._watch_events(response, path)
+
+    def _watch_events(self, response: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        import urllib3
+
+        try:
+            for event in _json_lines(response):
+                kind = event.get("type", "")
+                obj = event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise WatchExpired(str(obj.get("message") or "resource version too old"))
+                    raise api_error(int(obj.get("code") or 500), json.dumps(obj).encode(), path)
+                yield kind, obj
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise _unreachable(self.host, e) from None
+        finally:
+            response.release_conn()
 
     def open_exec(
         self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False

@@ -245,18 +245,20 @@ class ExecReader:
         return True
 
 
-def pump_many(readers: list[ExecReader], tick: Callable[[], None] | None = None, tick_interval: float = 0.2) -> None:
+def pump_many(readers: list[ExecReader], tick: Callable[[], None] | None = None, tick_interval: float = 0.2,
+              more: Callable[[], bool] | None = None) -> None:
     """Read every stream until all have ended, in this one thread: each read takes what has arrived, and
     select() waits only when no stream had anything.
 
     `tick` runs at least every `tick_interval` seconds, between frames, so the caller can act on a deadline
     or a signal (for example by stopping the remote processes) while the streams keep being drained. A reader
-    added to `readers` by a callback is read from the next round on.
+    added to `readers` by a callback is read from the next round on; while `more()` says more may come, the
+    loop waits for them even when no stream is live.
     """
     next_tick = time.monotonic() + tick_interval
     while True:
         live = [r for r in readers if r.outcome is None]
-        if not live:
+        if not live and (more is None or not more()):
             return
         if tick is not None and time.monotonic() >= next_tick:
             tick()

@@ -114,6 +114,8 @@ class Resolution:
     pods: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (namespace/name, why)
     service: dict[str, Any] | None = None  # the Service of svc/NAME (its cluster IP names it in captures)
+    version: str = ""  # the pod list's resourceVersion: where a watch of the same pods starts (--follow)
+    skipped_pods: list[dict[str, Any]] = field(default_factory=list)  # the skipped pods themselves
 
     def skip_lines(self) -> list[str]:
         return [f"Skipping pod {name}: {why}" for name, why in self.skipped]
@@ -127,8 +129,9 @@ def pod_state(pod: Mapping[str, Any]) -> str:
     return "" if phase == "Running" else f"not running (phase {phase})"
 
 
-def resolve(kube: KubeApi, namespace: str, ref: TargetRef) -> Resolution:
-    """The object's selector, then its pods (one list call); running pods sorted by namespace and name."""
+def resolve(kube: KubeApi, namespace: str, ref: TargetRef, empty_ok: bool = False) -> Resolution:
+    """The object's selector, then its pods (one list call); running pods sorted by namespace and name. No
+    running pod is an error, unless `empty_ok` (--follow: the pods may come)."""
     service = None
     pods: list[dict[str, Any]] | None = None
     if ref.kind is None:
@@ -148,11 +151,12 @@ def resolve(kube: KubeApi, namespace: str, ref: TargetRef) -> Resolution:
             selector = selector_string(spec.get("selector"))
             if not selector:
                 raise NotFound(f'{resource} "{ref.name}" has no pod selector')
+    version = ""
     if pods is None:
-        pods = kube.list_pods(None if ref.all_namespaces else namespace, selector)
-    result = Resolution(ref, selector, service=service)
+        pods, version = kube.list_pods_at(None if ref.all_namespaces else namespace, selector)
+    result = Resolution(ref, selector, service=service, version=version)
     _sort(result, pods)
-    if not result.pods:
+    if not result.pods and not empty_ok:
         where = "in any namespace" if ref.all_namespaces else f"in namespace {namespace}"
         if not result.skipped:
             raise NotFound(f"no pods match {ref.display} (selector {selector}) {where}")
@@ -167,6 +171,7 @@ def _sort(result: Resolution, pods: list[dict[str, Any]]) -> None:
         why = pod_state(pod)
         if why:
             result.skipped.append((f"{pod['metadata'].get('namespace', '')}/{pod['metadata']['name']}", why))
+            result.skipped_pods.append(pod)
         else:
             result.pods.append(pod)
 

@@ -12,12 +12,13 @@ the same grace as one pod (remote/streamrun.stop_ticker).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
@@ -39,6 +40,7 @@ from kubectl_debugx.talk import Talk
 # is a round trip of its own, and one after the other they put N round trips between the command and the last
 # pod's first packet. The streams themselves are then read by one loop, in this thread.
 SETUP_WORKERS = 8
+DELETED = "the pod was deleted"  # failure()'s word for a pod that went away (a rollout replaced it)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -52,12 +54,16 @@ def each(fn: Callable[[T], R], items: list[T]) -> list[R]:
     return [f.result() for f in futures]
 
 
-def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None]) -> Resolution:
-    """The running pods of the target, the skipped ones said, refused when more than --max-pods."""
-    resolution = resolve(kube, kube.namespace, ref)
+def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None],
+                 follow: bool = False) -> Resolution:
+    """The running pods of the target, the skipped ones said, refused when more than --max-pods. Following,
+    none is fine: the run waits for the first (a Deployment scaled to 0, pods still Pending)."""
+    resolution = resolve(kube, kube.namespace, ref, empty_ok=follow)
     for line in resolution.skip_lines():
         say(line)
     check_max_pods(resolution, max_pods)
+    if not resolution.pods:
+        say(f"No pod of {ref.display} is running yet: waiting for pods to join (--follow); Ctrl-C to stop")
     return resolution
 
 
@@ -94,27 +100,43 @@ def targets(resolution: Resolution, container: str | None, say: Callable[[str], 
     return out
 
 
-def admit_all(kube: KubeApi, command: str, pods: list[Target], choose: Callable[[Target], session.Candidate],
-              image: str, custom: Any, ttl: int, duration: float | None, hint: str) -> list[session.Candidate]:
-    """The profile is chosen once per namespace (its Pod Security level is the namespace's), on its first pod;
-    every other pod's container is then checked by a dry run with that profile. Any refusal raises before
-    anything is created on any pod."""
-    firsts: dict[str, Target] = {}
-    for target in pods:
-        firsts.setdefault(target.namespace, target)
-    chosen = {namespace: choose(target) for namespace, target in firsts.items()}
-    for namespace, target in firsts.items():  # every missing permission, named at once, per namespace
-        session.check_access(kube, target, command, chosen[namespace])
+class Admission:
+    """The profile is chosen once per namespace (its Pod Security level is the namespace's), on its first pod,
+    with every missing permission named at once; every other pod's container is then checked by a dry run with
+    that profile. Shared by the first pods and those that join later (--follow): a namespace already decided
+    is not asked again."""
 
-    def check(target: Target) -> session.Candidate:
-        first = chosen[target.namespace]
-        if target is firsts[target.namespace]:
+    def __init__(self, kube: KubeApi, command: str, choose: Callable[[Target], session.Candidate], image: str,
+                 custom: Any, ttl: int, duration: float | None, hint: str) -> None:
+        self.kube, self.command, self.choose, self.hint = kube, command, choose, hint
+        self.image, self.custom, self.ttl, self.duration = image, custom, ttl, duration
+        self.chosen: dict[str, session.Candidate] = {}
+        self.firsts: dict[str, Target] = {}
+        self.lock = threading.Lock()
+
+    def decide(self, target: Target) -> session.Candidate:
+        """The namespace's choice (made on this pod when it is the namespace's first)."""
+        with self.lock:
+            if target.namespace not in self.chosen:
+                chosen = self.choose(target)
+                session.check_access(self.kube, target, self.command, chosen)
+                self.chosen[target.namespace], self.firsts[target.namespace] = chosen, target
+            return self.chosen[target.namespace]
+
+    def check(self, target: Target) -> session.Candidate:
+        first = self.decide(target)
+        if target is self.firsts[target.namespace]:
             return first
-        candidate = session.admitted(kube, target, command, session.candidate(
-            kube, target, first.profile, image, custom, ttl, duration), hint)
+        candidate = session.admitted(self.kube, target, self.command, session.candidate(
+            self.kube, target, first.profile, self.image, self.custom, self.ttl, self.duration), self.hint)
         return session.Candidate(candidate.profile, candidate.container, [], None, candidate.reuse)
 
-    return each(check, pods)
+
+def admit_all(admission: Admission, pods: list[Target]) -> list[session.Candidate]:
+    """Admission (above) of every pod; any refusal raises before anything is created on any pod."""
+    for target in pods:
+        admission.decide(target)
+    return each(admission.check, pods)
 
 
 def start_all(kube: KubeApi, pods: list[Target], chosen: list[session.Candidate], duration: float | None,
@@ -160,6 +182,20 @@ class PodTool:
     def name(self) -> str:
         return self.target.pod_name
 
+    def command(self, tool: str, eof_signal: str) -> list[str]:
+        """The exec's command: the tool under the stdin tether (specs.tethered_command)."""
+        return specs.tethered_command(self.run_id, tool, self.argv, eof_signal)
+
+
+class JoinSource(Protocol):
+    """Pods joining a running fan-out (remote/following.Joins, --follow), as run_tools' loop sees them."""
+
+    def adopt(self) -> list[tuple[PodTool, ExecConnection]]: ...
+
+    def open(self) -> bool: ...
+
+    def close(self) -> None: ...
+
 
 def pod_gone(kube: KubeApi, target: Target) -> bool:
     """The pod was deleted (or is being deleted): what a 137 from every exec means (recordings/28-*)."""
@@ -178,7 +214,7 @@ def run_tools(
     limit_reached: Callable[[], bool],
     talk: Talk, on_end: Callable[[PodTool], None], on_batch_end: Callable[[], None] | None = None,
     on_tick: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM",
+    eof_signal: str = "TERM", joins: JoinSource | None = None,
 ) -> float:
     """Run each pod's tool by exec in its debug container, all streams read by one loop, until every one has
     ended; whatever happens, make sure no tool is left running. `on_end` is called once per pod as soon as its
@@ -204,8 +240,18 @@ def run_tools(
                 pod.reported = True
                 on_end(pod)
 
+    readers: list[ExecReader] = []
+
     def tick() -> None:
         stop_tick()
+        if joins is not None:
+            if state.reason:
+                joins.close()  # no pod joins a capture that is stopping
+            for pod, conn in joins.adopt():  # set up by a worker thread: from now on read by this loop
+                pods.append(pod)
+                connections.callback(conn.close)
+                pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
+                readers.append(pod.reader)
         report()
         if on_tick is not None:
             on_tick()
@@ -213,9 +259,9 @@ def run_tools(
     try:
         with catch_stop_signals(state), ExitStack() as connections:
             def start(pod: PodTool) -> ExecConnection | None:
-                command = specs.tethered_command(pod.run_id, tool, pod.argv, eof_signal)
                 try:
-                    return kube.open_exec(pod.target.namespace, pod.name, pod.ec, command, stdin=True)
+                    return kube.open_exec(pod.target.namespace, pod.name, pod.ec, pod.command(tool, eof_signal),
+                                          stdin=True)
                 except DebugxError as e:
                     pod.outcome = ExecOutcome(None, str(e), cut=True)
                     return None
@@ -224,9 +270,12 @@ def run_tools(
                 if conn is not None:
                     connections.callback(conn.close)
                     pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
-            pump_many([p.reader for p in pods if p.reader is not None], tick, TICK_INTERVAL)
+            readers += [p.reader for p in pods if p.reader is not None]
+            pump_many(readers, tick, TICK_INTERVAL, more=joins.open if joins is not None else None)
             report()
     finally:
+        if joins is not None:
+            joins.close()
         for pod in pods:
             pod.stderr.finish()
             if pod.reader is not None:
@@ -242,20 +291,22 @@ def failure(kube: KubeApi, pod: PodTool, state: StopState, tool: str, said: str,
     if state.reason and outcome.exit_code is not None:
         return ""  # asked to stop: tcpdump and strace end by the signal
     if (outcome.exit_code == 137 or outcome.cut) and pod_gone(kube, pod.target):
-        return "the pod was deleted"
+        return DELETED
     if outcome.cut:
         return outcome.message
     return ephemeral.tool_failure(tool, outcome.exit_code, outcome.message, said, image)
 
 
-def exit_code(state: StopState, errors: dict[str, str], what: str, kept: str, warn: Callable[[str], None]) -> int:
+def exit_code(state: StopState, errors: dict[str, str], what: str, kept: str, warn: Callable[[str], None],
+              follow: bool = False) -> int:
     """The outcome across pods (`errors`: pod -> why it failed, '' when it did not): every pod failed -> the
-    error (6); a signal -> 130/143; some failed -> 9 (PARTIAL) with a warning saying what `kept` holds; else 0."""
+    error (6); a signal -> 130/143; some failed -> 9 (PARTIAL) with a warning saying what `kept` holds; else 0.
+    With --follow a signal is how the user ends the run, as --duration is: no 130/143."""
     failed = {pod: why for pod, why in errors.items() if why}
     if failed and len(failed) == len(errors) and not state.reason:
         pod, why = next(iter(failed.items()))
         raise RemoteFailed(f"the {what} failed in every pod ({pod}: {why})")
-    if state.reason in ("SIGINT", "SIGTERM"):
+    if state.reason in ("SIGINT", "SIGTERM") and not follow:
         return int(state.exit_code)
     if failed:
         warn(f"{len(failed)} of {len(errors)} pods failed; {kept}")

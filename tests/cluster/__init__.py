@@ -156,6 +156,18 @@ class TestCluster:
     def start_apiserver(self) -> None:
         self.apiserver.start()
 
+    def drop_watches(self) -> None:
+        """End every open watch stream now (clients resume from their last resourceVersion)."""
+        self.apiserver.drop_watches()
+
+    def expire_watch_history(self) -> None:
+        """Watches from any resourceVersion seen so far answer 410 Gone: the client has to list again."""
+        self.apiserver.expire_watch_history()
+
+    def set_watches_refused(self, refused: bool) -> None:
+        """True: every watch request answers 503 ServiceUnavailable (lists and the rest still work)."""
+        self.apiserver.watches_refused = refused
+
     def set_ephemeral_containers_enabled(self, enabled: bool) -> None:
         """False: pods/ephemeralcontainers answers 404 without details.name, like a cluster without the feature."""
         self.apiserver.ephemeral_containers_enabled = enabled

@@ -182,6 +182,8 @@ class ApiServer:
         self.store = Store()
         self.exec_faults = ExecFaults()
         self.latency = 0.0
+        self.watch_expired_before = 0  # test switch: a watch from an older resourceVersion gets 410 Gone
+        self.watches_refused = False  # test switch: every watch request answers 503
         self.ephemeral_containers_enabled = True
         self.workloads = workloads.Workloads(self)
         self.port = 0
@@ -254,6 +256,16 @@ class ApiServer:
             raise
         self.port = runner.addresses[0][1]
         self._runner = runner
+
+    def drop_watches(self) -> None:
+        """End every open watch stream (a clean end of the chunked response), as a real API server does at
+        its timeout or on restart; clients resume from the last resourceVersion they saw."""
+        self._loop.call_soon_threadsafe(self.store.close_watchers)
+
+    def expire_watch_history(self) -> None:
+        """From now on a watch from any resourceVersion up to now answers 410 Gone (Expired), as when etcd
+        compacted the history the client would resume from: the client must list again."""
+        self.watch_expired_before = self.store.resource_version
 
     async def _unserve(self) -> None:
         runner, self._runner = self._runner, None
@@ -382,6 +394,13 @@ class ApiServer:
     def _pod_gone(self, namespace: str, name: str, uid: str) -> None:
         pod = self.store.get("pods", namespace, name)
         if pod is not None and pod["metadata"]["uid"] == uid:
+            # The kubelet's final delete is a grace-0 delete: watchers see deletionGracePeriodSeconds 0 (and the
+            # deletionTimestamp moved back to now), then DELETED (recordings/21-watch-pods-app-web-rollout-restart).
+            if pod["metadata"].get("deletionTimestamp") and pod["metadata"].get("deletionGracePeriodSeconds"):
+                pod = copy.deepcopy(pod)
+                pod["metadata"]["deletionTimestamp"] = now_rfc3339()
+                pod["metadata"]["deletionGracePeriodSeconds"] = 0
+                self.store.update("pods", namespace, pod)
             self.store.delete("pods", namespace, name)
         self._maybe_finish_namespace(namespace)
 
@@ -494,7 +513,7 @@ class ApiServer:
             return await self._simple(request, info)
         if r == "namespaces":
             return await self._namespaces(request, info)
-        if (info.group, r) in workloads.KINDS and not sub:
+        if (info.group, r) in workloads.KINDS and (not sub or (sub == "scale" and r in workloads.SCALABLE)):
             return await self.workloads.handle(request, info)
         if r == "nodes":
             if sub == "proxy":
@@ -585,6 +604,8 @@ class ApiServer:
         return [o for o in self.store.list(resource, namespace) if pred(o)]
 
     async def _watch(self, request: web.Request, resource: str, namespace: str | None) -> web.StreamResponse:
+        if self.watches_refused:
+            raise ApiError(503, "ServiceUnavailable", "watches are refused (test switch)", {})
         pred = self._selector(request)
         rv = request.query.get("resourceVersion", "")
         since = int(rv) if rv not in ("", "0") and rv.isdigit() else None
@@ -592,7 +613,7 @@ class ApiServer:
         resp = web.StreamResponse(headers={"Content-Type": "application/json",
                                            "Cache-Control": "no-cache, private"})
         resp.enable_chunked_encoding()
-        if since is not None and since < self.store.oldest_replayable_rv():
+        if since is not None and since < max(self.store.oldest_replayable_rv(), self.watch_expired_before):
             await resp.prepare(request)
             gone = ApiError(410, "Expired", f"too old resource version: {since} ({self.store.resource_version})")
             await resp.write(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
@@ -1239,6 +1260,8 @@ def _resource_list(group_version: str, resources) -> dict:
                  "kind": kind, "verbs": verbs}
         if short:
             entry["shortNames"] = short
+        if kind == "Scale":  # the scale subresource is autoscaling/v1's Scale in every group
+            entry.update({"group": "autoscaling", "version": "v1"})
         if name == "pods":
             entry["categories"] = ["all"]
         if "/" not in name:

@@ -951,6 +951,11 @@ class Kubelet:
         if running:
             return ("Running", "", "")
         if stopped:
+            if p.deleting:
+                # A pod being deleted whose containers have all stopped ends in a terminal phase whatever its
+                # restartPolicy: nginx exits 0 on SIGTERM, so a Deployment's old pod ends Succeeded
+                # (recordings/21-watch-pods-app-web-rollout-restart).
+                return ("Succeeded", "", "") if stopped == succeeded else ("Failed", "", "")
             if policy == "Always":
                 return ("Running", "", "")
             if stopped == succeeded:

@@ -7,15 +7,22 @@ Deployment), which creates its pods (`RS-xxxxx`, label pod-template-hash, owner:
 StatefulSet creates `NAME-0..N-1`, a DaemonSet one pod on the node, a Job one pod (label job-name). Deleting a
 workload deletes what it owns (the Background propagation kubectl asks for).
 
-Deliberate differences (tests/cluster/README.md): the controller acts once, at creation (a deleted pod is not
-replaced, there is no scaling, no rollout); workload `status` and Endpoints/EndpointSlices are computed from
-the pods when read (watches of workloads see only create and delete). Jobs excepted: a Job controller pass
-(sync_job) keeps their status, replaces a failed pod within backoffLimit, applies activeDeadlineSeconds and
-ttlSecondsAfterFinished; deleting a Job without a propagationPolicy orphans its pods, as batch/v1 does.
+Deployments and ReplicaSets are reconciled continuously (section "Deployments and ReplicaSets" below): a
+change of a Deployment's spec.template (kubectl rollout restart's `kubectl.kubernetes.io/restartedAt`
+annotation, a new image) rolls its pods over to a new ReplicaSet one at a time with surge 1 and unavailable 0,
+as recordings/21-* show; a change of spec.replicas scales; a deleted pod of a ReplicaSet is replaced. Jobs have
+their own controller pass (sync_job): it keeps their status, replaces a failed pod within backoffLimit, applies
+activeDeadlineSeconds and ttlSecondsAfterFinished; deleting a Job without a propagationPolicy orphans its pods,
+as batch/v1 does.
+
+Deliberate differences (tests/cluster/README.md): StatefulSets and DaemonSets act once, at creation (a deleted
+pod is not replaced); the rollout is always surge 1 / unavailable 0 (what the default 25%/25% gives for 1-4
+replicas); workload `status` (Jobs excepted) and Endpoints/EndpointSlices are computed from the pods when read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import ipaddress
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
 
     from .apiserver import ApiServer, RequestInfo
 
+# Resources with a scale subresource here (kubectl scale): the ones the controller reconciles.
+SCALABLE = ("deployments", "replicasets")
 # "patch" is listed so that kubectl's field-validation probe finds them (answered 405, as apiserver.py does).
 _VERBS = ["create", "delete", "get", "list", "patch", "watch"]
 # (group, resource) -> (kind, apiVersion, shortNames)
@@ -45,6 +54,8 @@ KINDS = {
 CORE_RESOURCES = [(r, k, True, _VERBS, s) for (g, r), (k, _, s) in KINDS.items() if g == ""]
 GROUPS = {g: [(r, k, True, _VERBS, s) for (gg, r), (k, _, s) in KINDS.items() if gg == g]
           for g in ("apps", "batch", "discovery.k8s.io")}
+GROUPS["apps"] += [(f"{r}/scale", "Scale", True, ["get", "patch", "update"], None) for r in ("deployments",
+                                                                                              "replicasets")]
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's rand.SafeEncodeString alphabet
 _SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 # batch/v1 Jobs deleted through the API without a propagationPolicy orphan their pods, for compatibility, and the
@@ -117,6 +128,20 @@ def _owned_by(obj: dict, owner_uid: str) -> bool:
     return any(r.get("uid") == owner_uid for r in obj["metadata"].get("ownerReferences") or [])
 
 
+def _ready(pod: dict) -> bool:
+    """Running, Ready and not being deleted: what the Deployment controller counts as available."""
+    status = pod.get("status") or {}
+    return (status.get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
+            and any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []))
+
+
+def _rs_annotations(desired: int, revision: int) -> dict:
+    """What the Deployment controller writes on its ReplicaSets (recordings/21-list-replicasets-after-restart)."""
+    return {"deployment.kubernetes.io/desired-replicas": str(desired),
+            "deployment.kubernetes.io/max-replicas": str(desired + 1),
+            "deployment.kubernetes.io/revision": str(revision)}
+
+
 class Workloads:
     """The handlers and the controller; `server` gives the store, pod creation and deletion."""
 
@@ -124,6 +149,8 @@ class Workloads:
         self.server = server
         self.store = server.store
         self._next_ip = 10
+        self._pod_watch = None  # the controller's store watcher on pods, from the first Deployment/ReplicaSet
+        self._dirty: set[str] = set()  # namespaces with a reconcile pending
 
     # -- REST ----------------------------------------------------------------------------------------
     async def handle(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
@@ -131,6 +158,8 @@ class Workloads:
 
         kind, api_version, _ = KINDS[(info.group, info.resource)]
         resource, ns, verb = info.resource, info.namespace, info.verb
+        if info.subresource == "scale":
+            return api._json(await self._scale_subresource(request, info))
         if resource == "endpoints" and verb in ("get", "list"):
             api._warn(request, ENDPOINTS_WARNING)
         if verb == "get":
@@ -164,6 +193,8 @@ class Workloads:
             if self.store.get("namespaces", None, ns or "") is None:
                 raise not_found("namespaces", ns or "")
             return api._json(self.create(resource, ns or "", body, api._truthy_dry(request)), 201)
+        if verb in ("patch", "update") and resource in ("deployments", "replicasets"):
+            return api._json(self._view(await self._change(request, info)))
         raise api._method_not_allowed()
 
     def _all(self, resource: str, ns: str | None) -> list[dict]:
@@ -242,22 +273,8 @@ class Workloads:
     def _reconcile(self, resource: str, obj: dict) -> None:
         name, ns, spec = obj["metadata"]["name"], obj["metadata"]["namespace"], obj["spec"]
         template = spec.get("template") or {}
-        if resource == "deployments":
-            pod_hash = _hash(template, 10)
-            rs_template = copy.deepcopy(template)
-            rs_template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = pod_hash
-            selector = copy.deepcopy(spec["selector"])
-            selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
-            rs = {"metadata": {"name": f"{name}-{pod_hash}", "labels": rs_template["metadata"]["labels"],
-                               "annotations": {"deployment.kubernetes.io/desired-replicas": str(spec["replicas"]),
-                                               "deployment.kubernetes.io/max-replicas": str(spec["replicas"] + 1),
-                                               "deployment.kubernetes.io/revision": "1"},
-                               "ownerReferences": [_owner(obj)]},
-                  "spec": {"replicas": spec["replicas"], "selector": selector, "template": rs_template}}
-            self.create("replicasets", ns, rs, False)
-        elif resource == "replicasets":
-            for _ in range(int(spec.get("replicas", 1))):
-                self._pod(obj, f"{name}-", None, {})
+        if resource in ("deployments", "replicasets"):
+            self._control(ns)
         elif resource == "statefulsets":
             revision = f"{name}-{_hash(template, 9)}"
             for i in range(int(spec.get("replicas", 1))):
@@ -300,6 +317,195 @@ class Workloads:
 
             logging.getLogger("tests.cluster.workloads").warning("cannot create pod of %s: %s",
                                                                  owner["metadata"]["name"], e.message)
+
+    # -- Deployments and ReplicaSets: the controller ------------------------------------------------------
+    # A reconcile of a namespace runs on the API server's loop (no locks: store.py) after every change of a
+    # Deployment, a ReplicaSet or one of their pods (a store watcher on pods), coalesced into one pass. As the
+    # real controllers do, it reads only the store: the Deployment sets its ReplicaSets' replicas, each
+    # ReplicaSet creates or deletes pods until it has that many that are not being deleted.
+
+    def _control(self, ns: str) -> None:
+        if self._pod_watch is None:
+            self._pod_watch = self.store.watch("pods", None, lambda o: True, self.store.resource_version)
+            self.server._keep(asyncio.ensure_future(self._follow_pods(self._pod_watch)))
+        if ns not in self._dirty:
+            self._dirty.add(ns)
+            asyncio.get_running_loop().call_soon(self._reconcile_namespace, ns)
+
+    async def _follow_pods(self, watcher) -> None:
+        while True:
+            ev = await watcher.queue.get()
+            if ev is None:  # close_watchers (the listener stopped): this watcher stays registered
+                continue
+            refs = ev.obj["metadata"].get("ownerReferences") or []
+            if any(r.get("kind") == "ReplicaSet" for r in refs):
+                self._control(ev.namespace or "")
+
+    def _reconcile_namespace(self, ns: str) -> None:
+        self._dirty.discard(ns)
+        namespace = self.store.get("namespaces", None, ns)
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return
+        for deploy in self.store.list("deployments", ns):
+            self._rollout(deploy)
+        for grow in (False, True):  # every scale-down before any scale-up: never a surge above one pod
+            for rs in self.store.list("replicasets", ns):
+                self._replicate(rs, grow)
+
+    def _rollout(self, deploy: dict) -> None:
+        """The Deployment controller's RollingUpdate with surge 1 and unavailable 0 (recordings/21-*: a new
+        pod Running and Ready, then one old pod deleted, then the next new pod): the ReplicaSet of the current
+        template (`NAME-HASH`, created at the next revision) grows while the old ones shrink to 0 (kept)."""
+        ns, name, spec = deploy["metadata"]["namespace"], deploy["metadata"]["name"], deploy["spec"]
+        desired = int(spec.get("replicas", 1))
+        owned = [rs for rs in self.store.list("replicasets", ns) if _owned_by(rs, deploy["metadata"]["uid"])]
+        pod_hash = _hash(spec.get("template") or {}, 10)
+        new = next((rs for rs in owned if rs["metadata"]["name"] == f"{name}-{pod_hash}"), None)
+        old = [rs for rs in owned if rs is not new and rs["spec"]["replicas"] > 0]
+        revision = max((int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
+                        for rs in owned), default=0)
+        if new is None:
+            new = self._new_replicaset(deploy, pod_hash, 0 if old else desired, revision + 1)
+            owned.append(new)
+        annotations = deploy["metadata"].setdefault("annotations", {})
+        current = (new["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision")
+        if annotations.get("deployment.kubernetes.io/revision") != current:
+            deploy = copy.deepcopy(deploy)
+            deploy["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = current
+            self.store.update("deployments", ns, deploy)
+        if not old:
+            self._scale(new, desired, desired)
+            return
+        ready = {rs["metadata"]["uid"]: sum(1 for p in self._owned_pods(rs) if _ready(p)) for rs in owned}
+        total = sum(rs["spec"]["replicas"] for rs in owned)
+        # scale the old ones down as far as availability allows: every pod counted must be ready
+        removable = total - desired - (new["spec"]["replicas"] - ready[new["metadata"]["uid"]])
+        for rs in old:
+            if removable <= 0:
+                break
+            step = min(removable, rs["spec"]["replicas"])
+            removable -= step
+            total -= step
+            self._scale(rs, rs["spec"]["replicas"] - step, desired)
+        # then the new one up, at most one pod above the desired count (surge 1)
+        if new["spec"]["replicas"] < desired and total < desired + 1:
+            self._scale(new, new["spec"]["replicas"] + min(desired + 1 - total, desired - new["spec"]["replicas"]),
+                        desired)
+
+    def _new_replicaset(self, deploy: dict, pod_hash: str, replicas: int, revision: int) -> dict:
+        ns, name, spec = deploy["metadata"]["namespace"], deploy["metadata"]["name"], deploy["spec"]
+        template = copy.deepcopy(spec.get("template") or {})
+        template.setdefault("metadata", {}).setdefault("labels", {})["pod-template-hash"] = pod_hash
+        selector = copy.deepcopy(spec["selector"])
+        selector.setdefault("matchLabels", {})["pod-template-hash"] = pod_hash
+        rs = {"metadata": {"name": f"{name}-{pod_hash}", "labels": template["metadata"]["labels"],
+                           "annotations": _rs_annotations(int(spec.get("replicas", 1)), revision),
+                           "ownerReferences": [_owner(deploy)]},
+              "spec": {"replicas": replicas, "selector": selector, "template": template}}
+        return self.create("replicasets", ns, rs, False)
+
+    def _scale(self, rs: dict, replicas: int, desired: int) -> None:
+        annotations = _rs_annotations(desired, int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
+        if rs["spec"]["replicas"] == replicas and rs["metadata"]["annotations"] == annotations:
+            return
+        rs = copy.deepcopy(rs)
+        if rs["spec"]["replicas"] != replicas:
+            rs["metadata"]["generation"] = rs["metadata"].get("generation", 1) + 1
+        rs["spec"]["replicas"] = replicas
+        rs["metadata"]["annotations"] = annotations
+        self.store.update("replicasets", rs["metadata"]["namespace"], rs)
+        self._control(rs["metadata"]["namespace"])
+
+    def _owned_pods(self, owner: dict) -> list[dict]:
+        return [p for p in self.store.list("pods", owner["metadata"]["namespace"])
+                if _owned_by(p, owner["metadata"]["uid"])]
+
+    def _replicate(self, rs: dict, grow: bool) -> None:
+        """The ReplicaSet controller: as many pods not being deleted as spec.replicas; a deleted pod is
+        replaced (`grow`), extra ones go (not ready ones first, then the newest) with their grace period."""
+        active = [p for p in self._owned_pods(rs) if not p["metadata"].get("deletionTimestamp")]
+        want = int(rs["spec"].get("replicas", 1))
+        if grow:
+            for _ in range(want - len(active)):
+                self._pod(rs, f"{rs['metadata']['name']}-", None, {})
+            return
+        victims = sorted(active, key=lambda p: (_ready(p), -int(p["metadata"]["resourceVersion"])))
+        for pod in victims[:max(0, len(active) - want)]:
+            self.server._delete_pod(pod, None)
+
+    async def _scale_subresource(self, request: web.Request, info: RequestInfo) -> dict:
+        """GET/PATCH/PUT .../scale (autoscaling/v1 Scale; kubectl scale PATCHes spec.replicas here)."""
+        from . import admission
+        from . import apiserver as api
+
+        ns, name = info.namespace or "", info.name or ""
+        obj = self.store.get(info.resource, ns, name)
+        if obj is None:
+            raise not_found(info.resource, name, "apps")
+        if info.verb in ("patch", "update"):
+            body = await api._body(request)
+            if not isinstance(body, dict):
+                raise ApiError(400, "BadRequest", "the body of the request was in an unknown format", {})
+            replicas = (body.get("spec") or {}).get("replicas")
+            if request.content_type == "application/json-patch+json":
+                replicas = (admission.json_patch({"spec": {"replicas": obj["spec"]["replicas"]}}, body)
+                            .get("spec", {}).get("replicas"))
+            if not isinstance(replicas, int) or replicas < 0:
+                raise ApiError(422, "Invalid", f'Scale.autoscaling "{name}" is invalid: spec.replicas: Invalid value',
+                               {"name": name, "group": "autoscaling", "kind": "Scale"})
+            if replicas != obj["spec"]["replicas"] and not api._truthy_dry(request):
+                obj = copy.deepcopy(obj)
+                obj["spec"]["replicas"] = replicas
+                obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+                obj = self.store.update(info.resource, ns, obj)
+                self._control(ns)
+        meta = obj["metadata"]
+        return {"kind": "Scale", "apiVersion": "autoscaling/v1",
+                "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")},
+                "spec": {"replicas": obj["spec"]["replicas"]},
+                "status": {"replicas": len([p for p in self._pods_of(ns, selector_string(obj["spec"]["selector"]))
+                                            if not p["metadata"].get("deletionTimestamp")]),
+                           "selector": selector_string(obj["spec"]["selector"])}}
+
+    async def _change(self, request: web.Request, info: RequestInfo) -> dict:
+        """PATCH (strategic merge, as kubectl rollout restart and kubectl scale send; merge; JSON patch) or
+        PUT of a Deployment or ReplicaSet: spec.replicas and spec.template may change, and the controller acts."""
+        from . import admission
+        from . import apiserver as api
+
+        ns, name = info.namespace or "", info.name or ""
+        obj = self.store.get(info.resource, ns, name)
+        if obj is None:
+            raise not_found(info.resource, name, "apps")
+        body = await api._body(request)
+        if info.verb == "update":
+            new = body
+        elif request.content_type == "application/json-patch+json":
+            new = admission.json_patch(obj, body)
+        elif request.content_type == "application/merge-patch+json":
+            new = admission.merge_patch(obj, body)
+        else:
+            new = admission.strategic_merge(obj, body)
+        if not isinstance(new, dict):
+            raise ApiError(400, "BadRequest", "the body of the request was in an unknown format", {})
+        updated = copy.deepcopy(obj)
+        spec = new.get("spec") or {}
+        updated["spec"]["replicas"] = int(spec.get("replicas", obj["spec"].get("replicas", 1)))
+        if "template" in spec:
+            updated["spec"]["template"] = copy.deepcopy(spec["template"])
+            _default_spec(info.resource, updated["spec"])
+        for key in ("labels", "annotations"):
+            if (new.get("metadata") or {}).get(key) is not None:
+                updated["metadata"][key] = dict(new["metadata"][key])
+        if updated == obj:
+            return obj
+        if updated["spec"] != obj["spec"]:
+            updated["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+        if api._truthy_dry(request):
+            return updated
+        updated = self.store.update(info.resource, ns, updated)
+        self._control(ns)
+        return updated
 
     def delete(self, obj: dict) -> None:
         """Delete the object and, like the garbage collector with Background propagation, what it owns."""
@@ -432,7 +638,6 @@ class Workloads:
         obj = copy.deepcopy(obj)
         pods = self._pods_of(obj["metadata"]["namespace"], selector_string(obj["spec"].get("selector")))
         running = sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Running")
-        now = now_rfc3339()
         if kind == "Job":
             return self.sync_job(obj)
         if kind == "DaemonSet":
@@ -440,25 +645,46 @@ class Workloads:
                              "desiredNumberScheduled": 1, "numberReady": running, "observedGeneration": 1,
                              "updatedNumberScheduled": len(pods), "numberAvailable": running}
             return obj
+        if kind in ("Deployment", "ReplicaSet"):
+            obj["status"] = self._replica_status(obj, pods)
+            return obj
         obj["status"] = {"observedGeneration": 1, "replicas": len(pods), "readyReplicas": running,
                          "availableReplicas": running}
-        if kind in ("Deployment", "StatefulSet"):
-            obj["status"]["updatedReplicas"] = len(pods)
         if kind == "StatefulSet":
+            obj["status"]["updatedReplicas"] = len(pods)
             revision = f"{obj['metadata']['name']}-{_hash(obj['spec'].get('template'), 9)}"
             obj["status"].update({"currentReplicas": len(pods), "currentRevision": revision,
                                   "updateRevision": revision, "collisionCount": 0})
-        if kind == "Deployment":
-            rs = f"{obj['metadata']['name']}-{_hash(obj['spec'].get('template'), 10)}"
-            cond = {"status": "True", "lastUpdateTime": now, "lastTransitionTime": now}
-            obj["status"]["conditions"] = [
-                {"type": "Available", **cond, "reason": "MinimumReplicasAvailable",
-                 "message": "Deployment has minimum availability."},
-                {"type": "Progressing", **cond, "reason": "NewReplicaSetAvailable",
-                 "message": f'ReplicaSet "{rs}" has successfully progressed.'}]
-        if kind == "ReplicaSet":
-            obj["status"]["fullyLabeledReplicas"] = len(pods)
         return obj
+
+    def _replica_status(self, obj: dict, pods: list[dict]) -> dict:
+        """A Deployment's or ReplicaSet's status from its pods that are not being deleted; zero counts left
+        out as Go's omitempty does (recordings/21-list-replicasets-after-restart: the old RS has only
+        `replicas: 0, observedGeneration`)."""
+        active = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+        ready = sum(1 for p in active if _ready(p))
+        status: dict = {"replicas": len(active)}
+        if obj["kind"] == "ReplicaSet":
+            status["fullyLabeledReplicas"] = len(active)
+        else:
+            status = {"observedGeneration": obj["metadata"].get("generation", 1), **status}
+            pod_hash = _hash(obj["spec"].get("template"), 10)
+            status["updatedReplicas"] = sum(1 for p in active
+                                            if p["metadata"].get("labels", {}).get("pod-template-hash") == pod_hash)
+        status.update({"readyReplicas": ready, "availableReplicas": ready})
+        status = {k: v for k, v in status.items() if v or k == "replicas"}
+        if obj["kind"] == "ReplicaSet":
+            status["observedGeneration"] = obj["metadata"].get("generation", 1)
+            return status
+        now = now_rfc3339()
+        rs = f"{obj['metadata']['name']}-{_hash(obj['spec'].get('template'), 10)}"
+        cond = {"status": "True", "lastUpdateTime": now, "lastTransitionTime": now}
+        status["conditions"] = [
+            {"type": "Available", **cond, "reason": "MinimumReplicasAvailable",
+             "message": "Deployment has minimum availability."},
+            {"type": "Progressing", **cond, "reason": "NewReplicaSetAvailable",
+             "message": f'ReplicaSet "{rs}" has successfully progressed.'}]
+        return status
 
     def _computed(self, resource: str, ns: str | None, name: str) -> dict | None:
         """Endpoints and the EndpointSlice of a service, from the pods its selector matches."""

@@ -50,7 +50,6 @@ STEP_ORDER = ["01", "00", "02", "03", "04", "05", "09", "06", "07", "08", "10", 
 # will replay it. Until that feature lands, its cases are skipped with this text as the reason, so the gap
 # shows in every run; a prefix missing from both lists fails the test run (a new recording needs a decision).
 ROUND_2 = {
-    "21": "rollouts (a controller that replaces pods: capture --follow)",
     "22": "doctor (SelfSubjectAccessReviews and SelfSubjectRulesReviews of a limited user)",
     "26": "cp (reading a target's files through /proc/PID/root)",
     "29": "round-2 namespaces rec2-*, replayed with the first round-2 feature",
@@ -105,11 +104,14 @@ UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) -
 # Replayed by test_contract_access.py (doctor's access reviews); the rest of 22 (SelfSubjectRulesReview) waits.
 ACCESS_CASES = re.compile(r"22-(create|ssar)-")
 # Round-2 cases replayed by test_workload_case, in this order: the namespace, the objects, then the reads.
-WORKLOAD_PREFIXES = ("20",)
+# 21 (the rollout) after 20, its watch case first: it makes the rollout the 21 reads look at.
+WORKLOAD_PREFIXES = ("20", "21")
 WORKLOAD_FIRST = ["29-create-namespace-rec2-work"]
+ROLLOUT_WATCH = "21-watch-pods-app-web-rollout-restart"
 WORKLOAD_CASES = sorted(
     [c for c in ALL_CASES if c["case"][:2] in WORKLOAD_PREFIXES or c["case"] in WORKLOAD_FIRST],
-    key=lambda c: (c["case"] not in WORKLOAD_FIRST, "-create-" not in c["case"], c["case"]))
+    key=lambda c: (c["case"] not in WORKLOAD_FIRST, "-create-" not in c["case"], c["case"][:2],
+                   c["case"] != ROLLOUT_WATCH, c["case"]))
 UNKNOWN_PREFIXES = sorted(set(UNKNOWN_PREFIXES) - set(WORKLOAD_PREFIXES))
 ROUND_2_CASES = [c for c in ALL_CASES if c["case"][:2] in ROUND_2 and c["case"] not in WORKLOAD_FIRST
                  and not ACCESS_CASES.match(c["case"])]
@@ -1030,11 +1032,17 @@ def test_workload_case(workload_replay: Replay, case: dict) -> None:
     if "request" not in case:  # facts extracted from other cases: check them on our objects
         _ownerref_chain(workload_replay, case)
         return
+    if name == ROLLOUT_WATCH:
+        _rollout_watch(workload_replay, case)
+        return
     query = None
     if name == "20-list-pods-app-web-limit2-page2":
         assert workload_replay.continue_token, "the first page's case runs before"  # type: ignore[attr-defined]
         query = {**case["request"]["query"], "continue": workload_replay.continue_token}  # type: ignore[attr-defined]
     resp = workload_replay.request(case, query=query)
+    if name == "21-list-replicasets-after-restart":
+        _replicasets_after_restart(case, resp)
+        return
     compare_http(workload_replay, case, resp)
     body = resp.json() if resp.headers.get("content-type", "").startswith("application/json") else {}
     recorded = case["response"]["body"]
@@ -1069,3 +1077,107 @@ def _ownerref_chain(replay: Replay, case: dict) -> None:
     assert rs["metadata"]["name"] == f"web-{pod_hash}"
     assert rs["spec"]["selector"] == {"matchLabels": {"app": "web", "pod-template-hash": pod_hash}}
     assert "ownerReferences" not in deploy["metadata"]
+
+
+def _pod_events(events: list[dict]) -> dict[str, list[tuple]]:
+    """Per pod, the states a watch showed it in, as (type, being deleted, deletionGracePeriodSeconds, phase,
+    Ready), consecutive repeats folded (podIP is cleared only sometimes: not compared)."""
+    out: dict[str, list[tuple]] = {}
+    for event in events:
+        pod = event["object"]
+        meta, status = pod["metadata"], pod.get("status") or {}
+        ready = next((c["status"] for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
+        state = (event["type"], bool(meta.get("deletionTimestamp")), meta.get("deletionGracePeriodSeconds"),
+                 status.get("phase"), ready)
+        seq = out.setdefault(meta["name"], [])
+        if not seq or seq[-1] != state:
+            seq.append(state)
+    return out
+
+
+def _rollout_watch(replay: Replay, case: dict) -> None:
+    """`kubectl rollout restart deploy/web` (the real kubectl, as recorded) of the 3 replicas, then a watch from
+    the list's resourceVersion (the server replays the history): every old pod shows the recorded sequence
+    (MODIFIED being deleted with grace 30 while Running and Ready, Succeeded, grace 0, DELETED); every new pod
+    ADDED Pending and ends Running and Ready; one at a time (surge 1, unavailable 0): the k-th old pod's
+    deletion starts only after k new pods are Ready, and never more than 4 pods exist."""
+    pods_path = "/api/v1/namespaces/rec2-work/pods"
+    auth = {"Authorization": f"Bearer {replay.admin_token}"}
+    listed = replay.http.get(f"{replay.server}{pods_path}", params={"labelSelector": "app=web"}, headers=auth,
+                             timeout=10)
+    listed.raise_for_status()
+    version = listed.json()["metadata"]["resourceVersion"]
+    old = {p["metadata"]["name"] for p in listed.json()["items"]}
+    assert len(old) == 3, old
+    started = time.monotonic()
+    replay.e2e.kubectl("rollout", "restart", "deploy/web", "-n", "rec2-work")
+    deadline = started + 90
+    while True:
+        pods = _list(replay, pods_path, "app=web")
+        names = {p["metadata"]["name"] for p in pods}
+        ready = [p for p in pods if any(c["type"] == "Ready" and c["status"] == "True"
+                                        for c in p["status"].get("conditions") or [])]
+        if not names & old and len(ready) == 3:
+            break
+        assert time.monotonic() < deadline, f"rollout not done in 90s: {sorted(names)}"
+        time.sleep(0.2)
+    took = time.monotonic() - started
+    query = {"watch": "1", "labelSelector": "app=web", "resourceVersion": version, "timeoutSeconds": "1"}
+    resp = replay.http.get(f"{replay.server}{pods_path}", params=query, headers=auth, timeout=30)
+    resp.raise_for_status()
+    ours = [json.loads(line) for line in resp.text.splitlines() if line.strip()]
+    recorded, seen = _pod_events(case["events"]), _pod_events(ours)
+    rec_old = [n for n in recorded if n in set(case["facts"]["old_pods"])]
+    expected_old = recorded[rec_old[0]]
+    assert all(recorded[n] == expected_old for n in rec_old), recorded
+    for name in old:
+        assert seen[name] == expected_old, f"{name}: ours {seen[name]}\n recorded {expected_old}"
+    new = [n for n in seen if n not in old]
+    assert len(new) == 3, seen
+    for name in new:
+        assert seen[name][0] == ("ADDED", False, None, "Pending", None), seen[name]
+        assert seen[name][-1] == ("MODIFIED", False, None, "Running", "True"), seen[name]
+    _one_at_a_time(case["events"], set(case["facts"]["old_pods"]))  # what the checks below expect, as recorded
+    _one_at_a_time(ours, old)
+    assert not [e for e in ours if e["type"] == "BOOKMARK"]
+    assert took < 60, f"the rollout took {took:.1f}s (recorded: about 4 s)"
+
+
+def _one_at_a_time(events: list[dict], old: set[str]) -> None:
+    """Surge 1, unavailable 0: never more than 4 pods not being deleted, and the k-th old pod's deletion starts
+    only once k new pods are Ready."""
+    alive: set[str] = set(old)
+    ready_new: set[str] = set()
+    deleting: list[str] = []
+    for event in events:
+        pod, kind = event["object"], event["type"]
+        name = pod["metadata"]["name"]
+        terminating = kind == "DELETED" or bool(pod["metadata"].get("deletionTimestamp"))
+        (alive.discard if terminating else alive.add)(name)
+        assert len(alive) <= 4, f"more than replicas + surge pods at once: {sorted(alive)}"
+        if name not in old and any(c["type"] == "Ready" and c["status"] == "True"
+                                   for c in pod["status"].get("conditions") or []):
+            ready_new.add(name)
+        if name in old and terminating and name not in deleting:
+            deleting.append(name)
+            assert len(ready_new) >= len(deleting), f"{name} deleted with only {len(ready_new)} new pods Ready"
+    assert len(deleting) == len(old), deleting
+
+
+def _replicasets_after_restart(case: dict, resp: requests.Response) -> None:
+    """Both ReplicaSets kept: the old one at replicas 0 (status only `replicas: 0, observedGeneration`), the new
+    one at 3 with the next revision. A list is in name order and the names end in a hash, so the pair is compared
+    in revision order (the recorded list happens to be in both)."""
+    assert resp.status_code == 200, resp.text
+
+    def by_revision(items: list[dict]) -> list[dict]:
+        return sorted(items, key=lambda rs: int(rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]))
+
+    recorded, ours = case["response"]["body"], resp.json()
+    ours = {**ours, "items": by_revision(ours["items"])}
+    recorded = {**recorded, "items": by_revision(recorded["items"])}
+    left = allowed_diffs(case["case"], shape_diff(recorded, ours))
+    assert not left, "body shape differs:\n  " + "\n  ".join(left)
+    assert [(rs["spec"]["replicas"], rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"])
+            for rs in ours["items"]] == [(0, "1"), (3, "2")], ours["items"]
+    assert [sorted(rs["status"]) for rs in ours["items"]] == [sorted(rs["status"]) for rs in recorded["items"]]

@@ -27,6 +27,15 @@ class UnusedKube:
     def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]:
         _unexpected("list_pods")
 
+    def list_pods_at(self, namespace: str | None, label_selector: str | None = None
+                     ) -> tuple[list[dict[str, Any]], str]:
+        return self.list_pods(namespace, label_selector), ""  # fakes answer list_pods; no version
+
+    def watch_pods(
+        self, namespace: str | None, label_selector: str, resource_version: str, timeout: int
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        _unexpected("watch_pods")
+
     def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
         _unexpected("get_object")
 

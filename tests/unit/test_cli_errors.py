@@ -49,7 +49,7 @@ def test_bad_value_is_one_line_and_exit_2(capsys, tmp_path):
     (["nodelogs", "web", "-o", "wide"], "error: -o names the output directory here; the summary format is "
                                         "--summary json or --summary text (to write a directory named wide, say "
                                         "-o ./wide)\n"),
-    (["capture", "web", "--foo"], "error: no such option: --foo (Possible options: --force) "
+    (["capture", "web", "--foo"], "error: no such option: --foo (Possible options: --follow, --force) "
                                   "(see 'kubectl debugx capture --help')\n"),
     (["capture"], "error: missing argument 'TARGET': POD, TYPE/NAME or -l SELECTOR (see "
                   "'kubectl debugx capture --help')\n"),

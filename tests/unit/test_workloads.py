@@ -154,7 +154,7 @@ def test_pod_record_fits_the_summary_schema() -> None:
     assert record == {"namespace": "shop", "pod": "web-a", "node": "node-1", "podIP": "10.0.0.1",
                       "container": "nginx", "debugContainer": "debugx-abcde", "profile": "netadmin",
                       "interfaceId": 0, "packetsWritten": 7, "packetsCaptured": 7, "droppedByKernel": 0,
-                      "error": None}
+                      "error": None, "joinedAt": None, "leftAt": None}
     summary = {**schema.new("capture"), "pods": [record]}
     assert schema.check("capture", summary) == []
     assert schema.check("capture", {**summary, "pods": [{**record, "extra": 1}]}) == ["pod: unknown key 'extra'"]
