@@ -78,7 +78,7 @@ find "$site" -name '*.so' -delete
 find "$site" -path '*.dist-info/RECORD' -delete
 rm -f "$site"/kubectl_debugx-*.dist-info/direct_url.json
 rm -rf "$site"/bin
-# typer imports rich only for rich markup and pretty tracebacks, both off in cli.py (rich_markup_mode=None,
+# typer imports rich only for rich markup and pretty tracebacks, both off in cli/workflow.py (rich_markup_mode=None,
 # pretty_exceptions_enable=False); without it the zipapp is 1.7 MB smaller and unpacks 7 MB less.
 rm -rf "$site"/rich "$site"/rich-*.dist-info "$site"/pygments "$site"/pygments-*.dist-info \
   "$site"/markdown_it "$site"/markdown_it_py-*.dist-info "$site"/mdurl "$site"/mdurl-*.dist-info

@@ -60,7 +60,7 @@ DEFAULT_NGINX_IMAGE = "nginx:1.27"
 NAMESPACE_PREFIX = "e2e-"
 RUNNING_TIMEOUT = 60.0
 NAMESPACE_GONE_TIMEOUT = 120.0
-# The product's own image override (kubectl_debugx/cli.py).
+# The product's own image override (kubectl_debugx/cli/workflow.py).
 PRODUCT_IMAGE_ENV = "KUBECTL_DEBUGX_IMAGE"
 
 

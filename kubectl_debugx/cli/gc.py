@@ -1,0 +1,36 @@
+"""`kubectl debugx gc`: its flags."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kubectl_debugx.cli.workflow import app, kube_for, run_state, talk_for
+from kubectl_debugx.errors import UsageError
+from kubectl_debugx.flags import CONNECTION, TALK, Flags, shared_flags
+
+
+@app.command()
+@shared_flags("dry_run", *CONNECTION, *TALK, dry_run=(
+    Annotated[bool, typer.Option("--dry-run", help="List what would be stopped or deleted; change nothing.")], False))
+def gc(
+    ctx: typer.Context,
+    all_namespaces: Annotated[
+        bool, typer.Option("-A", "--all-namespaces", help="Look in every namespace.")
+    ] = False,
+    *,
+    flags: Flags,
+) -> None:
+    """Find what earlier runs left: stop our tools still running, delete our node pods, and list our debug
+    containers with the TTL they have left (ephemeral containers cannot be removed). Touches nothing else."""
+    from kubectl_debugx.commands import gc as gc_command
+
+    talk = talk_for(run_state(ctx), flags, "gc")
+    if all_namespaces and flags.namespace:
+        raise UsageError("-A and -n exclude each other")
+    kube = kube_for(flags)
+    talk.record(namespace=None if all_namespaces else kube.namespace)
+    code = gc_command.run(kube, gc_command.GcOptions(all_namespaces, flags.dry_run), talk)
+    talk.emit_summary(code)
+    raise typer.Exit(code)

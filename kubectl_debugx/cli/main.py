@@ -1,0 +1,147 @@
+"""The program's entry: version and completion, kubectl's -v spellings, and the ONE place where errors become
+one stderr line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from typing import Annotated, Any
+
+import typer
+
+from kubectl_debugx import __version__
+from kubectl_debugx.cli.workflow import PROG, Run, app, kube_for, run_state
+from kubectl_debugx.errors import DebugxError, ExitCode, UsageError
+from kubectl_debugx.flags import Flags, shared_flags
+
+# The commands, in the order --help lists them: each module adds its command to the app when imported.
+# isort: off
+from kubectl_debugx.cli import capture, trace, cp, nodelogs, doctor, gc  # noqa: F401
+# isort: on
+
+
+@app.command()
+@shared_flags("context", "kubeconfig", "request_timeout", "verbosity")
+def version(ctx: typer.Context, *, flags: Flags) -> None:
+    """Print the client version, and the server version when the cluster is reachable."""
+    run_state(ctx).debug = run_state(ctx).debug or flags.verbosity >= 1
+    print(f"Client Version: v{__version__}")
+    try:
+        print(f"Server Version: {kube_for(flags).version().get('gitVersion', 'unknown')}")
+    except DebugxError as e:
+        print(f"Server Version: unavailable ({e})", file=sys.stderr)
+
+
+@app.command()
+def completion(
+    shell: Annotated[
+        str, typer.Argument(metavar="SHELL", help="bash, zsh, fish, or kubectl (the kubectl_complete-debugx script).")
+    ],
+) -> None:
+    """Print a shell completion script.
+
+    For `kubectl debugx <TAB>` (kubectl 1.26 or newer), put the kubectl script on PATH next to the plugin:
+
+    \b
+      kubectl debugx completion kubectl > "$(dirname "$(command -v kubectl-debugx)")/kubectl_complete-debugx"
+      chmod +x "$(dirname "$(command -v kubectl-debugx)")/kubectl_complete-debugx"
+
+    For `kubectl-debugx <TAB>`: source <(kubectl-debugx completion bash), or zsh (after compinit), or
+    kubectl-debugx completion fish | source.
+    """
+    from kubectl_debugx.shell.completion import script
+
+    sys.stdout.write(script(shell))
+
+
+def _error_summary(run: Run, message: str, code: int) -> None:
+    if run.talk is not None and run.talk.json_summary:
+        run.talk.record(error=message)
+        run.talk.emit_summary(code)
+
+
+def kubectl_verbosity(argv: list[str]) -> list[str]:
+    """kubectl's log level in every spelling kubectl users type -- `-v=6`, `--v=6`, `-v 6`, `--v 6` -- and ours,
+    `-v` and `--debug` alone (level 1), as the one form click parses: `--v=N`. Words after `--` are left alone."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        name, eq, value = word.partition("=")
+        if word == "--":
+            out += argv[i - 1:]
+            break
+        if name in ("-v", "--v"):
+            if eq:
+                level = value
+            elif i < len(argv) and argv[i].isdigit():
+                level, i = argv[i], i + 1
+            else:
+                level = "1"
+            if not level.isdigit():
+                raise UsageError(f"{name}: the log level is a number (as kubectl's -v=6), got {level!r}")
+            out.append(f"--v={int(level)}")
+        elif word == "--debug":
+            out.append("--v=1")
+        else:
+            out.append(word)
+    return out
+
+
+def _usage_line(e: Any) -> str:
+    """click's usage errors as our one line: lowercase, no final period, the command's --help named."""
+    lines = [line.strip() for line in e.format_message().splitlines() if line.strip()]
+    message = "; ".join(lines).rstrip(".") or "invalid command line"
+    if message[:1].isupper() and not message[1:2].isupper():
+        message = message[0].lower() + message[1:]
+    ctx = getattr(e, "ctx", None)
+    where = f" (see '{ctx.command_path} --help')" if ctx is not None and ctx.command_path else ""
+    return f"error: {message}{where}"
+
+
+def main(argv: list[str]) -> int:
+    """Run the CLI; every error becomes one line on stderr and its exit code."""
+    # typer 0.28 vendors click (typer._click) and has its own Exit/Abort; the `click` package is not installed.
+    from typer._click.exceptions import ClickException
+
+    run = Run(debug=bool(os.environ.get("KUBECTL_DEBUGX_DEBUG")))
+    try:
+        # From here a Ctrl-C is a KeyboardInterrupt again (the zipapp's start exits 130 at once), so that the
+        # commands' cleanups run.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        command = typer.main.get_command(app)
+        argv = kubectl_verbosity(argv)
+        run.debug = run.debug or any(w.startswith("--v=") and w != "--v=0" for w in argv)
+        # Without standalone mode click returns the code of typer.Exit instead of raising it.
+        result = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=run)
+        if isinstance(result, int):
+            return result
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except typer.Abort:
+        return ExitCode.INTERRUPTED
+    except ClickException as e:
+        if type(e).__name__ == "NoArgsIsHelpError":
+            e.show()  # `kubectl debugx` alone: the help
+        else:
+            print(_usage_line(e), file=sys.stderr)
+        return ExitCode.USAGE
+    except DebugxError as e:
+        if run.debug and e.code == ExitCode.ERROR:  # an expected error's line says it all, even with -v=6
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        _error_summary(run, str(e), int(e.code))
+        return int(e.code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    except Exception as e:  # noqa: BLE001 - the last resort: one line unless -v
+        if run.debug:
+            traceback.print_exc()
+        print(f"error: unexpected {type(e).__name__}: {e} (run with -v for details)", file=sys.stderr)
+        _error_summary(run, f"unexpected {type(e).__name__}: {e}", ExitCode.ERROR)
+        return ExitCode.ERROR
+    return ExitCode.OK

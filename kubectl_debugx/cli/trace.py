@@ -1,0 +1,111 @@
+"""`kubectl debugx trace`: its flags, one pod or every pod of a workload."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from kubectl_debugx.cli.workflow import (
+    Work,
+    app,
+    check_data_and_summary,
+    check_output_file_flag,
+    debug_flags,
+    no_follow,
+    workflow,
+)
+from kubectl_debugx.flags import (
+    CONNECTION,
+    CONTAINER,
+    LIFETIME,
+    TALK,
+    TARGETS,
+    DurationOpt,
+    Flags,
+    FollowOpt,
+    TargetArg,
+    shared_flags,
+)
+
+if TYPE_CHECKING:
+    from kubectl_debugx.kube.workloads import TargetRef
+    from kubectl_debugx.talk import Talk
+
+
+TraceProfileOpt = Annotated[
+    str, typer.Option("--profile", help="general (default: SYS_PTRACE), sysadmin, or legacy, baseline, "
+                      "netadmin, restricted (these cannot attach to another user's process).")
+]
+
+
+@app.command()
+@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK, *TARGETS, profile=(TraceProfileOpt, "general"))
+def trace(
+    ctx: typer.Context,
+    target: TargetArg = None,
+    container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
+    pid: Annotated[
+        int | None, typer.Option("--pid", help="PID to trace, as seen in the target container.")
+    ] = None,
+    process: Annotated[
+        str | None, typer.Option("--process", help="Trace the processes whose command name or arguments match.")
+    ] = None,
+    no_follow_forks: Annotated[
+        bool, typer.Option("--no-follow-forks", help="Do not follow new threads and child processes (strace -f).")
+    ] = False,
+    expr: Annotated[str, typer.Option("-e", "--expr", help="strace -e expression (e.g. trace=network).")] = "",
+    string_size: Annotated[
+        int | None, typer.Option("-s", "--string-size", help="Bytes shown of each string (strace -s, default 32).")
+    ] = None,
+    summary_only: Annotated[
+        bool, typer.Option("--summary-only", help="Only count syscalls: strace's -c table at the end (strace "
+                           "--summary-only; -c stays the container, as in kubectl).")
+    ] = False,
+    output_file: Annotated[
+        str | None, typer.Option("-o", "--output", metavar="FILE|-", help="Trace file, or - for stdout (default -); "
+                                 "several pods: a folder, one POD.trace per pod.")
+    ] = None,
+    duration: DurationOpt = None,
+    follow: FollowOpt = False,
+    *,
+    flags: Flags,
+) -> None:
+    """strace a process of the pod's container (its main process by default), or of every pod of a workload
+    (lines prefixed POD/PID); Ctrl-C detaches, they go on."""
+
+    def options(name: str) -> Any:
+        from kubectl_debugx.commands import trace as tr
+        from kubectl_debugx.options import parse_duration
+
+        opts = tr.TraceOptions(
+            pod=name, container=container, pid=pid, process=process, follow_forks=not no_follow_forks,
+            expr=expr, string_size=string_size, summary=summary_only,
+            duration=parse_duration(duration, "--duration") if duration else None, output=output_file or "-",
+            follow=follow, **debug_flags(flags),
+        )
+        tr.validate(opts)
+        return opts
+
+    def prepare(talk: Talk, name: str) -> Work:
+        from kubectl_debugx.commands import trace as tr
+
+        no_follow(follow, name)
+        opts = options(name)
+        check_output_file_flag(talk, opts.output, flags, "trace")
+        return lambda kube, talk: tr.run(kube, opts, talk)
+
+    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+        from kubectl_debugx.commands import trace_pods
+        from kubectl_debugx.options import check_not_format
+
+        opts = options(ref.file_stem)
+        talk.record(output=opts.output)
+        check_data_and_summary(talk, opts.output)
+        if opts.output != "-":
+            check_not_format(opts.output, "directory")
+            if not flags.dry_run:
+                trace_pods.check_output_dir(opts.output, flags.force)
+        return lambda kube, talk: trace_pods.run(kube, opts, ref, flags.max_pods, talk)
+
+    workflow(ctx, flags, target, prepare, prepare_many)
