@@ -339,7 +339,7 @@ def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture],
                   "from the capture")
     talk.record(**summary_record(captures, records, output, elapsed, opts, stopped_by(state.reason, limit)))
     return fanout.exit_code(state, {**{c.label: c.error for c in captures}, **not_joined}, "capture",
-                            f"{output.sink.display} holds what the others captured", talk.warn, opts.follow)
+                            f"{output.sink.display} holds what the others captured", talk.warn)
 
 
 def pod_record(capture: PodCapture) -> dict[str, Any]:

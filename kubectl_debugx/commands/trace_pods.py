@@ -239,4 +239,4 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
                 bytesWritten=None if stdout else sum(t.sink.written for t in traces), pods=records)
     not_joined = follow.failed if follow is not None else {}
     return fanout.exit_code(state, {**{t.target.pod_name: t.error for t in traces}, **not_joined}, "trace",
-                            "the others were traced", talk.warn, opts.follow)
+                            "the others were traced", talk.warn)

@@ -297,16 +297,16 @@ def failure(kube: KubeApi, pod: PodTool, state: StopState, tool: str, said: str,
     return ephemeral.tool_failure(tool, outcome.exit_code, outcome.message, said, image)
 
 
-def exit_code(state: StopState, errors: dict[str, str], what: str, kept: str, warn: Callable[[str], None],
-              follow: bool = False) -> int:
+def exit_code(state: StopState, errors: dict[str, str], what: str, kept: str, warn: Callable[[str], None]) -> int:
     """The outcome across pods (`errors`: pod -> why it failed, '' when it did not): every pod failed -> the
     error (6); a signal -> 130/143; some failed -> 9 (PARTIAL) with a warning saying what `kept` holds; else 0.
-    With --follow a signal is how the user ends the run, as --duration is: no 130/143."""
+    With --follow too: Ctrl-C is 130 as for every other run of ours and for `kubectl logs -f` (a runbook tells
+    a user's stop from a finished --duration by the code)."""
     failed = {pod: why for pod, why in errors.items() if why}
     if failed and len(failed) == len(errors) and not state.reason:
         pod, why = next(iter(failed.items()))
         raise RemoteFailed(f"the {what} failed in every pod ({pod}: {why})")
-    if state.reason in ("SIGINT", "SIGTERM") and not follow:
+    if state.reason in ("SIGINT", "SIGTERM"):
         return int(state.exit_code)
     if failed:
         warn(f"{len(failed)} of {len(errors)} pods failed; {kept}")

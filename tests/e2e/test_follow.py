@@ -89,7 +89,7 @@ def test_capture_follow_through_a_rollout(e2e, web2, tmp_path: Path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     said = "\n".join(lines) + stderr.decode()
-    assert proc.returncode == 0, said
+    assert proc.returncode == 130, said  # Ctrl-C, as for every run (README exit codes)
     seen = packets_by_interface(out)
     names = set(subprocess.run(["tshark", "-r", str(out), "-T", "fields", "-e", "frame.interface_name"],
                                capture_output=True, text=True, timeout=60, check=True).stdout.split())
@@ -151,7 +151,7 @@ def test_trace_follow_through_a_rollout(e2e, web2, tmp_path: Path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     said = "\n".join(lines) + stderr.decode()
-    assert proc.returncode == 0, said
+    assert proc.returncode == 130, said
     summary = json.loads(stdout)
     assert schema.check("trace", summary) == [], summary
     pods = {p["pod"]: p for p in summary["pods"]}
@@ -184,7 +184,7 @@ def test_follow_waits_for_pods_and_max_pods_bounds_them_at_once(e2e, web2, tmp_p
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=120)
     said = "\n".join(lines) + stderr.decode()
-    assert proc.returncode == 0, said
+    assert proc.returncode == 143, said  # SIGTERM
     [refused] = [n for n in pods if n != joined]
     assert f"Pod {namespace}/{refused} is running but does not join: --max-pods 1 reached (1 pod at once); it " \
         "joins when one leaves" in said, said

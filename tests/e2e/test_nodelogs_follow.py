@@ -229,6 +229,50 @@ def test_a_deployment_every_replica_followed_and_nothing_left(e2e, namespace, fo
     assert managed.stdout.strip() == ""
 
 
+def test_a_rollout_the_new_pods_join_from_their_first_line(e2e, namespace, follow):
+    """deploy/NAME --follow through `kubectl rollout restart` (the real kubectl): the pods the rollout creates
+    are followed as they start running, each from its first line (nothing it wrote before we saw it is
+    missed), under its own prefix; the old pods' lines end when they go."""
+    ticker = "i=1; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ticker"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "ticker"}},
+                 "template": {"metadata": {"labels": {"app": "ticker"}},
+                              "spec": {"terminationGracePeriodSeconds": 1,
+                                       "containers": [{"name": "main", "image": e2e.image,
+                                                       "command": ["sh", "-c", ticker]}]}}},
+    }
+    e2e.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(deployment))
+
+    def running() -> list[str] | None:
+        pods = e2e.api().list_namespaced_pod(namespace, label_selector="app=ticker").items
+        names = sorted(p.metadata.name for p in pods
+                       if p.status.phase == "Running" and not p.metadata.deletion_timestamp)
+        return names if len(names) == 2 else None
+
+    old = wait_until(running, "2 Running replicas")
+    proc, path = follow("deploy/ticker", "-n", namespace)
+    e2e.kubectl("rollout", "restart", "deploy/ticker", "-n", namespace)
+    new = wait_until(lambda: (lambda now: now if now and not set(now) & set(old) else None)(running()),
+                     "the rollout: 2 new Running replicas, the old ones gone", timeout=180)
+
+    def enough() -> bool:
+        groups = by_prefix(printed(path))
+        return all(len(groups.get(f"{pod}/main", [])) >= 20 for pod in new)
+
+    wait_until(enough, "20 lines of each new replica")
+    code, err = stop(proc)
+    assert code == 130, err
+    groups = by_prefix(printed(path))
+    for pod in new:
+        numbers = [int(text.split()[1]) for text in groups[f"{pod}/main"]]
+        assert numbers == list(range(1, len(numbers) + 1)), pod  # from its first line, none twice, none missed
+        assert f"Pod {pod} is running: following main" in err, err
+    for pod in old:  # --tail 10 at the start, then every line until the pod went
+        numbers = [int(text.split()[1]) for text in groups[f"{pod}/main"]]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), pod
+
+
 def test_a_closed_stdout_ends_it_cleanly(e2e, namespace, make_pod):
     """`| head`: the reader goes away, the follow ends with exit 0 and a line saying why, no traceback."""
     make_pod(namespace, "chatty", image=e2e.image,

@@ -15,13 +15,12 @@ from .fakekube import UnusedKube
 from .test_workloads import FakeKube, pod
 
 
-def test_a_followed_run_ended_by_the_user_exits_0_and_a_failed_pod_still_counts() -> None:
+def test_a_followed_run_ended_by_the_user_exits_as_every_run_does() -> None:
     warned: list[str] = []
-    assert exit_code(StopState(reason="SIGINT"), {"a": "", "b": ""}, "capture", "x", warned.append, True) == 0
-    assert exit_code(StopState(reason="SIGTERM"), {"a": "", "b": ""}, "capture", "x", warned.append, True) == 0
-    assert exit_code(StopState(reason="SIGINT"), {"a": "tcpdump failed", "b": ""}, "capture", "x", warned.append,
-                     True) == 9
-    assert exit_code(StopState(reason="SIGINT"), {}, "capture", "x", warned.append, True) == 0  # nobody came
+    assert exit_code(StopState(reason="SIGINT"), {"a": "", "b": ""}, "capture", "x", warned.append) == 130
+    assert exit_code(StopState(reason="SIGTERM"), {"a": "", "b": ""}, "capture", "x", warned.append) == 143
+    assert exit_code(StopState(reason="SIGINT"), {}, "capture", "x", warned.append) == 130  # nobody came
+    assert exit_code(StopState(), {"a": "tcpdump failed", "b": ""}, "capture", "x", warned.append) == 9
 
 
 def test_with_follow_no_running_pod_is_no_error() -> None:

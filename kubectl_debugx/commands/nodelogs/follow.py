@@ -21,6 +21,7 @@ followed directory gone (0).
 from __future__ import annotations
 
 import dataclasses
+import queue
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from kubectl_debugx.formats.crilog import LogLine, Malformed, parse_timestamp, r
 from kubectl_debugx.formats.logfollow import ContainerFollower, Emit, Item, Whole
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.podwatch import PodWatch
 from kubectl_debugx.kube.workloads import TargetRef
 from kubectl_debugx.remote import fanout
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -164,7 +166,7 @@ class Followed:
 @dataclass
 class Follow:
     """Every followed container, polled by one loop. ``between_polls`` runs in that loop after each poll: where
-    a watch of the target's pods (not here yet) would call :meth:`join` for a pod that appeared."""
+    the watch of a workload's pods hands over the pods that appeared (:meth:`join`)."""
 
     kube: KubeApi
     talk: Talk
@@ -311,8 +313,12 @@ def run_one(kube: KubeApi, opts: NodeLogsOptions, fopts: FollowOptions, talk: Ta
 def run_many(
     kube: KubeApi, opts: NodeLogsOptions, ref: TargetRef, max_pods: int, fopts: FollowOptions, talk: Talk
 ) -> int:
-    """--follow of the running pods of a workload or selector, resolved once at the start (pods that appear
-    later are not followed yet: Follow.join is what would add one)."""
+    """--follow of the running pods of a workload or selector, and of every pod of it that starts running
+    later (a rollout, a scale-up, a replaced pod): the same pod watch as capture --follow (kube/podwatch.py,
+    which resumes and re-lists on 410), each joiner followed from its first line so that nothing it wrote
+    before we saw it is missed. A pod that goes away ends when its log directory goes (said on stderr)."""
+    joined: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+    watches: list[PodWatch] = []
 
     def start(run: Follow) -> list[tuple[str, list[str]]]:
         resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say)
@@ -326,6 +332,29 @@ def run_many(
                 started.append((one.pod, run.add_pod(target, selection)))
             except (NotFound, NotReady) as e:
                 talk.warn(f"pod {one.pod}: {e}; the other pods are followed")
+        namespace = None if ref.all_namespaces else kube.namespace
+        watches.append(PodWatch(kube, namespace, resolution.selector, resolution.version,
+                                [*resolution.pods, *resolution.skipped_pods], joined.put, lambda _pod: None,
+                                talk.say, talk.warn, ref.display).start())
+        run.between_polls = join_new
         return started
 
-    return follow(kube, talk, fopts, opts, start, ref.display)
+    def join_new(run: Follow) -> None:
+        """In the poll loop: the pods the watch saw start running since the last poll."""
+        while not joined.empty():
+            pod = joined.get()
+            name = pod["metadata"]["name"]
+            if name in {one.pod for one in run.followed if not one.follower.ended}:
+                continue
+            try:
+                containers = run.join(pod)
+            except (NotFound, NotReady) as e:
+                talk.warn(f"pod {name} is running but cannot be followed: {e}")
+                continue
+            talk.say(f"Pod {name} is running: following {', '.join(containers) or 'no container yet'}")
+
+    try:
+        return follow(kube, talk, fopts, opts, start, ref.display)
+    finally:
+        for watch in watches:
+            watch.stop()
