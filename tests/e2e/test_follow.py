@@ -107,7 +107,7 @@ def test_capture_follow_through_a_rollout(e2e, web2, tmp_path: Path):
     assert all(p["error"] is None for p in pods.values()), pods
     assert all(pods[n]["joinedAt"] is None and pods[n]["leftAt"] for n in old), pods
     assert all(pods[n]["joinedAt"] and pods[n]["leftAt"] is None for n in new), pods
-    assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGINT", 0)
+    assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGINT", 130)
     no_tool_left(e2e, namespace, "tcpdump")
 
 
@@ -159,7 +159,7 @@ def test_trace_follow_through_a_rollout(e2e, web2, tmp_path: Path):
     assert all(p["error"] is None for p in pods.values()), pods
     assert all(pods[n]["joinedAt"] and pods[n]["leftAt"] is None for n in new), pods
     assert all(pods[n]["joinedAt"] is None and pods[n]["leftAt"] for n in old), pods
-    assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGINT", 0)
+    assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGINT", 130)
     no_tool_left(e2e, namespace, "strace")
 
 
@@ -191,4 +191,4 @@ def test_follow_waits_for_pods_and_max_pods_bounds_them_at_once(e2e, web2, tmp_p
     assert packets_by_interface(out) == {f"{namespace}/{joined}": ["/joined"]}
     summary = json.loads(stdout)
     assert [p["pod"] for p in summary["pods"]] == [joined]
-    assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGTERM", 0)
+    assert (summary["stoppedBy"], summary["exitCode"]) == ("SIGTERM", 143)
