@@ -284,6 +284,12 @@ def interrupt(bench: Bench, row: Row, command: str, sig: int, moment: float) -> 
 def record(bench: Bench, row: Row, command: str, out: Path, code: int | None, output: bytes, ended: float,
            expected: tuple[int, ...] | None) -> None:
     row.runs += 1
+    if code is not None and code < 0:
+        # Exit codes as the shell reports them: a death by signal N is 128+N. A Ctrl-C in the few milliseconds
+        # between the launcher's exec and Python's first line meets the default action (a signal caught by sh's
+        # trap is reset by exec; one ignored would be lost, and the run would go on): death by SIGINT, which
+        # the shell shows as 130 too, with nothing started yet.
+        code = 128 - code
     tools, pods, done = bench.settle(ended)
     row.tools_left += tools
     row.node_pods_left += pods + done
