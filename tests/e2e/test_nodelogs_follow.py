@@ -9,7 +9,7 @@ import json
 import re
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -191,9 +191,9 @@ def test_tail_and_duration(e2e, namespace, make_pod, follow):
     assert printed(path) == ["quiet/main   line 18", "quiet/main   line 19", "quiet/main   line 20"]
 
 
-def test_a_deployment_every_replica_followed_and_nothing_left(e2e, namespace, follow):
-    """deploy/NAME: the running replicas resolved at the start, each line under its pod's prefix, every number
-    once and in order; Ctrl-C leaves nothing in the cluster (the node proxy creates nothing)."""
+def ticker_deployment(e2e: Any, namespace: str) -> Callable[[], list[str] | None]:
+    """Deployment ticker (2 replicas, each printing `tick N` every 0.1 s); returns a probe giving the names of
+    its 2 Running pods not being deleted (None until there are exactly 2)."""
     ticker = "i=1; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ticker"},
@@ -207,9 +207,17 @@ def test_a_deployment_every_replica_followed_and_nothing_left(e2e, namespace, fo
 
     def running() -> list[str] | None:
         pods = e2e.api().list_namespaced_pod(namespace, label_selector="app=ticker").items
-        names = sorted(p.metadata.name for p in pods if p.status.phase == "Running")
+        names = sorted(p.metadata.name for p in pods
+                       if p.status.phase == "Running" and not p.metadata.deletion_timestamp)
         return names if len(names) == 2 else None
 
+    return running
+
+
+def test_a_deployment_every_replica_followed_and_nothing_left(e2e, namespace, follow):
+    """deploy/NAME: the running replicas resolved at the start, each line under its pod's prefix, every number
+    once and in order; Ctrl-C leaves nothing in the cluster (the node proxy creates nothing)."""
+    running = ticker_deployment(e2e, namespace)
     pods = wait_until(running, "2 Running replicas")
     proc, path = follow("deploy/ticker", "-n", namespace, "--tail", "-1")
 
@@ -233,23 +241,7 @@ def test_a_rollout_the_new_pods_join_from_their_first_line(e2e, namespace, follo
     """deploy/NAME --follow through `kubectl rollout restart` (the real kubectl): the pods the rollout creates
     are followed as they start running, each from its first line (nothing it wrote before we saw it is
     missed), under its own prefix; the old pods' lines end when they go."""
-    ticker = "i=1; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
-    deployment = {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "ticker"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "ticker"}},
-                 "template": {"metadata": {"labels": {"app": "ticker"}},
-                              "spec": {"terminationGracePeriodSeconds": 1,
-                                       "containers": [{"name": "main", "image": e2e.image,
-                                                       "command": ["sh", "-c", ticker]}]}}},
-    }
-    e2e.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(deployment))
-
-    def running() -> list[str] | None:
-        pods = e2e.api().list_namespaced_pod(namespace, label_selector="app=ticker").items
-        names = sorted(p.metadata.name for p in pods
-                       if p.status.phase == "Running" and not p.metadata.deletion_timestamp)
-        return names if len(names) == 2 else None
-
+    running = ticker_deployment(e2e, namespace)
     old = wait_until(running, "2 Running replicas")
     proc, path = follow("deploy/ticker", "-n", namespace)
     e2e.kubectl("rollout", "restart", "deploy/ticker", "-n", namespace)
