@@ -214,24 +214,29 @@ def ticker_deployment(e2e: Any, namespace: str) -> Callable[[], list[str] | None
     return running
 
 
+def ticks(groups: dict[str, list[str]], pod: str) -> list[int]:
+    """The N of each `tick N` printed under POD/main."""
+    return [int(text.split()[1]) for text in groups[f"{pod}/main"]]
+
+
+def wait_for_ticks(path: Path, pods: list[str], n: int) -> None:
+    wait_until(lambda: all(len(by_prefix(printed(path)).get(f"{pod}/main", [])) >= n for pod in pods),
+               f"{n} lines of each of {', '.join(pods)}")
+
+
 def test_a_deployment_every_replica_followed_and_nothing_left(e2e, namespace, follow):
     """deploy/NAME: the running replicas resolved at the start, each line under its pod's prefix, every number
     once and in order; Ctrl-C leaves nothing in the cluster (the node proxy creates nothing)."""
     running = ticker_deployment(e2e, namespace)
     pods = wait_until(running, "2 Running replicas")
     proc, path = follow("deploy/ticker", "-n", namespace, "--tail", "-1")
-
-    def enough() -> bool:
-        groups = by_prefix(printed(path))
-        return all(len(groups.get(f"{pod}/main", [])) >= 30 for pod in pods)
-
-    wait_until(enough, "30 lines of each replica")
+    wait_for_ticks(path, pods, 30)
     code, err = stop(proc)
     assert code == 130, err
     groups = by_prefix(printed(path))
     assert sorted(groups) == [f"{pod}/main" for pod in pods]
     for pod in pods:
-        numbers = [int(text.split()[1]) for text in groups[f"{pod}/main"]]
+        numbers = ticks(groups, pod)
         assert numbers == list(range(1, len(numbers) + 1)), pod
     managed = e2e.kubectl("get", "pods", "-A", "-l", "app.kubernetes.io/managed-by=kubectl-debugx", "-o", "name")
     assert managed.stdout.strip() == ""
@@ -247,21 +252,16 @@ def test_a_rollout_the_new_pods_join_from_their_first_line(e2e, namespace, follo
     e2e.kubectl("rollout", "restart", "deploy/ticker", "-n", namespace)
     new = wait_until(lambda: (lambda now: now if now and not set(now) & set(old) else None)(running()),
                      "the rollout: 2 new Running replicas, the old ones gone", timeout=180)
-
-    def enough() -> bool:
-        groups = by_prefix(printed(path))
-        return all(len(groups.get(f"{pod}/main", [])) >= 20 for pod in new)
-
-    wait_until(enough, "20 lines of each new replica")
+    wait_for_ticks(path, new, 20)
     code, err = stop(proc)
     assert code == 130, err
     groups = by_prefix(printed(path))
     for pod in new:
-        numbers = [int(text.split()[1]) for text in groups[f"{pod}/main"]]
+        numbers = ticks(groups, pod)
         assert numbers == list(range(1, len(numbers) + 1)), pod  # from its first line, none twice, none missed
         assert f"Pod {pod} is running: following main" in err, err
     for pod in old:  # --tail 10 at the start, then every line until the pod went
-        numbers = [int(text.split()[1]) for text in groups[f"{pod}/main"]]
+        numbers = ticks(groups, pod)
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), pod
 
 
