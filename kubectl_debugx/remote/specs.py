@@ -40,6 +40,14 @@ def debug_container_name(pod: Mapping[str, Any], suffix: Callable[[], str] = ran
             return name
 
 
+def as_written(argv: Iterable[str]) -> list[str]:
+    """A container's `command`/`args` that run exactly as written: Kubernetes expands `$(NAME)` in them from
+    the container's env and reads `$$` as a literal `$` (k8s.io/kubernetes third_party/forked/golang/expansion),
+    so every `$` is doubled. Seen on a real v1.33 (recordings 30-*): `echo $$` in a node pod's command wrote
+    `$`, not its PID, and the lease never ended the pod. The exec API does not expand (tethers need nothing)."""
+    return [str(a).replace("$", "$$") for a in argv]
+
+
 def ephemeral_container(
     name: str, image: str, target: str, ttl_seconds: int, pull_policy: str | None = None
 ) -> dict[str, Any]:
@@ -48,7 +56,7 @@ def ephemeral_container(
     container: dict[str, Any] = {
         "name": name,
         "image": image,
-        "command": ["sleep", str(ttl_seconds)],
+        "command": as_written(["sleep", str(ttl_seconds)]),
         "targetContainerName": target,
         "terminationMessagePolicy": "File",
         "stdin": False,
@@ -286,7 +294,7 @@ def node_pod(
                 {
                     "name": "debugger",
                     "image": image,
-                    "command": command,
+                    "command": as_written(command),
                     "volumeMounts": mounts,
                     "terminationMessagePolicy": "File",
                 }

@@ -10,7 +10,13 @@
   (/usr/bin, /usr/sbin, /usr/local/bin, /usr/local/sbin, and /bin, /sbin where they are not links) is an
   empty tmpfs in the container's view, but for /usr/bin/python3, the host's interpreter bound read-only.
   The default command is python3 (the image's entrypoint).
-* anything else: the container's command/args run from the host's filesystem.
+  Its /etc/passwd is distroless' own (root 0:0, nobody 65534:65534, nonroot 65532:65532), as the real images
+  ship it: a container that sets runAsUser but not runAsGroup takes its primary gid from there.
+* anything else: the container's command/args run from the host's filesystem (and its /etc/passwd).
+
+Primary group: when a pod sets runAsUser without runAsGroup, containerd/runc (and Docker) take the gid from
+the *image's* /etc/passwd entry of that uid, else 0 (recordings 30-gid-*: debug image, uid 65532 -> gid 0;
+distroless, uid 65532 -> gid 65532).
 """
 
 from __future__ import annotations
@@ -80,6 +86,35 @@ class ImagePlan:
     tmpfs: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     binds: dict[str, str] = field(default_factory=dict)  # container path -> host file, read-only
+    passwd: str | None = None  # the image's own /etc/passwd; None: the host's, which the container sees
+
+
+# gcr.io/distroless/base-debian12's /etc/passwd
+DISTROLESS_PASSWD = """\
+root:x:0:0:root:/root:/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
+nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin
+"""
+
+
+def image_passwd(image: str) -> str | None:
+    return DISTROLESS_PASSWD if "distroless" in image.lower() else None
+
+
+def primary_gid(image: str, uid: int) -> int:
+    """The gid a container of `image` running as `uid` gets when the pod names no runAsGroup: the image's
+    /etc/passwd entry of uid, else 0 (containerd, runc and Docker alike; recordings 30-gid-*)."""
+    passwd = image_passwd(image)
+    if passwd is None:
+        try:
+            return pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            return 0
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[2] == str(uid):
+            return int(fields[3])
+    return 0
 
 
 def _elf_python() -> str:
@@ -166,6 +201,6 @@ def plan(container: dict) -> ImagePlan:
         hidden += [d for d in ("/bin", "/sbin") if os.path.isdir(d) and not os.path.islink(d)]
         python = _elf_python()
         return ImagePlan(argv=argv, image=normalize(image), image_id=image_id(image), tmpfs=hidden,
-                         binds={"/usr/bin/python3": python})
+                         binds={"/usr/bin/python3": python}, passwd=image_passwd(image))
     argv = command + args if command else (args or ["sh"])
     return ImagePlan(argv=argv, image=normalize(image), image_id=image_id(image))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen, TimeoutExpired
 
-from . import containers, images, podlogs
+from . import containers, expansion, images, podlogs
 from .containers import HelperError, Holder, Lifeline, NodeNetwork, Shim
 
 log = logging.getLogger(__name__)
@@ -779,10 +779,7 @@ class Kubelet:
         uid = sc.get("runAsUser", pod_sc.get("runAsUser", 0))
         gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
         if gid is None:
-            try:
-                gid = pwd.getpwuid(int(uid)).pw_gid
-            except KeyError:
-                gid = 0
+            gid = images.primary_gid(str(ctr.spec.get("image") or ""), int(uid))
         groups = list(pod_sc.get("supplementalGroups") or [])
         if pod_sc.get("fsGroup") is not None:
             groups.append(pod_sc["fsGroup"])
@@ -802,13 +799,19 @@ class Kubelet:
         except KeyError:
             home = "/"
         env = {"PATH": DEFAULT_PATH, "HOSTNAME": (p.spec.get("hostname") or p.name)[:63], "HOME": home}
+        return {**env, **self._spec_env(p, ctr)}
+
+    def _spec_env(self, p: Pod, ctr: Ctr) -> dict[str, str]:
+        """The container's `env` as the kubelet makes it: values, fieldRefs, `$(VAR)` of earlier entries
+        expanded; the mapping `$(VAR)` in command and args is expanded from (not the image's ENV)."""
+        env: dict[str, str] = {}
         fields = {"metadata.name": p.name, "metadata.namespace": p.namespace, "metadata.uid": p.uid,
                   "spec.nodeName": self.node_name, "status.hostIP": self.host_ip,
                   "status.podIP": p.pod_ip or "", "spec.serviceAccountName":
                   p.spec.get("serviceAccountName", "default")}
         for e in ctr.spec.get("env") or []:
             if "value" in e:
-                env[e["name"]] = str(e["value"])
+                env[e["name"]] = expansion.expand(str(e["value"]), env)
             elif (e.get("valueFrom") or {}).get("fieldRef"):
                 env[e["name"]] = fields.get(e["valueFrom"]["fieldRef"].get("fieldPath", ""), "")
             else:
@@ -870,7 +873,10 @@ class Kubelet:
 
     def _container_spec(self, p: Pod, ctr: Ctr, logfile: Path) -> dict:
         assert p.sandbox is not None and self._workdir is not None
-        plan = images.plan(ctr.spec)
+        # Kubernetes expands $(VAR) and $$ in command and args before the runtime sees them (expansion.py)
+        env = self._spec_env(p, ctr)
+        plan = images.plan({**ctr.spec, **{k: expansion.expand_all([str(a) for a in ctr.spec[k]], env)
+                                          for k in ("command", "args") if ctr.spec.get(k)}})
         spec = self._process_spec(p, ctr)
         spec["argv"] = plan.argv
         pod_spec = p.spec
@@ -890,6 +896,11 @@ class Kubelet:
             new_pid = True
         volumes = [{"path": t, "tmpfs": True} for t in plan.tmpfs]
         volumes += [{"path": c, "src": h, "readOnly": True} for c, h in plan.binds.items()]
+        if plan.passwd is not None:  # the image's own /etc/passwd, bound over the host's
+            passwd = self._volumes_dir(p).parent / f"passwd-{ctr.spec['name']}"
+            passwd.parent.mkdir(parents=True, exist_ok=True)
+            passwd.write_text(plan.passwd)
+            volumes.append({"path": "/etc/passwd", "src": str(passwd), "readOnly": True})
         volumes += self._volume_sources(p, ctr)
         volumes += self._etc_files(p)
         sc = ctr.spec.get("securityContext") or {}
