@@ -109,11 +109,18 @@ def test_cp_directory_from_distroless_non_root_target(e2e, namespace, make_pod, 
     summary = json.loads(r.stdout.decode().strip().splitlines()[-1])
     assert schema.check("cp", summary) == []
     assert summary["runAsUser"] == UID and summary["filesVerified"] == len(sums) == summary["filesWritten"]
-    [ec] = debugx_containers(e2e, namespace, "app")
+    # The pod names no runAsGroup: the target's gid is its image's (65532, distroless' /etc/passwd), the debug
+    # image's for uid 65532 is 0, and the kernel wants both to match; unless the pod's status gives the gid, a
+    # first container (65532:0) learns it and a second one (65532:65532) reads. Later runs reuse them.
+    ec = summary["debugContainer"]
+    added = debugx_containers(e2e, namespace, "app")
+    assert ec in added and len(added) <= 2, added
+    if len(added) == 2:
+        assert f"Container app runs as gid {UID} (its image's; the pod spec names none)" in r.stderr.decode()
     pod = json.loads(e2e.kubectl("get", "pod", "-n", namespace, "app", "-o", "json").stdout)
     [spec] = [c for c in pod["spec"]["ephemeralContainers"] if c["name"] == ec]
-    assert spec["securityContext"] == {"runAsUser": UID, "runAsNonRoot": True, "capabilities": {"drop": ["ALL"]},
-                                       "allowPrivilegeEscalation": False,
+    assert spec["securityContext"] == {"runAsUser": UID, "runAsGroup": UID, "runAsNonRoot": True,
+                                       "capabilities": {"drop": ["ALL"]}, "allowPrivilegeEscalation": False,
                                        "seccompProfile": {"type": "RuntimeDefault"}}
     # a single file, into an existing directory; again without --force is refused
     r = debugx(e2e, "cp", "app:/tmp/tree/sub/big.bin", str(tmp_path), "-n", namespace)
@@ -128,6 +135,7 @@ def test_cp_directory_from_distroless_non_root_target(e2e, namespace, make_pod, 
         [member] = tar.getmembers()
         assert (member.name, member.mode, member.mtime) == ("./small.txt", 0o640, 1600000000)
         assert tar.extractfile(member).read() == b"hello\n"  # type: ignore[union-attr]
+    assert debugx_containers(e2e, namespace, "app") == added  # every later run reused the matching container
 
 
 def test_cp_root_only_file_is_refused_naming_the_profile(e2e, namespace, make_pod, tmp_path: Path):
@@ -162,6 +170,6 @@ def test_cp_ctrl_c_keeps_finished_files_and_stops_tar(e2e, namespace, make_pod, 
     assert summary["filesVerified"] == summary["filesWritten"]
     if (out / "a.txt").exists():
         assert (out / "a.txt").read_bytes() == b"a\n"
-    [ec] = debugx_containers(e2e, namespace, "app")
+    ec = summary["debugContainer"]
     programs = [line.split()[1] for line in processes(e2e, namespace, "app", ec).splitlines()[1:]]
     assert not [p for p in programs if os.path.basename(p) == "tar"], programs

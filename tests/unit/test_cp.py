@@ -30,6 +30,15 @@ def test_target_user_container_over_pod():
     assert cp.target_user({"spec": {"containers": [{"name": "app"}]}}, "app") == (None, None)
 
 
+def test_target_user_takes_a_gid_the_spec_leaves_out_from_the_status():
+    status = {"containerStatuses": [{"name": "app", "user": {"linux": {"uid": 65532, "gid": 65532}}},
+                                    {"name": "other", "user": {"linux": {"uid": 7, "gid": 7}}}]}
+    spec = {"containers": [{"name": "app", "securityContext": {"runAsUser": 65532}}]}
+    assert cp.target_user({"spec": spec, "status": status}, "app") == (65532, 65532)
+    assert cp.target_user({"spec": {"containers": [{"name": "app"}]}, "status": status}, "app") == (65532, 65532)
+    assert cp.target_user({"spec": spec}, "app") == (65532, None)  # no user in the status: learned later
+
+
 def test_remote_commands():
     assert cp.tar_argv(1, ["tmp", "tree"]) == ["tar", "-C", "/proc/1/root/tmp", "-cf", "-", "./tree"]
     assert cp.tar_argv(1, []) == ["tar", "-C", "/proc/1/root/", "-cf", "-", "."]
@@ -106,3 +115,20 @@ def test_verify_sums_afterwards_only_what_the_concurrent_pass_lacks():
     assert sums.asked == [["b"]]
     with pytest.raises(RemoteFailed, match=r"sha256 mismatch for /tmp/b: 2{64} written here, none computed"):
         verify.verify(None, None, "ec", 1, ["tmp"], report, FakeSums({"a": "1" * 64}, {}))  # type: ignore[arg-type]
+
+
+def test_ids_command_reads_the_gid_lines_with_sh_builtins_only():
+    assert cp.ids_command(1) == [
+        "sh", "-c", 'for f in "/proc/$1/status" /proc/self/status; do while read -r k r e s _; do '
+        '[ "$k" = Gid: ] && echo "$r $e $s"; done < "$f"; done', "sh", "1"]
+
+
+def test_gid_to_match_is_the_targets_gid_when_the_debug_containers_differs():
+    # recordings 30-gid-*: distroless nonroot runs as 65532:65532, the debug image's uid 65532 as 65532:0
+    assert cp.gid_to_match("65532 65532 65532\n0 0 0\n") == 65532
+    assert cp.gid_to_match("65532 65532 65532\n65532 65532 65532\n") is None
+    assert cp.gid_to_match("0 0 0\n0 0 0\n") is None
+    assert cp.gid_to_match("10 20 20\n0 0 0\n") == 20  # no gid reads it; the effective one is the best try
+    assert cp.gid_to_match("10 20 20\n20 20 20\n") is None
+    assert cp.gid_to_match("") is None  # unreadable: the lookup says what the kernel refuses
+    assert cp.gid_to_match("65532 65532 65532\n") is None

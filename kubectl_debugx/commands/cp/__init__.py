@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from kubectl_debugx.commands.cp.procroot import (
     TOOL,
     Resolved,
     debug_container_for_user,
+    gid_to_match,
+    ids_command,
     must_run_as_non_root,
     normalize,
     proc_root,
@@ -160,11 +162,39 @@ def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
     if opts.dry_run:
         return session.dry_run(talk, chosen, target, f"would copy {opts.path} reading as uid {reader}")
     ec = session.start(kube, target, chosen, None, talk)
-    talk.record(debugContainer=ec)
     pid = 1  # the target's main process in its own PID namespace
+    if opts.profile == "auto" and not opts.custom:
+        ec = _match_gid(kube, target, ec, chosen, pid, opts, talk)
+    talk.record(debugContainer=ec)
     resolved = _resolve(kube, target, ec, pid, opts.path, reader)
     parts = resolved.parts or []
     return _copy(kube, target, ec, pid, parts, opts, talk, reader, resolved)
+
+
+def _match_gid(kube: KubeApi, target: Target, ec: str, chosen: session.Candidate, pid: int, opts: CpOptions,
+               talk: Talk) -> str:
+    """The debug container that runs as the target's uid *and gid*. When the pod names no runAsGroup, the
+    runtime takes each container's gid from its own image's /etc/passwd (distroless `nonroot` -> 65532, a uid
+    the debug image does not list -> 0; recordings 30-gid-*), so it is learned from /proc/PID/status once the
+    first container runs; if it differs, a container with that gid is added (or a matching one reused)."""
+    sc = chosen.container.get("securityContext") or {}
+    if "runAsGroup" in sc:
+        return ec
+    out, _err, _code = _exec(kube, target, ec, ids_command(pid))
+    gid = gid_to_match(out.decode(errors="replace"))
+    if gid is None:
+        return ec
+    uid = int(sc.get("runAsUser", 0))
+    talk.say(f"Container {target.container} runs as gid {gid} (its image's; the pod spec names none), debug "
+             f"container {ec} as another: the kernel lets only the same uid and gid read /proc/PID/root")
+    target = replace(target, pod=kube.get_pod(target.namespace, target.pod_name))
+    container = debug_container_for_user(specs.debug_container_name(target.pod), opts.image, target.container,
+                                         opts.ttl, uid, gid)
+    reuse = specs.reusable_container(target.pod, container, session.min_life(None), time.time())
+    refusal = None if reuse else ephemeral.admission_error(kube, target, container)
+    matched = session.admitted(kube, target, COMMAND, session.Candidate(f"as uid {uid} gid {gid}", container, [],
+                                                                        refusal, reuse), ADMISSION_HINT)
+    return session.start(kube, target, matched, None, talk)
 
 
 def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], opts: CpOptions, talk: Talk,

@@ -35,11 +35,12 @@ def target_user(pod: Mapping[str, Any], container: str) -> tuple[int | None, int
     sc = ctr.get("securityContext") or {}
     uid = sc.get("runAsUser", psc.get("runAsUser"))
     gid = sc.get("runAsGroup", psc.get("runAsGroup"))
-    if uid is None:
-        for status in (pod.get("status") or {}).get("containerStatuses") or []:
-            linux = ((status.get("user") or {}).get("linux") or {}) if status.get("name") == container else {}
-            if "uid" in linux:
-                uid, gid = linux["uid"], gid if gid is not None else linux.get("gid")
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        linux = ((status.get("user") or {}).get("linux") or {}) if status.get("name") == container else {}
+        if "uid" in linux and uid in (None, linux["uid"]):
+            # the runtime's own word; without it (containerd < 2.0) a gid the spec leaves out is learned from
+            # /proc/PID/status once a debug container runs (cp._match_gid)
+            uid, gid = linux["uid"], gid if gid is not None else linux.get("gid")
     return (None if uid is None else int(uid)), (None if gid is None else int(gid))
 
 
@@ -73,6 +74,28 @@ def debug_container_for_user(name: str, image: str, target: str, ttl: int, uid: 
     container = specs.ephemeral_container(name, image, target, ttl)
     container["securityContext"] = security_context_for(uid, gid)
     return container
+
+
+# The real, effective and saved gids of the target's main process and of the debug container itself, from the
+# `Gid:` lines of /proc/PID/status (mode 0444: readable by anyone in the PID namespace); sh builtins only.
+IDS_SCRIPT = 'for f in "/proc/$1/status" /proc/self/status; do while read -r k r e s _; do ' \
+             '[ "$k" = Gid: ] && echo "$r $e $s"; done < "$f"; done'
+
+
+def ids_command(pid: int) -> list[str]:
+    return ["sh", "-c", IDS_SCRIPT, "sh", str(pid)]
+
+
+def gid_to_match(out: str) -> int | None:
+    """The gid the debug container must run as to read the target's /proc/PID/root, None when it already
+    does. The kernel lets a reader without CAP_SYS_PTRACE in only when its uid and gid equal the target's
+    real, effective and saved ones (recordings 30-gid-*: 65532:0 is refused, 65532:65532 reads)."""
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    if len(lines) != 2 or any(len(ids) != 3 or not all(i.isdigit() for i in ids) for ids in lines):
+        return None  # unreadable: the path lookup then says what the kernel refuses
+    target, own = lines
+    # a target whose gids differ (a setgid program) cannot be matched at all: its effective one is the best try
+    return None if target[1] == own[1] else int(target[1])
 
 
 def proc_root(pid: int) -> str:
