@@ -57,6 +57,9 @@ class KubeApi(Protocol):
 
     def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]: ...
 
+    def patch_object(self, prefix: str, resource: str, namespace: str, name: str,
+                     patch: Mapping[str, Any]) -> dict[str, Any]: ...
+
     def add_ephemeral_container(
         self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
     ) -> dict[str, Any]: ...
@@ -265,6 +268,12 @@ class Kube:
         propagationPolicy says otherwise (the server's default for Jobs is Orphan, kept for compatibility)."""
         return dict(self.request("DELETE", f"{prefix}/namespaces/{namespace}/{resource}/{quote(name)}",
                                  body={"propagationPolicy": "Background"}))
+
+    def patch_object(self, prefix: str, resource: str, namespace: str, name: str,
+                     patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch (RFC 7386) of one object."""
+        return dict(self.request("PATCH", f"{prefix}/namespaces/{namespace}/{resource}/{quote(name)}",
+                                 body=dict(patch), content_type="application/merge-patch+json"))
 
     def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]:
         return dict(

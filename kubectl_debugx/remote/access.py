@@ -48,10 +48,11 @@ EPHEMERAL_RUN = (GET_PODS, PATCH_EPHEMERAL, *EXEC)
 # nodelogs --via pod: the node pod is created, read until it runs, exec'd into and deleted.
 NODE_POD_RUN = (GET_PODS, Permission("create", "pods"), *EXEC, Permission("delete", "pods"))
 # ... and what running it as a Job adds (commands/nodelogs/nodejob.py): create and delete the Job, and find its
-# pod, whose name the Job controller chooses, by listing. The pod is still dry-run first (create pods): Pod
-# Security enforces on pods only, so a Job's dry run passes where its pod would be refused.
+# pod, whose name the Job controller chooses, by listing; patch it to raise its deadline once the lease is held
+# (a short one until then ends a pod whose image never arrives after a kill -9). The pod is still dry-run first
+# (create pods): Pod Security enforces on pods only, so a Job's dry run passes where its pod would be refused.
 NODE_JOB_EXTRA = (Permission("list", "pods"), Permission("create", "jobs", group="batch"),
-                  Permission("delete", "jobs", group="batch"))
+                  Permission("patch", "jobs", group="batch"), Permission("delete", "jobs", group="batch"))
 
 NEEDS: dict[str, tuple[Permission, ...]] = {
     "capture": EPHEMERAL_RUN,
@@ -86,7 +87,11 @@ def listed(permissions: Iterable[Permission]) -> str:
     verbs: dict[str, list[str]] = {}
     for p in permissions:
         verbs.setdefault(p.full, []).append(p.verb)
-    return ", ".join(f"{' and '.join(v)} {resource}" for resource, v in verbs.items())
+    return ", ".join(f"{_and(v)} {resource}" for resource, v in verbs.items())
+
+
+def _and(words: Sequence[str]) -> str:
+    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def lacking_error(command: str, namespace: str, pod: str, lacking: Sequence[Permission],

@@ -308,12 +308,16 @@ JOBS = ("/apis/batch/v1", "jobs")  # where Jobs live (KubeApi.create_object's pr
 JOB_TTL_AFTER_FINISHED = 0  # seconds: the finished Job (and, through the garbage collector, its pod) goes at once
 
 
-def node_job(pod: Mapping[str, Any]) -> dict[str, Any]:
+def node_job(pod: Mapping[str, Any], start_deadline: int | None = None) -> dict[str, Any]:
     """The node pod (node_pod) run as a batch/v1 Job of one pod, so that a controller deletes it once its main
     process ends, even when we are gone: one completion, never retried (backoffLimit 0: a second pod would
     hold no lease and only wait out its lease window), deleted `JOB_TTL_AFTER_FINISHED` seconds after it
-    finished. The pod's own activeDeadlineSeconds bounds the Job too. Our label on the Job and on its pods
-    (so `gc` finds both); the Job's name is the pod's, the pod's is the Job controller's (NAME-xxxxx)."""
+    finished. The pod's own activeDeadlineSeconds bounds the Job too; `start_deadline`, when given, is the Job's
+    until the client raises it to the pod's (job_deadline_patch) once it holds the lease: a pod whose container
+    never starts (an image that cannot be pulled, a slow pull when the client is killed) is not ended by the
+    lease, and the Job controller deletes it at the Job's deadline (recordings 30-job-deadline-*). Our label on
+    the Job and on its pods (so `gc` finds both); the Job's name is the pod's, the pod's is the Job
+    controller's (NAME-xxxxx)."""
     meta, spec = pod["metadata"], pod["spec"]
     labels = dict(meta.get("labels") or {})
     return {
@@ -324,8 +328,14 @@ def node_job(pod: Mapping[str, Any]) -> dict[str, Any]:
             "completions": 1,
             "parallelism": 1,
             "backoffLimit": 0,
-            "activeDeadlineSeconds": spec["activeDeadlineSeconds"],
+            "activeDeadlineSeconds": start_deadline or spec["activeDeadlineSeconds"],
             "ttlSecondsAfterFinished": JOB_TTL_AFTER_FINISHED,
             "template": {"metadata": {"labels": dict(labels)}, "spec": dict(spec)},
         },
     }
+
+
+def job_deadline_patch(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that gives a node_job its pod's full deadline (a Job's activeDeadlineSeconds may change
+    while it runs)."""
+    return {"spec": {"activeDeadlineSeconds": pod["spec"]["activeDeadlineSeconds"]}}

@@ -30,10 +30,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
         if text[cursor] == OPERATOR and cursor + 1 < len(text):
             out.append(text[checkpoint:cursor])
             read, is_name, advance = _read_name(text[cursor + 1:])
-            if is_name:
-                out.append(env[read] if read in env else f"$({read})")
-            else:
-                out.append(read)
+            out.append(env.get(read, f"$({read})") if is_name else read)
             cursor += advance
             checkpoint = cursor + 1
         cursor += 1

@@ -195,6 +195,8 @@ class Workloads:
             return api._json(self.create(resource, ns or "", body, api._truthy_dry(request)), 201)
         if verb in ("patch", "update") and resource in ("deployments", "replicasets"):
             return api._json(self._view(await self._change(request, info)))
+        if verb == "patch" and resource == "jobs":
+            return api._json(self._view(await self._change_job(request, info)))
         raise api._method_not_allowed()
 
     def _all(self, resource: str, ns: str | None) -> list[dict]:
@@ -506,6 +508,46 @@ class Workloads:
         updated = self.store.update(info.resource, ns, updated)
         self._control(ns)
         return updated
+
+    async def _change_job(self, request: web.Request, info: RequestInfo) -> dict:
+        """PATCH of a Job: activeDeadlineSeconds, labels and annotations may change while it runs (the Job
+        controller then applies the new deadline, recordings 30-job-deadline-*); other spec changes are refused
+        as the real validation words them for the template."""
+        from . import admission
+        from . import apiserver as api
+
+        ns, name = info.namespace or "", info.name or ""
+        obj = self.store.get("jobs", ns, name)
+        if obj is None:
+            raise not_found("jobs", name, "batch")
+        body = await api._body(request)
+        if request.content_type == "application/json-patch+json":
+            new = admission.json_patch(obj, body)
+        elif request.content_type == "application/merge-patch+json":
+            new = admission.merge_patch(obj, body)
+        else:
+            new = admission.strategic_merge(obj, body)
+        if not isinstance(new, dict):
+            raise ApiError(400, "BadRequest", "the body of the request was in an unknown format", {})
+        updated = copy.deepcopy(obj)
+        deadline = (new.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is not None and (not isinstance(deadline, int) or deadline <= 0):
+            raise ApiError(422, "Invalid", f'Job.batch "{name}" is invalid: spec.activeDeadlineSeconds: Invalid '
+                           f"value: {deadline}: must be greater than or equal to 1",
+                           {"name": name, "group": "batch", "kind": "Job"})
+        updated["spec"]["activeDeadlineSeconds"] = deadline
+        if deadline is None:
+            updated["spec"].pop("activeDeadlineSeconds")
+        if (new.get("spec") or {}).get("template") != obj["spec"].get("template"):
+            raise ApiError(422, "Invalid", f'Job.batch "{name}" is invalid: spec.template: Invalid value: '
+                           "field is immutable", {"name": name, "group": "batch", "kind": "Job"})
+        for key in ("labels", "annotations"):
+            if (new.get("metadata") or {}).get(key) is not None:
+                updated["metadata"][key] = dict(new["metadata"][key])
+        if updated == obj or api._truthy_dry(request):
+            return updated
+        updated["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+        return self.store.update("jobs", ns, updated)
 
     def delete(self, obj: dict) -> None:
         """Delete the object and, like the garbage collector with Background propagation, what it owns."""

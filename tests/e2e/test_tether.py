@@ -183,7 +183,8 @@ def test_without_create_jobs_the_node_pod_is_a_plain_pod_that_gc_deletes(e2e, ng
     doctor = subprocess.run([executable(), "doctor", pod, "-n", namespace, "--for", "nodelogs", *connection],
                             capture_output=True, text=True, timeout=60)
     assert doctor.returncode == 0, doctor.stdout + doctor.stderr
-    assert "through a plain node pod" in doctor.stdout and "Not allowed to create and delete jobs" in doctor.stdout
+    assert "through a plain node pod" in doctor.stdout and "Not allowed to create, patch and delete jobs" in \
+        doctor.stdout
     name, killed, said = kill_9_once_reading(e2e, namespace, pod, tmp_path / "o", connection)
     assert (f"Not allowed to create and delete jobs in namespace {namespace}: the node pod is a plain pod, "
             "which stays (finished) until `kubectl debugx gc` if this run is killed") in said, said

@@ -53,6 +53,10 @@ class UnusedKube:
     def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
         _unexpected(f"delete_object {resource}")
 
+    def patch_object(self, prefix: str, resource: str, namespace: str, name: str,
+                     patch: Mapping[str, Any]) -> dict[str, Any]:
+        _unexpected(f"patch_object {resource}")
+
     def add_ephemeral_container(
         self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:

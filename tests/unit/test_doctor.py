@@ -129,11 +129,12 @@ def test_limited_user_every_missing_permission_in_the_summary(capsys):
     talk = Talk(json_summary=True, command="doctor")
     code = doctor.run(kube, doctor.DoctorOptions(pod="web"), talk)
     assert code == 4
-    assert kube.batches[0] == 10  # every permission of every command, in the first batch
+    assert kube.batches[0] == 11  # every permission of every command, in the first batch
     summary = talk.summary
     assert schema.check("doctor", {**summary, "exitCode": code}) == []
     assert summary["missingPermissions"] == ["patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec",
-                                             "create pods", "delete pods", "list pods", "create jobs", "delete jobs"]
+                                             "create pods", "delete pods", "list pods", "create jobs", "patch jobs",
+                                             "delete jobs"]
     assert [(c["command"], c["canRun"], c["exitCode"]) for c in summary["commands"]] == [
         ("capture", False, 4), ("trace", False, 4), ("nodelogs", False, 4), ("cp", False, 4)]
     assert summary["role"] == (
@@ -141,7 +142,7 @@ def test_limited_user_every_missing_permission_in_the_summary(capsys):
         "rules:\n- apiGroups:\n  - ''\n  resources:\n  - pods/ephemeralcontainers\n  verbs:\n  - patch\n"
         "- apiGroups:\n  - ''\n  resources:\n  - pods/exec\n  verbs:\n  - create\n  - get\n"
         "- apiGroups:\n  - ''\n  resources:\n  - pods\n  verbs:\n  - create\n  - delete\n  - list\n"
-        "- apiGroups:\n  - batch\n  resources:\n  - jobs\n  verbs:\n  - create\n  - delete\n")
+        "- apiGroups:\n  - batch\n  resources:\n  - jobs\n  verbs:\n  - create\n  - delete\n  - patch\n")
     out, err = capsys.readouterr()
     assert out == ""  # the JSON summary is printed by the command line, the table went to stderr
     assert "may patch pods/ephemeralcontainers   no" in err
@@ -170,12 +171,13 @@ NODE_POD = {("get", "pods", ""), ("create", "pods", ""), ("get", "pods", "exec")
 
 
 @pytest.mark.parametrize(("allowed", "how", "why", "dry_runs"), [
-    (NODE_POD | {("list", "pods", ""), ("create", "jobs", ""), ("delete", "jobs", "")}, "a node pod run as a Job",
+    (NODE_POD | {("list", "pods", ""), ("create", "jobs", ""), ("patch", "jobs", ""), ("delete", "jobs", "")},
+     "a node pod run as a Job",
      "Running the node pod as a Job (ttlSecondsAfterFinished 0): Kubernetes deletes it once it ends, even if this "
      "run is killed", 1),
     (NODE_POD | {("list", "pods", "")}, "a plain node pod",
-     "Not allowed to create and delete jobs in namespace ns: the node pod is a plain pod, which stays (finished) "
-     "until `kubectl debugx gc` if this run is killed", 0),
+     "Not allowed to create, patch and delete jobs in namespace ns: the node pod is a plain pod, which stays "
+     "(finished) until `kubectl debugx gc` if this run is killed", 0),
 ])
 def test_nodelogs_verdict_says_whether_the_node_pod_runs_as_a_job(allowed, how, why, dry_runs):
     kube = Cluster(allowed)

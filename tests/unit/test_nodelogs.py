@@ -856,11 +856,19 @@ class JobKube(PodKube):
         super().__init__(watch_events)
         self.pods_after = pods_after  # how many lists find no pod yet
         self.job_dry_run_error = job_dry_run_error
+        self.start_timeout = 5
+
+    def patch_object(self, prefix: str, resource: str, namespace: str, name: str,
+                     patch: Mapping[str, Any]) -> dict:
+        self.calls.append(("patch " + resource, namespace, name, dict(patch)))
+        return {}
 
     def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
                       dry_run: bool = False) -> dict:
         self.calls.append(("create " + resource, namespace, body["metadata"]["name"], dry_run))
-        assert (prefix, body) == ("/apis/batch/v1", specs.node_job(SPEC))
+        # the dry run as the Job is; the real one with its short deadline until the lease (start timeout + 30 s)
+        deadline = None if dry_run else self.start_timeout + nodejob.START_MARGIN
+        assert (prefix, body) == ("/apis/batch/v1", specs.node_job(SPEC, deadline))
         if dry_run and self.job_dry_run_error:
             raise self.job_dry_run_error
         return {**json.loads(json.dumps(body)), "metadata": {**body["metadata"], "uid": "job-uid"}}
@@ -934,7 +942,9 @@ def test_node_job_session_finds_the_jobs_pod_and_deletes_the_job_on_every_way_ou
     selector = ("list pods", "kube-system", "controller-uid=job-uid")
     assert [c for c in kube.calls if c[0] != "get_pod"] == [
         ("create jobs", "kube-system", "debugx-nodelogs-abcde", False), selector, selector, selector,
-        ("lease", "kube-system", JOB_POD), selector, ("delete jobs", "kube-system", "debugx-nodelogs-abcde"),
+        ("lease", "kube-system", JOB_POD),
+        ("patch jobs", "kube-system", "debugx-nodelogs-abcde", {"spec": {"activeDeadlineSeconds": 1860}}),
+        selector, ("delete jobs", "kube-system", "debugx-nodelogs-abcde"),
         ("wait_gone", "kube-system", JOB_POD, "job-pod-uid"), ("lease closed", "kube-system", JOB_POD),
     ]
     assert said[0] == "Creating node pod kube-system/debugx-nodelogs-abcde as a Job on node vm (image img)"
@@ -944,6 +954,7 @@ def test_node_job_session_finds_the_jobs_pod_and_deletes_the_job_on_every_way_ou
 def test_node_job_that_makes_no_pod_is_deleted_with_one_clear_error(monkeypatch):
     monkeypatch.setattr(nodejob, "POLL", 0)
     kube = JobKube([], pods_after=10**9)
+    kube.start_timeout = 0
     said: list[str] = []
     with pytest.raises(NotReady) as e, nodejob.node_job_session(kube, SPEC, 0, said.append, said.append):
         pass

@@ -21,13 +21,16 @@ from typing import Any
 
 from kubectl_debugx.commands.nodelogs import pod as nodepod
 from kubectl_debugx.commands.nodelogs.pod import NODE_CONTAINER, NodePodRecord, PodSource, Say
-from kubectl_debugx.errors import NotReady
+from kubectl_debugx.errors import NotReady, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.remote import specs
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 
 JOBS = specs.JOBS
+# The Job's deadline before the lease is held: the wait for its pod to run (start_timeout) and this margin for
+# the lease exec and a slow API server.
+START_MARGIN = 30
 POLL = 0.5  # seconds between two looks for the Job's pod (list pods; watching would need one more permission)
 
 
@@ -53,7 +56,10 @@ def node_job_session(
     kube: KubeApi, pod: Mapping[str, Any], start_timeout: float, say: Say, warn: Say
 ) -> Iterator[PodSource]:
     """node_pod_session's twin: create the Job, wait until its pod runs, take the lease, yield a source reading
-    through the pod; delete the Job (and so its pod) and wait until the pod is gone on every way out."""
+    through the pod; delete the Job (and so its pod) and wait until the pod is gone on every way out.
+
+    The Job lives `start_timeout` + START_MARGIN seconds until the lease is held, then gets the pod's full
+    deadline: a kill -9 while the image is pulled (or one that never arrives) ends it then."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     record = NodePodRecord(namespace, name)
     job_uid = ""
@@ -65,7 +71,8 @@ def node_job_session(
         started = time.monotonic()
         attempted = True  # from here on, a signal or a lost answer may leave a Job of ours: delete it by name
         try:
-            created = kube.create_object(*JOBS, namespace, specs.node_job(pod))
+            deadline = int(start_timeout) + START_MARGIN
+            created = kube.create_object(*JOBS, namespace, specs.node_job(pod, deadline))
         except ApiError as e:  # the server answered that it created nothing (a Job of that name is not ours)
             attempted = False
             raise nodepod.refusal(e, namespace) from None
@@ -79,6 +86,10 @@ def node_job_session(
             lease = kube.open_exec(namespace, record.name, NODE_CONTAINER, specs.node_pod_lease(), True)
         except ApiError as e:
             raise nodepod.exec_refusal(e) from None
+        try:
+            kube.patch_object(*JOBS, namespace, name, specs.job_deadline_patch(pod))
+        except ApiError as e:  # the Job would end the pod mid-read at its start deadline
+            raise RemoteFailed(f"cannot give Job {namespace}/{name} its full deadline: {e.args[0]}") from None
         yield PodSource(kube, namespace, record.name, record)
     finally:
         if attempted:
