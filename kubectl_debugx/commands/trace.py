@@ -178,8 +178,19 @@ class StraceTalk(ToolStderr):
     refused: list[int] = field(default_factory=list)
     vanished: list[int] = field(default_factory=list)
     early: list[str] = field(default_factory=list)
+    # Across pods: strace attaches to its PIDs one by one, a "Process N attached" line each, so a pod's first
+    # line does not mean all are traced (nginx runs 2 workers: recordings 30-nginx-workers); `settled` is told
+    # once every one of the `expect` PIDs is attached, refused or gone, with how many are attached.
+    expect: int = 0
+    settled: Callable[[int], None] | None = None
 
     def _line(self, line: str) -> None:
+        self._read(line)
+        if self.settled is not None and len(self.attached) + len(self.refused) + len(self.vanished) >= self.expect:
+            settled, self.settled = self.settled, None
+            settled(len(self.attached))
+
+    def _read(self, line: str) -> None:
         if not line:
             return
         if line.startswith("strace: attach: ptrace("):

@@ -107,9 +107,12 @@ def _pod_trace(kube: KubeApi, opts: single.TraceOptions, target: Target, ec: str
     if selection is None:
         selection = _select(probe, False, target, opts, talk)
     path = opts.output if opts.output == "-" else str(Path(opts.output) / f"{target.pod_name}.trace")
-    trace = PodTrace(target, ec, candidate.profile, candidate.container, selection, probe.ptrace_scope,
-                     single.StraceTalk(fanout.prefixed(talk.say, target.pod_name)), ByteSink(path),
-                     f"{target.pod_name}/")
+    say = fanout.prefixed(talk.say, target.pod_name)
+    count = len(selection.pids)
+    strace = single.StraceTalk(say, expect=count, settled=lambda n: say(
+        f"attached to {n} of {plural(count, 'process', 'processes')}: traced from here on"))
+    trace = PodTrace(target, ec, candidate.profile, candidate.container, selection, probe.ptrace_scope, strace,
+                     ByteSink(path), f"{target.pod_name}/")
     talk.say(f"{target.pod_name}: tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
     return trace
 

@@ -98,7 +98,7 @@ ALL_CASES = _load()
 TETHER_PREFIXES = ("23", "24")
 # Round-2 prefixes replayed in a file of their own: 27 (tcpdump facts) by test_contract_tcpdump.py, 25 and 28
 # (what ends an exec'd process: its container's end, its pod's deletion) by test_contract_lifetime.py.
-OWN_FILE_PREFIXES = ("25", "27", "28")
+OWN_FILE_PREFIXES = ("25", "27", "28", "30")  # 30 (round 3): test_contract_round3.py
 UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) - set(ROUND_2)
                           - set(TETHER_PREFIXES) - set(OWN_FILE_PREFIXES))
 # Replayed by test_contract_access.py (doctor's access reviews); the rest of 22 (SelfSubjectRulesReview) waits.

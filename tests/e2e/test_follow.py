@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
 from kubectl_debugx import summary as schema
 
-from .helpers import debugx, start_debugx, wait_until
+from .helpers import debugx, start_debugx, wait_for_line, wait_until
 from .test_workloads import no_tool_left, packets_by_interface, request, wait_for_lines, web_pods
 
 pytestmark = pytest.mark.e2e
@@ -126,6 +128,18 @@ def test_follow_refusals(e2e, web2, tmp_path: Path):
     assert not list(tmp_path.iterdir())
 
 
+def wait_for_pod_lines(proc: subprocess.Popen, needle: str, pods: Iterable[str], timeout: float = 120) -> list[str]:
+    """Read stderr until every pod has said `needle` on a line of its own (`POD: ...needle...`)."""
+    waiting = set(pods)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        lines += wait_for_line(proc, needle, deadline - time.monotonic())
+        waiting -= {pod for pod in waiting if lines[-1].startswith(f"{pod}: ")}
+    assert not waiting, f"{needle!r} never said by {sorted(waiting)}: {lines}"
+    return lines
+
+
 def test_trace_follow_through_a_rollout(e2e, web2, tmp_path: Path):
     """trace --follow -o DIR: the new pods' nginx workers are traced as they join (DIR/POD.trace each), the old
     pods leave without failing the run; Ctrl-C exits 0 and leaves no strace."""
@@ -133,13 +147,15 @@ def test_trace_follow_through_a_rollout(e2e, web2, tmp_path: Path):
     folder = tmp_path / "traces"
     proc = start_debugx(e2e, "trace", "deploy/web", "--follow", "-n", namespace, "--process", "nginx: worker",
                         "-e", "trace=accept4", "-o", str(folder), "--summary", "json", stdout=subprocess.PIPE)
-    wait_for_lines(proc, "attached", REPLICAS)
+    lines = wait_for_pod_lines(proc, "attached to", old)
     e2e.kubectl("rollout", "restart", "deploy/web", "-n", namespace)
     new = wait_until(lambda: (lambda r: r if len(r) == REPLICAS and not set(r) & set(old)
                               and not {p["metadata"]["name"] for p in web_pods(e2e, namespace)} & set(old)
                               else None)(_running(e2e, namespace)),
                      "the rollout: new pods Running, old pods gone", timeout=180)
-    lines = wait_for_lines(proc, "attached", REPLICAS)
+    # each new pod's own line: strace attached to all its nginx workers (2, recordings 30-nginx-workers), one
+    # "Process N attached" line each; any REPLICAS lines could be the old pods' or one new pod's two
+    lines += wait_for_pod_lines(proc, "attached to", new)
     for name, ip in new.items():
         request(e2e, namespace, ip, f"/trace-{name}")
 
