@@ -13,7 +13,7 @@ from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.pods import is_pod_security, short_psa
-from kubectl_debugx.remote import ephemeral, profiles, ring, session, specs
+from kubectl_debugx.remote import containers, ephemeral, profiles, ring, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -214,7 +214,7 @@ def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
     session.check_access(kube, target, COMMAND, chosen)
     if opts.dry_run:
         return session.dry_run(talk, chosen, target)
-    ec = session.start(kube, target, chosen, opts.duration, talk)
+    ec = containers.start(kube, target, chosen, opts.duration, talk)
     return _capture(kube, target, ec, opts, chosen.profile, talk)
 
 

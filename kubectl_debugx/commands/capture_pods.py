@@ -25,7 +25,7 @@ from kubectl_debugx.formats import pcapng
 from kubectl_debugx.formats.pcap import PcapFormatError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
-from kubectl_debugx.remote import fanout, following, ring
+from kubectl_debugx.remote import containers, fanout, following, ring
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
@@ -176,7 +176,7 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
              + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
         return fanout.dry_run_all(talk, pods, chosen)
-    ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
+    ecs = containers.start_all(kube, pods, chosen, opts.duration, talk)
     captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
                 for t, ec, c in zip(pods, ecs, chosen, strict=True)]
     follow = following.Follow(kube, ref, resolution, admission, opts.container, max_pods, talk) if opts.follow else None

@@ -28,7 +28,7 @@ from kubectl_debugx.formats.traceprocs import (
 )
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
-from kubectl_debugx.remote import ephemeral, profiles, session, specs
+from kubectl_debugx.remote import containers, ephemeral, profiles, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed, WholeLines
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -257,7 +257,7 @@ def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
     if (user is not None and user != 0) or (user is None and non_root):
         notes.append("the debug container runs as a non-root user, so its capabilities are not effective: "
                      "strace can attach only to processes of that same user")
-    ec = session.start(kube, target, chosen, opts.duration, talk, notes)
+    ec = containers.start(kube, target, chosen, opts.duration, talk, notes)
 
     probe = _probe(kube, target, ec)
     if probe is None:

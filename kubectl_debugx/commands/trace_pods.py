@@ -17,7 +17,7 @@ from kubectl_debugx.errors import NotFound, OutputError, RemoteFailed
 from kubectl_debugx.formats.traceprocs import Selection, container_ids
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef
-from kubectl_debugx.remote import fanout, following, session
+from kubectl_debugx.remote import containers, fanout, following, session
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
@@ -83,7 +83,7 @@ def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int,
     talk.say(f"Tracing {plural(len(pods), 'pod')} of {ref.display}: " + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
         return fanout.dry_run_all(talk, pods, chosen)
-    ecs = fanout.start_all(kube, pods, chosen, opts.duration, talk)
+    ecs = containers.start_all(kube, pods, chosen, opts.duration, talk)
     # POD/PID with a PID of up to 7 digits; before any pod (--follow), as long as a Deployment's pod names
     width = max((len(t.pod_name) for t in pods), default=len(ref.name) + 17) + 8
     traces = []

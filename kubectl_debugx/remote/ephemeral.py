@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, ExitCode, Forbidden, Interrupted, NotFound, NotReady, UsageError
+from kubectl_debugx.errors import Forbidden, NotFound, NotReady, UsageError
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.kube.pods import START_TIMEOUT, STUCK_REASONS, is_pod_security, short_psa, wait_for_pod
 from kubectl_debugx.remote import profiles, specs
-from kubectl_debugx.remote.streamrun import StopRequested, stop_signals_raise
 
 Say = Callable[[str], None]
 
@@ -97,37 +96,6 @@ def admission_error(kube: KubeApi, target: Target, container: Mapping[str, Any])
     return None
 
 
-def ensure_running(
-    kube: KubeApi, target: Target, container: dict[str, Any], min_seconds_left: float, say: Say
-) -> tuple[str, bool]:
-    """Reuse a matching running debugx container or add `container`; wait until it runs.
-    Returns (name, reused)."""
-    name = container["name"]
-    # Once added, the container is in the pod's spec for good: every way out of the wait says so.
-    stays = (f"ephemeral container {name} stays in pod {target.pod_name} (ephemeral containers cannot be "
-             "removed); no tool runs in it, and it sleeps at most until its TTL if it ever starts")
-    added = False
-    try:
-        with stop_signals_raise():  # Ctrl-C or SIGTERM while adding or waiting (an image that cannot be pulled)
-            name, patched = add_or_reuse(kube, target, container, min_seconds_left, say)
-            if patched is None:
-                return name, True
-            added = True
-            wait_running(kube, target.namespace, patched, name, str(container["image"]))
-    except (KeyboardInterrupt, StopRequested) as e:
-        code = e.exit_code if isinstance(e, StopRequested) else ExitCode.INTERRUPTED
-        word = "terminated" if code == ExitCode.TERMINATED else "interrupted"
-        left = stays if added else _added_after_all(kube, target, container["name"], stays)
-        raise Interrupted(f"{word}; {left}" if left else word, code) from None
-    except NotFound:
-        raise  # the pod is gone, and the container with it
-    except DebugxError as e:
-        if not added:
-            raise  # refused: nothing was added
-        raise DebugxError(f"{e}; {stays}", e.code) from None
-    return name, False
-
-
 def add_or_reuse(
     kube: KubeApi, target: Target, container: dict[str, Any], min_seconds_left: float, say: Say
 ) -> tuple[str, dict[str, Any] | None]:
@@ -143,7 +111,7 @@ def add_or_reuse(
     return name, kube.add_ephemeral_container(target.namespace, target.pod_name, specs.ephemeral_patch(container))
 
 
-def _added_after_all(kube: KubeApi, target: Target, name: str, stays: str) -> str:
+def added_after_all(kube: KubeApi, target: Target, name: str, stays: str) -> str:
     """Interrupted while the patch was on its way: whether the API server applied it (what stays), "" if not."""
     try:
         pod = kube.get_pod(target.namespace, target.pod_name)

@@ -15,10 +15,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
@@ -26,6 +25,7 @@ from kubectl_debugx.kube.client import ExecConnection, KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
 from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods, resolve
 from kubectl_debugx.remote import ephemeral, session, specs
+from kubectl_debugx.remote.containers import each
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import (
     TICK_INTERVAL,
@@ -36,22 +36,7 @@ from kubectl_debugx.remote.streamrun import (
 )
 from kubectl_debugx.talk import Talk
 
-# The setup calls (dry runs, patches, waits, exec handshakes) of several pods go out this many at a time: each
-# is a round trip of its own, and one after the other they put N round trips between the command and the last
-# pod's first packet. The streams themselves are then read by one loop, in this thread.
-SETUP_WORKERS = 8
 DELETED = "the pod was deleted"  # failure()'s word for a pod that went away (a rollout replaced it)
-T = TypeVar("T")
-R = TypeVar("R")
-
-
-def each(fn: Callable[[T], R], items: list[T]) -> list[R]:
-    """fn over items, SETUP_WORKERS at a time, results in order; the first error is raised once all ended."""
-    if len(items) <= 1:
-        return [fn(item) for item in items]
-    with ThreadPoolExecutor(min(SETUP_WORKERS, len(items)), thread_name_prefix="debugx-setup") as pool:
-        futures = [pool.submit(fn, item) for item in items]
-    return [f.result() for f in futures]
 
 
 def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None],
@@ -137,30 +122,6 @@ def admit_all(admission: Admission, pods: list[Target]) -> list[session.Candidat
     for target in pods:
         admission.decide(target)
     return each(admission.check, pods)
-
-
-def start_all(kube: KubeApi, pods: list[Target], chosen: list[session.Candidate], duration: float | None,
-              talk: Talk) -> list[str]:
-    """Say the profiles, add every debug container (or reuse one), then wait until all run: they start in
-    parallel, so the last pod is ready about as soon as one pod alone would be."""
-    said = set()
-    for candidate in chosen:
-        if candidate.profile not in said:
-            said.add(candidate.profile)
-            talk.say(f"Using profile {candidate.profile}")
-        for note in candidate.notes:
-            talk.say(f"Note: {note}")
-    pairs = list(zip(pods, chosen, strict=True))
-    added = each(lambda pair: ephemeral.add_or_reuse(kube, pair[0], pair[1].container, session.min_life(duration),
-                                                     talk.say), pairs)
-
-    def wait(item: tuple[tuple[Target, session.Candidate], tuple[str, dict[str, Any] | None]]) -> None:
-        (target, candidate), (name, patched) = item
-        if patched is not None:
-            ephemeral.wait_running(kube, target.namespace, patched, name, str(candidate.container["image"]))
-
-    each(wait, list(zip(pairs, added, strict=True)))
-    return [name for name, _ in added]
 
 
 @dataclass

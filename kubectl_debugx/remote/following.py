@@ -59,10 +59,10 @@ class Joins:
     def __init__(self, kube: KubeApi, admission: fanout.Admission, tool: str, eof_signal: str, duration: float | None,
                  argv_for: Callable[[Target, str], list[str]], make_tool: Callable[[Joining], fanout.PodTool],
                  on_failed: Callable[[Target, str], None], say: Callable[[str], None],
-                 watching: Callable[[], bool]) -> None:
+                 watching: Callable[[], bool], leave: Callable[[str], None] = lambda _what: None) -> None:
         self.kube, self.admission, self.tool, self.eof_signal = kube, admission, tool, eof_signal
         self.duration, self.argv_for, self.make_tool, self.on_failed = duration, argv_for, make_tool, on_failed
-        self.say, self.watching = say, watching
+        self.say, self.watching, self.leave = say, watching, leave
         self.ready: queue.Queue[Joining] = queue.Queue()
         self.pending: set[str] = set()  # pod names being set up
         self.lock = threading.Lock()
@@ -84,6 +84,10 @@ class Joins:
                 self.say(f"Using profile {candidate.profile} in namespace {target.namespace}")
             ec, patched = ephemeral.add_or_reuse(self.kube, target, candidate.container,
                                                  session.min_life(self.duration), self.say)
+            # said as the run ends, as for the first pods (containers.start_all): it stays from now on
+            left = session.seconds_left(target.pod, ec, time.time()) if patched is None else None
+            self.leave(session.stays_line(ec, target.pod_name, left if left is not None else
+                                          session.ttl_of(candidate.container), time.time()))
             if patched is not None:
                 ephemeral.wait_running(self.kube, target.namespace, patched, ec, str(candidate.container["image"]))
             argv = self.argv_for(target, ec)
@@ -152,7 +156,8 @@ class Follow:
         """Start watching; `live` counts the pods whose tool still runs (for --max-pods)."""
         self.live = live
         self.joins = Joins(self.kube, self.admission, tool, eof_signal, duration, argv_for, make_tool,
-                                  self._failed, self.talk.say, lambda: self.watch is not None and self.watch.alive)
+                                  self._failed, self.talk.say, lambda: self.watch is not None and self.watch.alive,
+                                  self.talk.leave)
         namespace = None if self.ref.all_namespaces else self.kube.namespace
         self.watch = PodWatch(self.kube, namespace, self.resolution.selector, self.resolution.version,
                               [*self.resolution.pods, *self.resolution.skipped_pods], self._join, self._leave,

@@ -14,7 +14,7 @@ stream is drained to its end; the command then returns 130/143 (StopState.exit_c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,20 +116,6 @@ def dry_run(talk: Talk, chosen: Candidate, target: Target, detail: str = "") -> 
     talk.out(yaml.safe_dump(chosen.container, sort_keys=False))
     talk.say(f"Dry run: profile {chosen.profile}{detail}; ephemeral container not added to pod {target.pod_name}")
     return 0
-
-
-def start(kube: KubeApi, target: Target, chosen: Candidate, duration: float | None, talk: Talk,
-          extra_notes: Iterable[str] = ()) -> str:
-    """Say which profile and why, then add (or reuse) the debug container and wait until it runs; from then on
-    the run ends by saying that the container stays (Talk.leave: ephemeral containers cannot be removed)."""
-    talk.say(f"Using profile {chosen.profile}")
-    for note in [*chosen.notes, *extra_notes]:
-        talk.say(f"Note: {note}")
-    ec, reused = ephemeral.ensure_running(kube, target, chosen.container, min_life(duration), talk.say)
-    left = seconds_left(target.pod, ec, time.time()) if reused else None  # reused: target.pod has it running
-    talk.leave(stays_line(ec, target.pod_name, left if left is not None else ttl_of(chosen.container),
-                          time.time()))
-    return ec
 
 
 def ttl_of(container: Mapping[str, Any]) -> float:

@@ -11,7 +11,7 @@ import yaml
 
 from kubectl_debugx.errors import Forbidden, NotReady
 from kubectl_debugx.kube.apierrors import api_error
-from kubectl_debugx.remote import access, ephemeral, session
+from kubectl_debugx.remote import access, containers, session
 from kubectl_debugx.remote.access import Permission
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import StopRequested, ToolStderr
@@ -134,6 +134,7 @@ class Interrupted(UnusedKube):
         yield  # pragma: no cover
 
 
+NEW = session.Candidate("general", {"name": "debugx-new", "image": "x", "command": ["sleep", "60"]}, [], None)
 STAYS = ("ephemeral container debugx-new stays in pod web (ephemeral containers cannot be removed); no tool "
          "runs in it, and it sleeps at most until its TTL if it ever starts")
 
@@ -148,8 +149,7 @@ STAYS = ("ephemeral container debugx-new stays in pod web (ephemeral containers 
 def test_a_container_added_but_not_running_is_said_to_stay(outcome, code, message):
     kube = Interrupted(outcome)
     with pytest.raises(Exception) as e:
-        ephemeral.ensure_running(kube, Target("ns", pod(), "app"), {"name": "debugx-new", "image": "x"}, 60,
-                                 lambda _s: None)
+        containers.start(kube, Target("ns", pod(), "app"), NEW, None, Talk(quiet=True))
     assert (int(e.value.code), str(e.value)) == (code, message)
 
 
@@ -194,6 +194,5 @@ class InterruptedWhileAdding(UnusedKube):
 @pytest.mark.parametrize(("applied", "message"), [(True, f"interrupted; {STAYS}"), (False, "interrupted")])
 def test_interrupted_while_adding_says_whether_the_container_stays(applied, message):
     with pytest.raises(Exception) as e:
-        ephemeral.ensure_running(InterruptedWhileAdding(applied), Target("ns", pod(), "app"),
-                                 {"name": "debugx-new", "image": "x"}, 60, lambda _s: None)
+        containers.start(InterruptedWhileAdding(applied), Target("ns", pod(), "app"), NEW, None, Talk(quiet=True))
     assert (int(e.value.code), str(e.value)) == (130, message)

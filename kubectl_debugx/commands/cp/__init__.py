@@ -41,7 +41,7 @@ from kubectl_debugx.formats import tarcopy
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.progress import Progress
-from kubectl_debugx.remote import ephemeral, session, specs
+from kubectl_debugx.remote import containers, ephemeral, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.profiles import merge_custom
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -161,7 +161,7 @@ def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
     talk.record(container=target.container, profile=chosen.profile, runAsUser=reader, path=opts.path)
     if opts.dry_run:
         return session.dry_run(talk, chosen, target, f"would copy {opts.path} reading as uid {reader}")
-    ec = session.start(kube, target, chosen, None, talk)
+    ec = containers.start(kube, target, chosen, None, talk)
     pid = 1  # the target's main process in its own PID namespace
     if opts.profile == "auto" and not opts.custom:
         ec = _match_gid(kube, target, ec, chosen, pid, opts, talk)
@@ -194,7 +194,7 @@ def _match_gid(kube: KubeApi, target: Target, ec: str, chosen: session.Candidate
     refusal = None if reuse else ephemeral.admission_error(kube, target, container)
     matched = session.admitted(kube, target, COMMAND, session.Candidate(f"as uid {uid} gid {gid}", container, [],
                                                                         refusal, reuse), ADMISSION_HINT)
-    return session.start(kube, target, matched, None, talk)
+    return containers.start(kube, target, matched, None, talk)
 
 
 def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], opts: CpOptions, talk: Talk,
