@@ -282,7 +282,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
              "stop")
     try:
         elapsed = fanout.run_tools(
-            kube, tools, single.TOOL, state, duration=opts.duration,
+            kube, tools, single.TOOL, state, duration=opts.duration, command=single.COMMAND,
             limit_reached=lambda: output.limit_reached or output.pipe_closed or bool(viewer and viewer.exited()),
             talk=talk, on_end=on_end, on_batch_end=lambda: output.flush(time.monotonic_ns()), on_tick=tick,
             grace=single.STOP_GRACE,

@@ -207,7 +207,7 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
     talk.say(f"Tracing into {'stdout' if stdout else opts.output + '/POD.trace'}; Ctrl-C to stop (the traced "
              "processes go on)")
     try:
-        elapsed = fanout.run_tools(kube, tools, single.TOOL, state, duration=opts.duration,
+        elapsed = fanout.run_tools(kube, tools, single.TOOL, state, duration=opts.duration, command=single.COMMAND,
                                    limit_reached=lambda: any(t.pipe_closed for t in traces), talk=talk,
                                    on_end=on_end, joins=joins)
     finally:

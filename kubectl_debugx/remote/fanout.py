@@ -24,7 +24,7 @@ from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import ExecConnection, KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
 from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods, resolve
-from kubectl_debugx.remote import ephemeral, session, specs
+from kubectl_debugx.remote import access, ephemeral, session, specs
 from kubectl_debugx.remote.containers import each
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import (
@@ -175,7 +175,7 @@ def run_tools(
     limit_reached: Callable[[], bool],
     talk: Talk, on_end: Callable[[PodTool], None], on_batch_end: Callable[[], None] | None = None,
     on_tick: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM", joins: JoinSource | None = None,
+    eof_signal: str = "TERM", joins: JoinSource | None = None, command: str = "",
 ) -> float:
     """Run each pod's tool by exec in its debug container, all streams read by one loop, until every one has
     ended; whatever happens, make sure no tool is left running. `on_end` is called once per pod as soon as its
@@ -219,10 +219,17 @@ def run_tools(
 
     try:
         with catch_stop_signals(state), ExitStack() as connections:
+            refused: list[tuple[PodTool, ApiError]] = []
+
             def start(pod: PodTool) -> ExecConnection | None:
                 try:
                     return kube.open_exec(pod.target.namespace, pod.name, pod.ec, pod.command(tool, eof_signal),
                                           stdin=True)
+                except ApiError as e:
+                    if e.status == 403 and command:
+                        refused.append((pod, e))
+                    pod.outcome = ExecOutcome(None, str(e), cut=True)
+                    return None
                 except DebugxError as e:
                     pod.outcome = ExecOutcome(None, str(e), cut=True)
                     return None
@@ -231,6 +238,12 @@ def run_tools(
                 if conn is not None:
                     connections.callback(conn.close)
                     pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
+            if refused:
+                # RBAC refuses the exec (a reused container and no pods/exec): as for one pod (session.run_tool),
+                # exit 4 naming every missing permission; the tools that did start are stopped below
+                pod, error = refused[0]
+                raise access.refusal(kube, pod.target.namespace, command, pod.name, access.NEEDS[command],
+                                     error.args[0], f"{tool} never started in pod {pod.name}")
             readers += [p.reader for p in pods if p.reader is not None]
             pump_many(readers, tick, TICK_INTERVAL, more=joins.open if joins is not None else None)
             report()

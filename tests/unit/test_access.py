@@ -11,10 +11,10 @@ import yaml
 
 from kubectl_debugx.errors import Forbidden, NotReady
 from kubectl_debugx.kube.apierrors import api_error
-from kubectl_debugx.remote import access, containers, session
+from kubectl_debugx.remote import access, containers, fanout, session
 from kubectl_debugx.remote.access import Permission
 from kubectl_debugx.remote.ephemeral import Target
-from kubectl_debugx.remote.streamrun import StopRequested, ToolStderr
+from kubectl_debugx.remote.streamrun import StopRequested, StopState, ToolStderr
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
 
@@ -118,6 +118,26 @@ def test_an_exec_that_never_opened_is_not_stopped_and_names_what_is_missing(caps
                             "debugx doctor web -n ns --for capture` prints a Role that grants them")
     assert closed == [1]
     assert capsys.readouterr().err == ""  # no "could not confirm that tcpdump stopped"
+
+
+class ExecsRefused(ExecRefused):
+    def open_exec(self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False) -> Any:
+        raise api_error(403, json.dumps({"message": f'pods "{pod}" is forbidden: cannot get resource "pods/exec"'}))
+
+
+def test_an_exec_refused_across_pods_is_exit_4_naming_what_is_missing_as_for_one_pod(capsys):
+    kube = ExecsRefused({("get", "pods", "exec"), ("create", "pods", "exec")})
+    tools = [fanout.PodTool(Target("ns", {**pod(), "metadata": {"name": name}}, "app"), "debugx-old", ["tcpdump"],
+                            lambda _d: None, Quiet()) for name in ("web-1", "web-2")]
+    with pytest.raises(Forbidden) as e:
+        fanout.run_tools(kube, tools, "tcpdump", StopState(), duration=None, limit_reached=lambda: False,
+                         talk=Talk(), on_end=lambda _p: None, command="capture")
+    assert e.value.code == 4
+    assert str(e.value) == ('pods "web-1" is forbidden: cannot get resource "pods/exec"; capture needs get and '
+                            "create pods/exec in namespace ns, which you may not; tcpdump never started in pod "
+                            "web-1. `kubectl debugx doctor web-1 -n ns --for capture` prints a Role that grants "
+                            "them")
+    assert capsys.readouterr().err == ""  # nothing to stop: no tool started
 
 
 class Interrupted(UnusedKube):
