@@ -258,27 +258,36 @@ def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
         notes.append("the debug container runs as a non-root user, so its capabilities are not effective: "
                      "strace can attach only to processes of that same user")
     ec = containers.start(kube, target, chosen, opts.duration, talk, notes)
+    selection, probe = in_debug_container(kube, target, ec, opts, selection, talk)
+    talk.say(f"Tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
+    return _trace(kube, target, ec, container, opts, profile, selection, probe.ptrace_scope, talk)
 
+
+def in_debug_container(kube: KubeApi, target: Target, ec: str, opts: TraceOptions, early: Selection | None,
+                       talk: Talk, where: str = "") -> tuple[Selection, Probe]:
+    """The checks once the debug container `ec` runs, for one pod and each of many (`where` names the pod in
+    its errors; a NotFound is the caller's to place): it can list processes and has strace, its ptrace_scope lets strace attach, and the processes
+    chosen before it ran (`early`, from the target itself) are still there; else they are chosen now."""
     probe = _probe(kube, target, ec)
     if probe is None:
-        raise RemoteFailed(f"cannot list processes in the debug container {ec}: image {opts.image} needs sh, "
-                           "cat, tr and readlink (choose another with --image)")
+        raise RemoteFailed(f"cannot list processes in the debug container {ec}{where}: image {opts.image} needs "
+                           "sh, cat, tr and readlink (choose another with --image)")
     error = scope_error(probe.ptrace_scope, target)
     if error:
         raise error
     if not probe.strace:
         raise RemoteFailed(f"strace is not in image {opts.image}: choose an image that has it with --image")
-    if selection is None:
-        selection = _select(probe, False, target_id, others, opts, target, talk)
-    else:
-        visible = {p.pid for p in probe.procs}
-        gone = [p for p in selection.pids if p not in visible]
-        if gone and len(gone) == len(selection.pids):
-            raise NotFound(f"PID {', '.join(map(str, gone))} exited before it could be traced")
-        if gone:
-            selection = Selection(tuple(p for p in selection.procs if p.pid not in gone), selection.why)
-    talk.say(f"Tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
-    return _trace(kube, target, ec, container, opts, profile, selection, probe.ptrace_scope, talk)
+    if early is None:
+        ids = container_ids(target.pod)
+        others = [cid for n, cid in ids.items() if n != target.container]
+        return _select(probe, False, ids.get(target.container, ""), others, opts, target, talk), probe
+    visible = {p.pid for p in probe.procs}
+    gone = [p for p in early.pids if p not in visible]
+    if gone and len(gone) == len(early.pids):
+        raise NotFound(f"PID {', '.join(map(str, gone))} exited before it could be traced")
+    if gone:
+        early = Selection(tuple(p for p in early.procs if p.pid not in gone), early.why)
+    return early, probe
 
 
 def _select(probe: Probe, inside_target: bool, target_id: str, others: list[str], opts: TraceOptions,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubectl_debugx.errors import NotFound, OutputError, RemoteFailed
+from kubectl_debugx.errors import NotFound, OutputError
 from kubectl_debugx.formats.traceprocs import Selection, container_ids
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef
@@ -98,14 +98,11 @@ def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int,
 def _pod_trace(kube: KubeApi, opts: single.TraceOptions, target: Target, ec: str, candidate: session.Candidate,
                selection: Selection | None, talk: Talk) -> PodTrace:
     """One pod's part: its processes as the debug container sees them (strace must be there), the ones chosen."""
-    probe = single._probe(kube, target, ec)
-    if probe is None:
-        raise RemoteFailed(f"cannot list processes in the debug container {ec} of pod {target.pod_name}: "
-                           f"image {opts.image} needs sh, cat, tr and readlink (choose another with --image)")
-    if not probe.strace:
-        raise RemoteFailed(f"strace is not in image {opts.image}: choose an image that has it with --image")
-    if selection is None:
-        selection = _select(probe, False, target, opts, talk)
+    try:
+        selection, probe = single.in_debug_container(kube, target, ec, opts, selection, talk,
+                                                     f" of pod {target.pod_name}")
+    except NotFound as e:
+        raise NotFound(f"pod {target.pod_name}: {e}") from None
     path = opts.output if opts.output == "-" else str(Path(opts.output) / f"{target.pod_name}.trace")
     say = fanout.prefixed(talk.say, target.pod_name)
     count = len(selection.pids)
