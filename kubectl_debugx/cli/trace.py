@@ -29,6 +29,7 @@ from kubectl_debugx.flags import (
 )
 
 if TYPE_CHECKING:
+    from kubectl_debugx.kube.client import KubeApi
     from kubectl_debugx.kube.workloads import TargetRef
     from kubectl_debugx.talk import Talk
 
@@ -104,8 +105,11 @@ def trace(
         check_data_and_summary(talk, opts.output)
         if opts.output != "-":
             check_not_format(opts.output, "directory")
-            if not flags.dry_run:
-                trace_pods.check_output_dir(opts.output, flags.force)
-        return lambda kube, talk: trace_pods.run(kube, opts, ref, flags.max_pods, talk)
+
+        def work(kube: KubeApi, talk: Talk) -> int:
+            # -o: a file for one pod (as for a bare POD), a folder of POD.trace for several or --follow
+            return trace_pods.run(kube, opts, ref, flags.max_pods, talk, check_output=not flags.dry_run)
+
+        return work
 
     workflow(ctx, flags, target, prepare, prepare_many)

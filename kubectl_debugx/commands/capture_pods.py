@@ -160,8 +160,9 @@ class PcapngOutput:
 
 def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
     resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
-    if not opts.follow and not wants_pcapng(opts.output, len(resolution.pods)) and opts.output != "-":
-        # One pod into a plain pcap file: exactly the one-pod capture.
+    if not opts.follow and not wants_pcapng(opts.output, len(resolution.pods)):
+        # One pod, not into a .pcapng: exactly the one-pod capture, a pcap file or stream (the format depends on
+        # the pods and -o, not on how the target was spelled: a one-replica Deployment is captured as its pod).
         pod = resolution.pods[0]["metadata"]
         kube.namespace = pod["namespace"]  # with -A, the pod's own
         return single.run(kube, dataclasses.replace(opts, pod=pod["name"]), talk)

@@ -266,8 +266,9 @@ def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
 def in_debug_container(kube: KubeApi, target: Target, ec: str, opts: TraceOptions, early: Selection | None,
                        talk: Talk, where: str = "") -> tuple[Selection, Probe]:
     """The checks once the debug container `ec` runs, for one pod and each of many (`where` names the pod in
-    its errors; a NotFound is the caller's to place): it can list processes and has strace, its ptrace_scope lets strace attach, and the processes
-    chosen before it ran (`early`, from the target itself) are still there; else they are chosen now."""
+    its errors; a NotFound is the caller's to place): it can list processes and has strace, its ptrace_scope
+    lets strace attach, and the processes chosen before it ran (`early`, from the target itself) are still
+    there; else they are chosen now."""
     probe = _probe(kube, target, ec)
     if probe is None:
         raise RemoteFailed(f"cannot list processes in the debug container {ec}{where}: image {opts.image} needs "

@@ -6,6 +6,7 @@ traces align as stern's prefixes do; with `-o DIR` each pod's trace goes to DIR/
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import time
@@ -17,6 +18,7 @@ from kubectl_debugx.errors import NotFound, OutputError
 from kubectl_debugx.formats.traceprocs import Selection, container_ids
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef
+from kubectl_debugx.options import check_output_file
 from kubectl_debugx.remote import containers, fanout, following, session
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -62,8 +64,26 @@ class PodTrace:
     left_at: float | None = None  # --follow: when its trace ended because the pod went away
 
 
-def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
+def one_file(opts: single.TraceOptions, pods: int) -> bool:
+    """-o names the trace file of the one pod (as for a bare POD): one pod, no --follow, and -o not a folder
+    (an existing directory, or a name ending in /)."""
+    return (pods == 1 and not opts.follow and not opts.output.endswith("/")
+            and (opts.output == "-" or not Path(opts.output).is_dir()))
+
+
+def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int, talk: Talk,
+        check_output: bool = True) -> int:
     resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
+    if one_file(opts, len(resolution.pods)):
+        # One pod: exactly the one-pod trace, into -o as a file (the output depends on the pods, not on
+        # how the target was spelled: a one-replica Deployment is traced as its pod is)
+        pod = resolution.pods[0]["metadata"]
+        if check_output:
+            check_output_file(opts.output, opts.force, False, "trace")
+        kube.namespace = pod["namespace"]  # with -A, the pod's own
+        return single.run(kube, dataclasses.replace(opts, pod=pod["name"]), talk)
+    if opts.output != "-" and check_output:
+        check_output_dir(opts.output, opts.force)
     pods = fanout.targets(resolution, opts.container, talk.say)
     profile = single.profile_of(opts)
     admission = fanout.Admission(
