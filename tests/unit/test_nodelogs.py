@@ -79,7 +79,7 @@ OUT_DIR_LISTING = (
 # Ends by itself 30 s after its start unless a lease was taken, at TERM (from the lease), or after 1800 s.
 # as sent: every $ doubled, so that the kubelet's $(VAR)/$$ expansion gives the shell what we wrote
 NODE_POD_MAIN = ["sh", "-c", "echo $$$$ > /tmp/debugx-node.pid || exit; trap 'kill $$! 2>/dev/null; exit 0' TERM; "
-                                "sleep 30 & wait $$!; [ -e /tmp/debugx-node.lease ] || exit 0; sleep 1800 & wait $$!"]
+                                "sleep 5 & wait $$!; [ -e /tmp/debugx-node.lease ] || exit 0; sleep 1800 & wait $$!"]
 
 
 def test_node_pod_spec_is_least_privilege_by_default():
@@ -677,13 +677,25 @@ def test_proxy_fetch_skips_files_rotated_away_and_picks_up_new_ones(tmp_path):
 
 
 class PodKube(FakeKube):
-    """Enough of the API for the node pod's life: create, watch, delete, confirm."""
+    """Enough of the API for the node pod's life: create, look at it (its states in turn, the last one for
+    good), take the lease (refused as by a real server while the container does not run), delete, confirm."""
 
     def __init__(self, watch_events: list, delete_error: ApiError | None = None, gone: bool = True) -> None:
         super().__init__({}, make_pod())
         self.watch_events = watch_events
         self.delete_error = delete_error
         self.gone = gone
+        self.seen: dict | None = None  # the node pod as last looked at
+
+    def get_pod(self, namespace: str, name: str) -> dict:
+        if not name.startswith("debugx-nodelogs-"):
+            return super().get_pod(namespace, name)
+        self.calls.append(("get_pod", namespace, name))
+        event = self.watch_events.pop(0) if len(self.watch_events) > 1 else self.watch_events[0]
+        if isinstance(event, BaseException):
+            raise event
+        self.seen = event[1]
+        return event[1]
 
     def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict:
         self.calls.append(("create", namespace, pod["metadata"]["name"], dry_run))
@@ -711,6 +723,9 @@ class PodKube(FakeKube):
     def open_exec(self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False) -> Any:
         """Only the lease is expected here: an exec with stdin, held until the pod is deleted."""
         assert (container, command, stdin) == ("debugger", specs.node_pod_lease(), True)
+        statuses = ((self.seen or {}).get("status") or {}).get("containerStatuses") or [{}]
+        if "running" not in (statuses[0].get("state") or {}):
+            raise api_error(500, json.dumps({"message": 'container not found ("debugger")'}))
         self.calls.append(("lease", namespace, pod))
         calls = self.calls
 
@@ -784,9 +799,9 @@ def test_node_pod_deadline_passes():
         {"name": "debugger", "state": {"waiting": {"reason": "ContainerCreating"}}}]}
     kube = PodKube([("MODIFIED", pending)])
     with pytest.raises(NotReady) as e, \
-            nodepod.node_pod_session(kube, SPEC, 7, print, print):
+            nodepod.node_pod_session(kube, SPEC, 1, print, print):
         pass
-    assert str(e.value) == ("node pod kube-system/debugx-nodelogs-abcde did not start on node vm within 7s "
+    assert str(e.value) == ("node pod kube-system/debugx-nodelogs-abcde did not start on node vm within 1s "
                             "(last state: ContainerCreating); is the node Ready and the image pullable?")
 
 

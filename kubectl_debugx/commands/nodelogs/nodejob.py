@@ -20,7 +20,7 @@ from functools import partial
 from typing import Any
 
 from kubectl_debugx.commands.nodelogs import pod as nodepod
-from kubectl_debugx.commands.nodelogs.pod import NODE_CONTAINER, NodePodRecord, PodSource, Say
+from kubectl_debugx.commands.nodelogs.pod import NodePodRecord, PodSource, Say
 from kubectl_debugx.errors import NotReady, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
@@ -80,12 +80,8 @@ def node_job_session(
         found = find_pod(kube, namespace, name, job_uid, start_timeout)
         record.name, record.created = found["metadata"]["name"], True
         record.uid = str(found["metadata"].get("uid") or "")
-        nodepod.wait_running(kube, found, max(1.0, start_timeout - (time.monotonic() - started)))
         # The lease, as in node_pod_session: if we die, the main process ends, the Job finishes and goes.
-        try:
-            lease = kube.open_exec(namespace, record.name, NODE_CONTAINER, specs.node_pod_lease(), True)
-        except ApiError as e:
-            raise nodepod.exec_refusal(e) from None
+        lease = nodepod.take_lease(kube, found, max(1.0, start_timeout - (time.monotonic() - started)))
         try:
             kube.patch_object(*JOBS, namespace, name, specs.job_deadline_patch(pod))
         except ApiError as e:  # the Job would end the pod mid-read at its start deadline

@@ -34,9 +34,13 @@ VIA_POD = "nodelogs --via pod"  # its permissions: remote/access.py NEEDS
 VIA_JOB = "nodelogs --via pod, as a Job"  # the same and what a Job adds (nodejob.py)
 NODE_POD_TTL = 1800  # the node pod's bounded sleep, in seconds
 # How long the node pod's main process waits for our lease after it started (specs.node_pod_main): a client
-# that dies between creating the pod and taking the lease (about a second) leaves it running this long at
-# most. Its start is seen by our watch and the lease exec opens at once: 30 s leaves room for a slow API server.
-LEASE_WINDOW = 30
+# that dies between creating the pod and taking the lease leaves it running this long at most. The lease is
+# asked by exec every LEASE_POLL s from the pod's creation (take_lease), so it is taken within a poll and an
+# exec's round trip of the container's start (measured on the lab: bench/nodelogs_kill), not after the ~1 s the
+# kubelet takes to report it Running; 5 s leaves room for a slow API server and ends the pod within 5 s of a
+# kill -9 that came before the lease (issue 20).
+LEASE_WINDOW = 5
+LEASE_POLL = 0.2
 NODE_POD_DEADLINE = NODE_POD_TTL + 60  # activeDeadlineSeconds: the safety net if the sleep does not end it
 DELETE_TIMEOUT = 60.0  # seconds to wait for the node pod to be gone
 DOCKER_SUBDIR = "docker"  # local folder (beside the pod directory) for Docker's ID-json.log* files
@@ -121,27 +125,32 @@ def refusal(error: ApiError, namespace: str) -> Exception:
     return error
 
 
-def wait_running(kube: KubeApi, pod: Mapping[str, Any], timeout: float) -> None:
-    """Wait until the node pod's container runs; one clear NotReady when it cannot or does not."""
+def take_lease(kube: KubeApi, pod: Mapping[str, Any], timeout: float) -> Any:
+    """The lease exec (specs.node_pod_lease), opened as soon as the node pod's container runs: asked every
+    LEASE_POLL s, since the kubelet answers an exec once the container runs, before the pod's status says so
+    (a PLEG relist, ~1 s later); between two tries a look at the pod gives one clear NotReady for a start that
+    will never come (an image that cannot be pulled, the pod ended or deleted). Returns the open exec."""
     namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
     node = pod["spec"].get("nodeName", "")
     image = pod["spec"]["containers"][0].get("image", "")
-    last = _node_pod_state(pod, image)
-    if last == "running":
-        return
-
-    def running(event: Mapping[str, Any]) -> bool:
-        nonlocal last
-        last = _node_pod_state(event, image)
-        return last == "running"
-
-    def deleted() -> Exception:
-        return NotReady(f"node pod {namespace}/{name} was deleted before it started")
-
-    if not pods.wait_for_pod(kube, namespace, pod, timeout, running, deleted):
-        raise NotReady(f"node pod {namespace}/{name} did not start on node {node} within {int(timeout)}s"
-                       + (f" (last state: {last})" if last else "")
-                       + "; is the node Ready and the image pullable?")
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            return kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
+        except ApiError as e:
+            if e.status not in (400, 404, 500):  # not yet running: 500 'container not found', 400 while pending
+                raise exec_refusal(e) from None
+        try:
+            current = kube.get_pod(namespace, name)
+        except NotFound:
+            raise NotReady(f"node pod {namespace}/{name} was deleted before it started") from None
+        last = _node_pod_state(current, image)
+        if time.monotonic() >= deadline:
+            raise NotReady(f"node pod {namespace}/{name} did not start on node {node} within {int(timeout)}s"
+                           + (f" (last state: {last})" if last and last != "running" else "")
+                           + "; is the node Ready and the image pullable?")
+        time.sleep(LEASE_POLL)
 
 
 def _node_pod_state(pod: Mapping[str, Any], image: str) -> str:
@@ -206,13 +215,9 @@ def node_pod_session(
             raise refusal(e, namespace) from None
         record.created = True
         record.uid = str((created.get("metadata") or {}).get("uid") or "")
-        wait_running(kube, created, start_timeout)
         # Held open, never written, until the pod is deleted: if we die, its stdin's EOF ends the pod's main
         # process (specs.node_pod_lease), so nothing of ours runs on the node after a kill -9.
-        try:
-            lease = kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
-        except ApiError as e:
-            raise exec_refusal(e) from None
+        lease = take_lease(kube, created, start_timeout)
         yield PodSource(kube, namespace, name, record)
     finally:
         if attempted:
