@@ -51,7 +51,7 @@ def completion(
     For `kubectl-debugx <TAB>`: source <(kubectl-debugx completion bash), or zsh (after compinit), or
     kubectl-debugx completion fish | source.
     """
-    from kubectl_debugx.shell.completion import script
+    from kubectl_debugx.completion_scripts import script
 
     sys.stdout.write(script(shell))
 

@@ -1,4 +1,5 @@
-"""Error answers of the API server as typed errors: the one place that turns a status into an exception."""
+"""Error answers of the API server as typed errors: the one place that turns a status into an exception, and
+a lost connection into Unreachable (for a request, an exec upgrade and a watch alike)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, UsageError
+from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, Unreachable, UsageError
 
 
 class ApiError(DebugxError):
@@ -78,3 +79,18 @@ def api_error(status: int, raw: bytes | str | None, path: str = "") -> ApiError:
     if status == 404 and namespaced and _NOT_FOUND_MESSAGE.match(message):
         message += f' in namespace "{namespaced.group(1)}"'
     return _API_ERRORS.get(status, ApiError)(message, status, body)
+
+
+def unreachable(host: str, error: BaseException | str, during: str = "") -> Unreachable:
+    """A transport failure (urllib3, socket, TLS; or what went wrong, said) as the one line users see.
+    `during` says what broke off when the failure came after the answer began (a watch, a body)."""
+    if isinstance(error, str):
+        text = error
+    else:
+        reason = getattr(error, "reason", None) or error  # MaxRetryError's cause; ssl.SSLError's short name
+        args: tuple[Any, ...] = getattr(reason, "args", ())
+        if len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], BaseException):
+            # urllib3's ProtocolError("Connection broken: ...", cause): its str() is that tuple; the cause says it
+            reason = args[1]
+        text = str(reason).split(": ", 1)[-1] if ": " in str(reason) else str(reason)
+    return Unreachable(f"cannot reach the API server at {host}: " + (f"{during} ({text})" if during else text))

@@ -1,5 +1,5 @@
 """The connection to the API server: typed calls on plain dicts, watches and exec upgrades (configuration is
-kube/config.py, error answers kube/apierrors.py).
+kube/config.py, error answers kube/apierrors.py, reading watches kube/watch.py).
 
 Objects travel as the JSON dicts the API server sends; we never build client models, which keeps start-up
 cheap and the shapes identical to what `kubectl get -o json` shows.
@@ -20,18 +20,13 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
-from kubectl_debugx.errors import NotReady, Unreachable
-from kubectl_debugx.kube.apierrors import ApiError, api_error
+from kubectl_debugx.errors import NotReady
+from kubectl_debugx.kube.apierrors import ApiError, api_error, unreachable
 from kubectl_debugx.kube.config import KubeFlags, load_config
+from kubectl_debugx.kube.watch import watch, watch_until
 
 CONNECT_TIMEOUT = 10.0
 EXEC_PROTOCOLS = "v5.channel.k8s.io, v4.channel.k8s.io"
-
-
-def _unreachable(host: str, error: BaseException) -> Unreachable:
-    reason = getattr(error, "reason", None) or error
-    text = str(reason).split(": ", 1)[-1] if ": " in str(reason) else str(reason)
-    return Unreachable(f"cannot reach the API server at {host}: {text}")
 
 
 class KubeApi(Protocol):
@@ -101,10 +96,6 @@ class KubeApi(Protocol):
     def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]: ...
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool: ...
-
-
-class WatchExpired(Exception):
-    """A watch's resourceVersion is older than the server keeps (410 Gone, reason Expired): list again."""
 
 
 class Kube:
@@ -180,11 +171,14 @@ class Kube:
             raise api_error(e.status or 0, e.body, path) from None
         except (urllib3.exceptions.HTTPError, OSError) as e:
             self._log(method, path, params, None, started)
-            raise _unreachable(self.host, e) from None
+            raise unreachable(self.host, e) from None
         self._log(method, path, params, response.status, started)
         if stream:
             return response
-        data = response.data
+        try:
+            data = response.data
+        except (urllib3.exceptions.HTTPError, OSError) as e:  # the answer began, then the connection went
+            raise unreachable(self.host, e, during=f"the answer to {method} {path} broke off") from None
         return json.loads(data) if data and accept == "application/json" else data
 
     # --- typed calls ----------------------------------------------------------------------------------
@@ -316,43 +310,15 @@ class Kube:
     def get_namespace(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/namespaces/{quote(name)}"))
 
+    # --- watches (kube/watch.py) --------------------------------------------------------------------
+
     def watch_pod(
         self, namespace: str, name: str, resource_version: str, deadline: float
     ) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(type, pod) events for one pod until the deadline (a monotonic time)."""
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            response = self.request(
-                "GET",
-                f"/api/v1/namespaces/{namespace}/pods",
-                {
-                    "watch": "true",
-                    "fieldSelector": f"metadata.name={name}",
-                    "resourceVersion": resource_version,
-                    "timeoutSeconds": max(1, int(remaining)),
-                    "allowWatchBookmarks": "false",
-                },
-                stream=True,
-                read_timeout=remaining + 5,
-            )
-            try:
-                for event in _json_lines(response):
-                    kind = event.get("type", "")
-                    obj = event.get("object") or {}
-                    if kind == "ERROR":
-                        if obj.get("code") == 410:  # resourceVersion too old: restart from the current state
-                            resource_version = ""
-                            break
-                        raise api_error(int(obj.get("code") or 500), json.dumps(obj).encode(),
-                                        f"/api/v1/namespaces/{namespace}/pods")
-                    resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
-                    yield kind, obj
-            finally:
-                response.release_conn()
-
-    # --- exec ---------------------------------------------------------------------------------------
+        """(type, pod) events for one pod until the deadline (a monotonic time), resumed as often as it takes;
+        while reading, ApiError for an error event, Unreachable when cut."""
+        return watch_until(self, f"/api/v1/namespaces/{namespace}/pods", {"fieldSelector": f"metadata.name={name}"},
+                           resource_version, deadline)
 
     def watch_pods(
         self, namespace: str | None, label_selector: str, resource_version: str, timeout: int
@@ -362,30 +328,11 @@ class Kube:
         here); then, while reading, WatchExpired for 410 Gone (the version is compacted: list again), ApiError
         for other error events, Unreachable when cut."""
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace is not None else "/api/v1/pods"
-        response = self.request(
-            "GET", path,
-            {"watch": "true", "labelSelector": label_selector or None, "resourceVersion": resource_version,
-             "timeoutSeconds": timeout, "allowWatchBookmarks": "true"},
-            stream=True, read_timeout=timeout + 30,
-        )
-        return self._watch_events(response, path)
+        # Bookmarks move our resourceVersion on while nothing matches, so a resumed watch is rarely 410.
+        return watch(self, path, {"labelSelector": label_selector or None}, resource_version, timeout,
+                     read_timeout=timeout + 30, bookmarks=True)
 
-    def _watch_events(self, response: Any, path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        import urllib3
-
-        try:
-            for event in _json_lines(response):
-                kind = event.get("type", "")
-                obj = event.get("object") or {}
-                if kind == "ERROR":
-                    if obj.get("code") == 410:
-                        raise WatchExpired(str(obj.get("message") or "resource version too old"))
-                    raise api_error(int(obj.get("code") or 500), json.dumps(obj).encode(), path)
-                yield kind, obj
-        except (urllib3.exceptions.HTTPError, OSError) as e:
-            raise _unreachable(self.host, e) from None
-        finally:
-            response.release_conn()
+    # --- exec ---------------------------------------------------------------------------------------
 
     def open_exec(
         self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
@@ -415,7 +362,7 @@ class Kube:
             raise api_error(e.status_code, e.resp_body, path) from None
         except (WebSocketException, OSError, ssl.SSLError) as e:
             self._log("GET", path, params, None, started)
-            raise _unreachable(self.host, e) from None
+            raise unreachable(self.host, e) from None
         finally:
             socket.setdefaulttimeout(previous)
         self._log("GET", path, params, getattr(ws, "status", None) or 101, started)
@@ -464,7 +411,7 @@ class Kube:
             return int(response.status), bytes(response.read(decode_content=False))
         except (urllib3.exceptions.HTTPError, OSError) as e:
             response.close()  # a half-read body must not go back to the pool with its connection
-            raise _unreachable(self.host, e) from None
+            raise unreachable(self.host, e) from None
         finally:
             response.release_conn()
 
@@ -494,18 +441,6 @@ class ExecConnection:
         # Closing a broken socket must never mask the real outcome.
         with suppress(Exception):
             self.ws.close(timeout=1)
-
-
-def _json_lines(response: Any) -> Iterator[dict[str, Any]]:
-    buffer = b""
-    for chunk in response.stream(65536, decode_content=True):
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield json.loads(line)
-    if buffer.strip():
-        yield json.loads(buffer)
 
 
 def user_agent() -> str:

@@ -21,7 +21,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubectl_debugx.errors import DebugxError
-from kubectl_debugx.kube.client import KubeApi, WatchExpired
+from kubectl_debugx.kube.client import KubeApi
+from kubectl_debugx.kube.watch import WatchExpired
 from kubectl_debugx.kube.workloads import pod_state
 
 WATCH_TIMEOUT = 290  # seconds a watch asks for; kubectl's informers use 5-10 min, the server ends it then

@@ -12,8 +12,8 @@ import pytest
 
 from kubectl_debugx.errors import Unreachable
 from kubectl_debugx.kube import podwatch
-from kubectl_debugx.kube.client import WatchExpired
 from kubectl_debugx.kube.podwatch import PodWatch
+from kubectl_debugx.kube.watch import WatchExpired
 
 from .fakekube import UnusedKube
 
