@@ -98,6 +98,8 @@ class Bench:
                  cluster: Any = None, context: str | None = None, namespace: str | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.context = context
+        # the product's debug and node pod image: the one the cluster has (a lab pulls nothing)
+        os.environ.setdefault("KUBECTL_DEBUGX_IMAGE", image)
         self.zipapp = zipapp
         self.cluster = cluster
         self.kubectl = ["kubectl", "--kubeconfig", kubeconfig, *(["--context", context] if context else [])]

@@ -270,7 +270,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
             output.add(pcapng.name_resolution(records), header=True)  # every ring file names it
         talk.say(f"Pod {capture.label} joined the capture")
         return fanout.PodTool(joining.target, joining.ec, joining.argv, on_stdout(capture), capture.talk,
-                              run_id=joining.run_id)
+                              process=joining.process)
 
     state = StopState()  # shared with on_end: it tells a stop we asked for from a failure
     tools = [fanout.PodTool(c.target, c.ec, single.tcpdump_argv(opts), on_stdout(c), c.talk) for c in captures]

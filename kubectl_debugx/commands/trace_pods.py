@@ -213,7 +213,7 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
         traces.append(trace)
         talk.say(f"Pod {joining.target.namespace}/{joining.target.pod_name} joined")
         return fanout.PodTool(joining.target, joining.ec, joining.argv, on_stdout(trace), trace.talk,
-                              run_id=joining.run_id)
+                              process=joining.process)
 
     tools = [fanout.PodTool(t.target, t.ec, single.strace_argv(opts, t.selection.pids), on_stdout(t), t.talk)
              for t in traces]

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
@@ -27,6 +27,7 @@ from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods,
 from kubectl_debugx.remote import access, ephemeral, session, specs
 from kubectl_debugx.remote.containers import each
 from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.process import RemoteProcess
 from kubectl_debugx.remote.streamrun import (
     TICK_INTERVAL,
     StopState,
@@ -133,7 +134,7 @@ class PodTool:
     argv: list[str]
     on_stdout: Callable[[memoryview], None]
     stderr: ToolStderr
-    run_id: str = field(default_factory=lambda: specs.random_suffix(10))
+    process: RemoteProcess | None = None  # made by run_tools (or a joiner, already open)
     reader: ExecReader | None = None
     outcome: ExecOutcome | None = None
     ended_at: float | None = None
@@ -142,10 +143,6 @@ class PodTool:
     @property
     def name(self) -> str:
         return self.target.pod_name
-
-    def command(self, tool: str, eof_signal: str) -> list[str]:
-        """The exec's command: the tool under the stdin tether (specs.tethered_command)."""
-        return specs.tethered_command(self.run_id, tool, self.argv, eof_signal)
 
 
 class JoinSource(Protocol):
@@ -185,9 +182,9 @@ def run_tools(
 
     def stop_remote(signal: str) -> None:
         for pod in pods:
-            if pod.reader is not None and pod.reader.outcome is None:
+            if pod.reader is not None and pod.reader.outcome is None and pod.process is not None:
                 try:
-                    ephemeral.signal_tool(kube, pod.target, pod.ec, pod.run_id, tool, signal)
+                    pod.process.signal(signal)
                 except DebugxError as e:
                     talk.warn(f"could not signal {tool} in pod {pod.name}: {e}")
 
@@ -222,9 +219,9 @@ def run_tools(
             refused: list[tuple[PodTool, ApiError]] = []
 
             def start(pod: PodTool) -> ExecConnection | None:
+                pod.process = RemoteProcess(kube, pod.target, pod.ec, tool, pod.argv, eof_signal)
                 try:
-                    return kube.open_exec(pod.target.namespace, pod.name, pod.ec, pod.command(tool, eof_signal),
-                                          stdin=True)
+                    return pod.process.open()
                 except ApiError as e:
                     if e.status == 403 and command:
                         refused.append((pod, e))
@@ -252,8 +249,8 @@ def run_tools(
             joins.close()
         for pod in pods:
             pod.stderr.finish()
-            if pod.reader is not None:
-                ephemeral.make_sure_stopped(kube, pod.target, pod.ec, pod.run_id, tool, talk.warn)
+            if pod.reader is not None and pod.process is not None:
+                pod.process.make_sure_stopped(talk.warn)
     return time.monotonic() - started
 
 

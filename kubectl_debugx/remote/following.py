@@ -20,8 +20,9 @@ from kubectl_debugx.errors import DebugxError
 from kubectl_debugx.kube.client import ExecConnection, KubeApi
 from kubectl_debugx.kube.podwatch import PodWatch, pod_key
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
-from kubectl_debugx.remote import ephemeral, fanout, session, specs
+from kubectl_debugx.remote import ephemeral, fanout, session
 from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.process import RemoteProcess
 from kubectl_debugx.remote.streamrun import StopState
 from kubectl_debugx.talk import Talk, plural
 
@@ -42,8 +43,7 @@ class Joining:
     ec: str
     candidate: session.Candidate
     argv: list[str]
-    run_id: str
-    conn: ExecConnection
+    process: RemoteProcess  # its exec open
 
 
 class Joins:
@@ -91,18 +91,17 @@ class Joins:
             if patched is not None:
                 ephemeral.wait_running(self.kube, target.namespace, patched, ec, str(candidate.container["image"]))
             argv = self.argv_for(target, ec)
-            run_id = specs.random_suffix(10)
+            process = RemoteProcess(self.kube, target, ec, self.tool, argv, self.eof_signal)
             with self.lock:
                 if self.closed:
                     return  # stopping: nothing was started in the pod
-            conn = self.kube.open_exec(target.namespace, target.pod_name, ec,
-                                       specs.tethered_command(run_id, self.tool, argv, self.eof_signal), stdin=True)
+            process.open()
             with self.lock:
                 if not self.closed:
-                    self.ready.put(Joining(target, ec, candidate, argv, run_id, conn))
+                    self.ready.put(Joining(target, ec, candidate, argv, process))
                     return
-            conn.close()  # stopped meanwhile: the tether's EOF ends the tool
-            ephemeral.make_sure_stopped(self.kube, target, ec, run_id, self.tool, lambda _line: None)
+            process.close()  # stopped meanwhile: the tether's EOF ends the tool
+            process.make_sure_stopped(lambda _line: None)
         except DebugxError as e:
             self.on_failed(target, fanout.DELETED if fanout.pod_gone(self.kube, target) else str(e))
         finally:
@@ -116,7 +115,8 @@ class Joins:
                 joining = self.ready.get_nowait()
             except queue.Empty:
                 return out
-            out.append((self.make_tool(joining), joining.conn))
+            assert joining.process.conn is not None
+            out.append((self.make_tool(joining), joining.process.conn))
 
     def open(self) -> bool:
         """More pods may come: the watch runs or a pod is being set up (and we are not stopping)."""
@@ -132,9 +132,8 @@ class Joins:
                 joining = self.ready.get_nowait()
             except queue.Empty:
                 return
-            joining.conn.close()
-            ephemeral.make_sure_stopped(self.kube, joining.target, joining.ec, joining.run_id, self.tool,
-                                        lambda _line: None)
+            joining.process.close()
+            joining.process.make_sure_stopped(lambda _line: None)
 
 
 class Follow:

@@ -25,6 +25,7 @@ from kubectl_debugx.kube.execstream import ExecOutcome
 from kubectl_debugx.kube.pods import is_pod_security
 from kubectl_debugx.remote import access, ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.process import RemoteProcess
 from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
 from kubectl_debugx.talk import Talk
 
@@ -160,25 +161,21 @@ def run_tool(
     close the output and make sure the tool is no longer running; if we die, the tether sends the tool
     `eof_signal` (specs.tethered_command). An exec that never opened started nothing, so nothing is stopped;
     refused, it names every permission `command` (a key of access.NEEDS) lacks."""
-    run_id = specs.random_suffix(10)
+    process = RemoteProcess(kube, target, ec, tool, argv, eof_signal)
     state = StopState()
-    tethered = specs.tethered_command(run_id, tool, argv, eof_signal)
     started = time.monotonic()
     deadline = started + duration if duration else None
-
-    def stop_remote(signal: str) -> None:
-        ephemeral.signal_tool(kube, target, ec, run_id, tool, signal)
-
-    opened = False  # the exec was upgraded: only then may the tool be running
     try:
-        # stdin open and never written: its EOF when we die ends the tool (specs.tethered_command).
-        with catch_stop_signals(state), kube.exec_connection(target.namespace, target.pod_name, ec, tethered,
-                                                             stdin=True) as conn:
-            opened = True
-            outcome = run_until_stopped(conn, on_stdout, stderr.feed, stop_remote, deadline, limit_reached, state,
-                                        talk.say, on_batch_end=on_batch_end, grace=grace, grace_note=grace_note)
+        with catch_stop_signals(state):
+            conn = process.open()
+            try:
+                outcome = run_until_stopped(conn, on_stdout, stderr.feed, process.signal, deadline, limit_reached,
+                                            state, talk.say, on_batch_end=on_batch_end, grace=grace,
+                                            grace_note=grace_note)
+            finally:
+                conn.close()
     except ApiError as e:
-        if opened or e.status != 403:
+        if process.conn is not None or e.status != 403:
             raise
         # e.g. a reused debug container and no pods/exec: name all that is missing; the tool never started
         raise access.refusal(kube, target.namespace, command, target.pod_name, access.NEEDS[command], e.args[0],
@@ -186,8 +183,7 @@ def run_tool(
     finally:
         close()
         stderr.finish()
-        if opened:
-            ephemeral.make_sure_stopped(kube, target, ec, run_id, tool, talk.warn)
+        process.make_sure_stopped(talk.warn)
     return ToolRun(outcome, state, time.monotonic() - started)
 
 

@@ -24,7 +24,7 @@ from .helpers import (
 
 EPHEMERAL_RUN = {"get pods", "patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec"}
 NODE_POD_RUN = {"get pods", "create pods", "get pods/exec", "create pods/exec", "delete pods"}
-NODE_JOB_EXTRA = {"list pods", "create jobs", "delete jobs"}  # the node pod as a Job: nothing left if killed
+NODE_JOB_EXTRA = {"list pods", "create jobs", "patch jobs", "delete jobs"}  # the node pod as a Job: nothing left
 
 
 def pod_names(e2e, namespace: str) -> list[str]:

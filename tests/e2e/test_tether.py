@@ -186,7 +186,7 @@ def test_without_create_jobs_the_node_pod_is_a_plain_pod_that_gc_deletes(e2e, ng
     assert "through a plain node pod" in doctor.stdout and "Not allowed to create, patch and delete jobs" in \
         doctor.stdout
     name, killed, said = kill_9_once_reading(e2e, namespace, pod, tmp_path / "o", connection)
-    assert (f"Not allowed to create and delete jobs in namespace {namespace}: the node pod is a plain pod, "
+    assert (f"Not allowed to create, patch and delete jobs in namespace {namespace}: the node pod is a plain pod, "
             "which stays (finished) until `kubectl debugx gc` if this run is killed") in said, said
     assert our_jobs(e2e, namespace) == []
     wait_until(lambda: node_pod_phase(e2e, namespace).get(name) in ("Succeeded", "Failed"),

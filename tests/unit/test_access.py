@@ -96,8 +96,7 @@ def test_check_access_before_anything_is_created_and_no_patch_needed_for_a_reuse
 
 
 class ExecRefused(Reviews):
-    def exec_connection(self, namespace: str, pod: str, container: str, command: list[str],
-                        stdin: bool = False) -> Any:
+    def open_exec(self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False) -> Any:
         raise api_error(403, json.dumps({"message": 'pods "web" is forbidden: cannot get resource "pods/exec"'}))
 
 

@@ -249,7 +249,7 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
              f"{'stdout' if to_stdout else dest}")
     if dest is not None and not parts[:1] and not dest.exists():
         dest.mkdir(parents=True)
-    sums = verify.RemoteSums(kube, target, ec, pid, parts, resolved.kind)
+    sums = verify.RemoteSums(kube, target, ec, pid, parts, resolved.kind, opts.image)
     sums.start()
     ran = session.run_tool(kube, target, ec, TOOL, tar_argv(pid, parts), on_stdout=on_stdout, stderr=tar_talk,
                            duration=None, limit_reached=lambda: pipe_closed or bool(failure), talk=talk, close=close,

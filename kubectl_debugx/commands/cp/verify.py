@@ -5,7 +5,9 @@ The remote digests are computed *while* tar streams (RemoteSums, a thread with i
 reads the files from the node's page cache at about the speed tar does, so computed afterwards it would add
 half again to the copy of a large file (measured: 200 MB, tar 1.8 s, then sha256sum 1.3 s). Files tar sent
 that the concurrent pass did not cover (created meanwhile, or the pass was stopped) are summed afterwards.
-Every sha256sum runs tethered (specs.tethered_command): if we die or stop, it dies too.
+Every sha256sum runs as a RemoteProcess (tethered: if we die or stop, it dies too), and one that fails (not in
+the image, killed) is that error, not a digest missing. find and sha256sum exit 1 when some file could not be
+read: what they did read counts, and tar says which file it could not read.
 """
 
 from __future__ import annotations
@@ -16,10 +18,9 @@ from collections.abc import Callable
 from kubectl_debugx.commands.cp.procroot import proc_root, sha256_argv
 from kubectl_debugx.errors import RemoteFailed
 from kubectl_debugx.formats import tarcopy
-from kubectl_debugx.kube.client import ExecConnection, KubeApi
-from kubectl_debugx.kube.execstream import run_to_end
-from kubectl_debugx.remote import ephemeral, specs
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.process import RemoteProcess, output_of
 
 SUM_TOOL = "sha256sum"
 BATCH = 200  # names per sha256sum: far below ARG_MAX for any path length the kernel allows
@@ -40,37 +41,34 @@ def listed(out: bytes, base: str) -> list[str]:
 class RemoteSums:
     """sha256 of the item's regular files, computed in the debug container in a thread of its own."""
 
-    def __init__(self, kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], kind: str) -> None:
+    def __init__(self, kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], kind: str,
+                 image: str) -> None:
         self.kube, self.target, self.ec, self.pid, self.parts, self.kind = kube, target, ec, pid, parts, kind
+        self.image = image
         self.base = proc_root(pid) + ("/" + "/".join(parts) if parts else "")
         self.sums: dict[str, str] = {}
         self._stopped = threading.Event()
         self._lock = threading.Lock()
-        self._conn: ExecConnection | None = None
-        self._run_id = ""
+        self._running: RemoteProcess | None = None
         self._thread = threading.Thread(target=self._run, name="cp-sums", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def _exec(self, argv: list[str], background: bool = True) -> bytes:
-        """Run argv tethered; in the background pass, registered so that stop() can end it."""
-        run_id = specs.random_suffix(10)
-        command = specs.tethered_command(run_id, argv[0], argv, "KILL")
-        with self.kube.exec_connection(self.target.namespace, self.target.pod_name, self.ec, command,
-                                       stdin=True) as conn:
+        """Run argv to its end; in the background pass, registered so that stop() can end it."""
+        process = RemoteProcess(self.kube, self.target, self.ec, argv[0], argv, "KILL")
+        if background:
+            with self._lock:
+                if self._stopped.is_set():
+                    return b""
+                self._running = process
+        try:
+            return output_of(process, self.image, ok=(0, 1))
+        finally:
             if background:
                 with self._lock:
-                    if self._stopped.is_set():
-                        return b""
-                    self._conn, self._run_id = conn, run_id
-            try:
-                out, _err, _outcome = run_to_end(conn)
-            finally:
-                if background:
-                    with self._lock:
-                        self._conn = None
-        return out
+                    self._running = None
 
     def digests(self, names: list[str]) -> dict[str, str]:
         """sha256 of these files now (in the calling thread)."""
@@ -96,10 +94,10 @@ class RemoteSums:
         """Interrupted: close the exec (its tether kills sha256sum at once) and make sure it ended."""
         self._stopped.set()
         with self._lock:
-            conn, run_id = self._conn, self._run_id
-        if conn is not None:
-            conn.close()
-            ephemeral.make_sure_stopped(self.kube, self.target, self.ec, run_id, SUM_TOOL, warn)
+            running = self._running
+        if running is not None:
+            running.close()
+            running.make_sure_stopped(warn)
         self._thread.join(10)
 
     def wait(self) -> dict[str, str]:

@@ -1,0 +1,74 @@
+"""One tool we start in a debug container, whoever starts it (capture's tcpdump, trace's strace, cp's tar,
+sha256sum and find, the tools of pods that join a --follow): its run id, the PID record and the stdin tether
+(specs.tethered_command), the exec, a signal by a second exec, and the make-sure-it-stopped at the end.
+
+Why one piece: the tether only works when the exec is opened with stdin and kept open (the client's death
+reaches the remote side only as EOF on stdin: recordings round 2, 23-tether-*), and a tool is only ever
+signalled by the PID it recorded (a reused PID has another start time: specs.PID_GLOB). Every caller got one of
+those details wrong once when each built its own exec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kubectl_debugx.errors import RemoteFailed
+from kubectl_debugx.kube.client import ExecConnection, KubeApi
+from kubectl_debugx.kube.execstream import ExecOutcome, run_to_end
+from kubectl_debugx.remote import ephemeral, specs
+from kubectl_debugx.remote.ephemeral import Target
+
+
+@dataclass
+class RemoteProcess:
+    kube: KubeApi
+    target: Target
+    container: str  # the debug container it runs in
+    tool: str  # the name it runs as (/proc/PID/comm): what signals check before they are sent
+    argv: list[str]
+    eof_signal: str = "TERM"  # what the tether sends when the exec's stdin ends (we closed it or died)
+    run_id: str = field(default_factory=lambda: specs.random_suffix(10))
+    conn: ExecConnection | None = None  # the open exec: from then on the tool may be running
+
+    def command(self) -> list[str]:
+        return specs.tethered_command(self.run_id, self.tool, self.argv, self.eof_signal)
+
+    def open(self) -> ExecConnection:
+        """Open the exec, stdin kept open and never written (the tether)."""
+        self.conn = self.kube.open_exec(self.target.namespace, self.target.pod_name, self.container,
+                                        self.command(), stdin=True)
+        return self.conn
+
+    def close(self) -> None:
+        """Close the exec: the tether ends the tool with eof_signal."""
+        if self.conn is not None:
+            self.conn.close()
+
+    def signal(self, signal: str) -> None:
+        ephemeral.signal_tool(self.kube, self.target, self.container, self.run_id, self.tool, signal)
+
+    def make_sure_stopped(self, warn: Callable[[str], None]) -> None:
+        """If it was started (its exec opened), make sure it no longer runs and its PID record is gone."""
+        if self.conn is not None:
+            ephemeral.make_sure_stopped(self.kube, self.target, self.container, self.run_id, self.tool, warn)
+
+    def run_to_end(self) -> tuple[bytes, bytes, ExecOutcome]:
+        """Open, read everything, close: (stdout, stderr, outcome)."""
+        conn = self.open()
+        try:
+            return run_to_end(conn)
+        finally:
+            conn.close()
+
+
+def output_of(process: RemoteProcess, image: str, ok: tuple[int, ...] = (0,)) -> bytes:
+    """stdout of a process run to its end, which must end with a code in `ok`: a tool that failed otherwise
+    (missing from the image, killed, the stream cut) is one clear error, not an empty answer read as 'nothing
+    there'."""
+    out, err, outcome = process.run_to_end()
+    if outcome.exit_code not in ok:
+        said = err.decode(errors="replace").strip().splitlines()
+        raise RemoteFailed(ephemeral.tool_failure(process.tool, outcome.exit_code, outcome.message,
+                                                  said[-1] if said else "", image))
+    return out
