@@ -22,7 +22,6 @@ import re
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import IO
 
 from bench.cluster import kubeconfig_or_test_cluster, web_with_traffic
+from kubectl_debugx.formats.pcap import PcapFormatError, PcapReader
 
 COUNTS = re.compile(rb"(\d+) (?:packets? )?(captured|received by filter|dropped by kernel)")
 RATES = os.environ.get("RATES", "100,500,1000,2000,5000,max,max8,max16").split(",")
@@ -47,7 +47,7 @@ BY_HAND = {
 
 
 @dataclass
-class PcapReader:
+class LatenessReader:
     """Copies a pcap stream to a file and notes how late each packet arrived (wall clock - its timestamp)."""
 
     stream: IO[bytes]
@@ -55,23 +55,18 @@ class PcapReader:
     lateness: list[float] = field(default_factory=list)
 
     def run(self) -> None:
-        buf = b""
-        header_done = False
+        # The product's one pcap parser: either byte order, µs or ns, every record bounded.
+        reader: PcapReader | None = PcapReader()
         with self.path.open("wb") as out:
             while chunk := self.stream.read1(1 << 16):  # type: ignore[attr-defined]
                 now = time.time()
                 out.write(chunk)
-                buf += chunk
-                if not header_done:
-                    if len(buf) < 24:
-                        continue
-                    buf, header_done = buf[24:], True
-                while len(buf) >= 16:
-                    sec, usec, incl, _ = struct.unpack_from("<IIII", buf)
-                    if len(buf) < 16 + incl:
-                        break
-                    self.lateness.append(now - (sec + usec / 1e6))
-                    buf = buf[16 + incl:]
+                if reader is None:
+                    continue
+                try:
+                    self.lateness.extend(now - packet.ts_ns / 1e9 for packet in reader.feed(chunk))
+                except PcapFormatError:
+                    reader = None  # keep copying all the same: the writer must never block on a full pipe
 
 
 def tshark_uris(path: Path, display_filter: str, fld: str, tag: str) -> int:
@@ -133,7 +128,7 @@ class Bench:
             argv = [*self.kubectl, "exec", "-n", self.ns, "web", "-c", "traffic", "--", *BY_HAND[variant]]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdout is not None and proc.stderr is not None
-        reader = PcapReader(proc.stdout, out)
+        reader = LatenessReader(proc.stdout, out)
         thread = threading.Thread(target=reader.run, daemon=True)
         thread.start()
         stderr = bytearray()

@@ -67,3 +67,17 @@ class Interrupted(DebugxError):
     """Raised after a clean stop caused by a signal, so the exit code tells which one."""
 
     code = ExitCode.INTERRUPTED
+
+
+class UnsafeMemberError(RemoteFailed):
+    """A tar member from a node or a pod that would be written outside the output directory, or through or over
+    something that is not ours to replace (formats/safetree.py)."""
+
+    def __init__(self, member: str, reason: str, origin: str) -> None:
+        super().__init__(f"refusing tar member {member!r} from {origin}: {reason}")
+        self.member = member
+        self.reason = reason
+
+
+class ArchiveError(RemoteFailed):
+    """A tar stream from a node or a pod is damaged or cut short."""

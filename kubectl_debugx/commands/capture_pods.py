@@ -22,7 +22,7 @@ from typing import Any
 
 from kubectl_debugx.errors import UsageError
 from kubectl_debugx.formats import pcapng
-from kubectl_debugx.formats.pcap import PcapFormatError
+from kubectl_debugx.formats.pcap import PcapFormatError, PcapHeader, PcapReader
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
 from kubectl_debugx.remote import containers, fanout, following, ring
@@ -58,7 +58,7 @@ class PodCapture:
     ec: str
     profile: str
     talk: single.TcpdumpTalk
-    reader: pcapng.PcapReader = field(default_factory=pcapng.PcapReader)
+    reader: PcapReader = field(default_factory=PcapReader)
     interface: int | None = None
     written: int = 0
     error: str = ""
@@ -111,7 +111,7 @@ class PcapngOutput:
         self.blocks.append(block)
         self.pending_bytes += len(block)
 
-    def interface(self, pod: PodCapture, header: pcapng.PcapHeader, interface_filter: str) -> int:
+    def interface(self, pod: PodCapture, header: PcapHeader, interface_filter: str) -> int:
         self.started = True
         source = self.merger.add_source()
         node = (pod.target.pod.get("spec") or {}).get("nodeName") or "?"

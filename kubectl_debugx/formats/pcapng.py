@@ -1,13 +1,12 @@
-"""pcapng for captures across pods: read each pod's tcpdump pcap stream, merge the packets, write one pcapng.
+"""pcapng for captures across pods: merge the packets of each pod's tcpdump pcap stream, write one pcapng.
 
 Pure: bytes in, bytes out, no I/O. Blocks follow draft-ietf-opsawg-pcapng, written little-endian (the
 byte-order magic 0x1A2B3C4D says so to readers), every option padded to 32 bits and closed by opt_endofopt.
+Each pod's stream is read by formats/pcap.py's :class:`~kubectl_debugx.formats.pcap.PcapReader` (the one pcap
+parser), which gives the :class:`~kubectl_debugx.formats.pcap.Packet` tuples merged and written here.
 
 API (for commands/capture):
 
-- :class:`PcapReader` — incremental reader of ONE ``tcpdump -w -`` stream (either byte order, µs or ns):
-  ``feed(data) -> list[Packet]``, ``header`` (a :class:`PcapHeader` once the 24-byte global header arrived),
-  ``pending()`` (bytes held of an incomplete record), ``records`` (packets returned so far).
 - :func:`section_header` (SHB), :func:`interface_description` (IDB, always ``if_tsresol`` = 9: every EPB
   carries nanoseconds whatever the source's resolution), :func:`enhanced_packet` (EPB),
   :func:`name_resolution` (NRB), :func:`interface_statistics` (ISB: tcpdump's own counts at the end);
@@ -20,9 +19,8 @@ before the first EPB: a one-pass reader (tshark from a pipe or a file, without -
 
 Additions to the suggested API: ``section_header(comment, userappl=...)`` (userappl defaults to
 ``kubectl-debugx VERSION``), ``interface_description(..., filter=None)`` (the capture filter as
-``if_filter``), :func:`interface_statistics`, :func:`enhanced_packets`, ``PcapReader.records``,
-``Merger(max_held_bytes=...)``, ``Merger.out_of_order`` and ``Merger.watermark()``; :class:`Packet` is a
-NamedTuple (speed), used the same way.
+``if_filter``), :func:`interface_statistics`, :func:`enhanced_packets`, ``Merger(max_held_bytes=...)``,
+``Merger.out_of_order`` and ``Merger.watermark()``.
 """
 
 from __future__ import annotations
@@ -32,21 +30,9 @@ import ipaddress
 import struct
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import NamedTuple
 
 from kubectl_debugx import __version__
-from kubectl_debugx.formats.pcap import GLOBAL_HEADER_LEN, RECORD_HEADER_LEN, PcapFormatError
-
-# pcap magic numbers as read little-endian -> (struct byte order, nanosecond timestamps).
-_MAGICS = {
-    0xA1B2C3D4: ("<", False),
-    0xA1B23C4D: ("<", True),
-    0xD4C3B2A1: (">", False),
-    0x4D3CB2A1: (">", True),
-}
-# Wireshark refuses records larger than this (WTAP_MAX_PACKET_SIZE_STANDARD); tcpdump's default snaplen.
-_MAX_RECORD = 262144
+from kubectl_debugx.formats.pcap import Packet
 
 _SHB, _IDB, _NRB, _ISB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000004, 0x00000005, 0x00000006
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
@@ -56,99 +42,6 @@ _IF_NAME, _IF_DESCRIPTION, _IF_TSRESOL, _IF_FILTER = 2, 3, 9, 11
 _ISB_STARTTIME, _ISB_ENDTIME, _ISB_IFRECV, _ISB_IFDROP, _ISB_USRDELIV = 2, 3, 4, 5, 8
 _NRB_END, _NRB_IPV4, _NRB_IPV6 = 0, 1, 2
 _MAX_OPTION = 0xFFFF  # an option's length is a 16-bit field
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-
-@dataclass(frozen=True)
-class PcapHeader:
-    """What a pcap global header says about its stream."""
-
-    linktype: int  # LINKTYPE_*: 276 (LINUX_SLL2) for `-i any`, 1 (EN10MB) for eth0/lo (recording 27-*)
-    snaplen: int
-    nanos: bool  # the stream's timestamps are in ns (else µs); Packet.ts_ns is ns either way
-
-
-class Packet(NamedTuple):
-    """One captured packet. A NamedTuple rather than a frozen dataclass: one is built per packet, and a tuple
-    is built about three times faster."""
-
-    ts_ns: int  # capture time, ns since the epoch (the capturing node's clock)
-    orig_len: int  # length on the wire; len(data) is what was captured (at most the snaplen)
-    data: bytes
-
-
-class PcapReader:
-    """Feed the bytes of one pcap stream as they arrive, split anywhere; get back the whole packets so far.
-
-    Only an incomplete record (at most one, bounded by 16 + 262144 bytes) is held between feeds; when the
-    input has no held tail, records are parsed from it directly and only the new tail is copied.
-    """
-
-    def __init__(self) -> None:
-        self.header: PcapHeader | None = None
-        self.records = 0  # packets returned so far
-        self._buf = bytearray()  # an incomplete unit (global header or record) from earlier feeds
-        self._order = "<"
-        self._frac_ns = 1000
-        self._max_record = _MAX_RECORD
-
-    def pending(self) -> int:
-        """Bytes held of an incomplete header or record: non-zero at the end means the stream was cut."""
-        return len(self._buf)
-
-    def feed(self, data: bytes | memoryview) -> list[Packet]:
-        if self._buf:
-            self._buf += data
-            view = memoryview(self._buf)
-        else:
-            view = memoryview(data)
-        try:
-            packets, used = self._parse(view)
-            tail = bytes(view[used:]) if used < len(view) else b""
-        finally:
-            view.release()
-        self._buf = bytearray(tail)
-        self.records += len(packets)
-        return packets
-
-    def _parse(self, view: memoryview) -> tuple[list[Packet], int]:
-        pos, end = 0, len(view)
-        if self.header is None:
-            if end < GLOBAL_HEADER_LEN:
-                if end >= 4:
-                    self._read_magic(view)  # refuse a non-pcap stream at once, not after 24 bytes
-                return [], 0
-            self._read_global_header(view)
-            pos = GLOBAL_HEADER_LEN
-        packets = []
-        unpack = struct.Struct(self._order + "IIII").unpack_from
-        frac_ns = self._frac_ns
-        while end - pos >= RECORD_HEADER_LEN:
-            sec, frac, incl_len, orig_len = unpack(view, pos)
-            if incl_len > self._max_record:
-                raise PcapFormatError(f"pcap record of {incl_len} bytes (more than {self._max_record}): stream damaged")
-            start = pos + RECORD_HEADER_LEN
-            if end - start < incl_len:
-                break
-            packets.append(Packet(sec * 1_000_000_000 + frac * frac_ns, orig_len, bytes(view[start:start + incl_len])))
-            pos = start + incl_len
-        return packets, pos
-
-    def _read_magic(self, view: memoryview) -> tuple[str, bool]:
-        magic = struct.unpack_from("<I", view, 0)[0]
-        if magic not in _MAGICS:
-            raise PcapFormatError(f"the stream is not pcap (starts with {bytes(view[:8]).hex()})")
-        return _MAGICS[magic]
-
-    def _read_global_header(self, view: memoryview) -> None:
-        order, nanos = self._read_magic(view)
-        snaplen, network = struct.unpack_from(order + "II", view, 16)
-        # The link type is the low 16 bits; the high bits may carry FCS information (pcap spec, LinkType).
-        self.header = PcapHeader(network & 0xFFFF, snaplen, nanos)
-        self._order, self._frac_ns = order, 1 if nanos else 1000
-        self._max_record = max(snaplen, _MAX_RECORD)
 
 
 # ---------------------------------------------------------------------------------------------- writing

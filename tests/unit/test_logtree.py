@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from kubectl_debugx.errors import ExitCode, OutputError
+from kubectl_debugx.errors import ArchiveError, ExitCode, OutputError, UnsafeMemberError
 from kubectl_debugx.formats.logfiles import Skipped
 from kubectl_debugx.formats.logtree import (
-    ArchiveError,
     ExtractedFile,
     ExtractReport,
-    UnsafeMemberError,
     extract_tar_stream,
     member_parts,
     prepare_output_dir,
@@ -57,22 +55,6 @@ def tar_stream(members: list[Member], mode: str = "w") -> io.BytesIO:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     buf.seek(0)
     return buf
-
-
-@pytest.fixture
-def dest(tmp_path: Path) -> Path:
-    out = tmp_path / "out"
-    out.mkdir()
-    return out
-
-
-@pytest.fixture
-def outside(tmp_path: Path) -> Path:
-    """A directory next to the destination that must stay untouched."""
-    target = tmp_path / "outside"
-    target.mkdir()
-    (target / "secret").write_text("keep me")
-    return target
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -255,7 +237,7 @@ def test_existing_symlink_file_in_dest_is_not_followed(dest: Path, outside: Path
     (dest / "0.log").symlink_to(outside / "secret")
     with pytest.raises(UnsafeMemberError) as caught:
         extract_tar_stream(tar_stream([entry("0.log", b"pwned")]), dest)
-    assert caught.value.reason == "a directory or link of that name is already there"
+    assert caught.value.reason == "a symbolic link of that name is already there"
     assert tree(outside) == {"secret": "keep me"}
 
 

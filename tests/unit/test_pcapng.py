@@ -1,4 +1,4 @@
-"""pcapng: reading tcpdump's pcap stream, writing blocks (byte for byte), merging sources in time order."""
+"""pcapng: writing blocks (byte for byte), merging sources in time order (reading pcap: test_pcap.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ from pathlib import Path
 import pytest
 
 from kubectl_debugx import __version__
+from kubectl_debugx.formats.pcap import Packet
 from kubectl_debugx.formats.pcapng import (
     Merger,
-    Packet,
-    PcapFormatError,
-    PcapHeader,
-    PcapReader,
     enhanced_packet,
     enhanced_packets,
     interface_description,
@@ -25,111 +22,7 @@ from kubectl_debugx.formats.pcapng import (
     section_header,
 )
 
-# `tcpdump -i lo -U -c 3 -s 80 -w - udp port 50999` (tcpdump 4.99.3) while three UDP datagrams went to 127.0.0.1:
-# a real µs little-endian stream, EN10MB, snaplen 80.
-REAL_PCAP = bytes.fromhex(
-    "d4c3b2a10200040000000000000000005000000001000000"
-    "a4730d6bb42607003f0000003f000000"
-    "000000000000000000000000080045000031593a40004011e37f7f0000017f0000019e98c737001dfe30"
-    "68656c6c6f203068656c6c6f203068656c6c6f2030"
-    "a4730d6b926207003f0000003f000000"
-    "000000000000000000000000080045000031593c40004011e37d7f0000017f0000019e98c737001dfe30"
-    "68656c6c6f203168656c6c6f203168656c6c6f2031"
-    "a4730d6b8b8a07003f0000003f000000"
-    "000000000000000000000000080045000031593d40004011e37c7f0000017f0000019e98c737001dfe30"
-    "68656c6c6f203268656c6c6f203268656c6c6f2032"
-)
-REAL_HEADER = PcapHeader(linktype=1, snaplen=80, nanos=False)
-
-
-def _frame(n: int) -> bytes:
-    """The n-th packet's bytes: each record is a 16-byte header and 63 bytes of data."""
-    start = 24 + n * (16 + 63) + 16
-    return REAL_PCAP[start:start + 63]
-
-
-REAL_PACKETS = [
-    Packet(1796043684_468660000, 63, _frame(0)),
-    Packet(1796043684_483986000, 63, _frame(1)),
-    Packet(1796043684_494219000, 63, _frame(2)),
-]
-
-
-def pcap_stream(order: str, nanos: bool, packets: list[Packet], linktype: int = 276, snaplen: int = 262144) -> bytes:
-    magic = 0xA1B23C4D if nanos else 0xA1B2C3D4
-    out = struct.pack(order + "IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)
-    for p in packets:
-        sec, ns = divmod(p.ts_ns, 1_000_000_000)
-        out += struct.pack(order + "IIII", sec, ns if nanos else ns // 1000, len(p.data), p.orig_len) + p.data
-    return out
-
-
-def read_all(chunks: list[bytes] | list[memoryview]) -> tuple[PcapReader, list[Packet]]:
-    reader = PcapReader()
-    packets = [p for chunk in chunks for p in reader.feed(chunk)]
-    return reader, packets
-
-
-# ---------------------------------------------------------------------------------------------- reader
-
-
-def test_real_pcap_split_at_every_byte_boundary():
-    for cut in range(len(REAL_PCAP) + 1):
-        reader, packets = read_all([REAL_PCAP[:cut], REAL_PCAP[cut:]])
-        assert (reader.header, packets, reader.pending(), reader.records) == (REAL_HEADER, REAL_PACKETS, 0, 3)
-
-
-def test_real_pcap_split_twice_and_from_memoryviews():
-    for cut in range(0, len(REAL_PCAP), 7):
-        for cut2 in range(cut, len(REAL_PCAP) + 1, 5):
-            view = memoryview(REAL_PCAP)
-            _, packets = read_all([view[:cut], view[cut:cut2], view[cut2:]])
-            assert packets == REAL_PACKETS
-
-
-def test_real_pcap_byte_by_byte():
-    reader, packets = read_all([REAL_PCAP[i:i + 1] for i in range(len(REAL_PCAP))])
-    assert (reader.header, packets, reader.pending()) == (REAL_HEADER, REAL_PACKETS, 0)
-
-
-@pytest.mark.parametrize("order", ["<", ">"])
-@pytest.mark.parametrize("nanos", [False, True])
-def test_both_byte_orders_micro_and_nano(order, nanos):
-    packets = [
-        Packet(1796043684_000001000 if not nanos else 1796043684_123456789, 1500, b"\x01" * 96),
-        Packet(1796043685_999999000, 40, b""),
-        Packet(1796043686_000000000, 7, b"x" * 7),
-    ]
-    stream = pcap_stream(order, nanos, packets, linktype=276 | (1 << 28), snaplen=96)
-    for cut in range(len(stream) + 1):
-        reader, got = read_all([stream[:cut], stream[cut:]])
-        assert (reader.header, got) == (PcapHeader(276, 96, nanos), packets)
-
-
-def test_header_alone_then_packets():
-    # Recording 27-tcpdump-stream-header-timing-*: the 24-byte header is its own frame; `-i any` is LINUX_SLL2.
-    header = bytes.fromhex("d4c3b2a1020004000000000000000000000004001401000000")[:24]
-    reader = PcapReader()
-    assert (reader.feed(header), reader.header, reader.pending()) == ([], PcapHeader(276, 262144, False), 0)
-
-
-def test_cut_stream_keeps_the_incomplete_record():
-    reader, packets = read_all([REAL_PCAP[:-10]])
-    assert (packets, reader.pending()) == (REAL_PACKETS[:2], 16 + 63 - 10)
-    reader, packets = read_all([REAL_PCAP[:10]])
-    assert (packets, reader.header, reader.pending()) == ([], None, 10)
-
-
-def test_not_pcap_is_refused_from_its_first_four_bytes():
-    with pytest.raises(PcapFormatError, match=r"not pcap \(starts with 74637064\)"):
-        PcapReader().feed(b"tcpd")
-
-
-def test_a_record_larger_than_any_snaplen_is_refused():
-    stream = pcap_stream("<", False, []) + struct.pack("<IIII", 1, 2, 262145, 262145)
-    with pytest.raises(PcapFormatError, match="pcap record of 262145 bytes"):
-        PcapReader().feed(stream)
-
+from .test_pcap import REAL_PACKETS
 
 # ---------------------------------------------------------------------------------------------- blocks
 

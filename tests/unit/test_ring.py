@@ -12,7 +12,7 @@ import pytest
 
 from kubectl_debugx.commands.capture import PcapOutput
 from kubectl_debugx.errors import UsageError
-from kubectl_debugx.formats.pcap import PcapFramer
+from kubectl_debugx.formats.pcap import Packet, PcapFramer, PcapHeader
 from kubectl_debugx.remote import ring
 from kubectl_debugx.remote.ring import RingFile, RingSink, ring_name
 
@@ -201,9 +201,9 @@ def test_merged_pcapng_ring_every_file_has_the_section_and_every_interface_known
                         "nginx")
         return PodCapture(target, "debugx-1", "netadmin", TcpdumpTalk(print))
 
-    header = pcapng.PcapHeader(1, 262144, False)
+    header = PcapHeader(1, 262144, False)
     a = output.interface(pod("a"), header, "")
-    packets = [pcapng.Packet(i * 1000, 100, bytes([i]) * 100) for i in range(8)]
+    packets = [Packet(i * 1000, 100, bytes([i]) * 100) for i in range(8)]
     output.merger.push(a, packets[:3], 0)
     output.flush(None)  # a file holds the head (64 bytes), an IDB (112) and 3 EPBs (132 each); b's IDB fits
     b = output.interface(pod("b"), header, "")

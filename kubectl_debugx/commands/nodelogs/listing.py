@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from kubectl_debugx.errors import UnsafeMemberError
 from kubectl_debugx.formats import logtree
 
 PODS_DIR = "/var/log/pods"
@@ -72,5 +73,5 @@ def _plain_name(name: str) -> bool:
         return False
     try:
         return len(logtree.member_parts(name)) == 1
-    except logtree.UnsafeMemberError:
+    except UnsafeMemberError:
         return False

@@ -19,7 +19,7 @@ from typing import Any
 
 from kubectl_debugx.commands.nodelogs.listing import DOCKER_DIR, PODS_DIR, Entry, parse_ls
 from kubectl_debugx.commands.nodelogs.tarstream import pump_deferring_signals, stream_tar
-from kubectl_debugx.errors import Forbidden, NotFound, NotReady, RemoteFailed, UsageError
+from kubectl_debugx.errors import ArchiveError, Forbidden, NotFound, NotReady, RemoteFailed, UsageError
 from kubectl_debugx.formats import logtree
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube import pods
@@ -337,7 +337,8 @@ class PodSource:
         if not names:
             return ExtractReport((), (), ())
         target = dest / DOCKER_SUBDIR
-        logtree._make_dirs(dest, (DOCKER_SUBDIR,), DOCKER_SUBDIR)
+        with logtree.log_tree(dest) as tree:
+            tree.makedirs((DOCKER_SUBDIR,), DOCKER_SUBDIR)
         members = [f"containers/{name}" for name in names]
         report = self._tar(["tar", "-C", "/host/var/lib/docker", "-cf", "-", *members], target, "refuse")
         return ExtractReport(
@@ -353,7 +354,7 @@ class PodSource:
         finally:
             conn.close()
         said = err.decode("utf-8", "replace").strip()
-        if error is not None and not isinstance(error, logtree.ArchiveError):
+        if error is not None and not isinstance(error, ArchiveError):
             raise error  # an unsafe member, or the output cannot be written: that is the news
         if outcome.exit_code is None or (outcome.exit_code != 0 and not _only_changed_while_read(said)):
             raise RemoteFailed(_tool_failure("tar", outcome, said))

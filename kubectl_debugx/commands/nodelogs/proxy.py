@@ -24,6 +24,7 @@ from kubectl_debugx.errors import Forbidden
 from kubectl_debugx.formats import logtree
 from kubectl_debugx.formats.logfiles import Skipped
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
+from kubectl_debugx.formats.safetree import SafeTree
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 
@@ -101,33 +102,34 @@ class ProxySource:
         files: list[ExtractedFile] = []
         directories: list[str] = []
         skipped: list[Skipped] = []
-        for container in containers:
-            seen: set[str] = set()
-            # A second listing picks up what rotation renamed or compressed while we copied.
-            for _ in range(2):
-                entries = self.list_dir(pod_dir, container)
-                if entries is None:
-                    break
-                if not seen:
-                    logtree._make_dirs(dest, (pod_dir, container), f"{pod_dir}/{container}")
-                    directories.append(f"{pod_dir}/{container}")
-                fresh = [e for e in entries if e.name not in seen]
-                if not fresh:
-                    break
-                for entry in fresh:
-                    seen.add(entry.name)
-                    rel = f"{pod_dir}/{container}/{entry.name}"
-                    if entry.is_dir:
-                        skipped.append(Skipped(rel, "a directory inside a container log directory"))
-                        continue
-                    size = self._fetch_file(dest, (pod_dir, container, entry.name))
-                    if size is None:
-                        skipped.append(Skipped(rel, "gone before it could be copied (rotated away)"))
-                    else:
-                        files.append(ExtractedFile(rel, size))
+        with logtree.log_tree(dest) as tree:
+            for container in containers:
+                seen: set[str] = set()
+                # A second listing picks up what rotation renamed or compressed while we copied.
+                for _ in range(2):
+                    entries = self.list_dir(pod_dir, container)
+                    if entries is None:
+                        break
+                    if not seen:
+                        tree.makedirs((pod_dir, container), f"{pod_dir}/{container}")
+                        directories.append(f"{pod_dir}/{container}")
+                    fresh = [e for e in entries if e.name not in seen]
+                    if not fresh:
+                        break
+                    for entry in fresh:
+                        seen.add(entry.name)
+                        rel = f"{pod_dir}/{container}/{entry.name}"
+                        if entry.is_dir:
+                            skipped.append(Skipped(rel, "a directory inside a container log directory"))
+                            continue
+                        size = self._fetch_file(tree, (pod_dir, container, entry.name))
+                        if size is None:
+                            skipped.append(Skipped(rel, "gone before it could be copied (rotated away)"))
+                        else:
+                            files.append(ExtractedFile(rel, size))
         return ExtractReport(tuple(files), tuple(directories), tuple(skipped))
 
-    def _fetch_file(self, dest: Path, parts: tuple[str, str, str]) -> int | None:
+    def _fetch_file(self, tree: SafeTree, parts: tuple[str, str, str]) -> int | None:
         member = "/".join(parts)
         try:
             response = self._get(proxy_path(*parts))
@@ -137,8 +139,7 @@ class ProxySource:
             raise
         try:
             mtime = _last_modified(response.headers.get("last-modified"))
-            parent = logtree._make_dirs(dest, parts[:-1], member)
-            return logtree._write_file(parent / parts[-1], cast(IO[bytes], _RawBody(response)), 0o640, mtime, member)
+            return tree.write_file(parts, cast(IO[bytes], _RawBody(response)), member, 0o640, mtime=mtime)
         except BaseException:
             response.close()  # unread bytes must not go back to the pool with the connection
             raise
