@@ -472,24 +472,10 @@ class Workloads:
     async def _change(self, request: web.Request, info: RequestInfo) -> dict:
         """PATCH (strategic merge, as kubectl rollout restart and kubectl scale send; merge; JSON patch) or
         PUT of a Deployment or ReplicaSet: spec.replicas and spec.template may change, and the controller acts."""
-        from . import admission
         from . import apiserver as api
 
-        ns, name = info.namespace or "", info.name or ""
-        obj = self.store.get(info.resource, ns, name)
-        if obj is None:
-            raise not_found(info.resource, name, "apps")
-        body = await api._body(request)
-        if info.verb == "update":
-            new = body
-        elif request.content_type == "application/json-patch+json":
-            new = admission.json_patch(obj, body)
-        elif request.content_type == "application/merge-patch+json":
-            new = admission.merge_patch(obj, body)
-        else:
-            new = admission.strategic_merge(obj, body)
-        if not isinstance(new, dict):
-            raise ApiError(400, "BadRequest", "the body of the request was in an unknown format", {})
+        obj, new = await self._patched(request, info, "apps")
+        ns = info.namespace or ""
         updated = copy.deepcopy(obj)
         spec = new.get("spec") or {}
         updated["spec"]["replicas"] = int(spec.get("replicas", obj["spec"].get("replicas", 1)))
@@ -509,19 +495,19 @@ class Workloads:
         self._control(ns)
         return updated
 
-    async def _change_job(self, request: web.Request, info: RequestInfo) -> dict:
-        """PATCH of a Job: activeDeadlineSeconds, labels and annotations may change while it runs (the Job
-        controller then applies the new deadline, recordings 30-job-deadline-*); other spec changes are refused
-        as the real validation words them for the template."""
+    async def _patched(self, request: web.Request, info: RequestInfo, group: str) -> tuple[dict, dict]:
+        """The stored object and what the PUT body or the PATCH (JSON, merge or strategic merge) makes of it."""
         from . import admission
         from . import apiserver as api
 
         ns, name = info.namespace or "", info.name or ""
-        obj = self.store.get("jobs", ns, name)
+        obj = self.store.get(info.resource, ns, name)
         if obj is None:
-            raise not_found("jobs", name, "batch")
+            raise not_found(info.resource, name, group)
         body = await api._body(request)
-        if request.content_type == "application/json-patch+json":
+        if info.verb == "update":
+            new = body
+        elif request.content_type == "application/json-patch+json":
             new = admission.json_patch(obj, body)
         elif request.content_type == "application/merge-patch+json":
             new = admission.merge_patch(obj, body)
@@ -529,6 +515,16 @@ class Workloads:
             new = admission.strategic_merge(obj, body)
         if not isinstance(new, dict):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format", {})
+        return obj, new
+
+    async def _change_job(self, request: web.Request, info: RequestInfo) -> dict:
+        """PATCH of a Job: activeDeadlineSeconds, labels and annotations may change while it runs (the Job
+        controller then applies the new deadline, recordings 30-job-deadline-*); other spec changes are refused
+        as the real validation words them for the template."""
+        from . import apiserver as api
+
+        obj, new = await self._patched(request, info, "batch")
+        ns, name = info.namespace or "", info.name or ""
         updated = copy.deepcopy(obj)
         deadline = (new.get("spec") or {}).get("activeDeadlineSeconds")
         if deadline is not None and (not isinstance(deadline, int) or deadline <= 0):
