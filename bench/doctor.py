@@ -40,6 +40,10 @@ def main() -> int:
         namespace = web_pod(kubectl, stack, "doctor")
         doctor = [exe, "doctor", "web", "-n", namespace]
         verbose = subprocess.run([*doctor, "-v=1"], env=env, capture_output=True, text=True)
+        if verbose.returncode != 0:  # a doctor that fails is no measurement of doctor (exit 4: what it lacks)
+            print(f"bench/doctor: doctor exited {verbose.returncode}:\n{verbose.stdout}{verbose.stderr}",
+                  file=sys.stderr)
+            return 1
         requests = sum(1 for line in verbose.stderr.splitlines() if line.startswith("I "))
         reviews = sum(1 for line in verbose.stderr.splitlines() if "selfsubjectaccessreviews" in line)
         runs = max(5, RUNS // 2)
@@ -52,7 +56,7 @@ def main() -> int:
             if cluster is not None and latency is not None:
                 cluster.set_latency(latency)
             label = f"doctor, all four ({'real cluster' if latency is None else f'{latency * 1000:.0f} ms latency'})"
-            ours = timed(doctor, env, runs, warmup=1, check=False)
+            ours = timed(doctor, env, runs, warmup=1, check=True)
             # one after another, as typed (can-i exits 1 for "no": `;`, not `&&`)
             theirs = timed(["sh", "-c", "; ".join(shlex.join(c) for c in hand)], env, runs, warmup=1, check=False)
             print(row(label, ours, theirs, f"{len(CAN_I)} x kubectl auth can-i"))

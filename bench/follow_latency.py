@@ -41,16 +41,17 @@ def manifest(nginx: str) -> str:
                                        "containers": [{"name": "nginx", "image": nginx}]}}}})
 
 
-def ready(pod: dict[str, Any]) -> bool:
+def running(pod: dict[str, Any]) -> bool:
+    """What the product joins on (kube/podwatch.py, workloads.pod_state): Running, not being deleted; not Ready,
+    which comes later and would start the clock after the product could already act."""
     status = pod.get("status") or {}
     return (status.get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
-            and bool(status.get("podIP"))
-            and any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []))
+            and bool(status.get("podIP")))
 
 
 class Watcher:
     """Our own watch of the pods (the product's client, kube/client.py): when each was first seen Running
-    and Ready; starts the traffic into it at once."""
+    (as the product joins); starts the traffic into it at once (curl retries until nginx answers)."""
 
     def __init__(self, kubeconfig: str, namespace: str, on_ready) -> None:
         from kubectl_debugx.kube.client import Kube
@@ -70,7 +71,7 @@ class Watcher:
         name = pod["metadata"]["name"]
         if kind == "DELETED":
             self.gone.add(name)
-        elif ready(pod) and name not in self.running_at:
+        elif running(pod) and name not in self.running_at:
             self.running_at[name] = time.time()
             self.on_ready(name, pod["status"]["podIP"])
 
@@ -176,8 +177,9 @@ def main() -> int:
         stdout, _ = proc.communicate(timeout=120)
         reader.join(10)
         watcher.stop = True
-        if proc.returncode != 0:
-            print(f"bench/follow_latency: capture exited {proc.returncode}:\n" + "\n".join(lines), file=sys.stderr)
+        if proc.returncode != 130:  # the documented exit code of a follow stopped by Ctrl-C (README: Exit codes)
+            print(f"bench/follow_latency: capture exited {proc.returncode} after Ctrl-C (130 expected):\n"
+                  + "\n".join(lines), file=sys.stderr)
             return 1
         first_packet = first_packets(out)
         summary = json.loads(stdout)
@@ -189,7 +191,8 @@ def main() -> int:
                      first_packet.get(pod, float("nan")) - t0))
     print(f"capture deploy/web --follow through {rounds} rollout restarts of {REPLICAS} replicas (HTTP into every "
           f"pod at 20/s); {summary['packetsWritten']} packets; exit {summary['exitCode']}")
-    print("from: joiners = our watch sees the pod Running and Ready; first pods = the command starts")
+    print("from: joiners = our watch sees the pod Running (when the product may join it); first pods = the "
+          "command starts")
     print(f"{'pod':<28} {'kind':<7} {'-> listening':>13} {'-> 1st packet':>14}")
     for pod, kind, listen, packet in rows:
         print(f"{pod:<28} {kind:<7} {listen:>12.2f}s {packet:>13.2f}s")
