@@ -1,5 +1,6 @@
 """Benchmark: capture of a Deployment of N pods (N = 1, 5, 10, 20) under steady traffic into every pod, against
-N concurrent `kubectl exec` processes moving the same bytes, in the same run, on the same cluster.
+the same work by hand in the same run on the same cluster: N concurrent `kubectl exec` running the same tcpdump
+(argv and filter) in the same debug containers for as long, each into a file; CPU per GB each received.
 
 Per N it reports: the client's peak RSS; its CPU seconds per captured GB and the same for the N kubectl
 processes (ratio, goal <= 1.0); packets written versus tcpdump's own "captured" counts (goal: equal); the time
@@ -18,6 +19,8 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+
+from kubectl_debugx.commands.capture import CaptureOptions, tcpdump_argv
 
 SIZES = (1, 5, 10, 20)
 SECONDS = 20  # capture length per N
@@ -104,23 +107,27 @@ def main() -> int:
                     first.setdefault(iface, float(ts))
             last_first = max(first.values()) - started if len(first) == n else float("nan")
             captured_bytes = out.stat().st_size
-            # The same bytes through N concurrent kubectl exec processes (into the debug containers' pods).
-            pods = [p["pod"] for p in summary["pods"]]
-            share = captured_bytes // n
+            # The same work by hand: N concurrent `kubectl exec` running the same tcpdump (the product's argv,
+            # filter and all) in the same debug containers for as long, under the same traffic, each into a file.
+            argv = tcpdump_argv(CaptureOptions(pod="", filter="tcp port 80"))
+            files = [out_dir / f"n{n}-kubectl-{i}.pcap" for i in range(len(summary["pods"]))]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
-            execs = [subprocess.Popen([*kubectl, "exec", "-n", ns, pod, "-c", "nginx", "--", "head", "-c",
-                                       str(share), "/dev/zero"], stdout=subprocess.DEVNULL) for pod in pods]
+            execs = [subprocess.Popen([*kubectl, "exec", "-n", ns, p["pod"], "-c", p["debugContainer"], "--",
+                                       "timeout", "-s", "INT", str(SECONDS), *argv], stdout=f.open("wb"),
+                                      stderr=subprocess.DEVNULL) for p, f in zip(summary["pods"], files, strict=True)]
             for e in execs:
                 e.wait()
             kubectl_wall = time.perf_counter() - t0
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             kubectl_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+            kubectl_bytes = sum(f.stat().st_size for f in files)
             load.kill()
             gb = captured_bytes / 1e9
             rows.append({
                 "n": n, "rss_mb": rss / 1024, "mb": captured_bytes / 1e6, "cpu_per_gb": cpu / gb,
-                "kubectl_cpu_per_gb": kubectl_cpu / gb, "written": summary["packetsWritten"],
+                "kubectl_cpu_per_gb": kubectl_cpu / (kubectl_bytes / 1e9 or float("nan")),
+                "written": summary["packetsWritten"],
                 "captured": summary["packetsCaptured"], "dropped": summary["droppedByKernel"],
                 "first_last": last_first, "wall": wall, "kubectl_wall": kubectl_wall,
             })
