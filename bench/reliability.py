@@ -50,6 +50,10 @@ from bench.cluster import kubeconfig_or_test_cluster, web_with_traffic
 MANAGED = "app.kubernetes.io/managed-by=kubectl-debugx"
 TOOLS = ("tcpdump", "strace", "tar")
 COMMANDS = ("capture", "trace", "nodelogs")
+# The same stops on a workload (a 2-replica Deployment `webd`): every pod's debug container must be said to stay
+# (issue 21: "Left in the cluster" for every pod on every way out), tools ended in every pod.
+WORKLOAD_COMMANDS = ("capture deploy/webd", "trace deploy/webd")
+ADDED = re.compile(rb"Adding ephemeral container (\S+) \(image [^)]*\) to pod (\S+)")
 SETTLE = 5.0  # seconds after the client's end by which nothing may be left
 
 
@@ -66,24 +70,27 @@ class Row:
     codes_ok: int = 0
     codes_checked: int = 0
     credentials: int = 0
+    added: int = 0  # debug containers added by runs that could still talk (not kill -9)
+    added_said: int = 0  # of those, said to stay (a `Left in the cluster` line or the error line)
     skipped: str = ""
     notes: list[str] = field(default_factory=list)
 
     def cells(self) -> list[str]:
         if self.skipped:
-            return [self.name, "0", "-", "-", "-", "-", "-", f"skipped: {self.skipped}"]
+            return [self.name, "0", "-", "-", "-", "-", "-", "-", f"skipped: {self.skipped}"]
         extra = [f"{self.node_pods_done} finished"] if self.node_pods_done else []
         extra += [f"{self.lease_window} ended by lease window"] if self.lease_window else []
         pods = str(self.node_pods_left) + (f" ({', '.join(extra)})" if extra else "")
         codes = f"{self.codes_ok}/{self.codes_checked}" if self.codes_checked else "n/a"
         runs = f"{self.runs} ({self.signalled} hit)" if self.signalled != self.runs and "(0-6 s)" in self.name \
             else str(self.runs)
-        return [self.name, runs, str(self.tools_left), pods, f"{self.valid}/{self.runs}", codes,
+        said = f"{self.added_said}/{self.added}" if self.added else "-"
+        return [self.name, runs, str(self.tools_left), pods, f"{self.valid}/{self.runs}", codes, said,
                 str(self.credentials), ""]
 
 
-HEADERS = ["SCENARIO", "RUNS", "TOOLS LEFT", "NODE PODS LEFT", "OUTPUT VALID", "EXIT CODES OK", "CREDENTIALS",
-           "NOTE"]
+HEADERS = ["SCENARIO", "RUNS", "TOOLS LEFT", "NODE PODS LEFT", "OUTPUT VALID", "EXIT CODES OK", "ADDED SAID",
+           "CREDENTIALS", "NOTE"]
 
 
 def render(rows: list[Row]) -> str:
@@ -108,6 +115,8 @@ class Bench:
         stack.callback(shutil.rmtree, self.tmp, True)
         self.secrets = kubeconfig_secrets(kubeconfig)
         web_with_traffic(stack, self.kubectl, self.ns, nginx, image, "baseline", create_namespace=not namespace)
+        self.run("create", "deployment", "webd", "-n", self.ns, f"--image={nginx}", "--replicas=2")
+        self.run("rollout", "status", "deploy/webd", "-n", self.ns, "--timeout=180s")
         # Steady traffic, so that captures have packets and traces have syscalls.
         traffic = subprocess.Popen([*self.kubectl, "exec", "-n", self.ns, "web", "-c", "traffic", "--", "sh", "-c",
                                     "while :; do curl -s -o /dev/null http://127.0.0.1/; sleep 0.2; done"],
@@ -130,6 +139,10 @@ class Bench:
         return Path(tempfile.mkdtemp(dir=self.tmp))
 
     def argv(self, command: str, out: Path) -> list[str]:
+        if " " in command:  # a workload: capture into one pcapng, trace into a folder of POD.trace
+            verb, target = command.split(" ")
+            path = str(out) + (".pcapng" if verb == "capture" else "/")
+            return self.product(verb, target, "-n", self.ns, "-o", path)
         extra = {"capture": [], "trace": [], "nodelogs": ["--via", "pod"]}[command]
         return self.product(command, "web", "-n", self.ns, "-o", str(out), *extra)
 
@@ -194,6 +207,11 @@ class Bench:
     # --- output validity ---------------------------------------------------------------------------
 
     def valid(self, command: str, out: Path, code: int | None) -> bool:
+        if command == "capture deploy/webd":
+            return self.valid("capture", out.with_name(out.name + ".pcapng"), code)
+        if command == "trace deploy/webd":
+            traces = list(out.glob("*.trace")) if out.is_dir() else []
+            return all(t.stat().st_size == 0 or t.read_bytes().endswith(b"\n") for t in traces)
         if command == "capture":
             if not out.exists() or out.stat().st_size == 0:
                 return code != 0
@@ -308,6 +326,13 @@ def record(bench: Bench, row: Row, command: str, out: Path, code: int | None, ou
         if not good:
             row.notes.append(f"{command}: exit {code} (expected {expected}): {last_line(output)}")
     row.credentials += bench.credentials(output)
+    if expected is not None:  # a run that could still talk: every container it added is said to stay
+        for ec, pod in ADDED.findall(output):
+            row.added += 1
+            said = ec + b" stays in pod " + pod in output
+            row.added_said += said
+            if not said:
+                row.notes.append(f"{command}: {ec.decode()} added to {pod.decode()} and not said to stay")
     if tools or pods or done or not ok_output:
         row.notes.append(f"{command}: tools left {tools}, node pods left {pods + done}, output valid {ok_output}")
     shutil.rmtree(out.parent, ignore_errors=True)
@@ -399,7 +424,7 @@ def matrix(bench: Bench, quick: bool, seed: int, say: Callable[[str], None] = pr
     n_int, n_kill, n_cut, n_api = (3, 3, 3, 3) if quick else (20, 10, 10, 5)
     rows: list[Row] = []
     for label, sig, n in (("Ctrl-C", signal.SIGINT, n_int), ("kill -9", signal.SIGKILL, n_kill)):
-        for command in COMMANDS:
+        for command in (*COMMANDS, *WORKLOAD_COMMANDS):
             row = Row(f"{label} {command}{' --via pod' if command == 'nodelogs' else ''} (0-6 s)")
             for _ in range(n):
                 interrupt(bench, row, command, sig, rng.uniform(0, 6))

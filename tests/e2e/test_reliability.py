@@ -33,4 +33,5 @@ def test_reliability_quick_slice_meets_every_goal(e2e, namespace):
         assert row.runs >= 3 and row.tools_left == 0 and row.node_pods_left == 0, (row, row.notes)
         assert row.valid == row.runs and row.codes_ok == row.codes_checked, (row, row.notes)
         assert row.credentials == 0, row
+        assert row.added_said == row.added, (row, row.notes)  # every debug container added is said to stay
     assert sum(r.runs for r in rows if r.name.startswith("bad inputs")) >= 25
