@@ -298,3 +298,22 @@ def run_to_end(conn: Any) -> tuple[bytes, bytes, ExecOutcome]:
     err = bytearray()
     outcome = pump(conn, out.extend, err.extend)
     return bytes(out), bytes(err), outcome
+
+
+def await_output(conn: Any, marker: bytes, timeout: float) -> ExecOutcome | None:
+    """Read until stdout holds `marker` (None: the command runs and said it) or the stream ends (its outcome),
+    for at most `timeout` seconds (then an outcome that says so). The stream stays open on success. Why: an
+    exec into a container that does not run (yet) is, on v5, an upgraded stream that at once ends with a
+    channel-3 error (recordings 25-exec-into-exited-*-v5v4), so an open exec proves nothing by itself."""
+    out = bytearray()
+    reader = ExecReader(conn, out.extend, lambda _data: None)
+    deadline = time.monotonic() + timeout
+    while marker not in out:
+        if reader.outcome is not None:
+            return reader.outcome
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return ExecOutcome(None, f"no {marker.decode(errors='replace').strip()!r} within {timeout:g}s", cut=True)
+        if not reader.read():
+            select.select([reader.sock], [], [], min(left, 0.2))
+    return None

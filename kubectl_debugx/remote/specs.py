@@ -236,6 +236,7 @@ def stop_tools_command(run_ids: Iterable[str]) -> list[str]:
 # TTL-after-finished controller deletes a finished Job, and the garbage collector its pod; else `gc` does.
 NODE_PID = "/tmp/debugx-node.pid"
 NODE_LEASE = "/tmp/debugx-node.lease"
+LEASED = "leased"  # the lease's word once it holds the lease: only then is it taken (nodelogs/pod.take_lease)
 
 
 def node_pod_main(ttl: int, lease_window: int) -> list[str]:
@@ -248,10 +249,11 @@ def node_pod_main(ttl: int, lease_window: int) -> list[str]:
 
 
 def node_pod_lease() -> list[str]:
-    """The lease, exec'd with stdin open and never written: at stdin's EOF (we closed it or died) it sends
-    TERM to the main process, whose PID it reads from NODE_PID (not PID 1: with hostPID that is the node's
-    init). `cat` in the foreground reads the exec's own stdin (23-tether-pitfall-bg-stdin-is-devnull)."""
-    script = (f': > {NODE_LEASE} || exit; cat >/dev/null; p=; read -r p < {NODE_PID}; '
+    """The lease, exec'd with stdin open and never written: it marks the lease taken and says LEASED, then at
+    stdin's EOF (we closed it or died) it sends TERM to the main process, whose PID it reads from NODE_PID (not
+    PID 1: with hostPID that is the node's init). `cat` in the foreground reads the exec's own stdin
+    (23-tether-pitfall-bg-stdin-is-devnull)."""
+    script = (f': > {NODE_LEASE} || exit; echo {LEASED}; cat >/dev/null; p=; read -r p < {NODE_PID}; '
               '[ -n "$p" ] && kill -TERM "$p"')
     return ["sh", "-c", script]
 

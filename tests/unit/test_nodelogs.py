@@ -45,6 +45,7 @@ from kubectl_debugx.formats.crilog import DecodeReport, FileReport
 from kubectl_debugx.formats.logfiles import Instance, Skipped
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube.apierrors import ApiError, api_error
+from kubectl_debugx.kube.execstream import ExecOutcome, await_output
 from kubectl_debugx.remote import specs, streamrun
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
@@ -676,6 +677,13 @@ def test_proxy_fetch_skips_files_rotated_away_and_picks_up_new_ones(tmp_path):
 # ---------------------------------------------------------------------------------------------- node pod
 
 
+@pytest.fixture(autouse=True)
+def _leases_say_leased(monkeypatch):
+    """The fakes' lease objects have no stream: as far as take_lease can tell, each says LEASED at once (the
+    word itself is tested on real frames below, test_the_lease_is_taken_once_it_says_so...)."""
+    monkeypatch.setattr(nodepod, "await_output", lambda _conn, _marker, _timeout: None)
+
+
 class PodKube(FakeKube):
     """Enough of the API for the node pod's life: create, look at it (its states in turn, the last one for
     good), take the lease (refused as by a real server while the container does not run), delete, confirm."""
@@ -1254,3 +1262,36 @@ def test_node_job_interrupted_while_created_is_deleted_by_name():
     assert kube.calls == [("create jobs", "kube-system", "debugx-nodelogs-abcde", False),
                           ("delete jobs", "kube-system", "debugx-nodelogs-abcde")]
     assert said[-1] == "Deleted node pod Job kube-system/debugx-nodelogs-abcde"
+
+
+# ---------------------------------------------------------------------------------------------- the lease's word
+
+NOT_RUNNING = {"metadata": {}, "status": "Failure", "message": 'container not found ("debugger")',
+               "reason": "InternalError", "code": 500}
+
+
+def test_the_lease_is_taken_once_it_says_so_and_its_stream_stays_open():
+    conn = FakeConn(stdout=b"leased\n", endless=True)
+    try:
+        assert await_output(conn, b"leased", 5) is None
+    finally:
+        conn.close()
+
+
+def test_an_exec_into_a_container_not_running_yet_is_no_lease():
+    # v5 upgrades it, then ends it at once with a channel-3 error (recordings 25-exec-into-exited-*-v5v4)
+    conn = FakeConn(status=NOT_RUNNING)
+    try:
+        outcome = await_output(conn, b"leased", 5)
+    finally:
+        conn.close()
+    assert outcome is not None and outcome.exit_code is None and "container not found" in outcome.message
+
+
+def test_a_lease_that_says_nothing_in_time_is_no_lease():
+    conn = FakeConn(endless=True)
+    try:
+        outcome = await_output(conn, b"leased", 0.3)
+    finally:
+        conn.close()
+    assert outcome == ExecOutcome(None, "no 'leased' within 0.3s", cut=True)

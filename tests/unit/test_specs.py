@@ -111,7 +111,7 @@ def test_stop_tools_command_checks_pid_and_start_time_and_takes_only_run_ids():
 def test_node_pod_lease_ends_the_main_process_by_its_recorded_pid_not_pid_1():
     assert specs.node_pod_lease() == [
         "sh", "-c",
-        ': > /tmp/debugx-node.lease || exit; cat >/dev/null; p=; read -r p < /tmp/debugx-node.pid; '
+        ': > /tmp/debugx-node.lease || exit; echo leased; cat >/dev/null; p=; read -r p < /tmp/debugx-node.pid; '
         '[ -n "$p" ] && kill -TERM "$p"',
     ]
 

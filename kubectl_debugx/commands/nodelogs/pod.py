@@ -25,7 +25,7 @@ from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube import pods
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.kube.execstream import ExecOutcome
+from kubectl_debugx.kube.execstream import ExecOutcome, await_output
 from kubectl_debugx.remote import access, profiles, specs
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 
@@ -137,10 +137,15 @@ def take_lease(kube: KubeApi, pod: Mapping[str, Any], timeout: float) -> Any:
     last = ""
     while True:
         try:
-            return kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
+            lease = kube.open_exec(namespace, name, NODE_CONTAINER, specs.node_pod_lease(), True)
         except ApiError as e:
             if e.status not in (400, 404, 500):  # not yet running: 500 'container not found', 400 while pending
                 raise exec_refusal(e) from None
+        else:
+            # v5 upgrades an exec into a container that does not run yet, then ends it with an error status
+            if await_output(lease, specs.LEASED.encode(), LEASE_WINDOW) is None:
+                return lease
+            lease.close()
         try:
             current = kube.get_pod(namespace, name)
         except NotFound:
