@@ -143,10 +143,12 @@ def first_pod(prepare: Callable[[Talk, str], Work]) -> Callable[[Talk, TargetRef
             raise UsageError(f"{talk.command} works on one pod: name it, or TYPE/NAME for one of a workload's pods")
 
         def work(kube: KubeApi, talk: Talk) -> int:
-            from kubectl_debugx.kube.workloads import resolve
+            from kubectl_debugx.remote.fanout import resolve_pods
             from kubectl_debugx.talk import plural
 
-            resolution = resolve(kube, kube.namespace, ref)
+            # the one resolution of every command: the pods left out said, as for capture and trace; any
+            # number of running pods is fine here (one is used), so --max-pods does not apply
+            resolution = resolve_pods(kube, ref, max_pods=1 << 30, say=talk.say)
             pods = [p["metadata"]["name"] for p in resolution.pods]
             talk.say(f"Using pod {pods[0]} of {ref.display} ({plural(len(pods), 'running pod')})")
             talk.record(pod=pods[0])
