@@ -21,7 +21,7 @@ from kubectl_debugx.kube.workloads import TargetRef
 from kubectl_debugx.options import check_output_file
 from kubectl_debugx.remote import containers, fanout, following, session
 from kubectl_debugx.remote.ephemeral import Target
-from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
+from kubectl_debugx.remote.sinks import ByteSink, PipeClosed, WholeLines
 from kubectl_debugx.remote.streamrun import StopState
 from kubectl_debugx.summary import stopped_by
 from kubectl_debugx.talk import Talk, plural
@@ -60,6 +60,7 @@ class PodTrace:
     partial: bytes = b""
     error: str = ""
     pipe_closed: bool = field(default=False)
+    whole: WholeLines | None = None  # -o DIR: the pod's file gets whole lines only, as one pod's -o FILE
     joined_at: float | None = None  # --follow: when it joined (None: one of the first pods)
     left_at: float | None = None  # --follow: when its trace ended because the pod went away
 
@@ -174,8 +175,9 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
                         shared.writev(list(lines))
                     trace.lines += len(lines)
                 else:
-                    trace.sink.write(raw)
-                    trace.lines += raw.count(b"\n")
+                    # whole lines only, so that a file ends on one even after a kill -9 (bench/reliability)
+                    trace.whole = trace.whole or WholeLines(trace.sink)
+                    trace.lines += trace.whole.write(raw)
             except PipeClosed:
                 for t in traces:
                     t.pipe_closed = True
@@ -234,6 +236,9 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
             if trace.partial and shared is not None and not trace.pipe_closed:
                 with contextlib.suppress(PipeClosed):
                     shared.writev(prefixed_lines(trace, b"\n", width))
+            if trace.whole is not None:
+                with contextlib.suppress(PipeClosed):
+                    trace.whole.close()  # a last unterminated line, as strace left it, and the file
             trace.sink.close()
     records = []
     for trace in traces:
