@@ -14,7 +14,7 @@ Columns:
   runs as a Job with ttlSecondsAfterFinished 0 when the user may create jobs, so that Kubernetes deletes it once
   its lease ends it, even after a kill -9 (nodelogs/nodejob.py); a plain node pod would stay until `gc`;
   `N ended by lease window`: killed after asking for the node pod but before taking its lease, the pod ran on
-  until its lease window (nodelogs/pod.LEASE_WINDOW, 4 s) ended it, as checked; longer would count as left;
+  until its lease window (nodelogs/pod.LEASE_WINDOW, 3 s) ended it, as checked; longer would count as left;
 * output valid: the pcap opens in tshark, the trace ends on a whole line, every file nodelogs copied is a
   byte prefix of the node's file (node proxy) and a run that ended well wrote decoded files;
   a bad input: nothing created in the cluster and no file left;

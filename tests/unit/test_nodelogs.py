@@ -80,7 +80,7 @@ OUT_DIR_LISTING = (
 # Ends by itself 30 s after its start unless a lease was taken, at TERM (from the lease), or after 1800 s.
 # as sent: every $ doubled, so that the kubelet's $(VAR)/$$ expansion gives the shell what we wrote
 NODE_POD_MAIN = ["sh", "-c", "echo $$$$ > /tmp/debugx-node.pid || exit; trap 'kill $$! 2>/dev/null; exit 0' TERM; "
-                                "sleep 4 & wait $$!; [ -e /tmp/debugx-node.lease ] || exit 0; sleep 1800 & wait $$!"]
+                                "sleep 3 & wait $$!; [ -e /tmp/debugx-node.lease ] || exit 0; sleep 1800 & wait $$!"]
 
 
 def test_node_pod_spec_is_least_privilege_by_default():
