@@ -1270,28 +1270,19 @@ NOT_RUNNING = {"metadata": {}, "status": "Failure", "message": 'container not fo
                "reason": "InternalError", "code": 500}
 
 
-def test_the_lease_is_taken_once_it_says_so_and_its_stream_stays_open():
-    conn = FakeConn(stdout=b"leased\n", endless=True)
+@pytest.mark.parametrize(("conn", "timeout", "outcome"), [
+    # the lease said its word: taken, its stream stays open
+    (lambda: FakeConn(stdout=b"leased\n", endless=True), 5, None),
+    # v5 upgrades an exec into a container that does not run yet, then ends it at once with a channel-3 error
+    # (recordings 25-exec-into-exited-*-v5v4): no lease
+    (lambda: FakeConn(status=NOT_RUNNING), 5,
+     ExecOutcome(None, 'container not found ("debugger")', "InternalError", cut=False)),
+    # nothing said in time: no lease
+    (lambda: FakeConn(endless=True), 0.3, ExecOutcome(None, "no 'leased' within 0.3s", cut=True)),
+])
+def test_the_lease_is_taken_once_it_says_so(conn, timeout, outcome):
+    stream = conn()
     try:
-        assert await_output(conn, b"leased", 5) is None
+        assert await_output(stream, b"leased", timeout) == outcome
     finally:
-        conn.close()
-
-
-def test_an_exec_into_a_container_not_running_yet_is_no_lease():
-    # v5 upgrades it, then ends it at once with a channel-3 error (recordings 25-exec-into-exited-*-v5v4)
-    conn = FakeConn(status=NOT_RUNNING)
-    try:
-        outcome = await_output(conn, b"leased", 5)
-    finally:
-        conn.close()
-    assert outcome is not None and outcome.exit_code is None and "container not found" in outcome.message
-
-
-def test_a_lease_that_says_nothing_in_time_is_no_lease():
-    conn = FakeConn(endless=True)
-    try:
-        outcome = await_output(conn, b"leased", 0.3)
-    finally:
-        conn.close()
-    assert outcome == ExecOutcome(None, "no 'leased' within 0.3s", cut=True)
+        stream.close()
