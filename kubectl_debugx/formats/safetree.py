@@ -24,6 +24,7 @@ by version), so each member is checked by name here and every filesystem write o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tarfile
@@ -220,7 +221,10 @@ class SafeTree:
         fd = self._parent_of(parts, member)
         self._clear(fd, parts, member)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
-        out_fd = os.open(parts[-1], flags, 0o600 if exact_mode else mode, dir_fd=fd)
+        # remove_partial (cp): written under a name of its own, given its real name only once whole, so that even
+        # a kill -9 mid-file leaves no short file under the real name (bench/reliability: kill -9 cp)
+        name = f".{parts[-1]}.debugx-partial-{os.getpid()}" if self.remove_partial else parts[-1]
+        out_fd = os.open(name, flags, 0o600 if exact_mode else mode, dir_fd=fd)
         self._written.add(parts)
         try:
             with os.fdopen(out_fd, "wb") as out:
@@ -236,9 +240,14 @@ class SafeTree:
                     os.fchmod(out.fileno(), mode & 0o777)
                 if mtime is not None and os.utime in os.supports_fd:
                     os.utime(out.fileno(), (mtime, mtime))
+            if name != parts[-1]:
+                # link, not rename: it never replaces what may have appeared under the real name meanwhile
+                os.link(name, parts[-1], src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
+                os.unlink(name, dir_fd=fd)
         except BaseException:
             if self.remove_partial:
-                os.unlink(parts[-1], dir_fd=fd)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(name, dir_fd=fd)
                 self._written.discard(parts)
             raise
         self._files.add(parts)

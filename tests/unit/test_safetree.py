@@ -226,3 +226,14 @@ def test_a_file_cut_short_is_removed_only_when_asked(dest: Path, remove_partial:
         with pytest.raises(ArchiveError, match="^the tar stream from the pod was cut short in ./x$"):
             t.write_file(("y",), io.BytesIO(b"4 of 9"), "./x", 0o644, expect=9)
     assert tree(dest) == ({} if remove_partial else {"x": "part", "y": "4 of 9"})
+
+
+def test_a_copy_has_its_real_name_only_once_whole(dest: Path) -> None:
+    # cp (remove_partial): a kill -9 mid-file cannot run the clean-up, so while a file is written the real name
+    # does not exist; the whole file gets it, no other name stays
+    seen: list[list[str]] = []
+    with SafeTree(dest, "the pod", remove_partial=True) as t:
+        t.write_file(("x",), io.BytesIO(b"a" * 300_000), "x", 0o644,
+                     on_chunk=lambda _c: seen.append(sorted(os.listdir(dest))))
+    assert seen and all(names == [f".x.debugx-partial-{os.getpid()}"] for names in seen)
+    assert tree(dest) == {"x": "a" * 300_000}
