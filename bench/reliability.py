@@ -53,6 +53,10 @@ COMMANDS = ("capture", "trace", "nodelogs")
 # The same stops on a workload (a 2-replica Deployment `webd`): every pod's debug container must be said to stay
 # (issue 21: "Left in the cluster" for every pod on every way out), tools ended in every pod.
 WORKLOAD_COMMANDS = ("capture deploy/webd", "trace deploy/webd")
+# cp of a folder of the nginx container (tar and sha256sum running): every file under its real name whole,
+# whatever stops it (a file being written when killed stays under .NAME.debugx-partial-PID only)
+CP_SOURCE = "/usr/share"
+PARTIAL = ".debugx-partial-"
 ADDED = re.compile(rb"Adding ephemeral container (\S+) \(image [^)]*\) to pod (\S+)")
 SETTLE = 5.0  # seconds after the client's end by which nothing may be left
 
@@ -138,7 +142,18 @@ class Bench:
         """A fresh directory for one run's output (OUT inside it)."""
         return Path(tempfile.mkdtemp(dir=self.tmp))
 
+    def source_sizes(self) -> dict[str, int]:
+        """Size of every regular file under CP_SOURCE in the container, by path relative to it (asked once)."""
+        if not hasattr(self, "_sizes"):
+            listing = self.run("exec", "-n", self.ns, "web", "-c", "web", "--", "sh", "-c",
+                               f"cd {CP_SOURCE} && find . -type f -exec stat -c '%s %n' {{}} +", check=False)
+            self._sizes = {name[2:]: int(size) for size, _, name in
+                           (line.partition(" ") for line in listing.splitlines()) if size.isdigit()}
+        return self._sizes
+
     def argv(self, command: str, out: Path) -> list[str]:
+        if command == "cp":
+            return self.product("cp", f"web:{CP_SOURCE}", str(out), "-n", self.ns, "-c", "web")
         if " " in command:  # a workload: capture into one pcapng, trace into a folder of POD.trace
             verb, target = command.split(" ")
             path = str(out) + (".pcapng" if verb == "capture" else "/")
@@ -207,6 +222,11 @@ class Bench:
     # --- output validity ---------------------------------------------------------------------------
 
     def valid(self, command: str, out: Path, code: int | None) -> bool:
+        if command == "cp":
+            sizes = self.source_sizes()
+            files = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()] if out.is_dir() else []
+            return all(sizes.get(p.relative_to(out).as_posix()) == p.stat().st_size
+                       for p in files if PARTIAL not in p.name)
         if command == "capture deploy/webd":
             return self.valid("capture", out.with_name(out.name + ".pcapng"), code)
         if command == "trace deploy/webd":
@@ -424,7 +444,7 @@ def matrix(bench: Bench, quick: bool, seed: int, say: Callable[[str], None] = pr
     n_int, n_kill, n_cut, n_api = (3, 3, 3, 3) if quick else (20, 10, 10, 5)
     rows: list[Row] = []
     for label, sig, n in (("Ctrl-C", signal.SIGINT, n_int), ("kill -9", signal.SIGKILL, n_kill)):
-        for command in (*COMMANDS, *WORKLOAD_COMMANDS):
+        for command in (*COMMANDS, *WORKLOAD_COMMANDS, "cp"):
             row = Row(f"{label} {command}{' --via pod' if command == 'nodelogs' else ''} (0-6 s)")
             for _ in range(n):
                 interrupt(bench, row, command, sig, rng.uniform(0, 6))
