@@ -119,7 +119,14 @@ class Bench:
         stack.callback(shutil.rmtree, self.tmp, True)
         self.secrets = kubeconfig_secrets(kubeconfig)
         web_with_traffic(stack, self.kubectl, self.ns, nginx, image, "baseline", create_namespace=not namespace)
-        self.run("create", "deployment", "webd", "-n", self.ns, f"--image={nginx}", "--replicas=2")
+        # a manifest, not `kubectl create deployment` (a typed client sending protobuf, which the test cluster's
+        # API server does not speak)
+        webd = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "webd", "namespace": self.ns},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "webd"}},
+                         "template": {"metadata": {"labels": {"app": "webd"}},
+                                      "spec": {"containers": [{"name": "nginx", "image": nginx}]}}}}
+        subprocess.run([*self.kubectl, "create", "-f", "-"], input=json.dumps(webd), text=True, check=True,
+                       capture_output=True, timeout=60)
         self.run("rollout", "status", "deploy/webd", "-n", self.ns, "--timeout=180s")
         # Steady traffic, so that captures have packets and traces have syscalls.
         traffic = subprocess.Popen([*self.kubectl, "exec", "-n", self.ns, "web", "-c", "traffic", "--", "sh", "-c",

@@ -161,11 +161,17 @@ def test_cp_ctrl_c_keeps_finished_files_and_stops_tar(e2e, namespace, make_pod, 
                         stdout=subprocess.PIPE)
     wait_for_line(proc, "Copying")
     wait_for_line(proc, "Copied: ")  # the progress line, once the copy has taken a second
-    wait_until(lambda: (out / "huge").exists() and (out / "huge").stat().st_size > (50 << 20), "copy underway", 60)
+    # a file being written has a name of its own until it is whole (.huge.debugx-partial-PID), so that not even
+    # a kill -9 leaves a short file under the real name
+    def partial() -> list[Path]:
+        return list(out.glob(".huge.debugx-partial-*")) if out.is_dir() else []
+
+    wait_until(lambda: any(p.stat().st_size > (50 << 20) for p in partial()), "copy underway", 60)
+    assert not (out / "huge").exists()
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr.decode()
-    assert not (out / "huge").exists()
+    assert not (out / "huge").exists() and partial() == []  # the cut file is gone, under either name
     summary = json.loads(stdout.decode().strip().splitlines()[-1])
     assert summary["filesVerified"] == summary["filesWritten"]
     if (out / "a.txt").exists():
