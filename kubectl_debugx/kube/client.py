@@ -14,88 +14,22 @@ import ssl
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass
+from contextlib import contextmanager
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from kubectl_debugx.errors import NotReady
+
+# re-exported: every caller imports them from here
+from kubectl_debugx.kube.api import ExecConnection as ExecConnection
+from kubectl_debugx.kube.api import KubeApi as KubeApi
 from kubectl_debugx.kube.apierrors import ApiError, api_error, unreachable
 from kubectl_debugx.kube.config import KubeFlags, load_config
 from kubectl_debugx.kube.watch import watch, watch_until
 
 CONNECT_TIMEOUT = 10.0
 EXEC_PROTOCOLS = "v5.channel.k8s.io, v4.channel.k8s.io"
-
-
-class KubeApi(Protocol):
-    """What the commands use of a cluster connection: Kube, or a test's fake of it."""
-
-    namespace: str
-
-    def version(self) -> dict[str, Any]: ...
-
-    def get_pod(self, namespace: str, name: str) -> dict[str, Any]: ...
-
-    def list_pods(self, namespace: str | None, label_selector: str | None = None) -> list[dict[str, Any]]: ...
-
-    def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]: ...
-
-    def get_node(self, name: str) -> dict[str, Any]: ...
-
-    def list_objects(self, prefix: str, resource: str, namespace: str | None, label_selector: str | None = None
-                     ) -> list[dict[str, Any]]: ...
-
-    def create_object(self, prefix: str, resource: str, namespace: str, body: Mapping[str, Any],
-                      dry_run: bool = False) -> dict[str, Any]: ...
-
-    def delete_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]: ...
-
-    def patch_object(self, prefix: str, resource: str, namespace: str, name: str,
-                     patch: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    def add_ephemeral_container(
-        self, namespace: str, pod: str, patch: Mapping[str, Any], dry_run: bool = False
-    ) -> dict[str, Any]: ...
-
-    def create_pod(self, namespace: str, pod: Mapping[str, Any], dry_run: bool = False) -> dict[str, Any]: ...
-
-    def delete_pod(self, namespace: str, name: str, grace_seconds: int = 0) -> dict[str, Any]: ...
-
-    def can_i(self, verb: str, resource: str, namespace: str, subresource: str = "", group: str = ""
-              ) -> bool | None: ...
-
-    def can_i_all(self, reviews: Sequence[tuple[str, ...]]) -> list[bool | None]: ...
-
-    def get_namespace(self, name: str) -> dict[str, Any]: ...
-
-    def watch_pod(
-        self, namespace: str, name: str, resource_version: str, deadline: float
-    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
-
-    def list_pods_at(self, namespace: str | None, label_selector: str | None = None
-                     ) -> tuple[list[dict[str, Any]], str]: ...
-
-    def watch_pods(
-        self, namespace: str | None, label_selector: str, resource_version: str, timeout: int
-    ) -> Iterator[tuple[str, dict[str, Any]]]: ...
-
-    def open_exec(
-        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
-    ) -> ExecConnection: ...
-
-    def exec_connection(
-        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
-    ) -> AbstractContextManager[ExecConnection]: ...
-
-    def node_proxy_get(
-        self, node: str, path: str, read_timeout: float | None = None, byte_range: str | None = None
-    ) -> Any: ...
-
-    def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]: ...
-
-    def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool: ...
 
 
 class Kube:
@@ -430,17 +364,6 @@ class Kube:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.5)
-
-
-@dataclass
-class ExecConnection:
-    ws: Any  # websocket.WebSocket
-    protocol: str
-
-    def close(self) -> None:
-        # Closing a broken socket must never mask the real outcome.
-        with suppress(Exception):
-            self.ws.close(timeout=1)
 
 
 def user_agent() -> str:
