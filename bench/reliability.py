@@ -446,17 +446,21 @@ def bad_input(bench: Bench, row: Row, what: str, args: list[str], code: int) -> 
     shutil.rmtree(scratch, ignore_errors=True)
 
 
-def matrix(bench: Bench, quick: bool, seed: int, say: Callable[[str], None] = print) -> list[Row]:
+def matrix(bench: Bench, quick: bool, seed: int, say: Callable[[str], None] = print,
+           only: tuple[str, ...] = ()) -> list[Row]:
+    """Every row (or, with `only`, the Ctrl-C and kill -9 rows of those commands alone)."""
     rng = random.Random(seed)
     n_int, n_kill, n_cut, n_api = (3, 3, 3, 3) if quick else (20, 10, 10, 5)
     rows: list[Row] = []
     for label, sig, n in (("Ctrl-C", signal.SIGINT, n_int), ("kill -9", signal.SIGKILL, n_kill)):
-        for command in (*COMMANDS, *WORKLOAD_COMMANDS, "cp"):
+        for command in only or (*COMMANDS, *WORKLOAD_COMMANDS, "cp"):
             row = Row(f"{label} {command}{' --via pod' if command == 'nodelogs' else ''} (0-6 s)")
             for _ in range(n):
                 interrupt(bench, row, command, sig, rng.uniform(0, 6))
             rows.append(row)
             say(f"done: {row.name}")
+    if only:
+        return rows
     for name, scenario, n in (("exec stream cut", cut_stream, n_cut),
                               ("API server restart mid-capture", restart_apiserver, n_api)):
         row = Row(name)
@@ -478,6 +482,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/reliability", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=None, help="seed of the random moments (printed)")
     parser.add_argument("--quick", action="store_true", help="3 runs of each scenario")
+    parser.add_argument("--only", default="", help="comma-separated commands whose Ctrl-C and kill -9 rows alone "
+                        "run, e.g. 'capture deploy/webd,trace deploy/webd,cp'")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(10**6)
     zipapp = Path(os.environ.get("DEBUGX_EXECUTABLE", "dist/kubectl-debugx")).resolve()
@@ -491,7 +497,8 @@ def main() -> int:
         kubeconfig, cluster = found
         bench = Bench(stack, kubeconfig, zipapp, os.environ.get("DEBUGX_E2E_IMAGE", "nicolaka/netshoot:v0.13"),
                       os.environ.get("DEBUGX_E2E_NGINX_IMAGE", "nginx:1.27"), cluster)
-        rows = matrix(bench, args.quick, seed, lambda s: print(s, file=sys.stderr, flush=True))
+        only = tuple(c.strip() for c in args.only.split(",") if c.strip())
+        rows = matrix(bench, args.quick, seed, lambda s: print(s, file=sys.stderr, flush=True), only)
     print(f"seed {seed}{' (quick)' if args.quick else ''}")
     print(render(rows), end="")
     for row in rows:
