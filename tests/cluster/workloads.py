@@ -353,6 +353,20 @@ class Workloads:
         for grow in (False, True):  # every scale-down before any scale-up: never a surge above one pod
             for rs in self.store.list("replicasets", ns):
                 self._replicate(rs, grow)
+        self._write_status(ns)
+
+    def _write_status(self, ns: str) -> None:
+        """Store the status a GET computes when its counts changed, as the real controllers write theirs: a
+        watcher (`kubectl rollout status`) sees a MODIFIED event when the pods become ready. Without it a watch
+        that began before the pods were ready waited forever (CI: `rollout status` timed out at 180 s)."""
+        def counts(status: dict | None) -> dict:
+            return {k: v for k, v in (status or {}).items() if k != "conditions"}
+
+        for resource in ("deployments", "replicasets"):
+            for obj in self.store.list(resource, ns):
+                status = self._view(obj)["status"]
+                if counts(status) != counts(obj.get("status")):
+                    self.store.update(resource, ns, {**obj, "status": status})
 
     def _rollout(self, deploy: dict) -> None:
         """The Deployment controller's RollingUpdate with surge 1 and unavailable 0 (recordings/21-*: a new

@@ -9,6 +9,7 @@ ReplicaSet at the next revision. The watch tests need the fault switches and ski
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from typing import Any
@@ -98,6 +99,37 @@ def test_a_template_change_rolls_out_to_a_new_replicaset(e2e, namespace) -> None
     assert deploy["status"]["observedGeneration"] == deploy["metadata"]["generation"] == 2
     env = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [{"name": "ROLLED", "value": "1"}]
+
+
+def test_a_watch_from_creation_sees_the_replicas_become_available(e2e, namespace) -> None:
+    """What `kubectl rollout status` needs: the status the controller writes arrives as watch events. The test
+    cluster once computed status only on GET, and a watch begun before the pods were ready waited forever."""
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                         "template": {"metadata": {"labels": {"app": "web"}},
+                                      "spec": {"terminationGracePeriodSeconds": 0,
+                                               "containers": [{"name": "main", "image": e2e.image,
+                                                               "command": ["sleep", "600"]}]}}}}
+    created = json.loads(e2e.kubectl("create", "-n", namespace, "-f", "-", "-o", "json",
+                                     input=json.dumps(manifest)).stdout)
+    rv = created["metadata"]["resourceVersion"]
+    path = (f"/apis/apps/v1/namespaces/{namespace}/deployments?watch=1&fieldSelector=metadata.name%3Dweb"
+            f"&resourceVersion={rv}&timeoutSeconds=90")
+    argv = ["kubectl", "--kubeconfig", str(e2e.kubeconfig), "--context", e2e.context, "get", "--raw", path]
+    watch = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        seen = []
+        for line in watch.stdout:
+            status = json.loads(line)["object"].get("status") or {}
+            seen.append(status.get("availableReplicas"))
+            if status.get("availableReplicas") == 2 and status.get("updatedReplicas") == 2:
+                break
+        else:
+            pytest.fail(f"the watch ended without a status of 2 available replicas: {seen}")
+    finally:
+        watch.kill()
+        watch.wait()
 
 
 class _Recorder:
