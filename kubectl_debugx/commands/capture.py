@@ -13,7 +13,7 @@ from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.pods import is_pod_security, short_psa
-from kubectl_debugx.remote import containers, ephemeral, profiles, ring, session, specs
+from kubectl_debugx.remote import containers, ephemeral, profiles, ring, session, specs, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -243,7 +243,7 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
     talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "
              f"(container {target.container}) into {sink.display}; Ctrl-C to stop")
     try:
-        ran = session.run_tool(
+        ran = toolrun.run_tool(
             kube, target, ec, TOOL, tcpdump_argv(opts), on_stdout=output.feed, stderr=tcpdump,
             duration=opts.duration, limit_reached=stop_wanted, talk=talk, close=close, on_batch_end=output.flush,
             grace=STOP_GRACE,
@@ -262,8 +262,8 @@ def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profi
         if output.ring is not None:
             talk.say(ring.describe(output.ring))
             talk.record(**ring.summary(output.ring))
-    error = (session.cut_error(ran, sink.display, f"{framer.stats.records} whole packets")
-             or session.tool_error(ran, TOOL, tcpdump.error_line(), opts.image))
+    error = (toolrun.cut_error(ran, sink.display, f"{framer.stats.records} whole packets")
+             or toolrun.tool_error(ran, TOOL, tcpdump.error_line(), opts.image))
     if error:
         raise error
     if viewer:

@@ -25,7 +25,7 @@ from kubectl_debugx.formats import pcapng
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapHeader, PcapReader
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
-from kubectl_debugx.remote import containers, fanout, following, ring
+from kubectl_debugx.remote import containers, fanout, following, ring, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopState
@@ -242,7 +242,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
                 output.merger.push(capture.interface, packets, time.monotonic_ns())
         return feed
 
-    def on_end(pod: fanout.PodTool) -> None:
+    def on_end(pod: toolrun.PodTool) -> None:
         capture = next(c for c in captures if c.target is pod.target)
         if capture.interface is not None:
             output.merger.end_source(capture.interface)
@@ -254,12 +254,12 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
             talk.say(f"Pod {capture.label} left (deleted): interface "
                      f"{capture.interface if capture.interface is not None else '-'} ended")
             return
-        capture.error = capture.error or fanout.failure(kube, pod, state, single.TOOL,
+        capture.error = capture.error or toolrun.failure(kube, pod, state, single.TOOL,
                                                         capture.talk.error_line(), opts.image)
         if capture.error and not state.reason:
             talk.warn(f"capture in pod {capture.label} ended: {capture.error}; the other pods go on")
 
-    def make_tool(joining: following.Joining) -> fanout.PodTool:
+    def make_tool(joining: following.Joining) -> toolrun.PodTool:
         """A joined pod (--follow): its part of the capture; its interface comes with its tcpdump's header."""
         capture = PodCapture(joining.target, joining.ec, joining.candidate.profile,
                              single.TcpdumpTalk(fanout.prefixed(talk.say, joining.target.pod_name)),
@@ -269,11 +269,11 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         if records:
             output.add(pcapng.name_resolution(records), header=True)  # every ring file names it
         talk.say(f"Pod {capture.label} joined the capture")
-        return fanout.PodTool(joining.target, joining.ec, joining.argv, on_stdout(capture), capture.talk,
+        return toolrun.PodTool(joining.target, joining.ec, joining.argv, on_stdout(capture), capture.talk,
                               process=joining.process)
 
     state = StopState()  # shared with on_end: it tells a stop we asked for from a failure
-    tools = [fanout.PodTool(c.target, c.ec, single.tcpdump_argv(opts), on_stdout(c), c.talk) for c in captures]
+    tools = [toolrun.PodTool(c.target, c.ec, single.tcpdump_argv(opts), on_stdout(c), c.talk) for c in captures]
     joins = None
     if follow is not None:
         joins = follow.start(single.TOOL, "KILL", opts.duration, lambda _t, _ec: single.tcpdump_argv(opts),
@@ -282,7 +282,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
              f"(pcapng, one interface per pod{'; pods that start running join' if follow else ''}); Ctrl-C to "
              "stop")
     try:
-        elapsed = fanout.run_tools(
+        elapsed = toolrun.run_tools(
             kube, tools, single.TOOL, state, duration=opts.duration, command=single.COMMAND,
             limit_reached=lambda: output.limit_reached or output.pipe_closed or bool(viewer and viewer.exited()),
             talk=talk, on_end=on_end, on_batch_end=lambda: output.flush(time.monotonic_ns()), on_tick=tick,
@@ -339,7 +339,7 @@ def _finish(talk: Talk, opts: single.CaptureOptions, captures: list[PodCapture],
         talk.warn(f"the kernel dropped {plural(dropped, 'packet')} that matched the filter: they are missing "
                   "from the capture")
     talk.record(**summary_record(captures, records, output, elapsed, opts, stopped_by(state.reason, limit)))
-    return fanout.exit_code(state, {**{c.label: c.error for c in captures}, **not_joined}, "capture",
+    return toolrun.exit_code(state, {**{c.label: c.error for c in captures}, **not_joined}, "capture",
                             f"{output.sink.display} holds what the others captured", talk.warn)
 
 

@@ -28,7 +28,7 @@ from kubectl_debugx.formats.traceprocs import (
 )
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
-from kubectl_debugx.remote import containers, ephemeral, profiles, session, specs
+from kubectl_debugx.remote import containers, ephemeral, profiles, session, specs, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed, WholeLines
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -325,7 +325,7 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
 
     talk.say(f"Tracing in pod {target.namespace}/{target.pod_name} (container {target.container}) into "
              f"{sink.display}; Ctrl-C to stop (the traced processes go on)")
-    ran = session.run_tool(kube, target, ec, TOOL, strace_argv(opts, selection.pids), on_stdout=on_stdout,
+    ran = toolrun.run_tool(kube, target, ec, TOOL, strace_argv(opts, selection.pids), on_stdout=on_stdout,
                            stderr=strace, duration=opts.duration, limit_reached=lambda: pipe_closed, talk=talk,
                            close=close, command=COMMAND)
     state, outcome = ran.state, ran.outcome
@@ -335,7 +335,7 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
                           ec))
     talk.record(**summary_record(selection.pids, strace.attached, lines, sink.written, sink.display, ran.elapsed,
                                  profile, target.container, ec, stopped_by(state.reason)))
-    cut = session.cut_error(ran, sink.display, f"{lines} lines")
+    cut = toolrun.cut_error(ran, sink.display, f"{lines} lines")
     if cut:
         raise cut
     if strace.refused and not strace.attached:
@@ -344,7 +344,7 @@ def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any],
         talk.warn(explain_eperm(container, target.pod, profile, scope, strace.refused))
     if strace.vanished and not strace.attached:
         raise NotFound(f"PID {', '.join(map(str, strace.vanished))} exited before strace could attach")
-    failed = session.tool_error(ran, TOOL, strace.error_line(), opts.image)
+    failed = toolrun.tool_error(ran, TOOL, strace.error_line(), opts.image)
     if failed:
         raise failed
     return state.exit_code

@@ -19,7 +19,7 @@ from kubectl_debugx.formats.traceprocs import Selection, container_ids
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef
 from kubectl_debugx.options import check_output_file
-from kubectl_debugx.remote import containers, fanout, following, session
+from kubectl_debugx.remote import containers, fanout, following, session, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed, WholeLines
 from kubectl_debugx.remote.streamrun import StopState
@@ -185,7 +185,7 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
 
     state = StopState()
 
-    def on_end(pod: fanout.PodTool) -> None:
+    def on_end(pod: toolrun.PodTool) -> None:
         trace = next(t for t in traces if t.target is pod.target)
         if follow is not None:
             follow.ended()
@@ -193,7 +193,7 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
             trace.left_at = time.time()  # replaced (a rollout): no failure
             talk.say(f"Pod {trace.target.namespace}/{trace.target.pod_name} left (deleted)")
             return
-        trace.error = trace.error or fanout.failure(kube, pod, state, single.TOOL, trace.talk.error_line(),
+        trace.error = trace.error or toolrun.failure(kube, pod, state, single.TOOL, trace.talk.error_line(),
                                                     opts.image)
         if trace.error and not state.reason:
             talk.warn(f"trace in pod {trace.target.pod_name} ended: {trace.error}; the other pods go on")
@@ -206,7 +206,7 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
         ready[target.pod_name] = trace
         return single.strace_argv(opts, trace.selection.pids)
 
-    def make_tool(joining: following.Joining) -> fanout.PodTool:
+    def make_tool(joining: following.Joining) -> toolrun.PodTool:
         trace = ready.pop(joining.target.pod_name)
         trace.profile, trace.container, trace.joined_at = (joining.candidate.profile, joining.candidate.container,
                                                           time.time())
@@ -214,10 +214,10 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
             trace.sink = shared
         traces.append(trace)
         talk.say(f"Pod {joining.target.namespace}/{joining.target.pod_name} joined")
-        return fanout.PodTool(joining.target, joining.ec, joining.argv, on_stdout(trace), trace.talk,
+        return toolrun.PodTool(joining.target, joining.ec, joining.argv, on_stdout(trace), trace.talk,
                               process=joining.process)
 
-    tools = [fanout.PodTool(t.target, t.ec, single.strace_argv(opts, t.selection.pids), on_stdout(t), t.talk)
+    tools = [toolrun.PodTool(t.target, t.ec, single.strace_argv(opts, t.selection.pids), on_stdout(t), t.talk)
              for t in traces]
     joins = None
     if follow is not None:
@@ -226,7 +226,7 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
     talk.say(f"Tracing into {'stdout' if stdout else opts.output + '/POD.trace'}; Ctrl-C to stop (the traced "
              "processes go on)")
     try:
-        elapsed = fanout.run_tools(kube, tools, single.TOOL, state, duration=opts.duration, command=single.COMMAND,
+        elapsed = toolrun.run_tools(kube, tools, single.TOOL, state, duration=opts.duration, command=single.COMMAND,
                                    limit_reached=lambda: any(t.pipe_closed for t in traces), talk=talk,
                                    on_end=on_end, joins=joins)
     finally:
@@ -263,5 +263,5 @@ def _trace(kube: KubeApi, opts: single.TraceOptions, traces: list[PodTrace], wid
                 durationSeconds=round(elapsed, 3), stoppedBy=stopped_by(state.reason), linesWritten=lines,
                 bytesWritten=None if stdout else sum(t.sink.written for t in traces), pods=records)
     not_joined = follow.failed if follow is not None else {}
-    return fanout.exit_code(state, {**{t.target.pod_name: t.error for t in traces}, **not_joined}, "trace",
+    return toolrun.exit_code(state, {**{t.target.pod_name: t.error for t in traces}, **not_joined}, "trace",
                             "the others were traced", talk.warn)

@@ -13,28 +13,15 @@ the same grace as one pod (remote/streamrun.stop_ticker).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
-from contextlib import ExitStack
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
-from kubectl_debugx.kube.apierrors import ApiError
-from kubectl_debugx.kube.client import ExecConnection, KubeApi
-from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
+from kubectl_debugx.errors import NotFound
+from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef, check_max_pods, resolve
-from kubectl_debugx.remote import access, ephemeral, session, specs
+from kubectl_debugx.remote import session, specs
 from kubectl_debugx.remote.containers import each
 from kubectl_debugx.remote.ephemeral import Target
-from kubectl_debugx.remote.process import RemoteProcess
-from kubectl_debugx.remote.streamrun import (
-    TICK_INTERVAL,
-    StopState,
-    ToolStderr,
-    catch_stop_signals,
-    stop_ticker,
-)
 from kubectl_debugx.talk import Talk
 
 DELETED = "the pod was deleted"  # failure()'s word for a pod that went away (a rollout replaced it)
@@ -123,163 +110,3 @@ def admit_all(admission: Admission, pods: list[Target]) -> list[session.Candidat
     for target in pods:
         admission.decide(target)
     return each(admission.check, pods)
-
-
-@dataclass
-class PodTool:
-    """One pod's tool run: what it runs, where its output goes, and how it ended."""
-
-    target: Target
-    ec: str
-    argv: list[str]
-    on_stdout: Callable[[memoryview], None]
-    stderr: ToolStderr
-    process: RemoteProcess | None = None  # made by run_tools (or a joiner, already open)
-    reader: ExecReader | None = None
-    outcome: ExecOutcome | None = None
-    ended_at: float | None = None
-    reported: bool = False
-
-    @property
-    def name(self) -> str:
-        return self.target.pod_name
-
-
-class JoinSource(Protocol):
-    """Pods joining a running fan-out (remote/following.Joins, --follow), as run_tools' loop sees them."""
-
-    def adopt(self) -> list[tuple[PodTool, ExecConnection]]: ...
-
-    def open(self) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-def pod_gone(kube: KubeApi, target: Target) -> bool:
-    """The pod was deleted (or is being deleted): what a 137 from every exec means (recordings/28-*)."""
-    try:
-        pod = kube.get_pod(target.namespace, target.pod_name)
-    except ApiError as e:
-        return e.status == 404
-    except DebugxError:
-        return False
-    same = (pod.get("metadata") or {}).get("uid") == (target.pod.get("metadata") or {}).get("uid")
-    return not same or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
-
-
-def run_tools(
-    kube: KubeApi, pods: list[PodTool], tool: str, state: StopState, *, duration: float | None,
-    limit_reached: Callable[[], bool],
-    talk: Talk, on_end: Callable[[PodTool], None], on_batch_end: Callable[[], None] | None = None,
-    on_tick: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM", joins: JoinSource | None = None, command: str = "",
-) -> float:
-    """Run each pod's tool by exec in its debug container, all streams read by one loop, until every one has
-    ended; whatever happens, make sure no tool is left running. `on_end` is called once per pod as soon as its
-    stream ends (within a tick), `on_tick` every tick. `state` records why we stopped. Returns the elapsed time."""
-    started = time.monotonic()
-    deadline = started + duration if duration else None
-
-    def stop_remote(signal: str) -> None:
-        for pod in pods:
-            if pod.reader is not None and pod.reader.outcome is None and pod.process is not None:
-                try:
-                    pod.process.signal(signal)
-                except DebugxError as e:
-                    talk.warn(f"could not signal {tool} in pod {pod.name}: {e}")
-
-    stop_tick = stop_ticker(stop_remote, deadline, limit_reached, state, talk.say, grace, grace_note)
-
-    def report() -> None:
-        for pod in pods:
-            if not pod.reported and (pod.outcome is not None or (pod.reader and pod.reader.outcome)):
-                pod.outcome = pod.outcome or (pod.reader.outcome if pod.reader else None)
-                pod.ended_at = time.monotonic()
-                pod.reported = True
-                on_end(pod)
-
-    readers: list[ExecReader] = []
-
-    def tick() -> None:
-        stop_tick()
-        if joins is not None:
-            if state.reason:
-                joins.close()  # no pod joins a capture that is stopping
-            for pod, conn in joins.adopt():  # set up by a worker thread: from now on read by this loop
-                pods.append(pod)
-                connections.callback(conn.close)
-                pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
-                readers.append(pod.reader)
-        report()
-        if on_tick is not None:
-            on_tick()
-
-    try:
-        with catch_stop_signals(state), ExitStack() as connections:
-            refused: list[tuple[PodTool, ApiError]] = []
-
-            def start(pod: PodTool) -> ExecConnection | None:
-                pod.process = RemoteProcess(kube, pod.target, pod.ec, tool, pod.argv, eof_signal)
-                try:
-                    return pod.process.open()
-                except ApiError as e:
-                    if e.status == 403 and command:
-                        refused.append((pod, e))
-                    pod.outcome = ExecOutcome(None, str(e), cut=True)
-                    return None
-                except DebugxError as e:
-                    pod.outcome = ExecOutcome(None, str(e), cut=True)
-                    return None
-
-            for pod, conn in zip(pods, each(start, pods), strict=True):
-                if conn is not None:
-                    connections.callback(conn.close)
-                    pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
-            if refused:
-                # RBAC refuses the exec (a reused container and no pods/exec): as for one pod (session.run_tool),
-                # exit 4 naming every missing permission; the tools that did start are stopped below
-                pod, error = refused[0]
-                raise access.refusal(kube, pod.target.namespace, command, pod.name, access.NEEDS[command],
-                                     error.args[0], f"{tool} never started in pod {pod.name}")
-            readers += [p.reader for p in pods if p.reader is not None]
-            pump_many(readers, tick, TICK_INTERVAL, more=joins.open if joins is not None else None)
-            report()
-    finally:
-        if joins is not None:
-            joins.close()
-        for pod in pods:
-            pod.stderr.finish()
-            if pod.reader is not None and pod.process is not None:
-                pod.process.make_sure_stopped(talk.warn)
-    return time.monotonic() - started
-
-
-def failure(kube: KubeApi, pod: PodTool, state: StopState, tool: str, said: str, image: str) -> str:
-    """Why a pod's run failed, in a few words; '' when it did not (it ended by itself or when asked)."""
-    outcome = pod.outcome or ExecOutcome(None, "never started", cut=True)
-    if outcome.exit_code == 0:
-        return ""
-    if state.reason and outcome.exit_code is not None:
-        return ""  # asked to stop: tcpdump and strace end by the signal
-    if (outcome.exit_code == 137 or outcome.cut) and pod_gone(kube, pod.target):
-        return DELETED
-    if outcome.cut:
-        return outcome.message
-    return ephemeral.tool_failure(tool, outcome.exit_code, outcome.message, said, image)
-
-
-def exit_code(state: StopState, errors: dict[str, str], what: str, kept: str, warn: Callable[[str], None]) -> int:
-    """The outcome across pods (`errors`: pod -> why it failed, '' when it did not): every pod failed -> the
-    error (6); a signal -> 130/143; some failed -> 9 (PARTIAL) with a warning saying what `kept` holds; else 0.
-    With --follow too: Ctrl-C is 130 as for every other run of ours and for `kubectl logs -f` (a runbook tells
-    a user's stop from a finished --duration by the code)."""
-    failed = {pod: why for pod, why in errors.items() if why}
-    if failed and len(failed) == len(errors) and not state.reason:
-        pod, why = next(iter(failed.items()))
-        raise RemoteFailed(f"the {what} failed in every pod ({pod}: {why})")
-    if state.reason in ("SIGINT", "SIGTERM"):
-        return int(state.exit_code)
-    if failed:
-        warn(f"{len(failed)} of {len(errors)} pods failed; {kept}")
-        return int(ExitCode.PARTIAL)
-    return 0

@@ -20,7 +20,7 @@ from kubectl_debugx.errors import DebugxError
 from kubectl_debugx.kube.client import ExecConnection, KubeApi
 from kubectl_debugx.kube.podwatch import PodWatch, pod_key
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
-from kubectl_debugx.remote import ephemeral, fanout, session
+from kubectl_debugx.remote import ephemeral, fanout, session, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.process import RemoteProcess
 from kubectl_debugx.remote.streamrun import StopState
@@ -57,7 +57,7 @@ class Joins:
     to come the loop ends."""
 
     def __init__(self, kube: KubeApi, admission: fanout.Admission, tool: str, eof_signal: str, duration: float | None,
-                 argv_for: Callable[[Target, str], list[str]], make_tool: Callable[[Joining], fanout.PodTool],
+                 argv_for: Callable[[Target, str], list[str]], make_tool: Callable[[Joining], toolrun.PodTool],
                  on_failed: Callable[[Target, str], None], say: Callable[[str], None],
                  watching: Callable[[], bool], leave: Callable[[str], None] = lambda _what: None) -> None:
         self.kube, self.admission, self.tool, self.eof_signal = kube, admission, tool, eof_signal
@@ -103,13 +103,13 @@ class Joins:
             process.close()  # stopped meanwhile: the tether's EOF ends the tool
             process.make_sure_stopped(lambda _line: None)
         except DebugxError as e:
-            self.on_failed(target, fanout.DELETED if fanout.pod_gone(self.kube, target) else str(e))
+            self.on_failed(target, toolrun.DELETED if toolrun.pod_gone(self.kube, target) else str(e))
         finally:
             with self.lock:
                 self.pending.discard(target.pod_name)
 
-    def adopt(self) -> list[tuple[fanout.PodTool, ExecConnection]]:
-        out: list[tuple[fanout.PodTool, ExecConnection]] = []
+    def adopt(self) -> list[tuple[toolrun.PodTool, ExecConnection]]:
+        out: list[tuple[toolrun.PodTool, ExecConnection]] = []
         while True:
             try:
                 joining = self.ready.get_nowait()
@@ -151,7 +151,7 @@ class Follow:
         self.lock = threading.Lock()
 
     def start(self, tool: str, eof_signal: str, duration: float | None, argv_for: Callable[[Any, str], list[str]],
-              make_tool: Callable[[Joining], fanout.PodTool], live: Callable[[], int]) -> Joins:
+              make_tool: Callable[[Joining], toolrun.PodTool], live: Callable[[], int]) -> Joins:
         """Start watching; `live` counts the pods whose tool still runs (for --max-pods)."""
         self.live = live
         self.joins = Joins(self.kube, self.admission, tool, eof_signal, duration, argv_for, make_tool,
@@ -164,11 +164,11 @@ class Follow:
         self.watch.start()
         return self.joins
 
-    def left(self, pod: fanout.PodTool, state: StopState) -> bool:
+    def left(self, pod: toolrun.PodTool, state: StopState) -> bool:
         """A pod's tool ended because the pod goes away (deleted, being deleted): it left, which is no failure
         when following. Its tool may end before the pod is gone (strace ends with its tracee, exit 0), or be
         killed with it (tcpdump: 137, recordings/28-*); either way the pod, not the tool, tells."""
-        return not state.reason and fanout.pod_gone(self.kube, pod.target)
+        return not state.reason and toolrun.pod_gone(self.kube, pod.target)
 
     def stop(self) -> None:
         if self.watch is not None:
@@ -213,7 +213,7 @@ class Follow:
         self._failed_target(f"{target.namespace}/{target.pod_name}", why)
 
     def _failed_target(self, label: str, why: str) -> None:
-        if why == fanout.DELETED:
+        if why == toolrun.DELETED:
             self.talk.say(f"Pod {label} went away before it could join")
             return
         self.failed[label] = why

@@ -14,19 +14,16 @@ stream is drained to its end; the command then returns 130/143 (StopState.exit_c
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, RemoteFailed, UsageError
+from kubectl_debugx.errors import DebugxError, UsageError
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.kube.execstream import ExecOutcome
 from kubectl_debugx.kube.pods import is_pod_security
 from kubectl_debugx.remote import access, ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target
-from kubectl_debugx.remote.process import RemoteProcess
-from kubectl_debugx.remote.streamrun import StopState, ToolStderr, catch_stop_signals, run_until_stopped
 from kubectl_debugx.talk import Talk
 
 
@@ -141,61 +138,3 @@ def stays_line(ec: str, pod: str, seconds: float, now: float) -> str:
     until = time.strftime("%H:%M UTC", time.gmtime(now + seconds))
     return (f"ephemeral container {ec} stays in pod {pod} (ephemeral containers cannot be removed): idle, it "
             f"ends with its TTL at about {until}")
-
-
-@dataclass(frozen=True)
-class ToolRun:
-    outcome: ExecOutcome
-    state: StopState
-    elapsed: float
-
-
-def run_tool(
-    kube: KubeApi, target: Target, ec: str, tool: str, argv: list[str], *,
-    on_stdout: Callable[[memoryview], None], stderr: ToolStderr, duration: float | None,
-    limit_reached: Callable[[], bool], talk: Talk, close: Callable[[], None],
-    on_batch_end: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM", command: str,
-) -> ToolRun:
-    """Run `argv` by exec in the debug container until it ends or a stop condition, and whatever happens,
-    close the output and make sure the tool is no longer running; if we die, the tether sends the tool
-    `eof_signal` (specs.tethered_command). An exec that never opened started nothing, so nothing is stopped;
-    refused, it names every permission `command` (a key of access.NEEDS) lacks."""
-    process = RemoteProcess(kube, target, ec, tool, argv, eof_signal)
-    state = StopState()
-    started = time.monotonic()
-    deadline = started + duration if duration else None
-    try:
-        with catch_stop_signals(state):
-            conn = process.open()
-            try:
-                outcome = run_until_stopped(conn, on_stdout, stderr.feed, process.signal, deadline, limit_reached,
-                                            state, talk.say, on_batch_end=on_batch_end, grace=grace,
-                                            grace_note=grace_note)
-            finally:
-                conn.close()
-    except ApiError as e:
-        if process.conn is not None or e.status != 403:
-            raise
-        # e.g. a reused debug container and no pods/exec: name all that is missing; the tool never started
-        raise access.refusal(kube, target.namespace, command, target.pod_name, access.NEEDS[command], e.args[0],
-                             f"{tool} never started") from None
-    finally:
-        close()
-        stderr.finish()
-        process.make_sure_stopped(talk.warn)
-    return ToolRun(outcome, state, time.monotonic() - started)
-
-
-def cut_error(run: ToolRun, output: str, what: str) -> RemoteFailed | None:
-    """The stream was cut: what the output holds is valid, and the error says how much."""
-    if run.outcome.cut:
-        return RemoteFailed(f"{run.outcome.message}; {output} holds the {what} received before that")
-    return None
-
-
-def tool_error(run: ToolRun, tool: str, said: str, image: str) -> RemoteFailed | None:
-    """The tool failed: it ended with a non-zero code (or none) without being asked to stop."""
-    if not run.state.reason and run.outcome.exit_code != 0:
-        return RemoteFailed(ephemeral.tool_failure(tool, run.outcome.exit_code, run.outcome.message, said, image))
-    return None

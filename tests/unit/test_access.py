@@ -11,7 +11,7 @@ import yaml
 
 from kubectl_debugx.errors import Forbidden, NotReady
 from kubectl_debugx.kube.apierrors import api_error
-from kubectl_debugx.remote import access, containers, fanout, session
+from kubectl_debugx.remote import access, containers, session, toolrun
 from kubectl_debugx.remote.access import Permission
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import StopRequested, StopState, ToolStderr
@@ -109,7 +109,7 @@ def test_an_exec_that_never_opened_is_not_stopped_and_names_what_is_missing(caps
     kube = ExecRefused({("get", "pods", "exec"), ("create", "pods", "exec")})
     closed = []
     with pytest.raises(Forbidden) as e:
-        session.run_tool(kube, Target("ns", pod(), "app"), "debugx-old", "tcpdump", ["tcpdump"],
+        toolrun.run_tool(kube, Target("ns", pod(), "app"), "debugx-old", "tcpdump", ["tcpdump"],
                          on_stdout=lambda _d: None, stderr=Quiet(), duration=None, limit_reached=lambda: False,
                          talk=Talk(), close=lambda: closed.append(1), command="capture")
     assert str(e.value) == ('pods "web" is forbidden: cannot get resource "pods/exec"; capture needs get and '
@@ -126,10 +126,10 @@ class ExecsRefused(ExecRefused):
 
 def test_an_exec_refused_across_pods_is_exit_4_naming_what_is_missing_as_for_one_pod(capsys):
     kube = ExecsRefused({("get", "pods", "exec"), ("create", "pods", "exec")})
-    tools = [fanout.PodTool(Target("ns", {**pod(), "metadata": {"name": name}}, "app"), "debugx-old", ["tcpdump"],
+    tools = [toolrun.PodTool(Target("ns", {**pod(), "metadata": {"name": name}}, "app"), "debugx-old", ["tcpdump"],
                             lambda _d: None, Quiet()) for name in ("web-1", "web-2")]
     with pytest.raises(Forbidden) as e:
-        fanout.run_tools(kube, tools, "tcpdump", StopState(), duration=None, limit_reached=lambda: False,
+        toolrun.run_tools(kube, tools, "tcpdump", StopState(), duration=None, limit_reached=lambda: False,
                          talk=Talk(), on_end=lambda _p: None, command="capture")
     assert e.value.code == 4
     assert str(e.value) == ('pods "web-1" is forbidden: cannot get resource "pods/exec"; capture needs get and '

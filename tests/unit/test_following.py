@@ -7,8 +7,8 @@ from typing import Any
 
 from kubectl_debugx.kube.workloads import parse_target, resolve
 from kubectl_debugx.remote import following
-from kubectl_debugx.remote.fanout import exit_code
 from kubectl_debugx.remote.streamrun import StopState
+from kubectl_debugx.remote.toolrun import exit_code
 from kubectl_debugx.talk import Talk
 
 from .fakekube import UnusedKube

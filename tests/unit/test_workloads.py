@@ -173,8 +173,8 @@ def test_trace_lines_are_prefixed_pod_slash_pid_and_aligned() -> None:
 
 def test_exit_code_across_pods() -> None:
     from kubectl_debugx.errors import RemoteFailed
-    from kubectl_debugx.remote.fanout import exit_code
     from kubectl_debugx.remote.streamrun import StopState
+    from kubectl_debugx.remote.toolrun import exit_code
 
     warned: list[str] = []
     assert exit_code(StopState(), {"a": "", "b": ""}, "capture", "x", warned.append) == 0

@@ -41,7 +41,7 @@ from kubectl_debugx.formats import tarcopy
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.progress import Progress
-from kubectl_debugx.remote import containers, ephemeral, session, specs
+from kubectl_debugx.remote import containers, ephemeral, session, specs, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.profiles import merge_custom
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -251,7 +251,7 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
         dest.mkdir(parents=True)
     sums = verify.RemoteSums(kube, target, ec, pid, parts, resolved.kind, opts.image)
     sums.start()
-    ran = session.run_tool(kube, target, ec, TOOL, tar_argv(pid, parts), on_stdout=on_stdout, stderr=tar_talk,
+    ran = toolrun.run_tool(kube, target, ec, TOOL, tar_argv(pid, parts), on_stdout=on_stdout, stderr=tar_talk,
                            duration=None, limit_reached=lambda: pipe_closed or bool(failure), talk=talk, close=close,
                            command=COMMAND)
     done = report[0] if report else extractor.report
@@ -270,7 +270,7 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
         raise failure[0]
     if ran.state.reason:
         return ran.state.exit_code
-    cut = session.cut_error(ran, str(dest or "stdout"), "files")
+    cut = toolrun.cut_error(ran, str(dest or "stdout"), "files")
     if cut:
         raise cut
     if tar_talk.denied:
@@ -278,7 +278,7 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
         raise Forbidden(f"{plural(len(tar_talk.denied), 'file')} could not be read as uid {uid} ({first}); "
                         f"--profile {READ_ALL_PROFILE} would read {'it' if len(tar_talk.denied) == 1 else 'them'}; "
                         "everything else was copied")
-    failed = session.tool_error(ran, TOOL, tar_talk.lines[-1] if tar_talk.lines else "", opts.image)
+    failed = toolrun.tool_error(ran, TOOL, tar_talk.lines[-1] if tar_talk.lines else "", opts.image)
     if failed:
         raise failed
     return 0
