@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kubectl_debugx.cli.workflow import Work, app, check_output_file_flag, debug_flags, no_follow, pod_ref, workflow
+from kubectl_debugx.cli.workflow import Work, app, check_output_file_flag, debug_flags, no_follow, workflow
 from kubectl_debugx.errors import UsageError
 from kubectl_debugx.flags import (
     CONNECTION,
@@ -105,25 +105,19 @@ def capture(
                 check_output_file(rings.ring_name(path, index), flags.force, False, "pcap")
         return opts
 
-    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+    def prepare(talk: Talk, ref: TargetRef) -> Work:
         from kubectl_debugx.commands import capture_pods
 
+        if ref.single_pod:
+            no_follow(follow, ref.name)
         if follow and (output_file or "").endswith(".pcap"):
             raise UsageError(f"--follow: -o {output_file} is pcap, which has no interfaces to add pods to as "
                              "they join: write .pcapng (or -o - for a pcapng stream)")
-        opts = options(talk, ref.file_stem, "pcapng")
+        # the default file: pcap for one pod, pcapng for a workload's (it may have several, or gain them)
+        opts = options(talk, ref.file_stem, "pcap" if ref.single_pod else "pcapng")
         return lambda kube, talk: capture_pods.run(kube, opts, ref, flags.max_pods, talk)
 
-    def prepare(talk: Talk, name: str) -> Work:
-        from kubectl_debugx.commands import capture as cap
-
-        no_follow(follow, name)
-        if (output_file or "").endswith(".pcapng"):
-            return prepare_many(talk, pod_ref(name))
-        opts = options(talk, name, "pcap")
-        return lambda kube, talk: cap.run(kube, opts, talk)
-
-    workflow(ctx, flags, target, prepare, prepare_many)
+    workflow(ctx, flags, target, prepare)
 
 
 def _find_viewer(kind: str) -> Any:

@@ -50,4 +50,4 @@ def cp(
             raise UsageError("LOCAL - writes a tar stream: redirect stdout to a file or a pipe")
         return lambda kube, talk: cpm.run(kube, opts, talk)
 
-    workflow(ctx, flags, pod, prepare, first_pod(prepare))
+    workflow(ctx, flags, pod, first_pod(prepare))

@@ -44,4 +44,4 @@ def doctor(
         dr.validate(opts)
         return lambda kube, talk: dr.run(kube, opts, talk)
 
-    workflow(ctx, flags, pod, prepare, first_pod(prepare))
+    workflow(ctx, flags, pod, first_pod(prepare))

@@ -136,4 +136,6 @@ def nodelogs(
             raise UsageError("--merge reads the lines of the log files: it cannot be used with --raw")
         return lambda kube, talk: nlp.run(kube, opts, ref, flags.max_pods, merge, talk)
 
-    workflow(ctx, flags, target, prepare, prepare_many)
+    # one pod's files (by path, or live) are read on its node; --merge and workloads: every pod's, interleaved
+    workflow(ctx, flags, target, lambda talk, ref: prepare(talk, ref.name) if ref.single_pod else
+             prepare_many(talk, ref))

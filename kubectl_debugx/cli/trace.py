@@ -88,28 +88,25 @@ def trace(
         tr.validate(opts)
         return opts
 
-    def prepare(talk: Talk, name: str) -> Work:
-        from kubectl_debugx.commands import trace as tr
-
-        no_follow(follow, name)
-        opts = options(name)
-        check_output_file_flag(talk, opts.output, flags, "trace")
-        return lambda kube, talk: tr.run(kube, opts, talk)
-
-    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+    def prepare(talk: Talk, ref: TargetRef) -> Work:
         from kubectl_debugx.commands import trace_pods
         from kubectl_debugx.options import check_not_format
 
         opts = options(ref.file_stem)
-        talk.record(output=opts.output)
-        check_data_and_summary(talk, opts.output)
-        if opts.output != "-":
-            check_not_format(opts.output, "directory")
+        if ref.single_pod:
+            no_follow(follow, ref.name)
+            check_output_file_flag(talk, opts.output, flags, "trace")  # one pod: -o is a file, checked now
+        else:
+            talk.record(output=opts.output)
+            check_data_and_summary(talk, opts.output)
+            if opts.output != "-":
+                check_not_format(opts.output, "directory")
 
         def work(kube: KubeApi, talk: Talk) -> int:
-            # -o: a file for one pod (as for a bare POD), a folder of POD.trace for several or --follow
-            return trace_pods.run(kube, opts, ref, flags.max_pods, talk, check_output=not flags.dry_run)
+            # -o: a file for one pod, a folder of POD.trace for several or --follow (checked once they are known)
+            return trace_pods.run(kube, opts, ref, flags.max_pods, talk,
+                                  check_output=not flags.dry_run and not ref.single_pod)
 
         return work
 
-    workflow(ctx, flags, target, prepare, prepare_many)
+    workflow(ctx, flags, target, prepare)

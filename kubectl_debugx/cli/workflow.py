@@ -104,11 +104,11 @@ def no_follow(follow: bool, pod: str) -> None:
                          "workload (deploy/NAME, sts/NAME, ...) or -l SELECTOR")
 
 
-def workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Callable[[Talk, str], Work],
-              prepare_many: Callable[[Talk, TargetRef], Work]) -> None:
-    """The one body of every command: talk flags, the target (one pod: `prepare`, exactly as before workloads;
-    a workload or -l: `prepare_many`), the command's own checks (which return the work), then the cluster and
-    the work; its code ends the summary and is the exit code."""
+def workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Callable[[Talk, TargetRef], Work]
+             ) -> None:
+    """The one body of every command: talk flags, the target (a bare POD is a target of one pod, as a workload
+    or -l is of its pods), the command's own checks (which return the work), then the cluster and the work;
+    its code ends the summary and is the exit code."""
     from kubectl_debugx.kube.workloads import parse_target
 
     talk = talk_for(run_state(ctx), flags, ctx.command.name or "")
@@ -120,10 +120,9 @@ def workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Call
         raise UsageError(f"--max-pods: must be at least 1, got {flags.max_pods}")
     if ref.single_pod:
         talk.record(pod=ref.name)
-        work = prepare(talk, ref.name)
     else:
         talk.record(target=ref.display)
-        work = prepare_many(talk, ref)
+    work = prepare(talk, ref)
     kube = kube_for(flags)
     talk.record(namespace=kube.namespace)
     try:
@@ -138,7 +137,9 @@ def first_pod(prepare: Callable[[Talk, str], Work]) -> Callable[[Talk, TargetRef
     """cp and doctor work on one pod: a workload target means its first running pod (by name), as
     `kubectl exec deploy/web` takes one, and we say which."""
 
-    def prepare_many(talk: Talk, ref: TargetRef) -> Work:
+    def prepare_ref(talk: Talk, ref: TargetRef) -> Work:
+        if ref.single_pod:
+            return prepare(talk, ref.name)
         if ref.kind is None:
             raise UsageError(f"{talk.command} works on one pod: name it, or TYPE/NAME for one of a workload's pods")
 
@@ -156,7 +157,7 @@ def first_pod(prepare: Callable[[Talk, str], Work]) -> Callable[[Talk, TargetRef
 
         return work
 
-    return prepare_many
+    return prepare_ref
 
 
 def pod_ref(name: str) -> TargetRef:

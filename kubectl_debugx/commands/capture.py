@@ -13,7 +13,7 @@ from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.pods import is_pod_security, short_psa
-from kubectl_debugx.remote import containers, ephemeral, profiles, ring, session, specs, toolrun
+from kubectl_debugx.remote import ephemeral, profiles, ring, session, specs, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -208,17 +208,8 @@ def _node_runtime(kube: KubeApi, target: Target) -> str:
     return profiles.runtime_name(info.get("containerRuntimeVersion", ""))
 
 
-def run(kube: KubeApi, opts: CaptureOptions, talk: Talk) -> int:
-    target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
-    chosen = choose_profile(kube, target, opts)
-    session.check_access(kube, target, COMMAND, chosen)
-    if opts.dry_run:
-        return session.dry_run(talk, chosen, target)
-    ec = containers.start(kube, target, chosen, opts.duration, talk)
-    return _capture(kube, target, ec, opts, chosen.profile, talk)
-
-
-def _capture(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
+def capture_pcap(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
+    """One pod's tcpdump passed through as pcap (byte-exact records) into its file, pipe, ring or viewer."""
     viewer = Viewer(opts.viewer) if opts.viewer else None
     output = PcapOutput(opts.output, opts.max_size, viewer, opts.ring)  # with a viewer, `output` is its name
     sink, framer = output.sink, output.framer

@@ -1,5 +1,5 @@
-"""capture across pods (a workload, a service, a selector, or one pod into a .pcapng): one tcpdump per pod, all
-streams read by one loop (remote/fanout.py), merged into ONE pcapng.
+"""capture of N >= 1 pods: the pipeline (remote/fanout.py), then one pod's pcap passed through (capture.py), or
+one tcpdump per pod, all streams read by one loop (remote/toolrun.py), merged into ONE pcapng.
 
 Layout of the file: a Section Header Block whose comment is the command line, the cluster server and the start
 time; a Name Resolution Block (pod IPs -> pod names, the service's IP -> its name for svc/); then, as each
@@ -11,7 +11,6 @@ end an Interface Statistics Block per pod with tcpdump's own counts.
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 import sys
 import time
@@ -159,25 +158,25 @@ class PcapngOutput:
 
 
 def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: int, talk: Talk) -> int:
+    """capture of N >= 1 pods through the one pipeline (remote/fanout.py). The output is what -o and the pods
+    ask for: one pod not into a .pcapng (and no --follow) is its tcpdump's pcap passed through, else the merged
+    pcapng; never a matter of how the target was spelled (a one-replica Deployment is captured as its pod)."""
     resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
-    if not opts.follow and not wants_pcapng(opts.output, len(resolution.pods)):
-        # One pod, not into a .pcapng: exactly the one-pod capture, a pcap file or stream (the format depends on
-        # the pods and -o, not on how the target was spelled: a one-replica Deployment is captured as its pod).
-        pod = resolution.pods[0]["metadata"]
-        kube.namespace = pod["namespace"]  # with -A, the pod's own
-        return single.run(kube, dataclasses.replace(opts, pod=pod["name"]), talk)
+    pcap = not opts.follow and not wants_pcapng(opts.output, len(resolution.pods))
     if opts.output.endswith(".pcap") and len(resolution.pods) > 1:
         raise UsageError(f"-o {opts.output}: {ref.display} has {len(resolution.pods)} pods and pcap has no "
                          "interfaces to tell them apart: write .pcapng (or -o - for a pcapng stream)")
-    pods = fanout.targets(resolution, opts.container, talk.say)
     admission = fanout.Admission(kube, single.COMMAND, lambda t: single.choose_profile(kube, t, opts), opts.image,
                                  opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
-    chosen = fanout.admit_all(admission, pods)
-    talk.say(f"Capturing {plural(len(pods), 'pod')} of {ref.display}: "
-             + ", ".join(t.pod_name for t in pods))
+    admitted = fanout.admit(resolution, opts.container, admission, talk.say)
+    pods, chosen = admitted.pods, admitted.chosen
+    if not pcap:
+        talk.say(f"Capturing {plural(len(pods), 'pod')} of {ref.display}: " + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
         return fanout.dry_run_all(talk, pods, chosen)
     ecs = containers.start_all(kube, pods, chosen, opts.duration, talk)
+    if pcap:
+        return single.capture_pcap(kube, pods[0], ecs[0], opts, chosen[0].profile, talk)
     captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
                 for t, ec, c in zip(pods, ecs, chosen, strict=True)]
     follow = following.Follow(kube, ref, resolution, admission, opts.container, max_pods, talk) if opts.follow else None

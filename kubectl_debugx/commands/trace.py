@@ -28,7 +28,7 @@ from kubectl_debugx.formats.traceprocs import (
 )
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
-from kubectl_debugx.remote import containers, ephemeral, profiles, session, specs, toolrun
+from kubectl_debugx.remote import ephemeral, profiles, session, specs, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed, WholeLines
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -226,41 +226,36 @@ def _pid_in(line: str) -> int:
 # --- the workflow ------------------------------------------------------------------------------------
 
 
-def run(kube: KubeApi, opts: TraceOptions, talk: Talk) -> int:
-    target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
-    chosen = session.admitted(kube, target, COMMAND, session.candidate(
-        kube, target, profile_of(opts), opts.image, opts.custom, opts.ttl, opts.duration), ADMISSION_HINT)
-    session.check_access(kube, target, COMMAND, chosen)
-    container, profile = chosen.container, chosen.profile
-    ids = container_ids(target.pod)
-    target_id = ids.get(target.container, "")
-    others = [cid for n, cid in ids.items() if n != target.container]
-
-    # Before creating anything: the processes as the target container itself sees them, if it has a shell.
-    selection: Selection | None = None
-    early = _probe(kube, target, target.container)
-    if early is not None:
-        error = scope_error(early.ptrace_scope, target)
-        if error:
-            raise error
-        selection = _select(early, True, target_id, others, opts, target, talk)
-
-    if opts.dry_run:
-        would = (f"would trace {', '.join(p.label for p in selection.procs)}" if selection
-                 else "the process is looked up once the debug container runs")
-        return session.dry_run(talk, chosen, target, would)
+def ptrace_notes(container: Mapping[str, Any], pod: Mapping[str, Any], profile: str) -> list[str]:
+    """What the debug container cannot attach to, said before it is added."""
     notes = []
     if not has_ptrace(container):
         notes.append(f"profile {profile} adds no CAP_SYS_PTRACE: strace can attach only to processes of its "
                      "own user, and only where kernel.yama.ptrace_scope is 0")
-    user, non_root = _effective_user(container, target.pod)
+    user, non_root = _effective_user(container, pod)
     if (user is not None and user != 0) or (user is None and non_root):
         notes.append("the debug container runs as a non-root user, so its capabilities are not effective: "
                      "strace can attach only to processes of that same user")
-    ec = containers.start(kube, target, chosen, opts.duration, talk, notes)
-    selection, probe = in_debug_container(kube, target, ec, opts, selection, talk)
-    talk.say(f"Tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
-    return _trace(kube, target, ec, container, opts, profile, selection, probe.ptrace_scope, talk)
+    return notes
+
+
+def early_selection(kube: KubeApi, target: Target, opts: TraceOptions, talk: Talk) -> Selection | None:
+    """Before creating anything: the processes as the target container itself sees them, if it has a shell (its
+    ptrace_scope checked); None when it has none (they are chosen once the debug container runs)."""
+    early = _probe(kube, target, target.container)
+    if early is None:
+        return None
+    error = scope_error(early.ptrace_scope, target)
+    if error:
+        raise error
+    ids = container_ids(target.pod)
+    others = [cid for n, cid in ids.items() if n != target.container]
+    return _select(early, True, ids.get(target.container, ""), others, opts, target, talk)
+
+
+def dry_run_detail(selection: Selection | None) -> str:
+    return (f"would trace {', '.join(p.label for p in selection.procs)}" if selection
+            else "the process is looked up once the debug container runs")
 
 
 def in_debug_container(kube: KubeApi, target: Target, ec: str, opts: TraceOptions, early: Selection | None,
@@ -302,8 +297,9 @@ def _select(probe: Probe, inside_target: bool, target_id: str, others: list[str]
         raise
 
 
-def _trace(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any], opts: TraceOptions,
-           profile: str, selection: Selection, scope: int | None, talk: Talk) -> int:
+def trace_one(kube: KubeApi, target: Target, ec: str, container: Mapping[str, Any], opts: TraceOptions,
+              profile: str, selection: Selection, scope: int | None, talk: Talk) -> int:
+    """One pod's strace into -o as a file or stdout, its lines as strace wrote them (whole lines only)."""
     sink = ByteSink(opts.output)
     strace = StraceTalk(talk.say)
     lines = 0

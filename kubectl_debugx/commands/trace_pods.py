@@ -1,21 +1,23 @@
-"""trace across pods (a workload, a service, a selector): the chosen process of every pod traced at once, all
-strace streams read by one loop (remote/fanout.py). On stdout each line is prefixed `POD/PID`, padded so the
-traces align as stern's prefixes do; with `-o DIR` each pod's trace goes to DIR/POD.trace as strace wrote it.
+"""trace of N >= 1 pods: the pipeline (remote/fanout.py), then one pod's trace into a file or stdout (trace.py), or
+the chosen process of every pod traced at once, all strace streams read by one loop (remote/toolrun.py). On stdout
+each line is prefixed `POD/PID`, padded so the traces align as stern's prefixes do; with `-o DIR` each pod's
+trace goes to DIR/POD.trace as strace wrote it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from kubectl_debugx.errors import NotFound, OutputError
-from kubectl_debugx.formats.traceprocs import Selection, container_ids
+from kubectl_debugx.formats.traceprocs import Selection
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import TargetRef
 from kubectl_debugx.options import check_output_file
@@ -74,46 +76,60 @@ def one_file(opts: single.TraceOptions, pods: int) -> bool:
 
 def run(kube: KubeApi, opts: single.TraceOptions, ref: TargetRef, max_pods: int, talk: Talk,
         check_output: bool = True) -> int:
+    """trace of N >= 1 pods through the one pipeline (remote/fanout.py). The output is what -o and the pods ask
+    for: one pod (no --follow, -o not a folder) is traced into -o as a file or stdout, as strace wrote it; else
+    lines prefixed POD/PID on stdout, or -o DIR with one POD.trace each. `check_output`: -o is still to check
+    (a bare POD's was checked before the cluster was asked)."""
     resolution = fanout.resolve_pods(kube, ref, max_pods, talk.say, opts.follow)
-    if one_file(opts, len(resolution.pods)):
-        # One pod: exactly the one-pod trace, into -o as a file (the output depends on the pods, not on
-        # how the target was spelled: a one-replica Deployment is traced as its pod is)
-        pod = resolution.pods[0]["metadata"]
-        if check_output:
+    one = one_file(opts, len(resolution.pods))
+    if check_output and opts.output != "-":
+        if one:
             check_output_file(opts.output, opts.force, False, "trace")
-        kube.namespace = pod["namespace"]  # with -A, the pod's own
-        return single.run(kube, dataclasses.replace(opts, pod=pod["name"]), talk)
-    if opts.output != "-" and check_output:
-        check_output_dir(opts.output, opts.force)
-    pods = fanout.targets(resolution, opts.container, talk.say)
+        else:
+            check_output_dir(opts.output, opts.force)
     profile = single.profile_of(opts)
     admission = fanout.Admission(
         kube, single.COMMAND, lambda t: session.admitted(kube, t, single.COMMAND, session.candidate(
             kube, t, profile, opts.image, opts.custom, opts.ttl, opts.duration), single.ADMISSION_HINT),
         opts.image, opts.custom, opts.ttl, opts.duration, single.ADMISSION_HINT)
-    chosen = fanout.admit_all(admission, pods)
+    admitted = fanout.admit(resolution, opts.container, admission, talk.say)
+    pods, chosen = admitted.pods, admitted.chosen
     # Before creating anything: each pod's processes as its target container sees them, if it has a shell.
-    early: list[Selection | None] = []
-    for target in pods:
-        probe = single._probe(kube, target, target.container)
-        if probe is not None:
-            error = single.scope_error(probe.ptrace_scope, target)
-            if error:
-                raise error
-        early.append(_select(probe, True, target, opts, talk) if probe is not None else None)
-    talk.say(f"Tracing {plural(len(pods), 'pod')} of {ref.display}: " + ", ".join(t.pod_name for t in pods))
+    early = [_where(one, t, partial(single.early_selection, kube, t, opts, talk)) for t in pods]
+    if not one:
+        talk.say(f"Tracing {plural(len(pods), 'pod')} of {ref.display}: " + ", ".join(t.pod_name for t in pods))
     if opts.dry_run:
-        return fanout.dry_run_all(talk, pods, chosen)
-    ecs = containers.start_all(kube, pods, chosen, opts.duration, talk)
+        return fanout.dry_run_all(talk, pods, chosen, [single.dry_run_detail(e) for e in early] if one else None)
+    notes = [n for t, c in zip(pods, chosen, strict=True) for n in single.ptrace_notes(c.container, t.pod, c.profile)]
+    ecs = containers.start_all(kube, pods, chosen, opts.duration, talk, notes)
+    if one:
+        target, ec, candidate = pods[0], ecs[0], chosen[0]
+        selection, probe = single.in_debug_container(kube, target, ec, opts, early[0], talk)
+        talk.say(f"Tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
+        return single.trace_one(kube, target, ec, candidate.container, opts, candidate.profile, selection,
+                                probe.ptrace_scope, talk)
     # POD/PID with a PID of up to 7 digits; before any pod (--follow), as long as a Deployment's pod names
     width = max((len(t.pod_name) for t in pods), default=len(ref.name) + 17) + 8
     traces = []
-    for target, ec, candidate, selection in zip(pods, ecs, chosen, early, strict=True):
-        traces.append(_pod_trace(kube, opts, target, ec, candidate, selection, talk))
+    for target, ec, candidate, first in zip(pods, ecs, chosen, early, strict=True):
+        traces.append(_pod_trace(kube, opts, target, ec, candidate, first, talk))
     if opts.output != "-":
         Path(opts.output).mkdir(exist_ok=True)
     follow = following.Follow(kube, ref, resolution, admission, opts.container, max_pods, talk) if opts.follow else None
     return _trace(kube, opts, traces, width, talk, follow)
+
+
+T = TypeVar("T")
+
+
+def _where(one: bool, target: Target, check: Callable[[], T]) -> T:
+    """A pod's check; across pods its NotFound names the pod (one pod's says it as it is)."""
+    try:
+        return check()
+    except NotFound as e:
+        if one:
+            raise
+        raise NotFound(f"pod {target.pod_name}: {e}") from None
 
 
 def _pod_trace(kube: KubeApi, opts: single.TraceOptions, target: Target, ec: str, candidate: session.Candidate,
@@ -133,16 +149,6 @@ def _pod_trace(kube: KubeApi, opts: single.TraceOptions, target: Target, ec: str
                      ByteSink(path), f"{target.pod_name}/")
     talk.say(f"{target.pod_name}: tracing {selection.why}: {', '.join(p.label for p in selection.procs)}")
     return trace
-
-
-def _select(probe: Any, inside: bool, target: Target, opts: single.TraceOptions, talk: Talk) -> Selection:
-    ids = container_ids(target.pod)
-    target_id = ids.get(target.container, "")
-    others = [cid for n, cid in ids.items() if n != target.container]
-    try:
-        return single._select(probe, inside, target_id, others, opts, target, talk)
-    except NotFound as e:
-        raise NotFound(f"pod {target.pod_name}: {e}") from None
 
 
 def prefixed_lines(trace: PodTrace, data: bytes, width: int) -> list[bytes | memoryview]:

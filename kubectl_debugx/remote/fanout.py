@@ -1,19 +1,22 @@
-"""The one workflow of remote/session.py across several pods (a workload or a selector): the same steps, each
-done for every pod before the next one starts, so that the all-or-nothing parts stay all or nothing.
+"""The pipeline every command that runs a tool beside pods goes through, for N >= 1 pods (a bare POD is a list of
+one): each step done for every pod before the next starts, so that the all-or-nothing parts stay all or nothing.
 
-    targets (container checked in every pod) -> profile per namespace + dry-run admission of EVERY pod
-    -> add all debug containers, then wait for them together -> one exec per pod, all read by ONE loop
-    (kube.execstream.pump_many: no thread or process per pod) under one stop model -> per-pod outcomes
+    resolve (skipped pods said, --max-pods) -> targets (the container checked in every pod) -> admission
+    (profile per namespace, one access-review batch, a dry run of EVERY pod's container): `admit`
+    -> dry run (what would be added, as YAML) or the debug containers, added or reused, waited for together
+    and said to stay on every way out (remote/containers.py)
+    -> the tools, all read by one loop, per-pod outcomes and the exit code (remote/toolrun.py)
 
-A pod that fails once its tool runs (deleted, stream cut, tool error) ends alone: its `on_end` says why and
-the others go on. Stopping (Ctrl-C, SIGTERM, --duration, a limit) asks every tool still running at once, after
-the same grace as one pod (remote/streamrun.stop_ticker).
+The commands keep only what is theirs: the tool's argv, the output (one pod's pcap or trace file, or a merged
+pcapng, prefixed lines or a folder) and the summary; which output is what the user asked (-o, --follow) and how
+many pods there are, never how the target was spelled.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from kubectl_debugx.errors import NotFound
@@ -23,8 +26,6 @@ from kubectl_debugx.remote import session, specs
 from kubectl_debugx.remote.containers import each
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
-
-DELETED = "the pod was deleted"  # failure()'s word for a pod that went away (a rollout replaced it)
 
 
 def resolve_pods(kube: KubeApi, ref: TargetRef, max_pods: int, say: Callable[[str], None],
@@ -45,12 +46,13 @@ def prefixed(say: Callable[[str], None], pod: str) -> Callable[[str], None]:
     return lambda line: say(f"{pod}: {line}")
 
 
-def dry_run_all(talk: Talk, pods: list[Target], chosen: list[session.Candidate]) -> int:
+def dry_run_all(talk: Talk, pods: list[Target], chosen: list[session.Candidate],
+                details: list[str] | None = None) -> int:
     """What a real run would add (or reuse) on each pod, as YAML documents; nothing is created."""
     for i, (target, candidate) in enumerate(zip(pods, chosen, strict=True)):
         if i:
             talk.out("---\n")
-        session.dry_run(talk, candidate, target)
+        session.dry_run(talk, candidate, target, details[i] if details else "")
     return 0
 
 
@@ -110,3 +112,21 @@ def admit_all(admission: Admission, pods: list[Target]) -> list[session.Candidat
     for target in pods:
         admission.decide(target)
     return each(admission.check, pods)
+
+
+@dataclass
+class Admitted:
+    """The pods of a run and the container decided for each, before anything is created."""
+
+    resolution: Resolution
+    pods: list[Target]
+    chosen: list[session.Candidate]
+    admission: Admission
+
+
+def admit(resolution: Resolution, container: str | None, admission: Admission, say: Callable[[str], None]
+          ) -> Admitted:
+    """The pipeline's steps up to admission, after `resolve_pods` (between them a command decides its output
+    from the number of pods)."""
+    pods = targets(resolution, container, say)
+    return Admitted(resolution, pods, admit_all(admission, pods), admission)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from kubectl_debugx import cli, summary
-from kubectl_debugx.commands import capture
+from kubectl_debugx.commands import capture_pods
 from kubectl_debugx.errors import (
     DebugxError,
     ExitCode,
@@ -90,12 +90,12 @@ def test_o_names_a_file_called_json_when_asked_so(monkeypatch, capsys, tmp_path)
 def test_kubectl_verbosity_reaches_the_client(monkeypatch, capsys, tmp_path, words, level):
     seen = []
 
-    def run(kube, opts, talk):
+    def run(kube, opts, ref, max_pods, talk):
         seen.append(kube.flags.verbosity)
         return 0
 
     monkeypatch.setattr(client, "Kube", NoCluster)
-    monkeypatch.setattr(capture, "run", run)
+    monkeypatch.setattr(capture_pods, "run", run)
     assert cli.main(["capture", "web", *words, "-o", str(tmp_path / "x.pcap")]) == 0, capsys.readouterr().err
     assert seen == [level]
 
@@ -133,12 +133,12 @@ class NoCluster:
 
 
 def fail_with(monkeypatch, error: BaseException) -> None:
-    def run(kube, opts, talk):
+    def run(kube, opts, ref, max_pods, talk):
         talk.record(pod=opts.pod)
         raise error
 
     monkeypatch.setattr(client, "Kube", NoCluster)
-    monkeypatch.setattr(capture, "run", run)
+    monkeypatch.setattr(capture_pods, "run", run)
 
 
 @pytest.mark.parametrize(

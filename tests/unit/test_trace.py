@@ -3,6 +3,7 @@ import copy
 import pytest
 
 from kubectl_debugx.commands import trace as trace_mod
+from kubectl_debugx.commands import trace_pods
 from kubectl_debugx.commands.trace import StraceTalk, TraceOptions, explain_eperm, scope_error, strace_argv, validate
 from kubectl_debugx.errors import Forbidden, NotFound, RemoteFailed, UsageError
 from kubectl_debugx.formats.traceprocs import (
@@ -17,6 +18,7 @@ from kubectl_debugx.formats.traceprocs import (
     select_processes,
 )
 from kubectl_debugx.kube.apierrors import ApiError
+from kubectl_debugx.kube.workloads import TargetRef
 from kubectl_debugx.remote import ephemeral, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
@@ -433,10 +435,15 @@ PSA_MESSAGE = ('pods "web" is forbidden: violates PodSecurity "baseline:latest":
                '(container "debugx-abcde" must not include "SYS_PTRACE" in securityContext.capabilities.add)')
 
 
+def run_one(kube, opts: TraceOptions, talk: Talk) -> int:
+    """trace of one bare POD, as the command line runs it."""
+    return trace_pods.run(kube, opts, TargetRef("pod", opts.pod), 1, talk, check_output=False)
+
+
 def test_preflight_refusal_explains_and_creates_nothing():
     kube = FakeKube(pod(), ApiError(PSA_MESSAGE, 403, {"reason": "Forbidden"}))
     with pytest.raises(Forbidden) as err:
-        trace_mod.run(kube, TraceOptions(pod="web"), Talk(quiet=True))
+        run_one(kube, TraceOptions(pod="web"), Talk(quiet=True))
     assert str(err.value) == (
         'Pod Security refuses the debug container with profile general: violates PodSecurity "baseline:latest": '
         'non-default capabilities (container "debugx-abcde" must not include "SYS_PTRACE" in '
@@ -459,7 +466,7 @@ def test_process_not_found_before_anything_is_created(monkeypatch):
 
     monkeypatch.setattr(trace_mod, "_probe", probe)
     with pytest.raises(NotFound, match=r"matches --process 'redis'; its processes \(PID COMMAND\): 1 nginx$"):
-        trace_mod.run(kube, TraceOptions(pod="web", process="redis"), Talk(quiet=True))
+        run_one(kube, TraceOptions(pod="web", process="redis"), Talk(quiet=True))
     assert seen == ["nginx"]
     assert [dry for _, dry in kube.patches] == [True]
 
@@ -468,7 +475,7 @@ def test_ptrace_scope_3_stops_before_anything_is_created(monkeypatch):
     kube = FakeKube(pod())
     monkeypatch.setattr(trace_mod, "_probe", lambda *a: Probe(self_pid=5, ptrace_scope=3))
     with pytest.raises(RemoteFailed, match="ptrace_scope is 3"):
-        trace_mod.run(kube, TraceOptions(pod="web"), Talk(quiet=True))
+        run_one(kube, TraceOptions(pod="web"), Talk(quiet=True))
     assert [dry for _, dry in kube.patches] == [True]
 
 
@@ -504,7 +511,7 @@ def test_strace_missing_in_the_image(monkeypatch):
     probes = {"nginx": None, "debug": Probe(self_pid=9, ptrace_scope=0, strace="", procs=(MASTER,))}
     monkeypatch.setattr(trace_mod, "_probe", lambda k, t, c: probes["nginx" if c == "nginx" else "debug"])
     with pytest.raises(RemoteFailed) as err:
-        trace_mod.run(kube, TraceOptions(pod="web", image="busybox:1.36"), Talk(quiet=True))
+        run_one(kube, TraceOptions(pod="web", image="busybox:1.36"), Talk(quiet=True))
     assert str(err.value) == "strace is not in image busybox:1.36: choose an image that has it with --image"
     assert [dry for _, dry in kube.patches] == [True, False]
 
