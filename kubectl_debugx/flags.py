@@ -123,6 +123,8 @@ LIFETIME = ("ttl", "force", "dry_run")
 CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout")
 TALK = ("quiet", "verbosity", "summary")
 TARGETS = ("selector", "all_namespaces", "max_pods")
+# capture and trace: a tool beside the pods of any target
+BESIDE_PODS = (*CONTAINER, *LIFETIME, *CONNECTION, *TALK, *TARGETS)
 
 
 def shared_flags(

@@ -10,18 +10,7 @@ import typer
 
 from kubectl_debugx.cli.workflow import Work, app, check_output_file_flag, debug_flags, no_follow, workflow
 from kubectl_debugx.errors import UsageError
-from kubectl_debugx.flags import (
-    CONNECTION,
-    CONTAINER,
-    LIFETIME,
-    TALK,
-    TARGETS,
-    DurationOpt,
-    Flags,
-    FollowOpt,
-    TargetArg,
-    shared_flags,
-)
+from kubectl_debugx.flags import BESIDE_PODS, DurationOpt, Flags, FollowOpt, TargetArg, shared_flags
 
 if TYPE_CHECKING:
     from kubectl_debugx.kube.workloads import TargetRef
@@ -29,7 +18,7 @@ if TYPE_CHECKING:
 
 
 @app.command()
-@shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK, *TARGETS)
+@shared_flags(*BESIDE_PODS)
 def capture(
     ctx: typer.Context,
     target: TargetArg = None,

@@ -136,16 +136,23 @@ def _effective_user(container: Mapping[str, Any], pod: Mapping[str, Any]) -> tup
     return user, bool(non_root)
 
 
+def _attach_limits(container: Mapping[str, Any], pod: Mapping[str, Any]) -> tuple[bool, str | None]:
+    """What keeps strace from attaching to another user's process: no CAP_SYS_PTRACE, and a non-root user
+    (`runAsUser N` or `runAsNonRoot`: its capabilities are not effective), None when it runs as root."""
+    user, non_root = _effective_user(container, pod)
+    non_root_user = (user is not None and user != 0) or (user is None and non_root)
+    return not has_ptrace(container), (f"runAsUser {user}" if user else "runAsNonRoot") if non_root_user else None
+
+
 def explain_eperm(container: Mapping[str, Any], pod: Mapping[str, Any], profile: str, scope: int | None,
                   pids: Iterable[int]) -> str:
     """Why the kernel refused to attach, from what we know of the debug container and the node."""
     causes = []
-    if not has_ptrace(container):
+    no_ptrace, who = _attach_limits(container, pod)
+    if no_ptrace:
         causes.append(f"the debug container has no CAP_SYS_PTRACE (profile {profile}), which tracing another "
                       "user's process needs: use --profile general (the default) or sysadmin")
-    user, non_root = _effective_user(container, pod)
-    if (user is not None and user != 0) or (user is None and non_root):
-        who = f"runAsUser {user}" if user else "runAsNonRoot"
+    if who:
         causes.append(f"the debug container runs as a non-root user ({who}), "
                       "so its capabilities are not effective: let it run as root (runAsUser: 0, "
                       "runAsNonRoot: false) in --custom")
@@ -229,11 +236,11 @@ def _pid_in(line: str) -> int:
 def ptrace_notes(container: Mapping[str, Any], pod: Mapping[str, Any], profile: str) -> list[str]:
     """What the debug container cannot attach to, said before it is added."""
     notes = []
-    if not has_ptrace(container):
+    no_ptrace, who = _attach_limits(container, pod)
+    if no_ptrace:
         notes.append(f"profile {profile} adds no CAP_SYS_PTRACE: strace can attach only to processes of its "
                      "own user, and only where kernel.yama.ptrace_scope is 0")
-    user, non_root = _effective_user(container, pod)
-    if (user is not None and user != 0) or (user is None and non_root):
+    if who:
         notes.append("the debug container runs as a non-root user, so its capabilities are not effective: "
                      "strace can attach only to processes of that same user")
     return notes
