@@ -21,8 +21,7 @@ from typing import Any
 from kubectl_debugx.errors import DebugxError, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.kube.execstream import run_to_end
-from kubectl_debugx.remote import specs
+from kubectl_debugx.remote import process, specs
 from kubectl_debugx.talk import Talk, plural
 
 MANAGED = f"{specs.MANAGED_BY_LABEL}={specs.MANAGED_BY}"
@@ -75,30 +74,6 @@ def debug_containers(pod: Mapping[str, Any], now: float) -> list[tuple[str, str,
         else:
             out.append((container["name"], "Waiting", None))
     return out
-
-
-def _exec(kube: KubeApi, namespace: str, pod: str, container: str, command: list[str]) -> str:
-    with kube.exec_connection(namespace, pod, container, command) as conn:
-        out, err, outcome = run_to_end(conn)
-    if outcome.exit_code != 0:
-        said = err.decode("utf-8", "replace").strip()
-        raise RemoteFailed(f"{pod}/{container}: {said or outcome.message or f'exit code {outcome.exit_code}'}")
-    return out.decode("utf-8", "replace")
-
-
-def tools(kube: KubeApi, namespace: str, pod: str, container: str) -> list[tuple[str, int, str]]:
-    """(run id, pid, tool) of each tool our records name that still runs in the container."""
-    found = []
-    for line in _exec(kube, namespace, pod, container, specs.list_tools_command()).splitlines():
-        run_id, pid, tool = (line.split(" ", 2) + ["", ""])[:3]
-        if specs.RUN_ID.fullmatch(run_id) and pid.isdigit():
-            found.append((run_id, int(pid), tool))
-    return found
-
-
-def _stop(kube: KubeApi, namespace: str, pod: str, container: str, run_ids: list[str]) -> dict[str, str]:
-    said = _exec(kube, namespace, pod, container, specs.stop_tools_command(run_ids))
-    return dict(line.split(" ", 1) for line in said.splitlines() if " " in line)
 
 
 def job_status(job: Mapping[str, Any]) -> str:
@@ -164,8 +139,8 @@ def collect(kube: KubeApi, opts: GcOptions, problems: list[DebugxError], now: fl
             if status != "Running":
                 continue
             try:
-                running = tools(kube, ns, name, container)
-                stopped = _stop(kube, ns, name, container, [r for r, _, _ in running]) if (
+                running = process.running_tools(kube, ns, name, container)
+                stopped = process.stop_tools(kube, ns, name, container, [r for r, _, _ in running]) if (
                     running and not opts.dry_run) else {}
             except DebugxError as e:
                 found[-1].status += " (tools unknown)"

@@ -1,6 +1,7 @@
 """One tool we start in a debug container, whoever starts it (capture's tcpdump, trace's strace, cp's tar,
-sha256sum and find, the tools of pods that join a --follow): its run id, the PID record and the stdin tether
-(specs.tethered_command), the exec, a signal by a second exec, and the make-sure-it-stopped at the end.
+sha256sum and find, the tools of pods that join a --follow, nodelogs' tar in the node pod): its run id, the PID
+record and the stdin tether (specs.tethered_command), the exec, a signal by a second exec, and the
+make-sure-it-stopped at the end; and for gc, the tools an earlier run left (their records) and their stop.
 
 Why one piece: the tether only works when the exec is opened with stdin and kept open (the client's death
 reaches the remote side only as EOF on stdin: recordings round 2, 23-tether-*), and a tool is only ever
@@ -72,3 +73,28 @@ def output_of(process: RemoteProcess, image: str, ok: tuple[int, ...] = (0,)) ->
         raise RemoteFailed(ephemeral.tool_failure(process.tool, outcome.exit_code, outcome.message,
                                                   said[-1] if said else "", image))
     return out
+
+
+def _short_exec(kube: KubeApi, namespace: str, pod: str, container: str, command: list[str]) -> str:
+    with kube.exec_connection(namespace, pod, container, command) as conn:
+        out, err, outcome = run_to_end(conn)
+    if outcome.exit_code != 0:
+        said = err.decode("utf-8", "replace").strip()
+        raise RemoteFailed(f"{pod}/{container}: {said or outcome.message or f'exit code {outcome.exit_code}'}")
+    return out.decode("utf-8", "replace")
+
+
+def running_tools(kube: KubeApi, namespace: str, pod: str, container: str) -> list[tuple[str, int, str]]:
+    """(run id, pid, tool) of each tool our PID records name that still runs in the container (gc)."""
+    found = []
+    for line in _short_exec(kube, namespace, pod, container, specs.list_tools_command()).splitlines():
+        run_id, pid, tool = (line.split(" ", 2) + ["", ""])[:3]
+        if specs.RUN_ID.fullmatch(run_id) and pid.isdigit():
+            found.append((run_id, int(pid), tool))
+    return found
+
+
+def stop_tools(kube: KubeApi, namespace: str, pod: str, container: str, run_ids: list[str]) -> dict[str, str]:
+    """Stop the tools of these run ids by their records (gc): run id -> what became of it."""
+    said = _short_exec(kube, namespace, pod, container, specs.stop_tools_command(run_ids))
+    return dict(line.split(" ", 1) for line in said.splitlines() if " " in line)

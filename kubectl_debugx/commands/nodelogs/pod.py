@@ -27,6 +27,8 @@ from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, await_output
 from kubectl_debugx.remote import access, profiles, specs
+from kubectl_debugx.remote.ephemeral import Target
+from kubectl_debugx.remote.process import RemoteProcess
 from kubectl_debugx.remote.streamrun import StopState, catch_stop_signals
 
 NODE_CONTAINER = "debugger"
@@ -288,12 +290,12 @@ class PodSource:
     def _open(self, command: list[str], tethered: bool = False) -> Any:
         """An exec of `command`; `tethered`: with stdin open, in specs.tethered_command, so that the command
         ends when we die (kill -9, a lost connection) instead of running on in the node pod."""
-        stdin = False
-        if tethered:
-            command = specs.tethered_command(specs.random_suffix(10), command[0], command, eof_signal="KILL")
-            stdin = True
         try:
-            return self.kube.open_exec(self.namespace, self.name, NODE_CONTAINER, command, stdin)
+            if tethered:
+                target = Target(self.namespace, {"metadata": {"name": self.name, "namespace": self.namespace}},
+                                NODE_CONTAINER)
+                return RemoteProcess(self.kube, target, NODE_CONTAINER, command[0], command, "KILL").open()
+            return self.kube.open_exec(self.namespace, self.name, NODE_CONTAINER, command, False)
         except ApiError as e:
             raise exec_refusal(e) from None
 
