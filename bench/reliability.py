@@ -1,7 +1,8 @@
 """Reliability matrix: does anything stay behind, whatever happens to the client? One table on stdout.
 
 Rows: Ctrl-C at a moment drawn uniformly from 0-6 s (covers container creation, the wait, tool start and
-streaming) of capture, trace and nodelogs --via pod; kill -9 at such a moment; the exec stream cut after a
+streaming) of capture, trace and nodelogs --via pod, of capture and trace of a 2-replica Deployment, of cp, and
+of nodelogs --follow; kill -9 at such a moment; the exec stream cut after a
 random number of bytes; the API server stopped and restarted mid-capture; bad inputs. Every product run has
 -v=8 (API requests logged), so that a credential in a log line would be seen.
 
@@ -56,6 +57,8 @@ WORKLOAD_COMMANDS = ("capture deploy/webd", "trace deploy/webd")
 # cp of a folder of the nginx container (tar and sha256sum running): every file under its real name whole,
 # whatever stops it (a file being written when killed stays under .NAME.debugx-partial-PID only)
 CP_SOURCE = "/usr/share"
+# nodelogs --follow (node proxy, no pod of ours): Ctrl-C only, its lines on stdout whole to the last
+FOLLOW = "nodelogs --follow"
 PARTIAL = ".debugx-partial-"
 ADDED = re.compile(rb"Adding ephemeral container (\S+) \(image [^)]*\) to pod (\S+)")
 SETTLE = 5.0  # seconds after the client's end by which nothing may be left
@@ -161,6 +164,9 @@ class Bench:
     def argv(self, command: str, out: Path) -> list[str]:
         if command == "cp":
             return self.product("cp", f"web:{CP_SOURCE}", str(out), "-n", self.ns, "-c", "web")
+        if command == FOLLOW:  # stdout into OUT (exec: the signal reaches the product itself)
+            return ["sh", "-c", 'exec "$@" > "$0"', str(out), *self.product("nodelogs", "web", "-n", self.ns,
+                                                                             "--follow")]
         if " " in command:  # a workload: capture into one pcapng, trace into a folder of POD.trace
             verb, target = command.split(" ")
             path = str(out) + (".pcapng" if verb == "capture" else "/")
@@ -234,6 +240,8 @@ class Bench:
             files = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()] if out.is_dir() else []
             return all(sizes.get(p.relative_to(out).as_posix()) == p.stat().st_size
                        for p in files if PARTIAL not in p.name)
+        if command == FOLLOW:
+            return out.exists() and (out.stat().st_size == 0 or out.read_bytes().endswith(b"\n"))
         if command == "capture deploy/webd":
             return self.valid("capture", out.with_name(out.name + ".pcapng"), code)
         if command == "trace deploy/webd":
@@ -453,12 +461,18 @@ def matrix(bench: Bench, quick: bool, seed: int, say: Callable[[str], None] = pr
     n_int, n_kill, n_cut, n_api = (3, 3, 3, 3) if quick else (20, 10, 10, 5)
     rows: list[Row] = []
     for label, sig, n in (("Ctrl-C", signal.SIGINT, n_int), ("kill -9", signal.SIGKILL, n_kill)):
-        for command in only or (*COMMANDS, *WORKLOAD_COMMANDS, "cp"):
+        for command in [c for c in only if c != FOLLOW] if only else (*COMMANDS, *WORKLOAD_COMMANDS, "cp"):
             row = Row(f"{label} {command}{' --via pod' if command == 'nodelogs' else ''} (0-6 s)")
             for _ in range(n):
                 interrupt(bench, row, command, sig, rng.uniform(0, 6))
             rows.append(row)
             say(f"done: {row.name}")
+    if not only or FOLLOW in only:
+        row = Row(f"Ctrl-C {FOLLOW} (0-6 s)")
+        for _ in range(3 if quick else 10):
+            interrupt(bench, row, FOLLOW, signal.SIGINT, rng.uniform(0, 6))
+        rows.append(row)
+        say(f"done: {row.name}")
     if only:
         return rows
     for name, scenario, n in (("exec stream cut", cut_stream, n_cut),
