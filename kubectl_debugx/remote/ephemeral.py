@@ -43,22 +43,6 @@ def validate_debug_options(profile: str, ttl: int, duration: float | None) -> No
         raise UsageError(f"--duration ({duration:g}s) must be shorter than --ttl ({ttl}s)")
 
 
-def resolve_target(kube: KubeApi, namespace: str, pod_arg: str, container: str | None, say: Say) -> Target:
-    """Get the pod, check it runs, pick the container like `kubectl exec` does."""
-    pod = kube.get_pod(namespace, pod_arg)
-    phase = (pod.get("status") or {}).get("phase")
-    if phase != "Running":
-        raise NotReady(f'pod "{pod_arg}" is not running (phase {phase or "unknown"}); nothing to debug yet')
-    names = [c["name"] for c in pod["spec"]["containers"]]
-    if container is None:
-        container = specs.default_container(pod)
-        if len(names) > 1:
-            say(f'Defaulted container "{container}" out of: {", ".join(names)}')
-    elif container not in names:
-        raise NotFound(f'container "{container}" not found in pod "{pod_arg}" (containers: {", ".join(names)})')
-    return Target(namespace, pod, container)
-
-
 def build_container(
     target: Target,
     name: str,

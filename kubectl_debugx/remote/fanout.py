@@ -46,6 +46,12 @@ def prefixed(say: Callable[[str], None], pod: str) -> Callable[[str], None]:
     return lambda line: say(f"{pod}: {line}")
 
 
+def one_target(kube: KubeApi, namespace: str, pod: str, container: str | None, say: Callable[[str], None]
+               ) -> Target:
+    """The one pod of cp and doctor, through the same resolution and container check as every target."""
+    return targets(resolve(kube, namespace, TargetRef("pod", pod)), container, say)[0]
+
+
 def dry_run_all(talk: Talk, pods: list[Target], chosen: list[session.Candidate],
                 details: list[str] | None = None) -> int:
     """What a real run would add (or reuse) on each pod, as YAML documents; nothing is created."""

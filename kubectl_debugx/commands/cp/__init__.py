@@ -41,7 +41,7 @@ from kubectl_debugx.formats import tarcopy
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.progress import Progress
-from kubectl_debugx.remote import containers, ephemeral, session, specs, toolrun
+from kubectl_debugx.remote import containers, ephemeral, fanout, session, specs, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.profiles import merge_custom
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
@@ -155,7 +155,7 @@ def choose_profile(kube: KubeApi, target: Target, profile: str, image: str, cust
 
 
 def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
-    target = ephemeral.resolve_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
+    target = fanout.one_target(kube, kube.namespace, opts.pod, opts.container, talk.say)
     chosen, reader = choose_profile(kube, target, opts.profile, opts.image, opts.custom, opts.ttl, talk.say)
     session.check_access(kube, target, COMMAND, chosen)
     talk.record(container=target.container, profile=chosen.profile, runAsUser=reader, path=opts.path)

@@ -23,7 +23,7 @@ from kubectl_debugx.commands.nodelogs.target import DEFAULT_PROFILE as NODELOGS_
 from kubectl_debugx.errors import DebugxError, ExitCode, NotReady, UsageError
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
-from kubectl_debugx.remote import access, ephemeral, session, specs
+from kubectl_debugx.remote import access, ephemeral, fanout, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
 
@@ -124,7 +124,7 @@ def _target(kube: KubeApi, opts: DoctorOptions, namespace: str, rows: list[Row]
             ) -> tuple[Target | None, DebugxError | None]:
     """The pod (None if it cannot be read) and why the ephemeral-container commands cannot use it."""
     try:
-        target = ephemeral.resolve_target(kube, namespace, opts.pod, opts.container, lambda _: None)
+        target = fanout.one_target(kube, namespace, opts.pod, opts.container, lambda _: None)
     except NotReady as e:  # not running: nodelogs may still read its files
         pod = kube.get_pod(namespace, opts.pod)
         rows.append(Row(f"pod {opts.pod}", NO, str(e)))
