@@ -240,8 +240,8 @@ class Bench:
             files = [p for p in out.rglob("*") if p.is_file() and not p.is_symlink()] if out.is_dir() else []
             return all(sizes.get(p.relative_to(out).as_posix()) == p.stat().st_size
                        for p in files if PARTIAL not in p.name)
-        if command == FOLLOW:
-            return out.exists() and (out.stat().st_size == 0 or out.read_bytes().endswith(b"\n"))
+        if command == FOLLOW:  # no file: stopped before sh opened it
+            return not out.exists() or out.stat().st_size == 0 or out.read_bytes().endswith(b"\n")
         if command == "capture deploy/webd":
             return self.valid("capture", out.with_name(out.name + ".pcapng"), code)
         if command == "trace deploy/webd":
