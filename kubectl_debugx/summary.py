@@ -92,7 +92,7 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "doctor": {
         "checks": _LIST,  # [{check, result (ok, no, warning, info), detail}]: the table's rows
-        "commands": _LIST,  # [{command, canRun, profile, detail, exitCode, missingPermissions}]
+        "commands": _LIST,  # [{command, canRun, profile, detail, exitCode, missingPermissions, missingOnThisPod}]
         "missingPermissions": _LIST,  # ["patch pods/ephemeralcontainers", ...]: every one, all commands
         "role": _STR,  # the Role (and ClusterRole) YAML that grants them; null when nothing is missing
     },

@@ -150,6 +150,29 @@ def test_a_user_who_may_not_exec_is_told_everything_missing_and_no_stop_warning(
     assert not (tmp_path / "b.pcap").exists()
 
 
+def test_the_role_grants_the_patch_even_where_a_debug_container_would_be_reused(e2e, nginx_pod, tmp_path: Path):
+    """A pod with an idle debug container spares a run the patch: doctor says so for this pod, and its Role still
+    grants patch pods/ephemeralcontainers, which every other pod needs (issue 22: it once left it out)."""
+    if not e2e.limited_context:
+        pytest.skip("no limited context (set DEBUGX_E2E_LIMITED_CONTEXT on a real cluster)")
+    namespace, pod = nginx_pod
+    first = debugx(e2e, "capture", pod, "-n", namespace, "-o", str(tmp_path / "a.pcap"), "--duration", "1s")
+    assert first.returncode == 0, first.stderr
+    result = debugx(e2e, "doctor", pod, "-n", namespace, "--for", "capture", "--summary", "json",
+                    context=e2e.limited_context)
+    assert result.returncode == 4, result.stderr
+    summary = json.loads(result.stdout)
+    assert schema.check("doctor", summary) == []
+    [capture] = summary["commands"]
+    assert (capture["missingPermissions"], capture["missingOnThisPod"]) == (
+        ["patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec"],
+        ["get pods/exec", "create pods/exec"])
+    [role] = [o for o in yaml.safe_load_all(summary["role"]) if o]
+    granted = {f"{verb} {resource}" for rule in role["rules"] for resource in rule["resources"]
+               for verb in rule["verbs"]}
+    assert granted == {"patch pods/ephemeralcontainers", "get pods/exec", "create pods/exec"}
+
+
 def test_a_fresh_pod_refusal_names_every_missing_permission(e2e, nginx_pod, tmp_path: Path):
     if not e2e.limited_context:
         pytest.skip("no limited context (set DEBUGX_E2E_LIMITED_CONTEXT on a real cluster)")

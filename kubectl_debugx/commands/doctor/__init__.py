@@ -67,14 +67,17 @@ class Verdict:
     detail: str
     code: int = ExitCode.OK
     profile: str | None = None
-    lacking: list[access.Permission] = field(default_factory=list)
+    lacking: list[access.Permission] = field(default_factory=list)  # on any pod of the namespace: the Role
+    today: list[access.Permission] | None = None  # on this pod now, when less (a debug container to reuse)
 
     def row(self) -> Row:
         return Row(f"{self.command} can run", OK if self.ok else NO, self.detail)
 
     def as_dict(self) -> dict[str, Any]:
+        today = self.lacking if self.today is None else self.today
         return {"command": self.command, "canRun": self.ok, "profile": self.profile, "detail": self.detail,
-                "exitCode": int(self.code), "missingPermissions": [str(p) for p in self.lacking]}
+                "exitCode": int(self.code), "missingPermissions": [str(p) for p in self.lacking],
+                "missingOnThisPod": [str(p) for p in today]}
 
 
 def needs_of(commands: tuple[str, ...]) -> dict[str, tuple[access.Permission, ...]]:
@@ -165,17 +168,23 @@ def _verdict(kube: KubeApi, opts: DoctorOptions, command: str, target: Target | 
     if target is None or pod_problem is not None:
         reason = pod_problem or DebugxError("the pod cannot be read")
         return Verdict(command, False, str(reason), _code(reason), lacking=lacking)
+    # The Role grants what the command needs on any pod: a debug container this pod happens to have (and that
+    # a run would reuse) spares the patch here only; left out, the Role failed on every other pod (issue 22).
+    today = None
     try:
         chosen = _candidate(kube, opts, command, target)
-        if chosen.reuse:
-            lacking = [p for p in lacking if p != access.PATCH_EPHEMERAL]
+        if chosen.reuse and access.PATCH_EPHEMERAL in lacking:
+            today = [p for p in lacking if p != access.PATCH_EPHEMERAL]
         session.check_access(kube, target, command, chosen, answers)
     except DebugxError as e:
-        return Verdict(command, False, _said(e, command, target), e.code, lacking=lacking)
+        return Verdict(command, False, _said(e, command, target), e.code, lacking=lacking, today=today)
     how = (f"would reuse the running debug container {chosen.reuse}" if chosen.reuse
            else "the dry run admits its debug container")
+    if today is not None:
+        how += f" (other pods need {access.PATCH_EPHEMERAL} too: the Role below grants it)"
     notes = "".join(f"; {note}" for note in chosen.notes)
-    return Verdict(command, True, f"profile {chosen.profile}: {how}{notes}", profile=chosen.profile)
+    return Verdict(command, True, f"profile {chosen.profile}: {how}{notes}", profile=chosen.profile,
+                   lacking=lacking, today=today)
 
 
 def _said(error: DebugxError, command: str, target: Target) -> str:
@@ -243,7 +252,7 @@ def _report(talk: Talk, rows: list[Row], role: str | None, namespace: str) -> No
     missing, ready for `kubectl apply -f -` once bound to the user."""
     text = checks.table(rows)
     if role:
-        text += (f"\n# What is missing, as a Role for namespace {namespace}"
+        text += (f"\n# What is missing to run these commands on any pod, as a Role for namespace {namespace}"
                  + (" and a ClusterRole" if "kind: ClusterRole" in role else "")
                  + "; bind it to the user with a RoleBinding:\n" + role)
     if talk.json_summary:
