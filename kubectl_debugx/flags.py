@@ -51,7 +51,8 @@ ProfileOpt = Annotated[
     str, typer.Option("--profile", help="auto, legacy, general, baseline, netadmin, restricted or sysadmin.")
 ]
 CustomOpt = Annotated[
-    Path | None, typer.Option("--custom", help="JSON or YAML partial container merged over the profile.")
+    Path | None, typer.Option("--custom", help="JSON or YAML partial container merged over the profile: a file, or "
+                                            "inline ('{\"securityContext\": ...}').")
 ]
 DurationOpt = Annotated[
     str | None, typer.Option("--duration", help="Stop after this long: 30s, 5m, 1h30m (the unit is needed).")

@@ -117,7 +117,12 @@ def apply_to_node_pod(profile: str, pod: Mapping[str, Any], container_name: str)
 
 
 def load_custom(path: Path) -> dict[str, Any]:
-    """Read a `--custom` file (JSON or YAML partial container) and check it as kubectl does."""
+    """Read a `--custom` file (JSON or YAML partial container) and check it as kubectl does. The value may also
+    be the container itself, inline (`--custom '{"securityContext": ...}'`, or YAML with a newline): what a
+    runbook writes on one line; a file of that name wins."""
+    value = str(path)
+    if not path.is_file() and (value.lstrip().startswith("{") or "\n" in value):
+        return parse_custom(value, "the inline value")
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:

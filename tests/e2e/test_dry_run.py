@@ -30,3 +30,15 @@ def test_dry_run_names_the_container_a_real_run_would_reuse(e2e, nginx_pod, tmp_
     assert yaml.safe_load(again.stdout)["name"] == made
     assert f"would reuse the running ephemeral container {made} of pod {pod}; nothing added" in again.stderr.decode()
     assert debugx_containers(e2e, namespace, pod) == [made]
+
+
+def test_custom_inline_as_the_readme_writes_it(e2e, nginx_pod):
+    """--custom takes the container inline too (the README's recipe), merged over the profile as a file's is."""
+    namespace, pod = nginx_pod
+    result = debugx(e2e, "capture", pod, "-n", namespace, "--dry-run",
+                    "--custom", '{"env": [{"name": "DEBUGX_TRY", "value": "1"}], "securityContext": {"runAsUser": 0}}')
+    assert result.returncode == 0, result.stderr
+    container = yaml.safe_load(result.stdout)
+    assert container["env"] == [{"name": "DEBUGX_TRY", "value": "1"}]
+    assert container["securityContext"]["runAsUser"] == 0
+    assert ephemeral_names(e2e, namespace, pod) == []

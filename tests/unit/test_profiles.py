@@ -116,6 +116,18 @@ def test_custom_rejections(text, message):
         profiles.parse_custom(text, "f")
 
 
+def test_custom_inline_json_and_yaml_as_the_readme_writes_them(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expected = {"securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_RAW"]}}}
+    inline = '{"securityContext": {"runAsUser": 0, "capabilities": {"add": ["NET_RAW"]}}}'
+    assert profiles.load_custom(Path(inline)) == expected
+    assert profiles.load_custom(Path("securityContext:\n  runAsUser: 0\n  capabilities: {add: [NET_RAW]}")) == expected
+    with pytest.raises(UsageError, match=r"^--custom: the inline value may not set image"):
+        profiles.load_custom(Path('{"image": "x"}'))
+    Path("{odd}").write_text(inline)  # a file of that name wins
+    assert profiles.load_custom(Path("{odd}")) == expected
+
+
 def test_unreadable_custom_file(tmp_path: Path):
     with pytest.raises(UsageError, match="cannot read"):
         profiles.load_custom(tmp_path / "missing.yaml")
