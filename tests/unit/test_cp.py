@@ -132,3 +132,25 @@ def test_gid_to_match_is_the_targets_gid_when_the_debug_containers_differs():
     assert cp.gid_to_match("10 20 20\n20 20 20\n") is None
     assert cp.gid_to_match("") is None  # unreadable: the lookup says what the kernel refuses
     assert cp.gid_to_match("65532 65532 65532\n") is None
+
+
+class _AdmitAll:
+    """A KubeApi that admits every dry run of a debug container."""
+
+    def add_ephemeral_container(self, namespace, pod, patch, dry_run=False):
+        assert dry_run
+        return {}
+
+
+def test_the_profile_is_named_by_the_uid_the_debug_container_runs_as():
+    """The pod names no user (read as root), --custom sets 65532: cp says `as uid 65532` (it said uid 0)."""
+    from kubectl_debugx.commands import cp as cpm
+    from kubectl_debugx.remote.ephemeral import Target
+
+    pod = {"metadata": {"name": "web", "namespace": "shop"},
+           "spec": {"containers": [{"name": "app", "image": "distroless"}]}, "status": {"phase": "Running"}}
+    said: list[str] = []
+    chosen, reader = cpm.choose_profile(_AdmitAll(), Target("shop", pod, "app"), "auto", "img",
+                                        {"securityContext": {"runAsUser": 65532}}, 600, said.append)
+    assert (chosen.profile, reader, chosen.container["securityContext"]["runAsUser"]) == ("as uid 65532", 65532,
+                                                                                          65532)

@@ -148,7 +148,10 @@ def choose_profile(kube: KubeApi, target: Target, profile: str, image: str, cust
             container = merge_custom(container, custom)
         reuse = specs.reusable_container(target.pod, container, session.min_life(None), time.time())
         refusal = None if reuse else ephemeral.admission_error(kube, target, container)
-        chosen = session.Candidate(f"as uid {uid}", container, [], refusal, reuse)
+        # named by the uid it runs as: --custom may set another than the target's (it once said `as uid 0`
+        # and then read as 65532)
+        used = (container.get("securityContext") or {}).get("runAsUser", uid)
+        chosen = session.Candidate(f"as uid {used}", container, [], refusal, reuse)
     chosen = session.admitted(kube, target, COMMAND, chosen, ADMISSION_HINT)
     reader = (chosen.container.get("securityContext") or {}).get("runAsUser", uid if uid is not None else 0)
     return chosen, int(reader)
