@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,7 +26,8 @@ CpProfileOpt = Annotated[
 @shared_flags(*CONTAINER, *LIFETIME, *CONNECTION, *TALK, profile=(CpProfileOpt, "auto"))
 def cp(
     ctx: typer.Context,
-    source: Annotated[str, typer.Argument(metavar="POD:PATH", help="POD:/path as the container sees it.")],
+    source: Annotated[str, typer.Argument(metavar="POD:PATH", help="POD:/path as the container sees it (also "
+                                          "NAMESPACE/POD:/path, TYPE/NAME:/path).")],
     local: Annotated[str, typer.Argument(metavar="LOCAL", help="File or directory to write, or - for a tar "
                                          "stream on stdout; an existing directory receives PATH's name.")],
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
@@ -39,15 +41,21 @@ def cp(
     """
     from kubectl_debugx.commands import cp as cpm
 
-    pod, path = cpm.procroot.parse_source(source)
+    src = cpm.procroot.parse_source(source, local)
+    if src.namespace is not None:  # NAMESPACE/POD:PATH, as kubectl cp takes it
+        if flags.namespace not in (None, src.namespace):
+            raise UsageError(f"{source} names namespace {src.namespace}, and -n {flags.namespace} another")
+        flags = dataclasses.replace(flags, namespace=src.namespace)
 
     def prepare(talk: Talk, name: str) -> Work:
-        opts = cpm.CpOptions(pod=name, path=path, local=local, container=container, **debug_flags(flags))
+        opts = cpm.CpOptions(pod=name, path=src.path, local=local, container=container, **debug_flags(flags))
         cpm.validate(opts)
+        if not flags.dry_run:
+            cpm.check_local(opts)  # before anything is created in the cluster
         talk.record(output=local)
         check_data_and_summary(talk, local)
         if local == "-" and sys.stdout.isatty() and not flags.dry_run:
             raise UsageError("LOCAL - writes a tar stream: redirect stdout to a file or a pipe")
         return lambda kube, talk: cpm.run(kube, opts, talk)
 
-    workflow(ctx, flags, pod, first_pod(prepare))
+    workflow(ctx, flags, src.target, first_pod(prepare))

@@ -179,3 +179,22 @@ def test_cp_ctrl_c_keeps_finished_files_and_stops_tar(e2e, namespace, make_pod, 
     ec = summary["debugContainer"]
     programs = [line.split()[1] for line in processes(e2e, namespace, "app", ec).splitlines()[1:]]
     assert not [p for p in programs if os.path.basename(p) == "tar"], programs
+
+
+def test_cp_as_kubectl_cp_is_typed(e2e, nginx_pod, tmp_path: Path):
+    """kubectl cp's habits: NAMESPACE/POD:PATH; a LOCAL that exists refused before anything is created; a copy
+    into a container named as not supported yet (issue 22 item 7)."""
+    namespace, pod = nginx_pod
+    existing = tmp_path / "hosts"
+    existing.write_bytes(b"mine\n")
+    refused = debugx(e2e, "cp", f"{namespace}/{pod}:/etc/hosts", str(existing))
+    assert refused.returncode != 0
+    assert refused.stderr.decode().splitlines() == [f"error: {existing} exists: use --force to overwrite"]
+    assert debugx_containers(e2e, namespace, pod) == [] and existing.read_bytes() == b"mine\n"
+    upload = debugx(e2e, "cp", str(existing), f"{namespace}/{pod}:/tmp/hosts")
+    assert upload.returncode == 2
+    assert upload.stderr.decode().startswith("error: cp copies out of containers: ")
+    copied = debugx(e2e, "cp", f"{namespace}/{pod}:/etc/hosts", str(tmp_path / "copy"))
+    assert copied.returncode == 0, copied.stderr
+    inside = e2e.kubectl("exec", "-n", namespace, pod, "--", "cat", "/etc/hosts").stdout
+    assert (tmp_path / "copy").read_bytes() == (inside if isinstance(inside, bytes) else inside.encode())

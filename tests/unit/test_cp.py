@@ -62,9 +62,13 @@ def test_resolve_step_follows_symlinks_inside_the_target_root():
 
 
 def test_parse_source():
-    assert cp.parse_source("web:/etc/hosts") == ("web", "/etc/hosts")
-    with pytest.raises(UsageError):
+    assert cp.parse_source("web:/etc/hosts") == cp.Source("web", "/etc/hosts")
+    assert cp.parse_source("deploy/web:/etc/hosts") == cp.Source("deploy/web", "/etc/hosts")
+    assert cp.parse_source("shop/web:/etc/hosts") == cp.Source("web", "/etc/hosts", "shop")  # kubectl cp's form
+    with pytest.raises(UsageError, match=r"^the path in 'web:etc' must be absolute"):
         cp.parse_source("web:etc")
+    with pytest.raises(UsageError, match=r"^cp copies out of containers: \./conf web:/etc/conf would copy into one"):
+        cp.parse_source("./conf", "web:/etc/conf")
 
 
 def test_parse_sha256sum_gnu_escapes():

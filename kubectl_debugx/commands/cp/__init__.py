@@ -66,6 +66,17 @@ def validate(opts: CpOptions) -> None:
     ephemeral.validate_debug_options(opts.profile, opts.ttl, None)
 
 
+def check_local(opts: CpOptions) -> None:
+    """LOCAL, checked before the cluster is asked anything (a debug container cannot be removed): a file that
+    exists is not overwritten without --force. Checked again once the path is resolved in the container (a
+    symlink may name another file)."""
+    if opts.local == "-":
+        return
+    dest = destination(opts.local, normalize(opts.path))
+    if os.path.lexists(dest) and not opts.force and not (dest.is_dir() and not any(dest.iterdir())):
+        raise OutputError(f"{dest} exists: use --force to overwrite")
+
+
 def destination(local: str, parts: list[str]) -> Path:
     """LOCAL, or LOCAL/NAME when LOCAL is an existing directory (as cp does)."""
     path = Path(local)

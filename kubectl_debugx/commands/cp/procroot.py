@@ -8,14 +8,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubectl_debugx.errors import Forbidden, NotFound, UsageError
+from kubectl_debugx.kube.workloads import SPELLINGS
 from kubectl_debugx.remote import specs
 
 TOOL = "tar"
 READ_ALL_PROFILE = "sysadmin"  # what reads a file the target's own user cannot
 
 
-def parse_source(source: str) -> tuple[str, str]:
-    """`POD:/path` (or `pod/POD:/path`) -> (POD, /path); the path is absolute, as the container sees it."""
+@dataclass(frozen=True)
+class Source:
+    target: str  # POD or TYPE/NAME
+    path: str  # absolute, as the container sees it
+    namespace: str | None = None  # NAMESPACE/POD:PATH, kubectl cp's form
+
+
+def parse_source(source: str, local: str = "") -> Source:
+    """`POD:/path`, `TYPE/NAME:/path` (a workload's first pod) or kubectl cp's `NAMESPACE/POD:/path`; the path is
+    absolute, as the container sees it. LOCAL POD:PATH (a copy into the container) is named as such."""
+    if ":" not in source and ":" in local:
+        raise UsageError(f"cp copies out of containers: {source} {local} would copy into one, which is not "
+                         "supported yet (use kubectl cp where the image has tar)")
     pod, sep, path = source.partition(":")
     if not sep or not pod or not path:
         raise UsageError(f"the source must be POD:/PATH, got {source!r}")
@@ -23,7 +35,10 @@ def parse_source(source: str) -> tuple[str, str]:
         raise UsageError(f"the path in {source!r} must be absolute (as the container sees it): {pod}:/{path}?")
     if "\0" in path or "\n" in path:
         raise UsageError("the path cannot hold a NUL or newline character")
-    return pod, path
+    first, slash, name = pod.partition("/")
+    if slash and name and "/" not in name and first.lower() not in SPELLINGS:
+        return Source(name, path, first)  # not a kind we target: kubectl cp's NAMESPACE/POD
+    return Source(pod, path)
 
 
 def target_user(pod: Mapping[str, Any], container: str) -> tuple[int | None, int | None]:
