@@ -31,7 +31,9 @@ def nodelogs(
     ] = None,
     raw: Annotated[bool, typer.Option("--raw", help="Copy the files only; do not decode them.")] = False,
     output_dir: Annotated[
-        str | None, typer.Option("-o", "--output", metavar="DIR", help="Folder to create (default nodelogs-POD-TIME).")
+        str | None, typer.Option("-o", "--output", metavar="DIR|-", help="Folder to create (default "
+                                 "nodelogs-POD-TIME), or - for the decoded lines of every instance in time order on "
+                                 "stdout.")
     ] = None,
     via: Annotated[str, typer.Option("--via", help="auto, proxy (node proxy) or pod (a node pod).")] = "auto",
     pod_namespace: Annotated[
@@ -54,6 +56,10 @@ def nodelogs(
         bool, typer.Option("--timestamps", help="With --follow: each line's CRI timestamp and [stderr] mark.")
     ] = False,
     duration: DurationOpt = None,
+    previous: Annotated[
+        bool, typer.Option("-p", "--previous", help="Accepted as kubectl logs takes it: every instance is copied "
+                           "anyway, the previous ones too.")
+    ] = False,
     *,
     flags: Flags,
 ) -> None:
@@ -136,6 +142,51 @@ def nodelogs(
             raise UsageError("--merge reads the lines of the log files: it cannot be used with --raw")
         return lambda kube, talk: nlp.run(kube, opts, ref, flags.max_pods, merge, talk)
 
-    # one pod's files (by path, or live) are read on its node; --merge and workloads: every pod's, interleaved
-    workflow(ctx, flags, target, lambda talk, ref: prepare(talk, ref.name) if ref.single_pod else
-             prepare_many(talk, ref))
+    def to_stdout(talk: Talk, ref: TargetRef) -> Work:
+        """-o -: the decoded lines of every instance (restarts, rotations) in time order on stdout: the files
+        are copied into a temporary folder, merged (as --merge does), printed, and the folder removed."""
+        import shutil
+        import sys
+        import tempfile
+
+        from kubectl_debugx.cli.workflow import check_data_and_summary
+        from kubectl_debugx.commands.nodelogs import pods as nlp
+
+        check_data_and_summary(talk, "-")
+        if raw or node or uid:
+            raise UsageError("-o - prints the decoded lines of a running pod's files: for --raw, --node or --uid "
+                             "give -o DIR (a folder to copy the files into)")
+        if flags.max_pods < 1:
+            raise UsageError(f"--max-pods: must be at least 1, got {flags.max_pods}")
+        folder = tempfile.mkdtemp(prefix="debugx-nodelogs-")
+        try:
+            opts = options(talk, ref.file_stem, folder=str(Path(folder) / "copy"))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+        def work(kube: Any, talk: Talk) -> int:
+            try:
+                code = nlp.run(kube, opts, ref, flags.max_pods, True, talk)
+                merged = Path(opts.output_dir) / nlp.MERGED
+                with merged.open("rb") as f:
+                    shutil.copyfileobj(f, sys.stdout.buffer)
+                sys.stdout.flush()
+                talk.say("Printed the merged lines on stdout; the copied files were in a temporary folder, "
+                         "removed (-o DIR keeps them)")
+                return code
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+
+        return work
+
+    def prepare_ref(talk: Talk, ref: TargetRef) -> Work:
+        if previous:
+            talk.say("Note: -p/--previous changes nothing here: nodelogs copies every instance of each container "
+                     "(restarts and rotated files), the previous ones too")
+        if output_dir == "-" and not follow:
+            return to_stdout(talk, ref)
+        # one pod's files (by path, or live) are read on its node; --merge and workloads: every pod's, interleaved
+        return prepare(talk, ref.name) if ref.single_pod else prepare_many(talk, ref)
+
+    workflow(ctx, flags, target, prepare_ref)

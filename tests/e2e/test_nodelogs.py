@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,25 @@ def test_every_line_of_every_instance_and_rotation_comes_back(e2e, writer, tmp_p
     stderr = res.stderr.decode()
     assert "writer restart 0:" in stderr and "writer restart 1:" in stderr
     assert node_pods(e2e) == []
+
+
+def test_dash_prints_the_decoded_lines_of_every_instance_and_leaves_no_folder(e2e, writer, tmp_path: Path):
+    """-o -: every instance's lines in time order on stdout (no folder named `-`, no temporary one left);
+    -p is accepted and says why it changes nothing (issue 22 item 8)."""
+    namespace, pod, _ = writer
+    before = set(Path(tempfile.gettempdir()).glob("debugx-nodelogs-*"))
+    res = debugx(e2e, "nodelogs", pod, "-n", namespace, "-o", "-", "-p", timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr.decode()
+    lines = res.stdout.decode().splitlines()
+    for instance in (1, 2):
+        out, _ = expected_lines(instance)
+        found = iter(lines)  # each instance's lines, in their order
+        assert all(any(line.endswith(" " + want) for line in found) for want in out), instance
+    assert lines.index(next(x for x in lines if x.endswith(" i1 p1 end"))) < lines.index(
+        next(x for x in lines if x.endswith(" i2 p1 out 0")))
+    assert list(tmp_path.iterdir()) == []
+    assert set(Path(tempfile.gettempdir()).glob("debugx-nodelogs-*")) == before
+    assert "-p/--previous changes nothing here" in res.stderr.decode()
 
 
 def test_via_proxy_creates_no_pod(e2e, nginx_pod, tmp_path: Path):

@@ -64,8 +64,8 @@ def check(via: str, output_dir: str | None, raw: bool, merge: bool, tail: int, j
     if via == "pod":
         raise UsageError("--follow reads through the node proxy (byte ranges of the live files): it cannot be "
                          "used with --via pod")
-    for given, flag, why in ((output_dir, "-o/--output", "it prints the lines on stdout (redirect it to keep "
-                              "them); -o copies the files once"),
+    for given, flag, why in ((output_dir not in (None, "-"), "-o/--output", "it prints the lines on stdout "
+                              "(redirect it to keep them); -o copies the files once"),
                              (raw, "--raw", "it prints decoded lines"),
                              (merge, "--merge", "it already interleaves every pod's lines as they come")):
         if given:
