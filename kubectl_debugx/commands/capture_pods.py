@@ -11,6 +11,7 @@ end an Interface Statistics Block per pod with tcpdump's own counts.
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import time
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_debugx.errors import UsageError
+from kubectl_debugx.errors import DebugxError, UsageError
 from kubectl_debugx.formats import pcapng
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapHeader, PcapReader
 from kubectl_debugx.kube.client import KubeApi
@@ -207,11 +208,38 @@ def name_records(resolution: Resolution) -> list[tuple[str, list[str]]]:
     return records
 
 
+def peer_records(kube: KubeApi, resolution: Resolution) -> list[tuple[str, list[str]]]:
+    """Every other pod's and service's IP in the namespaces of the captured pods (one list of pods and one of
+    services per namespace), so that peers (the client pod, the service it called) have names in Wireshark, as
+    the captured pods do; a list the user may not make names fewer. Pods by name, services as DNS names them."""
+    named = {ip for ip, _ in name_records(resolution)}
+    records: list[tuple[str, list[str]]] = []
+    for namespace in sorted({p["metadata"]["namespace"] for p in resolution.pods}):
+        pods: list[dict[str, Any]] = []
+        services: list[dict[str, Any]] = []
+        with contextlib.suppress(DebugxError):
+            pods = kube.list_pods(namespace)
+        with contextlib.suppress(DebugxError):
+            services = kube.list_objects("/api/v1", "services", namespace)
+        # running pods with their own IP: a finished pod's IP may be another's now, a hostNetwork pod's is the node's
+        running = [p for p in sorted(pods, key=lambda p: p["metadata"]["name"])
+                   if (p.get("status") or {}).get("phase") == "Running"
+                   and not (p.get("spec") or {}).get("hostNetwork")]
+        found = name_records(Resolution(resolution.ref, "", pods=running))
+        for svc in sorted(services, key=lambda s: s["metadata"]["name"]):
+            found += name_records(Resolution(resolution.ref, "", service=svc))
+        for ip, names in found:
+            if ip not in named:
+                named.add(ip)
+                records.append((ip, names))
+    return records
+
+
 def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution, captures: list[PodCapture],
              talk: Talk, follow: following.Follow | None = None) -> int:
     started = time.time()
     head = pcapng.section_header(section_comment(kube, started))
-    records = name_records(resolution)
+    records = name_records(resolution) + peer_records(kube, resolution)
     if records:
         head += pcapng.name_resolution(records)
     viewer = Viewer(opts.viewer) if opts.viewer else None

@@ -111,6 +111,10 @@ def test_capture_merges_every_replica_into_one_pcapng(e2e, deployment, tmp_path:
     assert proc.returncode == 130, stderr
     seen = packets_by_interface(out)
     assert seen == {f"{namespace}/{name}": [f"/to-{name}"] for name in pods}, seen
+    # the Name Resolution Block names the peer too (issue 22): the requests come from the pod `client`
+    named = subprocess.run(["tshark", "-r", str(out), "-N", "n", "-Y", "http.request", "-T", "fields", "-e",
+                            "ip.src_host", "-e", "ip.dst_host"], capture_output=True, text=True, timeout=60)
+    assert sorted(named.stdout.splitlines()) == sorted(f"client\t{name}" for name in pods), named.stdout
     summary = json.loads(stdout)
     assert schema.check("capture", summary) == [], summary
     assert summary["target"] == " ".join(target) if target[0] == "-l" else summary["target"] == target[0]

@@ -185,3 +185,41 @@ def test_exit_code_across_pods() -> None:
     assert exit_code(StopState(reason="SIGTERM"), {"a": "cut", "b": "cut"}, "capture", "x", warned.append) == 143
     with pytest.raises(RemoteFailed, match=r"^the trace failed in every pod \(a: cut\)$"):
         exit_code(StopState(), {"a": "cut", "b": "gone"}, "trace", "x", warned.append)
+
+
+def test_peer_records_name_the_other_pods_and_services_of_the_namespace() -> None:
+    from tests.unit.fakekube import UnusedKube
+
+    class Namespace(UnusedKube):
+        def list_pods(self, namespace, label_selector=None):
+            assert (namespace, label_selector) == ("shop", None)
+            client = pod("client", ip="10.0.0.9")
+            done = pod("old", ip="10.0.0.8")
+            done["status"]["phase"] = "Succeeded"
+            node = pod("agent", ip="192.168.1.5")
+            node["spec"]["hostNetwork"] = True
+            return [pod("web-a", ip="10.0.0.1"), client, done, node]
+
+        def list_objects(self, prefix, resource, namespace, label_selector=None):
+            assert (prefix, resource, namespace) == ("/api/v1", "services", "shop")
+            return [{"metadata": {"name": "db", "namespace": "shop"}, "spec": {"clusterIPs": ["10.96.0.20"]}},
+                    {"metadata": {"name": "headless", "namespace": "shop"}, "spec": {"clusterIPs": ["None"]}}]
+
+    result = Resolution(parse_target("deploy/web"), "app=web", pods=[pod("web-a", ip="10.0.0.1")])
+    assert capture_pods.peer_records(Namespace(), result) == [("10.0.0.9", ["client"]),
+                                                               ("10.96.0.20", ["db.shop.svc"])]
+
+
+def test_peer_records_are_fewer_when_a_list_is_refused() -> None:
+    from kubectl_debugx.errors import Forbidden
+    from tests.unit.fakekube import UnusedKube
+
+    class Refusing(UnusedKube):
+        def list_pods(self, namespace, label_selector=None):
+            raise Forbidden('pods is forbidden: User "u" cannot list resource "pods"')
+
+        def list_objects(self, prefix, resource, namespace, label_selector=None):
+            raise Forbidden('services is forbidden: User "u" cannot list resource "services"')
+
+    result = Resolution(parse_target("deploy/web"), "app=web", pods=[pod("web-a", ip="10.0.0.1")])
+    assert capture_pods.peer_records(Refusing(), result) == []
