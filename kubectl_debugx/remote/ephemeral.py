@@ -160,6 +160,8 @@ def make_sure_stopped(kube: KubeApi, target: Target, ec: str, run_id: str, tool:
     try:
         signal_tool(kube, target, ec, run_id, tool, "KILL", remove=True)
     except Exception as e:  # noqa: BLE001 - report, but never hide the outcome of the run itself
+        if isinstance(e, ApiError) and e.status == 404:
+            return  # the pod is gone (a rollout replaced it), and every process of it with it
         warn(f"could not confirm that {tool} stopped in {target.pod_name}/{ec}: {e}; it ends with the "
              "container's TTL at the latest")
 

@@ -102,6 +102,7 @@ def test_capture_follow_through_a_rollout(e2e, web2, tmp_path: Path):
         assert seen.get(f"{namespace}/{name}") == uris, seen
     for name in old:
         assert f"Pod {namespace}/{name} left" in said, said
+    assert "could not confirm" not in said, said  # the pods that left took their tcpdump with them
     summary = json.loads(stdout)
     assert schema.check("capture", summary) == [], summary
     pods = {p["pod"]: p for p in summary["pods"]}

@@ -215,3 +215,24 @@ def test_interrupted_while_adding_says_whether_the_container_stays(applied, mess
     with pytest.raises(Exception) as e:
         containers.start(InterruptedWhileAdding(applied), Target("ns", pod(), "app"), NEW, None, Talk(quiet=True))
     assert (int(e.value.code), str(e.value)) == (130, message)
+
+
+class PodGone(Reviews):
+    def __init__(self, status: int) -> None:
+        super().__init__()
+        self.status = status
+
+    def exec_connection(self, namespace: str, pod: str, container: str, command: list[str]) -> Any:
+        raise api_error(self.status, json.dumps({"message": f'pods "{pod}" not found'}))
+
+
+def test_a_tool_in_a_pod_that_is_gone_is_not_warned_about():
+    """A rollout deleted the pod: its processes went with it, so nothing is left to confirm (it warned once)."""
+    from kubectl_debugx.remote import ephemeral
+
+    said: list[str] = []
+    ephemeral.make_sure_stopped(PodGone(404), Target("ns", pod(), "app"), "debugx-old", "r1", "tcpdump", said.append)
+    assert said == []
+    ephemeral.make_sure_stopped(PodGone(500), Target("ns", pod(), "app"), "debugx-old", "r1", "tcpdump", said.append)
+    assert said == ['could not confirm that tcpdump stopped in web/debugx-old: pods "web" not found; it ends with '
+                    "the container's TTL at the latest"]
