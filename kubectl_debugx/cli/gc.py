@@ -19,11 +19,16 @@ def gc(
     all_namespaces: Annotated[
         bool, typer.Option("-A", "--all-namespaces", help="Look in every namespace.")
     ] = False,
+    stop_idle: Annotated[
+        bool, typer.Option("--stop-idle", help="Also end our idle debug containers now (their bounded sleep): "
+                           "they show Terminated instead of idling until their TTL.")
+    ] = False,
     *,
     flags: Flags,
 ) -> None:
     """Find what earlier runs left: stop our tools still running, delete our node pods, and list our debug
-    containers with the TTL they have left (ephemeral containers cannot be removed). Touches nothing else."""
+    containers with the TTL they have left (ephemeral containers cannot be removed; --stop-idle ends them now).
+    Touches nothing else."""
     from kubectl_debugx.commands import gc as gc_command
 
     talk = talk_for(run_state(ctx), flags, "gc")
@@ -31,6 +36,6 @@ def gc(
         raise UsageError("-A and -n exclude each other")
     kube = kube_for(flags)
     talk.record(namespace=None if all_namespaces else kube.namespace)
-    code = gc_command.run(kube, gc_command.GcOptions(all_namespaces, flags.dry_run), talk)
+    code = gc_command.run(kube, gc_command.GcOptions(all_namespaces, flags.dry_run, stop_idle), talk)
     talk.emit_summary(code)
     raise typer.Exit(code)

@@ -33,6 +33,7 @@ EPHEMERAL_NOTE = ("ephemeral containers cannot be removed from a pod: each debug
 class GcOptions:
     all_namespaces: bool = False
     dry_run: bool = False
+    stop_idle: bool = False  # end the sleep of our idle debug containers now (they show Terminated)
 
 
 @dataclass
@@ -134,16 +135,21 @@ def collect(kube: KubeApi, opts: GcOptions, problems: list[DebugxError], now: fl
             found.append(row if opts.dry_run else _delete(row, problems, partial(kube.delete_pod, ns, name)))
             continue
         for container, status, left in debug_containers(pod, now):
-            found.append(Found(ns, name, container, "debug-container", status, "none (ends by its TTL)",
-                               ttlSeconds=left))
+            row = Found(ns, name, container, "debug-container", status, "none (ends by its TTL)", ttlSeconds=left)
+            found.append(row)
             if status != "Running":
                 continue
             try:
                 running = process.running_tools(kube, ns, name, container)
                 stopped = process.stop_tools(kube, ns, name, container, [r for r, _, _ in running]) if (
                     running and not opts.dry_run) else {}
+                if opts.stop_idle:  # idle once its tools are stopped: nothing of a run of ours is in it
+                    row.action = f"{would}end" if opts.dry_run else (
+                        "ended" if process.end_idle(kube, ns, name, container) else "end failed")
+                    if row.action == "end failed":
+                        problems.append(RemoteFailed(f"could not end debug container {name}/{container}"))
             except DebugxError as e:
-                found[-1].status += " (tools unknown)"
+                row.status += " (tools unknown)"
                 problems.append(e)
                 continue
             for run_id, pid, tool in running:
@@ -185,15 +191,27 @@ def run(kube: KubeApi, opts: GcOptions, talk: Talk) -> int:
     talk.record(found=[asdict(f) for f in found], allNamespaces=opts.all_namespaces, dryRun=opts.dry_run)
     if not found:
         talk.say(f"No debugx leftovers found in {where}.")
+    elif talk.json_summary:
+        talk.say(table(found, opts.all_namespaces).rstrip("\n"))  # stdout carries the JSON alone
     else:
         talk.out(table(found, opts.all_namespaces))
     if any(f.kind == "debug-container" for f in found):
-        talk.say(f"Note: {EPHEMERAL_NOTE}")
+        talk.say(f"Note: {EPHEMERAL_NOTE}"
+                 + ("" if opts.stop_idle else "; gc --stop-idle ends the idle ones now (they show Terminated)"))
     counts = {kind: sum(f.kind == kind for f in found) for kind in ("tool", "node-pod", "node-job")}
+    idle = sum(f.action in ("ended", "would end") for f in found)
+    jobs = f" and {plural(counts['node-job'], 'node Job')} (with its pods)" if counts["node-job"] else ""
+    ended = f", end {plural(idle, 'idle debug container')}" if opts.stop_idle else ""
     if opts.dry_run:
-        jobs = f" and {plural(counts['node-job'], 'node Job')} (with its pods)" if counts["node-job"] else ""
-        talk.say(f"Dry run: would stop {plural(counts['tool'], 'tool')} and delete "
+        talk.say(f"Dry run: would stop {plural(counts['tool'], 'tool')}{ended} and delete "
                  f"{plural(counts['node-pod'], 'node pod')}{jobs}; nothing changed")
+    elif found:
+        done = [f for f in found if f.action in ("stopped", "ended", "deleted")]
+        talk.say(f"Stopped {plural(sum(f.kind == 'tool' for f in done), 'tool')}"
+                 + (f", ended {plural(sum(f.kind == 'debug-container' for f in done), 'idle debug container')}"
+                    if opts.stop_idle else "")
+                 + f", deleted {plural(sum(f.kind == 'node-pod' for f in done), 'node pod')} and "
+                 f"{plural(sum(f.kind == 'node-job' for f in done), 'node Job')}")
     if problems:
         first = problems[0]
         raise DebugxError(f"gc could not finish: {plural(len(problems), 'problem')}, the first: {first}",

@@ -98,3 +98,8 @@ def stop_tools(kube: KubeApi, namespace: str, pod: str, container: str, run_ids:
     """Stop the tools of these run ids by their records (gc): run id -> what became of it."""
     said = _short_exec(kube, namespace, pod, container, specs.stop_tools_command(run_ids))
     return dict(line.split(" ", 1) for line in said.splitlines() if " " in line)
+
+
+def end_idle(kube: KubeApi, namespace: str, pod: str, container: str) -> bool:
+    """End the idle debug container's bounded sleep (gc --stop-idle): whether its main process was ended."""
+    return "ended " in _short_exec(kube, namespace, pod, container, specs.end_sleep_command())

@@ -229,6 +229,20 @@ def stop_tools_command(run_ids: Iterable[str]) -> list[str]:
     return ["sh", "-c", script, "sh", *ids]
 
 
+def end_sleep_command() -> list[str]:
+    """End the bounded sleep of the debug container this runs in (gc --stop-idle), so that it shows Terminated
+    now rather than at its TTL. Which process: a `sleep` in our own mount namespace (the container's) whose
+    parent is outside the PID namespace (PPID 0: the runtime started it as the container's main process; a
+    process of an exec also has PPID 0, but none of ours is a sleep). The target's processes share the PID
+    namespace, never the mount namespace. Prints "ended PID". Only sh builtins, cat and readlink."""
+    script = ('me=$(readlink /proc/self/ns/mnt) || exit 3; for d in /proc/[0-9]*; do '
+              '[ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$me" ] || continue; '
+              '[ "$(cat "$d/comm" 2>/dev/null)" = sleep ] || continue; s=; read -r s 2>/dev/null < "$d/stat" '
+              '|| continue; set -- ${s##*") "}; [ "$2" = 0 ] || continue; '
+              'kill -TERM "${d#/proc/}" && echo "ended ${d#/proc/}"; done; true')
+    return ["sh", "-c", script]
+
+
 # The node pod's lease: its main process lives only while a client holds the lease exec open. A kill -9 of
 # the client closes the exec's stdin within 2-17 ms (23-tether-*), the lease then ends the main process, so
 # nothing of ours runs on the node any more. The finished pod object is deleted by nobody (only the client, a

@@ -67,7 +67,9 @@ def test_gc_lists_then_stops_a_recorded_tool_and_nothing_else(e2e, web, make_pod
 
         res = debugx(e2e, "gc", "-n", namespace, "--summary", "json")
         assert res.returncode == 0, res.stderr.decode()
-        summary = json.loads(res.stdout.decode().splitlines()[-1])
+        summary = json.loads(res.stdout)  # stdout is the JSON alone (the table goes to stderr then)
+        assert rows(b"\n".join(line for line in res.stderr.splitlines() if line.startswith(b"POD ")
+                                or line.startswith(pod.encode()))), res.stderr
         assert schema.check("gc", summary) == []
         assert [f for f in summary["found"] if f["kind"] == "tool"] == [
             {"namespace": namespace, "pod": pod, "container": ec, "kind": "tool", "status": "Running",
@@ -81,6 +83,35 @@ def test_gc_lists_then_stops_a_recorded_tool_and_nothing_else(e2e, web, make_pod
         leftover.kill()
         e2e.kubectl("exec", "-n", namespace, pod, "-c", ec, "--", "sh", "-c", "kill $(pidof tcpdump); true",
                     check=False)
+
+
+def container_state(e2e, namespace: str, pod: str, container: str) -> dict:
+    status = json.loads(e2e.kubectl("get", "pod", pod, "-n", namespace, "-o", "json").stdout)["status"]
+    return next((s.get("state") or {} for s in status.get("ephemeralContainerStatuses") or []
+                 if s["name"] == container), {})
+
+
+def test_gc_stop_idle_ends_idle_debug_containers_and_nothing_else(e2e, nginx_pod, tmp_path: Path):
+    """--stop-idle ends our idle debug container's sleep: it shows Terminated at once instead of at its TTL; the
+    target's own processes go on; a closing line says what was done (issue 22 item 5)."""
+    namespace, pod = nginx_pod
+    res = debugx(e2e, "capture", pod, "-n", namespace, "--duration", "1s", "-o", str(tmp_path / "a.pcap"))
+    assert res.returncode == 0, res.stderr.decode()
+    [ec] = debugx_containers(e2e, namespace, pod)
+    dry = debugx(e2e, "gc", "-n", namespace, "--stop-idle", "--dry-run")
+    assert dry.returncode == 0, dry.stderr.decode()
+    assert rows(dry.stdout)[0][-2:] == ["would", "end"], dry.stdout
+    assert "running" in container_state(e2e, namespace, pod, ec)
+    real = debugx(e2e, "gc", "-n", namespace, "--stop-idle")
+    assert real.returncode == 0, real.stderr.decode()
+    assert rows(real.stdout)[0][-1] == "ended", real.stdout
+    assert "Stopped 0 tools, ended 1 idle debug container, deleted 0 node pods and 0 node Jobs" in (
+        real.stderr.decode()), real.stderr
+    state = wait_until(lambda: container_state(e2e, namespace, pod, ec).get("terminated"), "the container ended")
+    assert state["exitCode"] == 143, state  # its sleep ended by SIGTERM
+    status = json.loads(e2e.kubectl("get", "pod", pod, "-n", namespace, "-o", "json").stdout)["status"]
+    [nginx] = status["containerStatuses"]  # the target goes on
+    assert ("running" in nginx["state"], nginx["restartCount"], status["phase"]) == (True, 0, "Running"), status
 
 
 def test_gc_finds_nothing_and_says_so(e2e, namespace):
