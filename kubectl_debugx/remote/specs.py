@@ -156,9 +156,10 @@ def pid_file(run_id: str) -> str:
 
 
 def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: str = "TERM") -> list[str]:
-    """`sh -c` that records its PID and start time (see PID_GLOB), starts the tether, then execs argv (so the
-    PID file names the tool and its stdout/stderr are the exec's, byte for byte). argv follows as positional
-    parameters, so no shell ever interprets user input (filters, expressions, names).
+    """`sh -c` that starts the tether, then runs argv in a child that records its PID and start time (see
+    PID_GLOB) and execs the tool (so the PID file names the tool, and its stdout/stderr are the exec's, byte for
+    byte); then ends the tether and exits with the tool's status. argv follows as positional parameters, so no
+    shell ever interprets user input (filters, expressions, names).
 
     The tether ends the tool when the exec's stdin reaches EOF; the exec must be opened with stdin and the
     client keeps stdin open, never writing to it, until the end. Why (tests/cluster/recordings/README.md,
@@ -169,26 +170,42 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
 
     - `exec 3<&0` first: in a non-interactive sh an `&` job gets /dev/null as stdin, so a background `cat`
       would see EOF at once (23-tether-pitfall-bg-stdin-is-devnull); it reads the saved fd 3 instead;
-    - the tether (a background subshell) reads stdin with `cat` up to EOF, then sends `eof_signal` to $$,
-      which is the tool by then, but only while /proc/$$/comm is still the tool, as signal_command checks (a
-      PID reused after the tool's end is left alone); 24-tether-design-* recorded the tool killed 40-45 ms
-      after the client's death with this pattern. TERM lets strace detach from its tracees; KILL suits a tool
-      whose output nobody reads any more (tcpdump, tar): a real kubelet stops reading a dead client's exec, so
-      the tool may be blocked in write(2) (24-orphan-*-tcpdump), and what a caught TERM does there was not
-      recorded; KILL ends it for sure;
+    - the tether (a background subshell) waits for its `cat` of stdin to end, then sends `eof_signal` to the
+      PID the tool recorded (waiting up to 5 s for the record: a client may die before the tool wrote it), but
+      only while /proc/PID/comm is still the tool, as signal_command checks (a PID reused after the tool's end
+      is left alone); 24-tether-design-* recorded the tool killed 40-45 ms after the client's death. TERM lets
+      strace detach from its tracees; KILL suits a tool whose output nobody reads any more (tcpdump, tar): a
+      real kubelet stops reading a dead client's exec, so the tool may be blocked in write(2)
+      (24-orphan-*-tcpdump), and what a caught TERM does there was not recorded; KILL ends it for sure;
     - the tether's stdout and stderr are /dev/null: an exec session ends only when the last process holding
-      its stdout/stderr exits (23-tether-v4-stdinclose-ignored), so the session still ends as soon as the
-      tool does (tcpdump -c N) while the tether's cat waits for stdin to close;
-    - the tool runs in the foreground (exec), not as an `&` job, so SIGINT is not ignored by it and the stop
-      by signal_command works as before; its stdin is /dev/null and it does not hold fd 3.
+      its stdout/stderr exits (23-tether-v4-stdinclose-ignored), so the session ends as soon as the tool and
+      this sh do (tcpdump -c N); this sh then ends the tether's cat (its PID in /tmp/debugx-RUNID.tether) and
+      reaps the tether. This sh stays the parent of everything it starts until all of it ended: the debug
+      container shares the target's PID namespace, whose PID 1 (the target's main process) inherits whatever
+      outlives its parent and may never reap it (a zombie `sh` per run when the tool was exec'd in this sh's
+      place: issue 22);
+    - the tool runs in the foreground, not as an `&` job, so SIGINT is not ignored by it and the stop by
+      signal_command works as before; its stdin is /dev/null and it holds neither fd 3 nor this sh's stderr
+      copy (fd 4: the exec's stderr is the tool's alone; this sh's own words, `Killed`, go to /dev/null).
 
-    Only sh builtins and `cat`, as in any image with a POSIX shell.
+    Only sh builtins, `cat` and `sleep`, as in any image with a POSIX shell.
     """
     comm = shlex.quote(tool[:15])  # /proc/PID/comm holds at most 15 characters of the program's name
-    tether = (f'{{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = {comm} ] && kill -{eof_signal} $$; }}'
-              ' </dev/null >/dev/null 2>&1 &')
-    record = f'echo "$$ $(st $$)" {shlex.quote(tool)} > {pid_file(run_id)} || exit'
-    script = f'{_START}{record}; exec 3<&0; {tether} exec "$@" </dev/null 3<&-'
+    record, watcher = pid_file(run_id), f"/tmp/debugx-{run_id}.tether"
+    # the tether: cat (its PID in `watcher`) up to EOF, then the tool by its record (waited for: the tool may
+    # not have written it yet when a client dies at once), only while it is still the tool
+    tether = (f'{{ cat <&3 3<&- & echo $! > {watcher}; wait $!; i=0; while [ ! -s {record} ] && [ $i -lt 50 ]; '
+              f'do sleep 0.1; i=$((i+1)); done; p=; read -r p _ 2>/dev/null < {record}; [ -n "$p" ] && '
+              f'[ "$(cat /proc/$p/comm 2>/dev/null)" = {comm} ] && kill -{eof_signal} "$p"; }}'
+              ' </dev/null >/dev/null 2>&1 4>&- & t=$!; ')
+    tool_sh = shlex.quote(f'{_START}echo "$$ $(st $$)" {shlex.quote(tool)} > {record} || exit; exec "$@"')
+    # the end, however the tool ended: the tether's cat (and so the tether) ended and both reaped, so that
+    # nothing of ours is left for the target's PID 1, which may never reap (issue 22: a zombie sh per run)
+    end = (f'r=$?; i=0; while [ ! -s {watcher} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
+           f'c=; read -r c < {watcher}; [ -n "$c" ] && kill "$c" 2>/dev/null; wait $t; rm -f {watcher}; exit $r')
+    # fd 4: the exec's stderr, for the tool alone; this sh's own words (`Killed` after a SIGKILL of the tool)
+    # go nowhere, as when the tool was exec'd in its place
+    script = f'exec 3<&0 4>&2 2>/dev/null; {tether}(exec sh -c {tool_sh} sh "$@" </dev/null 3<&- 2>&4 4>&-); {end}'
     return ["sh", "-c", script, "sh", *argv]
 
 

@@ -86,6 +86,21 @@ def test_a_capture_that_ends_by_itself_leaves_no_tether_behind(e2e, web, tmp_pat
     wait_until(lambda: " cat" not in processes(e2e, namespace, pod, ec), "the tether's cat to end", BUDGET)
 
 
+def test_no_zombie_of_ours_in_a_target_whose_pid_1_never_reaps(e2e, namespace, make_pod, tmp_path: Path):
+    """Our tools run in the target's PID namespace: whatever of ours outlives its parent is left to the target's
+    PID 1 to reap, and many a PID 1 never reaps (here `sleep`). 20 runs leave no zombie (the tether's sh once
+    stayed as one per run: issue 22)."""
+    make_pod(namespace, "noreap", image=e2e.image, command=["sleep", "3600"])
+    for i in range(20):
+        res = debugx(e2e, "trace", "noreap", "-n", namespace, "--duration", "1s", "-o", str(tmp_path / f"{i}.trace"))
+        assert res.returncode == 0, res.stderr.decode()
+    [ec] = debugx_containers(e2e, namespace, "noreap")
+    table = processes(e2e, namespace, "noreap", ec)
+    states = e2e.kubectl("exec", "-n", namespace, "noreap", "-c", ec, "--", "ps", "-eo", "stat,pid,ppid,args").stdout
+    assert [line for line in states.splitlines()[1:] if line.lstrip().startswith("Z")] == [], states
+    assert "strace" not in table and " cat" not in table, table
+
+
 def node_pod_phase(e2e, namespace: str) -> dict[str, str]:
     """Our node pods (by our label) and their phases."""
     out = e2e.kubectl("get", "pods", "-n", namespace, "-l", MANAGED, "-o",

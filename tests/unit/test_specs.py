@@ -1,4 +1,5 @@
 import itertools
+import shlex
 
 from kubectl_debugx.remote import specs
 
@@ -63,18 +64,26 @@ START = ('_t() { [ "$1" = Z ] && return; shift 19; echo "$1"; }; '
 
 def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_stdin_eof():
     argv = ["tcpdump", "-i", "any", "--", "port 80 and $(rm -rf /)"]
+    tool = START + 'echo "$$ $(st $$)" tcpdump > /tmp/debugx-r1.pid || exit; exec "$@"'
     assert specs.tethered_command("r1", "tcpdump", argv, eof_signal="KILL") == [
         "sh", "-c",
-        START + 'echo "$$ $(st $$)" tcpdump > /tmp/debugx-r1.pid || exit; exec 3<&0; '
-        '{ cat <&3 3<&-; [ "$(cat /proc/$$/comm 2>/dev/null)" = tcpdump ] && kill -KILL $$; }'
-        ' </dev/null >/dev/null 2>&1 & exec "$@" </dev/null 3<&-',
+        "exec 3<&0 4>&2 2>/dev/null; "
+        "{ cat <&3 3<&- & echo $! > /tmp/debugx-r1.tether; wait $!; i=0; "
+        "while [ ! -s /tmp/debugx-r1.pid ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
+        "p=; read -r p _ 2>/dev/null < /tmp/debugx-r1.pid; [ -n \"$p\" ] && "
+        "[ \"$(cat /proc/$p/comm 2>/dev/null)\" = tcpdump ] && kill -KILL \"$p\"; } "
+        "</dev/null >/dev/null 2>&1 4>&- & t=$!; "
+        f"(exec sh -c {shlex.quote(tool)} sh \"$@\" </dev/null 3<&- 2>&4 4>&-); "
+        "r=$?; i=0; while [ ! -s /tmp/debugx-r1.tether ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
+        "c=; read -r c < /tmp/debugx-r1.tether; [ -n \"$c\" ] && kill \"$c\" 2>/dev/null; wait $t; "
+        "rm -f /tmp/debugx-r1.tether; exit $r",
         "sh", *argv,
     ]
 
 
 def test_tethered_command_compares_comm_quoted_and_cut_to_15_characters():
     script = specs.tethered_command("r1", "a-tool with spaces", ["x"])[2]
-    assert "= 'a-tool with spa' ] && kill -TERM $$;" in script  # TERM unless told
+    assert "= 'a-tool with spa' ] && kill -TERM \"$p\";" in script  # TERM unless told
 
 
 def test_signal_command_checks_the_process_is_still_the_tool():
