@@ -262,7 +262,7 @@ class Kube:
     def can_i_all(self, reviews: Sequence[tuple[str, ...]]) -> list[bool | None]:
         """One batch of SelfSubjectAccessReviews, (verb, resource, namespace, subresource[, group]) each, asked in
         parallel (the API has no batch form); the answers in the same order."""
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, wait
         from concurrent.futures import TimeoutError as FutureTimeout
 
         if len(reviews) <= 1:
@@ -284,8 +284,9 @@ class Kube:
                 raise
 
         pool = ThreadPoolExecutor(max_workers=min(8, len(reviews)))
+        futures = []
         try:
-            futures = [pool.submit(ask, r) for r in reviews]
+            futures += [pool.submit(ask, r) for r in reviews]
             answers = []
             for future in futures:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -297,6 +298,9 @@ class Kube:
                               f"timeout ({limit:g}s)") from None
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            # the reviews in flight (begun together, so ending together) end before the error is said, so that
+            # their -v lines come before it; never past the batch's deadline
+            wait(futures, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def get_namespace(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/namespaces/{quote(name)}"))

@@ -259,6 +259,8 @@ def load_from_exec_plugin(loader: Any, node_class: Any) -> Any:
     base_path = loader._get_base_path(loader._cluster.path)
     spec = loader._user["exec"]
     command = str(spec.safe_get("command") or "")
+    if "/" in command and not os.path.isabs(command):  # named as kubectl names it: relative to the kubeconfig
+        command = os.path.normpath(os.path.join(base_path, command))
     try:
         status = ExecProvider(spec, base_path, loader._cluster).run()
     except FileNotFoundError:
