@@ -27,8 +27,9 @@ KubeconfigOpt = Annotated[
     str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
 ]
 TimeoutOpt = Annotated[
-    str | None, typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s; a bare number "
-                             "is seconds, as in kubectl); 0 = none.")
+    str | None, typer.Option("--request-timeout", help="How long an API request may go unanswered, each access "
+                             "review and their batch too (default 30s; a bare number is seconds, as in kubectl; "
+                             "0 = none); then exit 7.")
 ]
 # kubectl's authentication and cluster flags, with kubectl's meanings: each overrides what the kubeconfig's
 # context gives (kube/config.py).

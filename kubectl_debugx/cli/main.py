@@ -142,13 +142,16 @@ def kubectl_argv(argv: list[str], group: Any) -> list[str]:
         return argv
     takes_value = _options(commands[argv[0]])
     out = argv[:1]
+    is_value = False  # the word is the value of the option before it (`-f -n=x`: a filter, left alone)
     for j, word in enumerate(argv[1:], 1):
-        if word == "--":
+        if word == "--" and not is_value:
             return out + argv[j:]
-        if _SHORT_WITH_EQUALS.fullmatch(word) and takes_value.get(word[:2]):
+        if not is_value and _SHORT_WITH_EQUALS.fullmatch(word) and takes_value.get(word[:2]):
             out += [word[:2], word[3:]]
-        else:
-            out.append(word)
+            is_value = False
+            continue
+        out.append(word)
+        is_value = not is_value and takes_value.get(word, False)
     return out
 
 

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 PROG = "kubectl debugx"
 app = typer.Typer(
     name=PROG,
-    help="Capture packets, strace processes and pull node log files of a pod, leaving nothing behind.",
+    help="Capture packets, strace processes and pull node log files of a pod, leaving nothing behind.\n\n"
+         "kubectl's global flags (-n, --context, --kubeconfig, --as, --token, -s, -v=N, ...) go before or after "
+         "COMMAND; see 'kubectl debugx COMMAND --help'.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # never render locals: they may hold kubeconfig tokens

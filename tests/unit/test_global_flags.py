@@ -40,6 +40,8 @@ def group() -> Any:
     (["-nshop", "-q", "gc"], ["gc", "-nshop", "-q"]),
     # after the command: only -X=VALUE is rewritten, and never after --
     (["trace", "web", "-n=shop", "--", "-n=x"], ["trace", "web", "-n", "shop", "--", "-n=x"]),
+    # a value that looks like -X=V is a value
+    (["capture", "web", "-f", "-n=x", "-n=y"], ["capture", "web", "-f", "-n=x", "-n", "y"]),
     # -q takes no value: -q=... is left for click to judge
     (["gc", "-q=1"], ["gc", "-q=1"]),
     # not a global flag before the command, or no command: left for click to refuse
