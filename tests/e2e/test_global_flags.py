@@ -127,12 +127,15 @@ def service_account_token(e2e, namespace: str, name: str, rules: list[dict], clu
     """A service account with these rules (a Role, or a ClusterRole bound cluster-wide) and a token of it."""
     kind, binding = ("ClusterRole", "ClusterRoleBinding") if cluster_wide else ("Role", "RoleBinding")
     meta = {"name": f"{namespace}-{name}"} if cluster_wide else {"name": name, "namespace": namespace}
-    e2e.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+    # --validate=false: the test cluster serves no OpenAPI schema (a real server would accept these either way)
+    objects = [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": meta, "rules": rules},
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": binding, "metadata": meta,
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": meta["name"]},
-         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}]}))
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}]
+    e2e.kubectl("create", "--validate=false", "-f", "-",
+                input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
     return str(e2e.kubectl("create", "token", name, "-n", namespace).stdout).strip()
 
 
