@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 7  # the API server cannot be reached
     OUTPUT = 8  # the local output exists or cannot be written
     PARTIAL = 9  # several pods: some failed (named on stderr and in the summary), the others' results are kept
+    UNAUTHORIZED = 10  # the credentials were refused (401) or could not be had (an exec plugin failed)
     INTERRUPTED = 130  # Ctrl-C (SIGINT); the work done so far is kept
     TERMINATED = 143  # SIGTERM; the work done so far is kept
 
@@ -57,6 +58,13 @@ class RemoteFailed(DebugxError):
 
 class Unreachable(DebugxError):
     code = ExitCode.UNREACHABLE
+
+
+class Unauthorized(DebugxError):
+    """Not authenticated: the API server answered 401, or the kubeconfig's exec credential plugin failed (its
+    own message and exit code said). Logging in again is the fix, not RBAC: hence not Forbidden's code."""
+
+    code = ExitCode.UNAUTHORIZED
 
 
 class OutputError(DebugxError):

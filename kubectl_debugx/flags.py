@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,9 +27,33 @@ KubeconfigOpt = Annotated[
     str | None, typer.Option("--kubeconfig", help="Path to the kubeconfig file (default: $KUBECONFIG).")
 ]
 TimeoutOpt = Annotated[
-    str | None, typer.Option("--request-timeout", help="Timeout of a single API request (e.g. 30s; a bare number "
-                             "is seconds, as in kubectl); 0 = none.")
+    str | None, typer.Option("--request-timeout", help="How long an API request may go unanswered, each access "
+                             "review and their batch too (default 30s; a bare number is seconds, as in kubectl; "
+                             "0 = none); then exit 7.")
 ]
+# kubectl's authentication and cluster flags, with kubectl's meanings: each overrides what the kubeconfig's
+# context gives (kube/config.py).
+AsOpt = Annotated[str | None, typer.Option("--as", metavar="USER", help="Username to impersonate (a user or "
+                                           "system:serviceaccount:NS:NAME).")]
+AsGroupOpt = Annotated[list[str] | None, typer.Option("--as-group", metavar="GROUP", help="Group to impersonate "
+                                                      "(repeat for several; needs --as).")]
+AsUidOpt = Annotated[str | None, typer.Option("--as-uid", metavar="UID", help="UID to impersonate (needs --as).")]
+TokenOpt = Annotated[str | None, typer.Option("--token", help="Bearer token for authentication to the API "
+                                              "server (instead of the kubeconfig user's credentials).")]
+ServerOpt = Annotated[str | None, typer.Option("-s", "--server", metavar="URL", help="The address and port of the "
+                                               "API server.")]
+UserOpt = Annotated[str | None, typer.Option("--user", help="The name of the kubeconfig user to use.")]
+ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="The name of the kubeconfig cluster to use.")]
+InsecureOpt = Annotated[bool, typer.Option("--insecure-skip-tls-verify", help="Do not check the server's "
+                                           "certificate (insecure).")]
+CaOpt = Annotated[str | None, typer.Option("--certificate-authority", metavar="FILE", help="Path to a cert file "
+                                           "for the certificate authority.")]
+ClientCertOpt = Annotated[str | None, typer.Option("--client-certificate", metavar="FILE", help="Path to a client "
+                                                   "certificate file for TLS.")]
+ClientKeyOpt = Annotated[str | None, typer.Option("--client-key", metavar="FILE", help="Path to a client key file "
+                                                  "for TLS.")]
+TlsServerNameOpt = Annotated[str | None, typer.Option("--tls-server-name", metavar="NAME", help="Server name to "
+                                                      "check the server's certificate against (and send as SNI).")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print only errors and warnings on stderr.")]
 VerbosityOpt = Annotated[
     int, typer.Option("-v", "--v", metavar="N", help="Log level, as kubectl's -v=N: 1 or more shows tracebacks of "
@@ -92,6 +116,18 @@ class Flags:
     context: str | None = None
     kubeconfig: str | None = None
     request_timeout: str | None = None
+    as_: str | None = None
+    as_group: tuple[str, ...] = ()
+    as_uid: str | None = None
+    token: str | None = field(default=None, repr=False)  # never shown, not even in a traceback's repr
+    server: str | None = None
+    user: str | None = None
+    cluster: str | None = None
+    insecure_skip_tls_verify: bool = False
+    certificate_authority: str | None = None
+    client_certificate: str | None = None
+    client_key: str | None = None
+    tls_server_name: str | None = None
     quiet: bool = False
     verbosity: int = 0
     summary: SummaryFormat = SummaryFormat.text
@@ -112,6 +148,18 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "context": (ContextOpt, None),
     "kubeconfig": (KubeconfigOpt, None),
     "request_timeout": (TimeoutOpt, None),
+    "as_": (AsOpt, None),
+    "as_group": (AsGroupOpt, None),
+    "as_uid": (AsUidOpt, None),
+    "token": (TokenOpt, None),
+    "server": (ServerOpt, None),
+    "user": (UserOpt, None),
+    "cluster": (ClusterOpt, None),
+    "insecure_skip_tls_verify": (InsecureOpt, False),
+    "certificate_authority": (CaOpt, None),
+    "client_certificate": (ClientCertOpt, None),
+    "client_key": (ClientKeyOpt, None),
+    "tls_server_name": (TlsServerNameOpt, None),
     "quiet": (QuietOpt, False),
     "verbosity": (VerbosityOpt, 0),
     "summary": (SummaryOpt, SummaryFormat.text),
@@ -121,7 +169,11 @@ SHARED: dict[str, tuple[Any, Any]] = {
 }
 CONTAINER = ("image", "profile", "custom")
 LIFETIME = ("ttl", "force", "dry_run")
-CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout")
+# kubectl's global flags: every command that talks to the cluster takes all of them, and they may also come before
+# the command's name (cli/main.py moves them after it).
+AUTH = ("as_", "as_group", "as_uid", "token", "server", "user", "cluster", "insecure_skip_tls_verify",
+        "certificate_authority", "client_certificate", "client_key", "tls_server_name")
+CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout", *AUTH)
 TALK = ("quiet", "verbosity", "summary")
 TARGETS = ("selector", "all_namespaces", "max_pods")
 # capture and trace: a tool beside the pods of any target
@@ -146,6 +198,8 @@ def shared_flags(
         @functools.wraps(command)
         def with_flags(*args: Any, **kwargs: Any) -> None:
             given = {name: kwargs.pop(name) for name in names}
+            if "as_group" in given:  # a repeatable option arrives as a list (or None when not given)
+                given["as_group"] = tuple(given["as_group"] or ())
             command(*args, flags=Flags(**given), **kwargs)
 
         parameters = own + added

@@ -3,7 +3,9 @@ one stderr line and an exit code."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -14,7 +16,7 @@ import typer
 from kubectl_debugx import __version__
 from kubectl_debugx.cli.workflow import PROG, Run, app, kube_for, run_state
 from kubectl_debugx.errors import DebugxError, ExitCode, UsageError
-from kubectl_debugx.flags import Flags, shared_flags
+from kubectl_debugx.flags import CONNECTION, Flags, shared_flags
 
 # The commands, in the order --help lists them: each module adds its command to the app when imported.
 # isort: off
@@ -23,7 +25,7 @@ from kubectl_debugx.cli import capture, trace, cp, nodelogs, doctor, gc  # noqa:
 
 
 @app.command()
-@shared_flags("context", "kubeconfig", "request_timeout", "verbosity")
+@shared_flags(*CONNECTION, "quiet", "verbosity")
 def version(ctx: typer.Context, *, flags: Flags) -> None:
     """Print the client version, and the server version when the cluster is reachable."""
     run_state(ctx).debug = run_state(ctx).debug or flags.verbosity >= 1
@@ -91,6 +93,91 @@ def kubectl_verbosity(argv: list[str]) -> list[str]:
     return out
 
 
+# kubectl's global flags and ours that may come before the command name, as kubectl takes them anywhere on the line
+# (`kubectl debugx -n shop capture web`, `-v=6 version`); each command takes them all (flags.CONNECTION, TALK).
+GLOBAL_FLAGS = ("namespace", "context", "kubeconfig", "request_timeout", "as_", "as_group", "as_uid", "token",
+                "server", "user", "cluster", "insecure_skip_tls_verify", "certificate_authority",
+                "client_certificate", "client_key", "tls_server_name", "quiet", "verbosity")
+_SHORT_WITH_EQUALS = re.compile(r"-[A-Za-z]=.*", re.DOTALL)
+
+
+def _options(command: Any) -> dict[str, bool]:
+    """Every option spelling of a click command, and whether it takes a value."""
+    out: dict[str, bool] = {}
+    for param in getattr(command, "params", ()):
+        if getattr(param, "param_type_name", "") == "option":
+            for spelling in (*param.opts, *param.secondary_opts):
+                out[spelling] = not (param.is_flag or param.count)
+    return out
+
+
+def kubectl_argv(argv: list[str], group: Any) -> list[str]:
+    """The command line as kubectl's flag parser (pflag) reads it, in the one form click parses:
+
+    - global flags before the command name move just after it (`-n shop capture web` → `capture -n shop web`);
+      anything else before it is left for click to refuse;
+    - `-X=VALUE` for a one-letter option that takes a value is `-X VALUE` (click would read `=VALUE`: `-n=shop`
+      looked up namespace "=shop"). Words after `--` are left alone."""
+    commands = getattr(group, "commands", {})
+    movable: dict[str, bool] = {}
+    for command in commands.values():
+        for param in getattr(command, "params", ()):
+            if getattr(param, "name", None) in GLOBAL_FLAGS:
+                movable.update(_options(_Single(param)))
+    moved: list[str] = []
+    i = 0
+    while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
+        word = argv[i]
+        name = word.partition("=")[0]
+        attached = not word.startswith("--") and len(name) > 2  # -nshop
+        name = name[:2] if attached else name
+        if name not in movable:
+            break
+        takes = movable[name] and "=" not in word and not attached
+        moved += argv[i:i + 2] if takes else [word]
+        i += 2 if takes else 1
+    if moved and i < len(argv) and argv[i] in commands:
+        argv = [argv[i], *moved, *argv[i + 1:]]
+    if not argv or argv[0] not in commands:
+        return argv
+    takes_value = _options(commands[argv[0]])
+    out = argv[:1]
+    is_value = False  # the word is the value of the option before it (`-f -n=x`: a filter, left alone)
+    for j, word in enumerate(argv[1:], 1):
+        if word == "--" and not is_value:
+            return out + argv[j:]
+        if not is_value and _SHORT_WITH_EQUALS.fullmatch(word) and takes_value.get(word[:2]):
+            out += [word[:2], word[3:]]
+            is_value = False
+            continue
+        out.append(word)
+        is_value = not is_value and takes_value.get(word, False)
+    return out
+
+
+class _Single:
+    """One click parameter seen as a command of its own (for _options)."""
+
+    def __init__(self, param: Any) -> None:
+        self.params = [param]
+
+
+def route_logging(verbosity: int) -> None:
+    """The kubernetes client and urllib3 log through the logging module (the client's `ERROR:root:exec: ...`
+    on a failing credential plugin, urllib3's pool warnings): a line of theirs appears only with -v=1 or more,
+    as `I logger: message`, at WARNING and above (never their DEBUG lines, which hold response bodies).
+    A handler on the root logger also keeps logging's own last resort and basicConfig from printing them."""
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        if getattr(old, "_debugx", False):
+            root.removeHandler(old)
+    handler: logging.Handler = logging.StreamHandler(sys.stderr) if verbosity >= 1 else logging.NullHandler()
+    handler.setFormatter(logging.Formatter("I %(name)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    handler._debugx = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+
+
 def _usage_line(e: Any) -> str:
     """click's usage errors as our one line: lowercase, no final period, the command's --help named."""
     lines = [line.strip() for line in e.format_message().splitlines() if line.strip()]
@@ -112,9 +199,11 @@ def main(argv: list[str]) -> int:
         # From here a Ctrl-C is a KeyboardInterrupt again (the zipapp's start exits 130 at once), so that the
         # commands' cleanups run.
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        route_logging(0)
         command = typer.main.get_command(app)
-        argv = kubectl_verbosity(argv)
+        argv = kubectl_argv(kubectl_verbosity(argv), command)
         run.debug = run.debug or any(w.startswith("--v=") and w != "--v=0" for w in argv)
+        route_logging(1 if run.debug else 0)
         # Without standalone mode click returns the code of typer.Exit instead of raising it.
         result = command.main(args=argv, prog_name=PROG, standalone_mode=False, obj=run)
         if isinstance(result, int):

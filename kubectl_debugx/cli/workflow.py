@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 PROG = "kubectl debugx"
 app = typer.Typer(
     name=PROG,
-    help="Capture packets, strace processes and pull node log files of a pod, leaving nothing behind.",
+    help="Capture packets, strace processes and pull node log files of a pod, leaving nothing behind.\n\n"
+         "kubectl's global flags (-n, --context, --kubeconfig, --as, --token, -s, -v=N, ...) go before or after "
+         "COMMAND; see 'kubectl debugx COMMAND --help'.",
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,  # never render locals: they may hold kubeconfig tokens
@@ -44,14 +46,24 @@ def run_state(ctx: typer.Context) -> Run:
 
 
 def connection(flags: Flags) -> Any:
-    from kubectl_debugx.kube.config import KubeFlags
+    from kubectl_debugx.kube.config import DEFAULT_REQUEST_TIMEOUT, KubeFlags
     from kubectl_debugx.options import parse_duration
 
     timeout = flags.request_timeout
-    # kubectl reads a bare number here as seconds (and only here)
-    seconds = None if timeout in (None, "0", "") else parse_duration(timeout, "--request-timeout", bare_seconds=True)
+    # kubectl reads a bare number here as seconds (and only here); 0 is no timeout, as in kubectl
+    if timeout is None:
+        seconds: float | None = DEFAULT_REQUEST_TIMEOUT
+    elif timeout in ("0", ""):
+        seconds = None
+    else:
+        seconds = parse_duration(timeout, "--request-timeout", bare_seconds=True) or None
     return KubeFlags(kubeconfig=flags.kubeconfig, context=flags.context, namespace=flags.namespace,
-                     request_timeout=seconds, verbosity=flags.verbosity)
+                     request_timeout=seconds, verbosity=flags.verbosity, as_user=flags.as_,
+                     as_groups=flags.as_group, as_uid=flags.as_uid, token=flags.token, server=flags.server,
+                     user=flags.user, cluster=flags.cluster, insecure_skip_tls_verify=flags.insecure_skip_tls_verify,
+                     certificate_authority=flags.certificate_authority,
+                     client_certificate=flags.client_certificate, client_key=flags.client_key,
+                     tls_server_name=flags.tls_server_name)
 
 
 def kube_for(flags: Flags) -> KubeApi:

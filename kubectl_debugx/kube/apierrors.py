@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, Unreachable, UsageError
+from kubectl_debugx.errors import DebugxError, Forbidden, NotFound, NotReady, Unauthorized, Unreachable, UsageError
 
 
 class ApiError(DebugxError):
@@ -32,6 +32,10 @@ class ApiBadRequest(ApiError, UsageError):
     """400 BadRequest and 422 Invalid: what we sent was refused as it is."""
 
 
+class ApiUnauthorized(ApiError, Unauthorized):
+    """401: the credentials were missing, expired or refused."""
+
+
 class ApiForbidden(ApiError, Forbidden):
     """403: RBAC or an admission (Pod Security) refused."""
 
@@ -49,7 +53,7 @@ class ApiServerError(ApiError, NotReady):
 
 
 _API_ERRORS: dict[int, type[ApiError]] = {
-    400: ApiBadRequest, 422: ApiBadRequest, 403: ApiForbidden, 404: ApiNotFound, 409: ApiConflict,
+    400: ApiBadRequest, 422: ApiBadRequest, 401: ApiUnauthorized, 403: ApiForbidden, 404: ApiNotFound, 409: ApiConflict,
     500: ApiServerError, 502: ApiServerError, 503: ApiServerError, 504: ApiServerError,
 }
 
@@ -75,6 +79,9 @@ def api_error(status: int, raw: bytes | str | None, path: str = "") -> ApiError:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else (raw or "")
         body = {"message": text.strip()}
     message = _status_message(status, body, "")
+    if status == 401:
+        # kubectl's words; the server's own message is only "Unauthorized"
+        message = f"you must be logged in to the server ({message or 'Unauthorized'})"
     namespaced = _NAMESPACED_PATH.match(path)
     if status == 404 and namespaced and _NOT_FOUND_MESSAGE.match(message):
         message += f' in namespace "{namespaced.group(1)}"'

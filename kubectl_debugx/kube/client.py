@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,13 +20,13 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from kubectl_debugx.errors import NotReady
+from kubectl_debugx.errors import NotReady, Unauthorized
 
 # re-exported: every caller imports them from here
 from kubectl_debugx.kube.api import ExecConnection as ExecConnection
 from kubectl_debugx.kube.api import KubeApi as KubeApi
-from kubectl_debugx.kube.apierrors import ApiError, api_error, unreachable
-from kubectl_debugx.kube.config import KubeFlags, load_config
+from kubectl_debugx.kube.apierrors import ApiError, ApiForbidden, api_error, unreachable
+from kubectl_debugx.kube.config import Impersonation, KubeFlags, load_config
 from kubectl_debugx.kube.watch import watch, watch_until
 
 CONNECT_TIMEOUT = 10.0
@@ -40,9 +41,21 @@ class Kube:
 
         self.flags = flags
         self.configuration = client.Configuration()
-        self.namespace: str = load_config(flags, self.configuration)
+        resolved = load_config(flags, self.configuration)
+        self.namespace: str = resolved.namespace
+        self.impersonation: Impersonation = resolved.impersonation
         self.configuration.retries = 0  # fail fast with one clear message instead of silent retries
+        if not self.configuration.verify_ssl:
+            # kubectl says nothing per request about --insecure-skip-tls-verify; urllib3 would warn on each
+            import warnings
+
+            import urllib3
+
+            warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
         self.api_client = client.ApiClient(self.configuration)
+        if self.impersonation.headers():
+            rest = self.api_client.rest_client
+            rest.pool_manager = _Impersonating(rest.pool_manager, self.impersonation.headers())
         self.host: str = self.configuration.host
 
     # --- plain requests -------------------------------------------------------------------------------
@@ -67,7 +80,11 @@ class Kube:
         sys.stderr.flush()
 
     def _timeout(self, read: float | None = None) -> tuple[float, float | None]:
-        return (CONNECT_TIMEOUT, read if read is not None else self.flags.request_timeout)
+        """(connect, read) seconds: --request-timeout bounds both (connecting never takes more than
+        CONNECT_TIMEOUT); `read` is a wait of the call's own (a watch's, a node file's) and replaces it."""
+        limit = self.flags.request_timeout
+        connect = CONNECT_TIMEOUT if limit is None else min(CONNECT_TIMEOUT, limit)
+        return (connect, read if read is not None else limit)
 
     def request(
         self,
@@ -98,7 +115,9 @@ class Kube:
                 auth_settings=["BearerToken"],
                 _return_http_data_only=True,
                 _preload_content=False,
-                _request_timeout=self._timeout(read_timeout),
+                # a stream's own wait (a watch's quiet minutes) applies once the answer began: its headers
+                # must come within the request timeout like any answer's
+                _request_timeout=self._timeout(None if stream else read_timeout),
             )
         except ApiException as e:
             self._log(method, path, params, e.status, started)
@@ -108,6 +127,8 @@ class Kube:
             raise unreachable(self.host, e) from None
         self._log(method, path, params, response.status, started)
         if stream:
+            if read_timeout is not None:
+                _set_read_timeout(response, read_timeout)
             return response
         try:
             data = response.data
@@ -118,7 +139,8 @@ class Kube:
     # --- typed calls ----------------------------------------------------------------------------------
 
     def version(self) -> dict[str, Any]:
-        return dict(self.request("GET", "/version", read_timeout=5.0))
+        limit = self.flags.request_timeout
+        return dict(self.request("GET", "/version", read_timeout=5.0 if limit is None else min(5.0, limit)))
 
     def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/namespaces/{namespace}/pods/{quote(name)}"))
@@ -227,6 +249,12 @@ class Kube:
         }
         try:
             answer = self.request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body=review)
+        except Unauthorized:
+            raise  # no review can be made: the credentials are the problem, said as such
+        except ApiForbidden as e:
+            if "impersonate" in str(e):
+                raise  # --as refused: every answer would be "unknown"; the refusal says why
+            return None
         except ApiError:
             return None
         return bool((answer.get("status") or {}).get("allowed"))
@@ -234,12 +262,45 @@ class Kube:
     def can_i_all(self, reviews: Sequence[tuple[str, ...]]) -> list[bool | None]:
         """One batch of SelfSubjectAccessReviews, (verb, resource, namespace, subresource[, group]) each, asked in
         parallel (the API has no batch form); the answers in the same order."""
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import ThreadPoolExecutor, wait
+        from concurrent.futures import TimeoutError as FutureTimeout
 
         if len(reviews) <= 1:
             return [self.can_i(*r) for r in reviews]
-        with ThreadPoolExecutor(max_workers=min(8, len(reviews))) as pool:
-            return list(pool.map(lambda r: self.can_i(*r), reviews))
+        # The batch as a whole is bounded by --request-timeout too (each review is, and 8 run at once: with more
+        # reviews than workers a hung server would otherwise cost a timeout per round). The first failure ends
+        # it: the reviews not started are dropped, those in flight end by their own timeout.
+        limit = self.flags.request_timeout
+        deadline = None if limit is None else time.monotonic() + limit + 0.5
+        failed = threading.Event()
+
+        def ask(review: tuple[str, ...]) -> bool | None:
+            if failed.is_set():  # a worker that takes a review after a failure does not send it
+                return None
+            try:
+                return self.can_i(*review)
+            except BaseException:
+                failed.set()
+                raise
+
+        pool = ThreadPoolExecutor(max_workers=min(8, len(reviews)))
+        futures = []
+        try:
+            futures += [pool.submit(ask, r) for r in reviews]
+            answers = []
+            for future in futures:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                answers.append(future.result(timeout=left))
+            return answers
+        except FutureTimeout:
+            failed.set()
+            raise unreachable(self.host, f"{len(reviews)} access reviews got no answer within the request "
+                              f"timeout ({limit:g}s)") from None
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+            # the reviews in flight (begun together, so ending together) end before the error is said, so that
+            # their -v lines come before it; never past the batch's deadline
+            wait(futures, timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def get_namespace(self, name: str) -> dict[str, Any]:
         return dict(self.request("GET", f"/api/v1/namespaces/{quote(name)}"))
@@ -272,7 +333,6 @@ class Kube:
         self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
     ) -> ExecConnection:
         """Open an exec WebSocket offering v5 then v4. The caller reads the frames (see execstream)."""
-        from kubernetes.stream.ws_client import create_websocket
         from websocket import WebSocketBadStatusException, WebSocketException
 
         params: list[tuple[str, str]] = [("command", c) for c in command]
@@ -282,15 +342,16 @@ class Kube:
         path = f"/api/v1/namespaces/{namespace}/pods/{quote(pod)}/exec"
         url = f"{self.host}{path}?{urlencode(params)}"
         url = "wss://" + url[len("https://"):] if url.startswith("https://") else "ws://" + url[len("http://"):]
-        headers = {"sec-websocket-protocol": EXEC_PROTOCOLS}
+        headers = [f"sec-websocket-protocol: {EXEC_PROTOCOLS}"]
         token = self.configuration.get_api_key_with_prefix("authorization")
         if token:
-            headers["authorization"] = token
+            headers.append(f"authorization: {token}")
+        headers += [f"{name}: {value}" for name, value in self.impersonation.headers()]
         previous = socket.getdefaulttimeout()
         socket.setdefaulttimeout(self.flags.request_timeout or CONNECT_TIMEOUT * 3)
         started = time.monotonic()
         try:
-            ws = create_websocket(self.configuration, url, headers)
+            ws = _websocket(self.configuration, url, headers)
         except WebSocketBadStatusException as e:
             self._log("GET", path, params, e.status_code, started)
             raise api_error(e.status_code, e.resp_body, path) from None
@@ -364,6 +425,63 @@ class Kube:
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.5)
+
+
+class _Impersonating:
+    """The client's urllib3 pool manager, adding the Impersonate-* headers to every request it sends (plain
+    requests and watches; exec builds its own WebSocket handshake, see _websocket). The client's call_api turns
+    headers into a dict, which cannot hold one Impersonate-Group line per group: hence this layer below it."""
+
+    def __init__(self, pool: Any, headers: list[tuple[str, str]]) -> None:
+        self._pool = pool
+        self._headers = headers
+
+    def request(self, method: str, url: str, *args: Any, headers: Any = None, **kwargs: Any) -> Any:
+        from urllib3 import HTTPHeaderDict
+
+        merged = HTTPHeaderDict(headers or {})
+        for name, value in self._headers:
+            merged.add(name, value)
+        return self._pool.request(method, url, *args, headers=merged, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+def _websocket(configuration: Any, url: str, header: list[str]) -> Any:
+    """The exec WebSocket, as the client's create_websocket opens it (TLS options from the configuration),
+    with every header we give: create_websocket passes on only Authorization and the subprotocol."""
+    from kubernetes.stream.ws_client import websocket_proxycare
+    from websocket import WebSocket
+
+    if url.startswith("wss://") and configuration.verify_ssl:
+        import certifi
+
+        sslopt: dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED,
+                                  "ca_certs": configuration.ssl_ca_cert or certifi.where()}
+        if configuration.assert_hostname is not None:
+            sslopt["check_hostname"] = configuration.assert_hostname
+    else:
+        sslopt = {"cert_reqs": ssl.CERT_NONE}
+    if configuration.cert_file:
+        sslopt["certfile"] = configuration.cert_file
+    if configuration.key_file:
+        sslopt["keyfile"] = configuration.key_file
+    if configuration.tls_server_name:
+        sslopt["server_hostname"] = configuration.tls_server_name
+    ws = WebSocket(sslopt=sslopt, skip_utf8_validation=False)
+    options: dict[str, Any] = {"header": header}
+    if configuration.proxy or configuration.proxy_headers:
+        options = websocket_proxycare(options, configuration, url, None)
+    ws.connect(url, **options)
+    return ws
+
+
+def _set_read_timeout(response: Any, seconds: float) -> None:
+    """The wait for each further chunk of a streamed answer (its headers came within the request timeout)."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def user_agent() -> str:

@@ -133,12 +133,21 @@ def _kube(line: _Line) -> Any:
     from kubectl_debugx.kube import client as kube_module
     from kubectl_debugx.kube.config import KubeFlags
 
-    kube_module.CONNECT_TIMEOUT = API_TIMEOUT  # this process only completes: fail fast
+    values = line.values
+    group = values.get("as_group")  # the last one given (values keep one per option)
     flags = KubeFlags(
-        kubeconfig=line.values.get("kubeconfig"),
-        context=line.values.get("context"),
-        namespace=line.values.get("namespace"),
-        request_timeout=API_TIMEOUT,
+        kubeconfig=values.get("kubeconfig"),
+        context=values.get("context"),
+        namespace=values.get("namespace"),
+        request_timeout=API_TIMEOUT,  # this process only completes: fail fast (connecting too)
+        # the line's own connection and auth flags, as kubectl's completion uses them
+        as_user=values.get("as_"), as_groups=(group,) if group else (),
+        as_uid=values.get("as_uid"), token=values.get("token"), server=values.get("server"),
+        user=values.get("user"), cluster=values.get("cluster"),
+        insecure_skip_tls_verify=bool(values.get("insecure_skip_tls_verify")),
+        certificate_authority=values.get("certificate_authority"),
+        client_certificate=values.get("client_certificate"), client_key=values.get("client_key"),
+        tls_server_name=values.get("tls_server_name"),
     )
     return kube_module.Kube(flags)
 

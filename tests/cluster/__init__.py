@@ -145,9 +145,11 @@ class TestCluster:
         """Abort the TCP connection of every exec stream once it has sent n stdout bytes (None: off)."""
         self.apiserver.exec_faults.cut_after_bytes = n
 
-    def set_latency(self, seconds: float) -> None:
-        """Delay every API request (including exec handshakes) by this much."""
+    def set_latency(self, seconds: float, path: str | None = None) -> None:
+        """Delay every API request (including exec handshakes) by this much; with `path`, only the requests
+        whose path contains it (e.g. "selfsubjectaccessreviews": an API server that hangs on access reviews)."""
         self.apiserver.latency = max(0.0, float(seconds))
+        self.apiserver.latency_path = path
 
     def stop_apiserver(self) -> None:
         """Close the listener and all connections; pods keep running. start_apiserver() reopens the port."""

@@ -110,6 +110,10 @@ class Authorizer:
         )
         return self.add_user(user)
 
+    def static_rules(self, name: str) -> list[Rule]:
+        """The static rules of our user of that name (for a request impersonating it)."""
+        return next((list(u.rules) for u in self._tokens.values() if u.name == name), [])
+
     def authenticate(self, authorization_header: str | None) -> User | None:
         if not authorization_header or not authorization_header.startswith("Bearer "):
             return None

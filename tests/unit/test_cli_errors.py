@@ -152,7 +152,7 @@ def fail_with(monkeypatch, error: BaseException) -> None:
      (api_error(503, json.dumps({"message": "error trying to reach service: EOF"})),
       "error: error trying to reach service: EOF\n", ExitCode.NOT_READY),
      (api_error(401, json.dumps({"message": "Unauthorized", "reason": "Unauthorized"})),
-      "error: Unauthorized\n", ExitCode.ERROR),
+      "error: you must be logged in to the server (Unauthorized)\n", ExitCode.UNAUTHORIZED),
      (UsageError("bad"), "error: bad\n", ExitCode.USAGE),
      (NotFound("gone"), "error: gone\n", ExitCode.NOT_FOUND),
      (Forbidden("no"), "error: no\n", ExitCode.FORBIDDEN),

@@ -54,7 +54,6 @@ PSA = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure"
      (502, {"message": "bad gateway"}, ApiServerError, NotReady, ExitCode.NOT_READY),
      (503, {"message": "error trying to reach service: EOF"}, ApiServerError, NotReady, ExitCode.NOT_READY),
      (504, {"message": "timeout"}, ApiServerError, NotReady, ExitCode.NOT_READY),
-     (401, {"message": "Unauthorized", "reason": "Unauthorized"}, ApiError, DebugxError, ExitCode.ERROR),
      (410, {"message": "too old resource version", "reason": "Expired"}, ApiError, DebugxError, ExitCode.ERROR),
      (501, {"message": "not implemented"}, ApiError, DebugxError, ExitCode.ERROR)],
 )
