@@ -42,6 +42,9 @@ TokenOpt = Annotated[str | None, typer.Option("--token", help="Bearer token for 
                                               "server (instead of the kubeconfig user's credentials).")]
 ServerOpt = Annotated[str | None, typer.Option("-s", "--server", metavar="URL", help="The address and port of the "
                                                "API server.")]
+# trace: -s is strace's string size (documented first, as strace spells it); --server there has no short form
+ServerLongOpt = Annotated[str | None, typer.Option("--server", metavar="URL", help="The address and port of the "
+                                                   "API server.")]
 UserOpt = Annotated[str | None, typer.Option("--user", help="The name of the kubeconfig user to use.")]
 ClusterOpt = Annotated[str | None, typer.Option("--cluster", help="The name of the kubeconfig cluster to use.")]
 InsecureOpt = Annotated[bool, typer.Option("--insecure-skip-tls-verify", help="Do not check the server's "

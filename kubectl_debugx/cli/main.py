@@ -120,10 +120,13 @@ def kubectl_argv(argv: list[str], group: Any) -> list[str]:
       looked up namespace "=shop"). Words after `--` are left alone."""
     commands = getattr(group, "commands", {})
     movable: dict[str, bool] = {}
+    long_of: dict[str, str] = {}  # a global flag's short spelling -> its long one
     for command in commands.values():
         for param in getattr(command, "params", ()):
             if getattr(param, "name", None) in GLOBAL_FLAGS:
                 movable.update(_options(_Single(param)))
+                longs = [o for o in param.opts if o.startswith("--")]
+                long_of.update({o: longs[0] for o in param.opts if longs and not o.startswith("--")})
     moved: list[str] = []
     i = 0
     while i < len(argv) and argv[i].startswith("-") and argv[i] != "--":
@@ -134,7 +137,9 @@ def kubectl_argv(argv: list[str], group: Any) -> list[str]:
         if name not in movable:
             break
         takes = movable[name] and "=" not in word and not attached
-        moved += argv[i:i + 2] if takes else [word]
+        # moved in its long form: after the command a short one may be the command's own (trace's -s)
+        spelled = long_of.get(name, name) + (word[len(name):] if not attached else "=" + word[2:])
+        moved += [spelled, *argv[i + 1:i + 2]] if takes else [spelled]
         i += 2 if takes else 1
     if moved and i < len(argv) and argv[i] in commands:
         argv = [argv[i], *moved, *argv[i + 1:]]

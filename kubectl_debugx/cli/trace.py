@@ -15,7 +15,7 @@ from kubectl_debugx.cli.workflow import (
     no_follow,
     workflow,
 )
-from kubectl_debugx.flags import BESIDE_PODS, DurationOpt, Flags, FollowOpt, TargetArg, shared_flags
+from kubectl_debugx.flags import BESIDE_PODS, DurationOpt, Flags, FollowOpt, ServerLongOpt, TargetArg, shared_flags
 
 if TYPE_CHECKING:
     from kubectl_debugx.kube.client import KubeApi
@@ -30,7 +30,7 @@ TraceProfileOpt = Annotated[
 
 
 @app.command()
-@shared_flags(*BESIDE_PODS, profile=(TraceProfileOpt, "general"))
+@shared_flags(*BESIDE_PODS, profile=(TraceProfileOpt, "general"), server=(ServerLongOpt, None))
 def trace(
     ctx: typer.Context,
     target: TargetArg = None,

@@ -30,14 +30,16 @@ def group() -> Any:
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
-    (["-n", "shop", "capture", "web"], ["capture", "-n", "shop", "web"]),
+    (["-n", "shop", "capture", "web"], ["capture", "--namespace", "shop", "web"]),
     (["--v=6", "version"], ["version", "--v=6"]),
-    (["-n=shop", "capture", "web", "-c=app"], ["capture", "-n", "shop", "web", "-c", "app"]),
+    (["-n=shop", "capture", "web", "-c=app"], ["capture", "--namespace=shop", "web", "-c", "app"]),
     (["--as", "jane", "--as-group=dev", "--as-group", "ops", "-s", "https://h:6443", "--insecure-skip-tls-verify",
       "doctor", "web"],
-     ["doctor", "--as", "jane", "--as-group=dev", "--as-group", "ops", "-s", "https://h:6443",
+     ["doctor", "--as", "jane", "--as-group=dev", "--as-group", "ops", "--server", "https://h:6443",
       "--insecure-skip-tls-verify", "web"]),
-    (["-nshop", "-q", "gc"], ["gc", "-nshop", "-q"]),
+    (["-nshop", "-q", "gc"], ["gc", "--namespace=shop", "--quiet"]),
+    # moved in the long form: after trace, -s is strace's string size (the lab's e2e found it read as --server)
+    (["-s", "https://h:6443", "trace", "web", "-s", "64"], ["trace", "--server", "https://h:6443", "web", "-s", "64"]),
     # after the command: only -X=VALUE is rewritten, and never after --
     (["trace", "web", "-n=shop", "--", "-n=x"], ["trace", "web", "-n", "shop", "--", "-n=x"]),
     # a value that looks like -X=V is a value
