@@ -11,6 +11,7 @@ those details wrong once when each built its own exec.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -100,6 +101,22 @@ def stop_tools(kube: KubeApi, namespace: str, pod: str, container: str, run_ids:
     return dict(line.split(" ", 1) for line in said.splitlines() if " " in line)
 
 
-def end_idle(kube: KubeApi, namespace: str, pod: str, container: str) -> bool:
-    """End the idle debug container's bounded sleep (gc --stop-idle): whether its main process was ended."""
-    return "ended " in _short_exec(kube, namespace, pod, container, specs.end_sleep_command())
+def end_idle(kube: KubeApi, namespace: str, pod: str, container: str, wait: float = 10.0) -> bool:
+    """End the idle debug container's bounded sleep (gc --stop-idle): whether the container ended. Its main
+    process ending ends the container, and at times this very exec with it before it answers (exit 137: seen
+    in a CI run of the test cluster), so the pod's status has the last word."""
+    try:
+        if "ended " in _short_exec(kube, namespace, pod, container, specs.end_sleep_command()):
+            return True
+    except RemoteFailed:
+        pass
+    deadline = time.monotonic() + wait
+    while True:
+        status = kube.get_pod(namespace, pod).get("status") or {}
+        state = next((s.get("state") or {} for s in status.get("ephemeralContainerStatuses") or []
+                      if s.get("name") == container), {})
+        if "terminated" in state:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubectl_debugx.errors import Forbidden, NotReady
+from kubectl_debugx.errors import Forbidden, NotReady, RemoteFailed
 from kubectl_debugx.kube.apierrors import api_error
 from kubectl_debugx.remote import access, containers, session, toolrun
 from kubectl_debugx.remote.access import Permission
@@ -236,3 +236,27 @@ def test_a_tool_in_a_pod_that_is_gone_is_not_warned_about():
     ephemeral.make_sure_stopped(PodGone(500), Target("ns", pod(), "app"), "debugx-old", "r1", "tcpdump", said.append)
     assert said == ['could not confirm that tcpdump stopped in web/debugx-old: pods "web" not found; it ends with '
                     "the container's TTL at the latest"]
+
+
+class EndsWithItsContainer(Reviews):
+    """The exec that ends the sleep is killed with its container (137); the pod then says Terminated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets = 0
+
+    def exec_connection(self, namespace: str, pod: str, container: str, command: list[str]) -> Any:
+        raise RemoteFailed("command terminated with non-zero exit code: command terminated with exit code 137")
+
+    def get_pod(self, namespace: str, name: str) -> Any:
+        self.gets += 1
+        state = {"running": {}} if self.gets < 2 else {"terminated": {"exitCode": 143}}
+        return {"status": {"ephemeralContainerStatuses": [{"name": "debugx-old", "state": state}]}}
+
+
+def test_an_idle_container_ended_with_the_exec_that_ended_it_counts_as_ended():
+    from kubectl_debugx.remote import process
+
+    kube = EndsWithItsContainer()
+    assert process.end_idle(kube, "ns", "web", "debugx-old", wait=5) is True
+    assert kube.gets == 2
