@@ -108,14 +108,14 @@ def test_a_failing_exec_plugin_is_one_line_with_its_message_and_exit_code(tmp_pa
 # --- against the cluster ----------------------------------------------------------------------------------
 
 
-def test_a_refused_token_is_exit_10_and_never_printed(e2e, nginx_pod):
+def test_a_refused_token_is_exit_10_and_never_printed(e2e, nginx_pod, tmp_path):
     """With a user whose credential is a token (the limited context's): a kubeconfig user with a client
     certificate stays authenticated by it on a real API server (x509 first), whatever --token says."""
     if not e2e.limited_context:
         pytest.skip("no limited context (set DEBUGX_E2E_LIMITED_CONTEXT on a real cluster)")
     namespace, pod = nginx_pod
     result = debugx(e2e, "capture", pod, "-n", namespace, "--token", TOKEN, "-v=8", "--duration", "1s",
-                    context=e2e.limited_context)
+                    "-o", str(tmp_path / "a.pcap"), context=e2e.limited_context)
     assert result.returncode == 10, result.stderr
     assert result.stderr.decode().splitlines()[-1] == "error: you must be logged in to the server (Unauthorized)"
     assert TOKEN not in (result.stdout + result.stderr).decode()
