@@ -7,8 +7,11 @@
 #   ./build.sh release build with a manifest to publish: DEBUGX_REPO_URL (https://...) is required; the manifest's
 #                      homepage is it and its uri DEBUGX_REPO_URL/releases/download/vVERSION/ARCHIVE
 #   ./build.sh test    build, then ruff, mypy, lint-imports and the whole pytest suite (unit + e2e) on the built
-#                      executable
+#                      executable, on DEBUGX_TEST_WORKERS pytest-xdist workers (default 4; 0 or 1: serially)
 #   ./build.sh demo    build, start the test cluster, run capture, trace and nodelogs on an nginx pod (root)
+#   ./build.sh cluster build, then run the test cluster in the foreground to play with (root): it prints the
+#                      `export KUBECONFIG=...` and first commands to type in another shell; Ctrl-C stops it and
+#                      removes everything it made
 # Environment: SOURCE_DATE_EPOCH (default: last commit time) makes every artefact byte-for-byte reproducible;
 # DEBUGX_REPO_URL sets the homepage and release download base written into the krew manifest.
 set -euo pipefail
@@ -20,6 +23,12 @@ if [ "${1:-}" = "release" ]; then
     *) echo "error: ./build.sh release needs DEBUGX_REPO_URL=https://... (the project's repository: the krew manifest's homepage and release download base)" >&2
        exit 2 ;;
   esac
+fi
+
+# Before building: the test cluster runs pods as processes in Linux namespaces, which needs root.
+if [ "${1:-}" = "cluster" ] && [ "$(id -u)" != 0 ]; then
+  echo "error: ./build.sh cluster needs root (the test cluster runs pods as processes in Linux namespaces): sudo ./build.sh cluster" >&2
+  exit 2
 fi
 
 pick_python() {
@@ -138,6 +147,11 @@ if [ "${1:-}" = "demo" ]; then
   exec .venv/bin/python packaging/demo.py "$dist/kubectl-debugx"
 fi
 
+if [ "${1:-}" = "cluster" ]; then
+  # Foreground until Ctrl-C (SIGINT) or SIGTERM, which stop the cluster and remove its temp dir (tests/cluster).
+  exec .venv/bin/python -m tests.cluster --play "$dist"
+fi
+
 if [ "${1:-}" = "test" ]; then
   shift
   .venv/bin/ruff check kubectl_debugx tests bench packaging
@@ -145,5 +159,24 @@ if [ "${1:-}" = "test" ]; then
   # The layers of README "Layout" (pyproject.toml [tool.importlinter]); ruff's TID251 keeps kubernetes in kube/.
   .venv/bin/lint-imports --no-cache
   export DEBUGX_EXECUTABLE="$PWD/dist/kubectl-debugx"
-  .venv/bin/pytest "$@"
+  # DEBUGX_TEST_WORKERS (default 4): pytest-xdist workers, each with its own test cluster (tests/conftest.py);
+  # the suite mostly waits (pods, streams, timeouts), so more workers than CPUs pay. 0 or 1: one process, no xdist.
+  # --dist loadgroup: tests marked xdist_group(NAME) run on one worker, one after the other; the order in which
+  # tests are handed out is tests/conftest.py's (START_FIRST), not the size of the groups.
+  workers="${DEBUGX_TEST_WORKERS:-4}"
+  case "$workers" in
+    ''|*[!0-9]*) echo "error: DEBUGX_TEST_WORKERS must be a number, not '$workers'" >&2; exit 2 ;;
+  esac
+  xdist=()
+  if [ "$workers" -gt 1 ]; then
+    xdist=(-n "$workers" --dist loadgroup --no-loadscope-reorder)
+  fi
+  .venv/bin/pytest ${xdist[@]+"${xdist[@]}"} "$@"
+  # The Docker subset (README "Tests"): the test cluster in its Docker mode (tests/cluster/dockermode.py), the
+  # 30-/40-docker-* contract, nodelogs' copies and --follow (Docker's own rotations included); in the run above
+  # the Docker cases skip. ~2 min.
+  if [ "$#" -eq 0 ] && [ -z "${DEBUGX_E2E_KUBECONFIG:-}" ]; then
+    DEBUGX_TEST_RUNTIME=docker .venv/bin/pytest ${xdist[@]+"${xdist[@]}"} -q \
+      tests/clustertests/test_contract_docker.py tests/e2e/test_nodelogs.py tests/e2e/test_nodelogs_follow.py
+  fi
 fi

@@ -11,7 +11,7 @@ curl goes) and `maxN` (N connections at once, curl --parallel): the last are the
 Reported per run: tcpdump's own captured/received/dropped counts, how many of the N requests and of their
 responses the pcap holds (tshark), the packet rate reached, and for each packet how late it reached us
 (arrival time minus its pcap timestamp: meaningful on the test cluster, whose pods share our clock).
-The by-hand captures are stopped only after the same grace debugx waits (capture.STOP_GRACE), so that all
+The by-hand captures are stopped only after the same grace debugx waits (capture_drain.STOP_GRACE), so that all
 three are judged on loss, not on how they stop.
 """
 
@@ -95,7 +95,7 @@ class Bench:
         self.exec("curl", "-s", "-o", "/dev/null", "--retry", "20", "--retry-connrefused", "--retry-delay", "1",
                   "http://127.0.0.1/")
         # The grace debugx waits before stopping tcpdump; the by-hand captures get the same.
-        from kubectl_debugx.commands.capture import STOP_GRACE
+        from kubectl_debugx.commands.capture_drain import STOP_GRACE
 
         self.grace = STOP_GRACE
 

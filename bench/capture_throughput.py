@@ -29,7 +29,7 @@ def pcap_chunk() -> tuple[bytes, bytes]:
 
 def ours(kubeconfig: str, namespace: str, pod: str, container: str, out: str, command: list[str]) -> None:
     """The child process: exactly capture's path, without tcpdump."""
-    from kubectl_debugx.commands.capture import PcapOutput
+    from kubectl_debugx.commands.capture import GATHER_S, PcapOutput
     from kubectl_debugx.kube.client import Kube
     from kubectl_debugx.kube.config import KubeFlags
     from kubectl_debugx.kube.execstream import pump
@@ -37,7 +37,7 @@ def ours(kubeconfig: str, namespace: str, pod: str, container: str, out: str, co
     kube = Kube(KubeFlags(kubeconfig=kubeconfig, namespace=namespace))
     output = PcapOutput(out)
     with kube.exec_connection(namespace, pod, container, command) as conn:
-        outcome = pump(conn, output.feed, lambda _b: None, on_batch_end=output.flush)
+        outcome = pump(conn, output.feed, lambda _b: None, on_batch_end=output.flush, gather=GATHER_S)
     output.sink.close()
     framer = output.framer
     if outcome.exit_code != 0:

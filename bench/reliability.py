@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -304,6 +305,17 @@ def communicate(proc: subprocess.Popen, timeout: float = 180) -> tuple[int | Non
 # --- scenarios -------------------------------------------------------------------------------------------
 
 
+def as_foreground_job() -> None:
+    """The product must start with SIGINT at its default, as a command a user runs in a terminal. A bench
+    started in the background (`... &` in a script: the lab runs) ignores SIGINT, and an ignored signal stays
+    ignored through fork, sh and exec until the product's start sets its handler: a Ctrl-C in the first
+    milliseconds was then lost, and the run went on (lab, seed 916891: a trace ran 180 s until killed). A
+    signal *handled* here is at its default in the child after exec, so the bench handles it (Python's own
+    handler), rather than a preexec_fn in a process that runs the test cluster's threads."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def interrupt(bench: Bench, row: Row, command: str, sig: int, moment: float) -> None:
     """Start `command`, send `sig` at `moment` (unless it ended before), then check what stays."""
     out = bench.scratch() / "out"
@@ -313,6 +325,7 @@ def interrupt(bench: Bench, row: Row, command: str, sig: int, moment: float) -> 
     if slow:
         bench.cluster.set_latency(0.3)
     try:
+        as_foreground_job()
         proc = subprocess.Popen(bench.argv(command, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(moment)
         signalled = proc.poll() is None

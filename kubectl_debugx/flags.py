@@ -6,12 +6,14 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from kubectl_debugx.kube.config import Auth
 
 PodArg = Annotated[str, typer.Argument(metavar="POD", help="POD or pod/POD")]
 # A command that works on workloads too (kube/workloads.py): optional, since -l can name the pods instead.
@@ -71,6 +73,17 @@ SummaryOpt = Annotated[
     SummaryFormat, typer.Option("--summary", help="text (on stderr), or json: also one JSON object on stdout "
                                 "after the data.")
 ]
+class OutputFormat(str, Enum):
+    json = "json"
+    yaml = "yaml"
+
+
+# doctor, gc and version: kubectl's -o json|yaml, the command's data object on stdout (the table on stderr)
+OutputFormatOpt = Annotated[
+    OutputFormat | None, typer.Option("-o", "--output", show_default=False,
+                                      help="json or yaml: the data object on stdout, as kubectl's -o (indented "
+                                      "JSON; YAML); the table goes to stderr.")
+]
 ImageOpt = Annotated[
     str | None, typer.Option("--image", help="Debug image (default: $KUBECTL_DEBUGX_IMAGE or built-in).")
 ]
@@ -86,7 +99,8 @@ DurationOpt = Annotated[
 ]
 TtlOpt = Annotated[str, typer.Option("--ttl", help="Lifetime of the debug container (its bounded sleep), e.g. "
                                      "30m, 2h.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite the output file.")]
+ForceOpt = Annotated[bool, typer.Option(
+    "--force", help="Overwrite what is there: the output file or folder; for cp into a container, the files at PATH.")]
 SelectorOpt = Annotated[
     str | None, typer.Option("-l", "--selector", help="Label selector (e.g. app=web) instead of a TARGET.")
 ]
@@ -101,13 +115,16 @@ FollowOpt = Annotated[
                        "scale-up) join, pods that go away leave; until stopped.")
 ]
 DryRunOpt = Annotated[
-    bool, typer.Option("--dry-run", help="Print the ephemeral container that would be added; change nothing.")
+    bool, typer.Option("--dry-run", help="Check everything and print the ephemeral container that would be added; "
+                       "change nothing. kubectl's --dry-run=client and =server do the same (the API server's dry "
+                       "run of the container is always made); =none is no dry run.")
 ]
 
 
 @dataclass(frozen=True)
-class Flags:
-    """The shared flags of one command line (those a command does not take keep their default)."""
+class Flags(Auth):
+    """The shared flags of one command line (those a command does not take keep their default); kubectl's
+    authentication flags are its Auth fields."""
 
     image: str | None = None
     profile: str = "auto"
@@ -119,21 +136,10 @@ class Flags:
     context: str | None = None
     kubeconfig: str | None = None
     request_timeout: str | None = None
-    as_: str | None = None
-    as_group: tuple[str, ...] = ()
-    as_uid: str | None = None
-    token: str | None = field(default=None, repr=False)  # never shown, not even in a traceback's repr
-    server: str | None = None
-    user: str | None = None
-    cluster: str | None = None
-    insecure_skip_tls_verify: bool = False
-    certificate_authority: str | None = None
-    client_certificate: str | None = None
-    client_key: str | None = None
-    tls_server_name: str | None = None
     quiet: bool = False
     verbosity: int = 0
     summary: SummaryFormat = SummaryFormat.text
+    output_format: OutputFormat | None = None
     selector: str | None = None
     all_namespaces: bool = False
     max_pods: int = 10
@@ -166,6 +172,7 @@ SHARED: dict[str, tuple[Any, Any]] = {
     "quiet": (QuietOpt, False),
     "verbosity": (VerbosityOpt, 0),
     "summary": (SummaryOpt, SummaryFormat.text),
+    "output_format": (OutputFormatOpt, None),
     "selector": (SelectorOpt, None),
     "all_namespaces": (AllNamespacesOpt, False),
     "max_pods": (MaxPodsOpt, 10),
@@ -174,8 +181,7 @@ CONTAINER = ("image", "profile", "custom")
 LIFETIME = ("ttl", "force", "dry_run")
 # kubectl's global flags: every command that talks to the cluster takes all of them, and they may also come before
 # the command's name (cli/main.py moves them after it).
-AUTH = ("as_", "as_group", "as_uid", "token", "server", "user", "cluster", "insecure_skip_tls_verify",
-        "certificate_authority", "client_certificate", "client_key", "tls_server_name")
+AUTH = tuple(f.name for f in fields(Auth))
 CONNECTION = ("namespace", "context", "kubeconfig", "request_timeout", *AUTH)
 TALK = ("quiet", "verbosity", "summary")
 TARGETS = ("selector", "all_namespaces", "max_pods")

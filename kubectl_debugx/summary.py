@@ -68,6 +68,12 @@ SPECIFIC: dict[str, dict[str, tuple[type, ...]]] = {
         "skipped": _LIST,  # [{name, reason}]: devices, FIFOs, sockets
         "unreadable": _LIST,  # tar's lines for what the reading user could not read
     },
+    "shell": {
+        "runAsUser": _INT,  # the uid the shell ran as in the debug container
+        "interactive": _BOOL,  # a terminal session (TTY), else stdin streamed and stdout/stderr apart
+        "remoteCommand": _LIST,  # the command run, argv as given (["sh"] when none was)
+        "commandExitCode": _INT,  # the remote command's exit status (null: it did not end by itself with one)
+    },
     "gc": {
         "allNamespaces": _BOOL,
         "dryRun": _BOOL,

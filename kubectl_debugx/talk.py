@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubectl_debugx import summary as schema
 
+_LINES = threading.RLock()  # reentrant: a signal handler that talks runs in the thread it interrupts
+
+
+def _line(text: str) -> None:
+    """One whole line on stderr: the setup of several pods talks from several threads, and print() writes the
+    text and its newline apart (the lab: "...to pod webd-2bzrzAdding ephemeral container ..." on one line)."""
+    with _LINES:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
 
 @dataclass
 class Talk:
     quiet: bool = False
-    json_summary: bool = False
+    json_summary: bool = False  # stdout carries the summary object after the data (tables then go to stderr)
     command: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)  # what the run leaves in the cluster, said as it ends
+    # how the summary object is written: one JSON line (--summary json), or -o json (indented) / -o yaml
+    data_format: str = "line"
     # clears a line refreshed in place (progress.py) before a line of talk, which would otherwise join it
     before_line: Callable[[], None] | None = None
 
@@ -30,13 +43,13 @@ class Talk:
         if not self.quiet:
             if self.before_line:
                 self.before_line()
-            print(message, file=sys.stderr, flush=True)
+            _line(message)
 
     def warn(self, message: str) -> None:
         """Warnings: stderr, even with -q."""
         if self.before_line:
             self.before_line()
-        print(f"Warning: {message}", file=sys.stderr, flush=True)
+        _line(f"Warning: {message}")
 
     def leave(self, what: str) -> None:
         """Note something that stays in the cluster after the run; said_left() says it on every way out."""
@@ -45,7 +58,7 @@ class Talk:
     def said_left(self) -> None:
         """Say what stays in the cluster (stderr, even with -q: the user must know), once."""
         for what in self.left:
-            print(f"Left in the cluster: {what}", file=sys.stderr, flush=True)
+            _line(f"Left in the cluster: {what}")
         self.left.clear()
 
     def out(self, text: str) -> None:
@@ -64,7 +77,19 @@ class Talk:
     def emit_summary(self, exit_code: int) -> None:
         if self.json_summary:
             self.summary["exitCode"] = exit_code
-            self.out(json.dumps(self.summary, sort_keys=True) + "\n")
+            self.out(render(self.summary, self.data_format))
+
+
+def render(data: Any, data_format: str = "line") -> str:
+    """A data object as stdout carries it: one JSON line (--summary json, for runbooks reading lines), or as
+    kubectl's -o json (indented by 4) and -o yaml (block style, keys sorted as in the JSON)."""
+    if data_format == "yaml":
+        import yaml
+
+        return str(yaml.safe_dump(data, sort_keys=True, default_flow_style=False))
+    if data_format == "json":
+        return json.dumps(data, sort_keys=True, indent=4) + "\n"
+    return json.dumps(data, sort_keys=True) + "\n"
 
 
 def plural(count: int, one: str, many: str = "") -> str:

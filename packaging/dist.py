@@ -2,7 +2,8 @@
 
   python packaging/dist.py finish-zipapp ZIPAPP [FILE...]  packaging/launcher.sh + zipapp_main.py as __main__.py;
                                                             each FILE is added at the zip's root
-  python packaging/dist.py lazy-kubernetes SITE_PACKAGES    import the kubernetes client's models on first use
+  python packaging/dist.py lazy-kubernetes SITE_PACKAGES    the kubernetes client's models, and imports an API
+                                                            call never uses, imported on first use
   python packaging/dist.py licenses SITE_PACKAGES OUT       THIRD_PARTY_LICENSES of every bundled package
   python packaging/dist.py manifest TEMPLATE OUT VERSION SHA256 URI HOMEPAGE
   python packaging/dist.py manifest TEMPLATE OUT VERSION SHA256 --local ARCHIVE_NAME
@@ -103,6 +104,75 @@ def lazy_kubernetes(site: Path) -> None:
             raise SystemExit(f"{path}: not the layout packaging/dist.py expects ({len(lazy)} imports)")
         table = "{\n" + "".join(f"    {name!r}: {module!r},\n" for name, module in lazy.items()) + "}"
         path.write_text("\n".join(eager).rstrip() + "\n" + LAZY_TAIL.format(table=table))
+    for rel, lines in DEFERRED.items():
+        path = site / rel
+        text = path.read_text()
+        for line, replacement in lines.items():
+            if text.count(line + "\n") != 1:
+                raise SystemExit(f"{path}: not the layout packaging/dist.py expects (no line {line!r})")
+            text = text.replace(line + "\n", replacement + "\n")
+        path.write_text(text)
+
+
+# With the models lazy, what every API call still imported through kubernetes (profiled with -X importtime on
+# `version`, issue 24) was, besides urllib3 and yaml which it needs: requests (~20 ms, for one proxy helper),
+# oauthlib + requests_oauthlib (~15 ms, for Azure/OIDC token refresh), dateutil (~10 ms, for model dates),
+# multiprocessing.pool (~5 ms, async calls) and the dynamic/stream/watch/utils/leaderelection subpackages
+# (~10 ms) that kubernetes/__init__.py imports; and importlib.metadata (~5 ms), which urllib3 2's http2
+# package imports for the one function that enables HTTP/2 (we never call it). Each name below is only ever
+# called (or, for `oauthlib`, read in an except clause), so a stand-in that imports the real thing on first
+# use keeps the behaviour. The build stops if a line is not there (another version of the package): look
+# again rather than ship it half-rewritten.
+def _deferred_call(module: str, name: str) -> str:
+    return (f"def {name}(*args, **kwargs):  # imported on first call (kubectl-debugx build, packaging/dist.py)\n"
+            f"    from {module} import {name} as _real\n"
+            f"    return _real(*args, **kwargs)")
+
+
+_DEFERRED_PACKAGE = """
+class _DeferredPackage(object):  # imported on first use (kubectl-debugx build, packaging/dist.py)
+    def __getattr__(self, name):
+        import importlib
+
+        importlib.import_module("oauthlib.oauth2")  # kube_config reads oauthlib.oauth2.rfc6749.errors
+        return getattr(importlib.import_module("oauthlib"), name)
+
+
+oauthlib = _DeferredPackage()"""
+
+_SUBPACKAGES = ("dynamic", "watch", "stream", "utils", "leaderelection")
+_DEFERRED_SUBPACKAGES = """
+
+def __getattr__(name):  # these subpackages are imported on first use (kubectl-debugx build, packaging/dist.py)
+    if name not in SUBPACKAGES:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    import importlib
+
+    return importlib.import_module("." + name, __name__)""".replace("SUBPACKAGES", repr(_SUBPACKAGES))
+
+DEFERRED: dict[str, dict[str, str]] = {
+    "kubernetes/__init__.py": {
+        **{f"from . import {sub}": "" for sub in _SUBPACKAGES[:-1]},
+        f"from . import {_SUBPACKAGES[-1]}": _DEFERRED_SUBPACKAGES,
+    },
+    "kubernetes/client/rest.py": {
+        "from requests.utils import should_bypass_proxies": _deferred_call("requests.utils", "should_bypass_proxies"),
+    },
+    "kubernetes/client/api_client.py": {
+        "from dateutil.parser import parse": _deferred_call("dateutil.parser", "parse"),
+        "from multiprocessing.pool import ThreadPool": _deferred_call("multiprocessing.pool", "ThreadPool"),
+    },
+    "kubernetes/config/kube_config.py": {
+        "import oauthlib.oauth2": _DEFERRED_PACKAGE,
+        "from requests_oauthlib import OAuth2Session": _deferred_call("requests_oauthlib", "OAuth2Session"),
+    },
+    "kubernetes/stream/ws_client.py": {
+        "from requests.utils import should_bypass_proxies": _deferred_call("requests.utils", "should_bypass_proxies"),
+    },
+    "urllib3/http2/__init__.py": {
+        "from importlib.metadata import version": _deferred_call("importlib.metadata", "version"),
+    },
+}
 
 
 # --- THIRD_PARTY_LICENSES -------------------------------------------------------------------------------

@@ -127,7 +127,13 @@ def _leak_snapshot(marker: str) -> dict[str, set[str]]:
 
     Processes: every process carrying this session's marker in its environment (the kubelet's helpers,
     exec'd commands, kubectl and the product started by tests inherit it) and all their descendants
-    (container processes get an environment of their own). Other clusters on the machine are not ours."""
+    (container processes get an environment of their own). Other clusters on the machine are not ours: neither
+    are other xdist workers' (each has its own marker, and its own temp dir names, see tests/cluster/worker.py).
+    Veths: the pod network's live in each cluster's own network namespace, so none should ever show up here."""
+    from tests.cluster.worker import temp_prefix
+
+    # Under pytest-xdist the other workers' clusters run meanwhile: their temp dirs are named after their worker.
+    own_temp = (temp_prefix("debugx-cluster"), temp_prefix("test-kubelet"))
     snap: dict[str, set[str]] = {"processes": set(), "veths": set(), "mounts": set()}
     me = os.getpid()
     needle = f"{MARKER_ENV}={marker}".encode()
@@ -159,13 +165,17 @@ def _leak_snapshot(marker: str) -> dict[str, set[str]]:
     try:
         out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True, text=True,
                              timeout=10).stdout
-        snap["veths"] = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line}
+        # Ours are veth<N> on the cluster's br0 (tests/cluster/containers.py); another cluster on this machine
+        # (the lab's CNI bridge: veth<8 hex> master k8slab0) adds and removes its own meanwhile.
+        snap["veths"] = {line.split(":")[1].strip().split("@")[0] for line in out.splitlines()
+                         if ":" in line and re.match(r"\d+: veth\d+@", line) and (
+                             " master " not in line or " master br0 " in line)}
     except (OSError, subprocess.SubprocessError):
         pass
     try:
         for line in Path("/proc/self/mountinfo").read_text().splitlines():
             mnt = line.split()[4]
-            if "debugx-cluster-" in mnt or "test-kubelet-" in mnt:
+            if any(prefix in mnt for prefix in own_temp):
                 snap["mounts"].add(mnt)
     except OSError:
         pass
@@ -199,10 +209,34 @@ _NO_ROOT_LINE = next(n for n, line in enumerate(Path(__file__).read_text().split
                      if line.startswith("NO_ROOT_REASON ="))
 
 
+# Where the run starts (./build.sh test runs pytest-xdist with --dist loadgroup --no-loadscope-reorder, which
+# hands tests out in the order below): the longest tests and xdist groups first, so that none of them starts
+# late and then runs alone at the end; then the other cluster tests; the unit tests last (short, they fill
+# the gaps at the end). Seconds: one run on a 2-core machine with 4 workers.
+START_FIRST = (
+    "tests/e2e/test_reliability.py::",  # a bench: ~240 s
+    "tests/clustertests/test_contract.py::test_case[",  # xdist group contract-replay: ~150 s
+    "tests/e2e/test_workloads.py::test_a_pod_deleted_mid_capture_ends_alone",  # a 40 s capture
+    "tests/clustertests/test_contract_tcpdump.py::",
+    "tests/clustertests/test_contract.py::test_workload_case[",  # xdist group contract-workloads
+    "tests/clustertests/test_contract.py::test_namespace_case[",
+    "tests/e2e/test_cp.py::test_cp_ctrl_c_keeps_finished_files_and_stops_tar",
+    "tests/clustertests/test_contract_lifetime.py::",
+)
+
+
+def _start_rank(item: pytest.Item) -> int:
+    for rank, prefix in enumerate(START_FIRST):
+        if item.nodeid.startswith(prefix):
+            return rank
+    return len(START_FIRST) + item.nodeid.startswith("tests/unit/")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if "e2e" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
+    items.sort(key=_start_rank)  # stable: the order within each rank stays the collection's
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)

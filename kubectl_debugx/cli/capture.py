@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kubectl_debugx.cli.workflow import Work, app, check_output_file_flag, debug_flags, no_follow, workflow
+from kubectl_debugx.cli.workflow import Work, app, check_output_file_flag, debug_flags, examples, no_follow, workflow
 from kubectl_debugx.errors import UsageError
 from kubectl_debugx.flags import BESIDE_PODS, DurationOpt, Flags, FollowOpt, TargetArg, shared_flags
 
@@ -17,7 +17,16 @@ if TYPE_CHECKING:
     from kubectl_debugx.talk import Talk
 
 
-@app.command()
+@app.command(short_help="Capture a pod's or a workload's traffic with tcpdump.", epilog=examples(
+    "# 30 s of pod web's HTTP traffic into a pcap file",
+    "kubectl debugx capture web -n shop -f 'tcp port 80' --duration 30s -o web.pcap",
+    '# every pod of deployment web, live into Wireshark (one interface per pod)',
+    'kubectl debugx capture deploy/web -n shop --wireshark',
+    '# interface eth0 only, to stdout for tshark',
+    'kubectl debugx capture pod/web -i eth0 -o - | tshark -r -',
+    '# what would be added, adding nothing',
+    'kubectl debugx capture web --dry-run',
+))
 @shared_flags(*BESIDE_PODS)
 def capture(
     ctx: typer.Context,

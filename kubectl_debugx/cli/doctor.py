@@ -6,21 +6,26 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kubectl_debugx.cli.workflow import Work, app, first_pod, profile_flags, workflow
+from kubectl_debugx.cli.workflow import Work, app, examples, first_pod, profile_flags, workflow
 from kubectl_debugx.flags import CONNECTION, CONTAINER, TALK, Flags, PodArg, shared_flags
 
 if TYPE_CHECKING:
     from kubectl_debugx.talk import Talk
 
 
-@app.command()
-@shared_flags(*CONTAINER, *CONNECTION, *TALK)
+@app.command(short_help='Check what the commands need on a pod; create nothing.', epilog=examples(
+    '# would capture, trace, nodelogs, cp and shell work on pod web?',
+    'kubectl debugx doctor web -n shop',
+    '# capture only, the checks as JSON (the table on stderr)',
+    'kubectl debugx doctor web -n shop --for capture -o json',
+))
+@shared_flags(*CONTAINER, *CONNECTION, *TALK, "output_format")
 def doctor(
     ctx: typer.Context,
     pod: PodArg,
     container: Annotated[str | None, typer.Option("-c", "--container", help="Target container.")] = None,
     for_: Annotated[
-        list[str] | None, typer.Option("--for", metavar="COMMAND", help="capture, trace, nodelogs or cp "
+        list[str] | None, typer.Option("--for", metavar="COMMAND", help="capture, trace, nodelogs, cp or shell "
                                        "(repeat or separate with commas; default: all four).")
     ] = None,
     pod_namespace: Annotated[
@@ -29,7 +34,7 @@ def doctor(
     *,
     flags: Flags,
 ) -> None:
-    """Check, creating nothing, whether capture, trace, nodelogs and cp would work on the pod, and why not.
+    """Check, creating nothing, whether capture, trace, nodelogs, cp and shell would work on the pod, and why not.
 
     Every permission they need (one batch of access reviews; the missing ones as a Role), the namespace's Pod
     Security level and a server-side dry run of the debug container each would add, the node's runtime and

@@ -6,14 +6,22 @@ from typing import Annotated
 
 import typer
 
-from kubectl_debugx.cli.workflow import app, kube_for, run_state, talk_for
+from kubectl_debugx.cli.workflow import app, examples, kube_for, run_state, talk_for
 from kubectl_debugx.errors import UsageError
 from kubectl_debugx.flags import CONNECTION, TALK, Flags, shared_flags
 
 
-@app.command()
-@shared_flags("dry_run", *CONNECTION, *TALK, dry_run=(
-    Annotated[bool, typer.Option("--dry-run", help="List what would be stopped or deleted; change nothing.")], False))
+@app.command(short_help='Stop and delete what earlier runs left behind.', epilog=examples(
+    '# list what debugx left in namespace shop; change nothing',
+    'kubectl debugx gc -n shop --dry-run',
+    '# every namespace: stop our tools, delete our node pods and Jobs',
+    'kubectl debugx gc -A',
+    '# also end our idle debug containers now; what was found as YAML',
+    'kubectl debugx gc -n shop --stop-idle -o yaml',
+))
+@shared_flags("dry_run", *CONNECTION, *TALK, "output_format", dry_run=(
+    Annotated[bool, typer.Option("--dry-run", help="List what would be stopped or deleted; change "
+                                        "nothing. Also kubectl's --dry-run=client|server (the same), =none.")], False))
 def gc(
     ctx: typer.Context,
     all_namespaces: Annotated[

@@ -14,29 +14,98 @@ from typing import Annotated, Any
 import typer
 
 from kubectl_debugx import __version__
-from kubectl_debugx.cli.workflow import PROG, Run, app, kube_for, run_state
+from kubectl_debugx.cli.workflow import PROG, Run, app, examples, kube_for, run_state
 from kubectl_debugx.errors import DebugxError, ExitCode, UsageError
 from kubectl_debugx.flags import CONNECTION, Flags, shared_flags
 
 # The commands, in the order --help lists them: each module adds its command to the app when imported.
 # isort: off
-from kubectl_debugx.cli import capture, trace, cp, nodelogs, doctor, gc  # noqa: F401
+from kubectl_debugx.cli import capture, trace, cp  # noqa: F401
+from kubectl_debugx.cli import shell as shell_command  # noqa: F401 - `shell` is completion's argument
+from kubectl_debugx.cli import nodelogs, doctor, gc  # noqa: F401
 # isort: on
 
 
-@app.command()
-@shared_flags(*CONNECTION, "quiet", "verbosity")
-def version(ctx: typer.Context, *, flags: Flags) -> None:
-    """Print the client version, and the server version when the cluster is reachable."""
+@app.command(short_help="Print the client and server versions.", epilog=examples(
+    "# the client's and the server's version",
+    "kubectl debugx version",
+    "# the client's only (no API call), as kubectl version --client -o json",
+    "kubectl debugx version --client -o json",
+))
+@shared_flags(*CONNECTION, "quiet", "verbosity", "output_format")
+def version(
+    ctx: typer.Context,
+    client: Annotated[bool, typer.Option("--client", help="The client version only: no API call (works without "
+                                         "a cluster).")] = False,
+    *,
+    flags: Flags,
+) -> None:
+    """Print the client version, and the server version when the cluster is reachable.
+
+    With -o json or yaml, kubectl's shape: {"clientVersion": {...}, "serverVersion": {...}} (the server's own
+    /version object; left out when it cannot be reached, or with --client).
+    """
+    from kubectl_debugx.talk import render
+
     run_state(ctx).debug = run_state(ctx).debug or flags.verbosity >= 1
-    print(f"Client Version: v{__version__}")
-    try:
-        print(f"Server Version: {kube_for(flags).version().get('gitVersion', 'unknown')}")
-    except DebugxError as e:
-        print(f"Server Version: unavailable ({e})", file=sys.stderr)
+    server: dict[str, Any] | None = None
+    problem = ""
+    if not client:
+        try:
+            server = kube_for(flags).version()
+        except DebugxError as e:
+            problem = f"Server Version: unavailable ({e})"
+    if flags.output_format is not None:
+        sys.stdout.write(render(version_object(server), flags.output_format.value))
+    else:
+        print(f"Client Version: v{__version__}")
+        if server is not None:
+            print(f"Server Version: {server.get('gitVersion', 'unknown')}")
+    if problem:
+        print(problem, file=sys.stderr)
 
 
-@app.command()
+def version_object(server: dict[str, Any] | None) -> dict[str, Any]:
+    """kubectl version -o json's shape: our version as a clientVersion, the server's /version as it answered."""
+    import platform
+
+    major, minor = (__version__.split(".") + ["0"])[:2]
+    data: dict[str, Any] = {"clientVersion": {
+        "major": major, "minor": minor, "gitVersion": f"v{__version__}",
+        "platform": f"{sys.platform}/{platform.machine().lower()}",
+        "pythonVersion": platform.python_version(),
+    }}
+    if server is not None:
+        data["serverVersion"] = server
+    return data
+
+
+@app.command("help", short_help="Help about any command.", epilog=examples(
+    "# the same as kubectl debugx capture --help",
+    "kubectl debugx help capture",
+))
+def help_(
+    ctx: typer.Context,
+    command: Annotated[str | None, typer.Argument(metavar="COMMAND", help="The command to describe.")] = None,
+) -> None:
+    """Help about any command: help CMD is CMD --help."""
+    parent = ctx.parent
+    assert parent is not None  # a command of the app always has the app's context above it
+    if command is None:
+        print(parent.get_help())
+        return
+    sub = getattr(parent.command, "commands", {}).get(command)
+    if sub is None:
+        raise UsageError(f"unknown command {command!r} for {PROG} (see '{PROG} --help')")
+    sub.make_context(command, ["--help"], parent=parent)  # prints the help, then ends the run with exit 0
+
+
+@app.command(short_help="Print a shell completion script.", epilog=examples(
+    "# kubectl-debugx <TAB> in this bash",
+    "source <(kubectl-debugx completion bash)",
+    "# kubectl debugx <TAB> (kubectl 1.26 or newer)",
+    "kubectl debugx completion kubectl > ~/.krew/bin/kubectl_complete-debugx",
+))
 def completion(
     shell: Annotated[
         str, typer.Argument(metavar="SHELL", help="bash, zsh, fish, or kubectl (the kubectl_complete-debugx script).")
@@ -160,6 +229,23 @@ def kubectl_argv(argv: list[str], group: Any) -> list[str]:
     return out
 
 
+def kubectl_reflexes(argv: list[str], group: Any) -> tuple[list[str], str | None]:
+    """kubectl habits read as kubectl means them, or refused with what to type (cli/reflexes.py): `-it`,
+    `--stdin`, `--tty`; `--dry-run=MODE` (returned, for the command to say what `server` means here)."""
+    from kubectl_debugx.cli import reflexes
+
+    commands = getattr(group, "commands", {})
+    if not argv or argv[0] not in commands:
+        return argv, None
+    takes_value = _options(commands[argv[0]])
+    words = argv[1:]
+    if argv[0] in reflexes.SELF_INTERACTIVE:
+        words = reflexes.drop_interactive(words, takes_value)
+    reflexes.refuse_interactive(argv[0], words, takes_value)
+    words, mode = reflexes.dry_run(words, takes_value)
+    return [argv[0], *words], mode
+
+
 class _Single:
     """One click parameter seen as a command of its own (for _options)."""
 
@@ -207,6 +293,7 @@ def main(argv: list[str]) -> int:
         route_logging(0)
         command = typer.main.get_command(app)
         argv = kubectl_argv(kubectl_verbosity(argv), command)
+        argv, run.dry_run_mode = kubectl_reflexes(argv, command)
         run.debug = run.debug or any(w.startswith("--v=") and w != "--v=0" for w in argv)
         route_logging(1 if run.debug else 0)
         # Without standalone mode click returns the code of typer.Exit instead of raising it.

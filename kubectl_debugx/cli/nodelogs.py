@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from kubectl_debugx.cli.workflow import Work, app, pod_ref, profile_flags, workflow
+from kubectl_debugx.cli.workflow import Work, app, examples, pod_ref, profile_flags, workflow
 from kubectl_debugx.errors import UsageError
 from kubectl_debugx.flags import CONNECTION, CONTAINER, TALK, TARGETS, DurationOpt, Flags, TargetArg, shared_flags
 
@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from kubectl_debugx.talk import Talk
 
 
-@app.command()
+@app.command(short_help="Copy a pod's log files as its node keeps them.", epilog=examples(
+    '# every log file the node keeps for pod web, raw and decoded',
+    'kubectl debugx nodelogs web -n shop --all-containers -o web-logs',
+    "# the last hour, through the API server's node proxy (no pod created)",
+    'kubectl debugx nodelogs web --since 1h --via proxy',
+    '# every pod of deployment web, live, like stern',
+    'kubectl debugx nodelogs deploy/web -f',
+))
 @shared_flags(*CONTAINER, *CONNECTION, *TALK, *TARGETS)
 def nodelogs(
     ctx: typer.Context,

@@ -12,6 +12,7 @@ from kubectl_debugx.cli.workflow import (
     check_data_and_summary,
     check_output_file_flag,
     debug_flags,
+    examples,
     no_follow,
     workflow,
 )
@@ -29,7 +30,14 @@ TraceProfileOpt = Annotated[
 ]
 
 
-@app.command()
+@app.command(short_help="strace a process of a pod, or of a workload's pods.", epilog=examples(
+    "# nginx's workers, network syscalls only; Ctrl-C detaches, nginx goes on",
+    "kubectl debugx trace web -n shop --process 'nginx: worker' -e trace=network",
+    '# 30 s of PID 42 (as the container sees it) into a file',
+    'kubectl debugx trace web --pid 42 --duration 30s -o web.trace',
+    '# the main process of every pod of a statefulset, one file per pod',
+    'kubectl debugx trace sts/db -o db-traces/',
+))
 @shared_flags(*BESIDE_PODS, profile=(TraceProfileOpt, "general"), server=(ServerLongOpt, None))
 def trace(
     ctx: typer.Context,

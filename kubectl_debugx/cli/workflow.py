@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from kubectl_debugx.errors import UsageError
+from kubectl_debugx.errors import NotFound, UsageError
 from kubectl_debugx.flags import Flags, SummaryFormat
 
 if TYPE_CHECKING:
@@ -33,12 +33,27 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def examples(*lines: str) -> str:
+    """An Examples section for a command's --help, as kubectl's: `# what it does` then the command line, kept
+    as written (click's \\b: not rewrapped)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" if line else "" for line in lines)
+
+
 @dataclass
 class Run:
     """What one run of main() knows across the command and the error handler (click's context object)."""
 
     debug: bool = False  # tracebacks of unexpected errors: -v (any level) or $KUBECTL_DEBUGX_DEBUG
     talk: Talk | None = None  # once set, an error still ends the JSON summary a runbook waits for
+    dry_run_mode: str | None = None  # kubectl's --dry-run=MODE as given (cli/reflexes.py), None when not given
+
+
+# What --dry-run=server means for each command (kubectl's reflex): what we already send the API server.
+DRY_RUN_SERVER = {
+    "": "--dry-run=server: as --dry-run; every debug container is also sent to the API server as a dry run "
+        "(dryRun=All: Pod Security and admission answer), as every run does before creating anything",
+    "gc": "--dry-run=server: as --dry-run (gc only lists and execs; it has nothing to send as a server dry run)",
+}
 
 
 def run_state(ctx: typer.Context) -> Run:
@@ -58,12 +73,7 @@ def connection(flags: Flags) -> Any:
     else:
         seconds = parse_duration(timeout, "--request-timeout", bare_seconds=True) or None
     return KubeFlags(kubeconfig=flags.kubeconfig, context=flags.context, namespace=flags.namespace,
-                     request_timeout=seconds, verbosity=flags.verbosity, as_user=flags.as_,
-                     as_groups=flags.as_group, as_uid=flags.as_uid, token=flags.token, server=flags.server,
-                     user=flags.user, cluster=flags.cluster, insecure_skip_tls_verify=flags.insecure_skip_tls_verify,
-                     certificate_authority=flags.certificate_authority,
-                     client_certificate=flags.client_certificate, client_key=flags.client_key,
-                     tls_server_name=flags.tls_server_name)
+                     request_timeout=seconds, verbosity=flags.verbosity, **vars(flags.auth()))
 
 
 def kube_for(flags: Flags) -> KubeApi:
@@ -76,7 +86,13 @@ def talk_for(run: Run, flags: Flags, command: str) -> Talk:
     from kubectl_debugx.talk import Talk
 
     run.debug = run.debug or flags.verbosity >= 1
-    run.talk = Talk(quiet=flags.quiet, json_summary=flags.summary is SummaryFormat.json, command=command)
+    if flags.output_format is not None and flags.summary is SummaryFormat.json:
+        raise UsageError(f"-o {flags.output_format.value} and --summary json both print the data object on stdout: "
+                         "give one")
+    run.talk = Talk(quiet=flags.quiet, json_summary=flags.summary is SummaryFormat.json or bool(flags.output_format),
+                    command=command, data_format=flags.output_format.value if flags.output_format else "line")
+    if run.dry_run_mode == "server":
+        run.talk.say(DRY_RUN_SERVER.get(command, DRY_RUN_SERVER[""]))
     return run.talk
 
 
@@ -139,10 +155,22 @@ def workflow(ctx: typer.Context, flags: Flags, target: str | None, prepare: Call
     talk.record(namespace=kube.namespace)
     try:
         code = int(work(kube, talk))
+    except NotFound as e:
+        raise _with_meant(e, kube, ref) from None
     finally:
         talk.said_left()  # on every way out, before the error line if there is one
     talk.emit_summary(code)
     raise typer.Exit(code)
+
+
+def _with_meant(error: NotFound, kube: KubeApi, ref: TargetRef) -> NotFound:
+    """A POD that does not exist may be a workload's or a service's name (`capture web` for deploy/web): the
+    not-found line then says so. Only on this path, one get per kind; any other not-found stands as it is."""
+    from kubectl_debugx.kube.workloads import did_you_mean, meant
+
+    if not ref.single_pod or not str(error).startswith(f'pods "{ref.name}" not found'):
+        return error
+    return NotFound(did_you_mean(str(error), meant(kube, kube.namespace, ref.name)))
 
 
 def first_pod(prepare: Callable[[Talk, str], Work]) -> Callable[[Talk, TargetRef], Work]:

@@ -7,13 +7,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubectl_debugx.commands import capture_drain
 from kubectl_debugx.commands import capture_live as live
-from kubectl_debugx.errors import Forbidden, RemoteFailed, UsageError
+from kubectl_debugx.errors import Forbidden, NotFound, RemoteFailed, UsageError
 from kubectl_debugx.formats.pcap import PcapFormatError, PcapFramer
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.pods import is_pod_security, short_psa
-from kubectl_debugx.remote import ephemeral, profiles, ring, session, specs, toolrun
+from kubectl_debugx.remote import ephemeral, process, profiles, ring, session, specs, toolrun
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
@@ -68,11 +69,13 @@ def validate(opts: CaptureOptions) -> None:
 # 2 MiB dropped 12,463 of 36,646 packets, 8 MiB none. The ring is kernel memory of the node, not charged to
 # the pod's memory limit.
 RING_KIB = 8192
-# A stop request (Ctrl-C, SIGTERM, --duration) waits this long before tcpdump gets SIGINT: packets in a block
-# the kernel has not handed over yet would be lost uncounted (measured: a request just before SIGINT left
-# "0 captured, 24 received, 0 dropped"). A block waits for one timer period, two when it opened between two
-# ticks of the kernel's retire timer: 2 s, plus a margin.
-STOP_GRACE = 2.2
+# A stop request (Ctrl-C, SIGTERM, --duration) reads on until tcpdump has handed over what it captured before
+# the request: capture_drain.py.
+#
+# A round of the read loop that brought little (ordinary traffic: a frame of a few KiB per tcpdump write) waits
+# this long before the next (kube/execstream.GATHER_BYTES): 5 ms more on a packet that tcpdump hands over up to
+# 1 s late, for about 20 times fewer rounds (bench/capture_fanout).
+GATHER_S = 0.005
 
 
 def tcpdump_argv(opts: CaptureOptions) -> list[str]:
@@ -208,6 +211,22 @@ def _node_runtime(kube: KubeApi, target: Target) -> str:
     return profiles.runtime_name(info.get("containerRuntimeVersion", ""))
 
 
+def check_interface(kube: KubeApi, pods: list[Target], ecs: list[str], interface: str) -> None:
+    """-i IFACE against each pod's interfaces, before tcpdump starts: /proc/net/dev read in the debug container,
+    which shares the pod's network namespace (one short exec per pod, only for an -i other than any). A pod's
+    interfaces are not in the API, hence after the debug container: a reused one means nothing was created."""
+    if interface == "any":
+        return
+    for target, ec in zip(pods, ecs, strict=True):
+        try:
+            text = process.short_exec(kube, target.namespace, target.pod_name, ec, ["cat", "/proc/net/dev"])
+        except RemoteFailed:  # an --image without cat: tcpdump alone will judge the interface
+            continue
+        problem = live.unknown_interface(interface, f"{target.namespace}/{target.pod_name}", live.net_devices(text))
+        if problem:
+            raise NotFound(problem)
+
+
 def capture_pcap(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, profile: str, talk: Talk) -> int:
     """One pod's tcpdump passed through as pcap (byte-exact records) into its file, pipe, ring or viewer."""
     viewer = Viewer(opts.viewer) if opts.viewer else None
@@ -231,17 +250,21 @@ def capture_pcap(kube: KubeApi, target: Target, ec: str, opts: CaptureOptions, p
         output.flush()  # nothing is left queued normally (each batch ends with a flush)
         sink.close()  # a viewer reads the end of the stream: tshark exits, Wireshark shows the capture
 
+    point = capture_drain.DrainPoint(target, ec, framer.scanner)
+
+    def feed(data: memoryview) -> None:
+        point.fed()
+        output.feed(data)
+
     talk.say(f"Capturing on {opts.interface} in pod {target.namespace}/{target.pod_name} "
              f"(container {target.container}) into {sink.display}; Ctrl-C to stop")
     try:
         ran = toolrun.run_tool(
-            kube, target, ec, TOOL, tcpdump_argv(opts), on_stdout=output.feed, stderr=tcpdump,
+            kube, target, ec, TOOL, tcpdump_argv(opts), on_stdout=feed, stderr=tcpdump,
             duration=opts.duration, limit_reached=stop_wanted, talk=talk, close=close, on_batch_end=output.flush,
-            grace=STOP_GRACE,
-            grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {STOP_GRACE:g}s; "
-                       "Ctrl-C again to stop now)",
+            grace=capture_drain.PacketDrain(kube, lambda: [point]),
             eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
-            command=COMMAND,
+            command=COMMAND, gather=GATHER_S,
         )
     except PcapFormatError as e:
         raise RemoteFailed(f"tcpdump did not write pcap: {e}") from None

@@ -68,3 +68,23 @@ def progress(counts: Callable[[], tuple[int, int]], *, pods: Callable[[], int] |
     (a capture of several pods)."""
     return Progress("Captured", None, stream=stream or sys.stderr, clock=clock,
                     describe=lambda elapsed: progress_line(*counts(), elapsed, pods() if pods else None))
+
+
+# What tcpdump's -i takes besides the pod's own interfaces: `any`, an index (`tcpdump -D`'s numbers) and libpcap's
+# pseudo-devices, which /proc/net/dev does not list; these are left to tcpdump.
+_PSEUDO = re.compile(r"any|\d+|(?:nflog|nfqueue|dbus-|usbmon|bluetooth).*")
+
+
+def net_devices(proc_net_dev: str) -> list[str]:
+    """The interfaces of a network namespace from its /proc/net/dev (two header lines, then `NAME: counters`)."""
+    names = {line.split(":", 1)[0].strip() for line in proc_net_dev.splitlines()[2:] if ":" in line}
+    return sorted(n for n in names if n)
+
+
+def unknown_interface(interface: str, pod: str, devices: list[str]) -> str | None:
+    """The error line when -i names no interface of the pod (else None): tcpdump's own words, `(No such device
+    exists)`, would not say which interfaces there are."""
+    if _PSEUDO.fullmatch(interface) or interface in devices:
+        return None
+    return (f'interface "{interface}" not found in pod {pod}; its interfaces: any, {", ".join(devices)} '
+            "(-i any: all of them)")

@@ -11,18 +11,14 @@ end an Interface Statistics Block per pod with tcpdump's own counts.
 
 from __future__ import annotations
 
-import contextlib
-import shlex
-import sys
 import time
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_debugx.errors import DebugxError, UsageError
+from kubectl_debugx.errors import UsageError
 from kubectl_debugx.formats import pcapng
-from kubectl_debugx.formats.pcap import PcapFormatError, PcapHeader, PcapReader
+from kubectl_debugx.formats.pcap import PcapFormatError, PcapHeader
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.workloads import Resolution, TargetRef
 from kubectl_debugx.remote import containers, fanout, following, ring, toolrun
@@ -34,15 +30,18 @@ from kubectl_debugx.summary import stopped_by
 from kubectl_debugx.talk import Talk, plural
 
 from . import capture as single
+from . import capture_drain
 from . import capture_live as live
+from . import capture_names as names
 
 # tcpdump hands packets over in batches up to about 1 s late (recordings/27-*, TPACKET_V3 block timeout), a
-# block up to two timer periods late at worst (capture.STOP_GRACE): a pod's packets may reach us 2 s after
+# block up to two timer periods late at worst (capture_drain.STOP_GRACE): a pod's packets may reach us 2 s after
 # another's of the same moment. Within this window the merge writes them in timestamp order.
 WINDOW_S = 2.5
 # Memory bound of the reorder window: past this many held bytes the earliest packets go out at once.
 HELD_BYTES_BASE = 16 * 1024 * 1024
 HELD_BYTES_PER_POD = 1024 * 1024
+FLUSH_S = 0.02  # the most a released packet waits for its write (flush_due); the tick flushes too
 
 
 def wants_pcapng(path: str, pods: int) -> bool:
@@ -58,12 +57,20 @@ class PodCapture:
     ec: str
     profile: str
     talk: single.TcpdumpTalk
-    reader: PcapReader = field(default_factory=PcapReader)
-    interface: int | None = None
+    reader: pcapng.EpbReader = field(default_factory=pcapng.EpbReader)  # on_header (set by _capture): its IDB
     written: int = 0
     error: str = ""
     joined_at: float | None = None  # --follow: when it joined (None: one of the first pods)
     left_at: float | None = None  # --follow: when its capture ended because the pod went away
+    point: capture_drain.DrainPoint = field(init=False)  # what a stop waits for
+
+    def __post_init__(self) -> None:
+        self.point = capture_drain.DrainPoint(self.target, self.ec, self.reader.scanner)
+
+    @property
+    def interface(self) -> int | None:
+        """Its pcapng interface id, once its tcpdump's pcap header came (None before)."""
+        return self.reader.interface
 
     @property
     def label(self) -> str:
@@ -75,7 +82,8 @@ class PodCapture:
 
 
 class PcapngOutput:
-    """The merged pcapng: blocks collected per batch and written with one writev; to a viewer's stdin with
+    """The merged pcapng: blocks collected per batch and written with one writev (the EPBs as the merger
+    releases them, each one bytes object: no join, no copy); to a viewer's stdin with
     `viewer` (as the one-pod capture), or with `ring_files` (--ring N) to a RingSink: one EPB per record so a
     packet is never split, the SHB, NRB and IDBs as the header every file starts with (`max_bytes` is then the
     size of each file)."""
@@ -91,13 +99,13 @@ class PcapngOutput:
             self.sink = ByteSink(path, opener=viewer.open if viewer else None)
         self.max_bytes = max_bytes
         self.merger = pcapng.Merger(int(WINDOW_S * 1e9), HELD_BYTES_BASE + HELD_BYTES_PER_POD * pods)
-        self.blocks: list[bytes] = []
+        self.blocks: list[bytes | memoryview] = []
         self.pending_bytes = 0
         self.limit_reached = False
         self.pipe_closed = False
         self.started = False
         self.packets = 0
-        self.by_interface: Counter[int] = Counter()
+        self.flushed_at = 0  # monotonic ns of the last flush
         self.add(head, header=True)
 
     def add(self, block: bytes, *, header: bool = False) -> None:
@@ -123,23 +131,37 @@ class PcapngOutput:
 
     def flush(self, now_ns: int | None = None) -> None:
         """Write what the window releases (everything when now_ns is None: the end)."""
+        self.flushed_at = time.monotonic_ns() if now_ns is None else now_ns
         released = self.merger.drain() if now_ns is None else self.merger.ready(now_ns)
-        if self.max_bytes is not None and released:
+        if not released:
+            self.write()
+            return
+        blocks = [entry[3] for entry in released]
+        if self.max_bytes is not None:
             room = self.max_bytes - self.sink.written - self.pending_bytes
-            for i, (_, packet) in enumerate(released):
-                room -= 32 + (len(packet.data) + 3) // 4 * 4  # the Enhanced Packet Block's size
-                if room < 0:
-                    self.limit_reached = True
-                    released = released[:i]
-                    break
-        if released:
-            if self.ring is not None:
-                self.ring.records([pcapng.enhanced_packet(source, packet) for source, packet in released])
-            else:
-                self.add(pcapng.enhanced_packets(released))
-            self.packets += len(released)
-            self.by_interface.update(source for source, _ in released)
+            if sum(map(len, blocks)) > room:
+                self.limit_reached = True
+                fit = 0  # the blocks that fit: some do not (the sum is over the room), so the loop ends
+                while len(blocks[fit]) <= room:
+                    room -= len(blocks[fit])
+                    fit += 1
+                for entry in released[fit:]:  # not written after all
+                    self.merger.released[entry[2]] -= 1
+                blocks = blocks[:fit]
+        if self.ring is not None:
+            self.ring.records(blocks)
+        else:
+            self.blocks.extend(blocks)
+            self.pending_bytes += sum(map(len, blocks))
+        self.packets += len(blocks)
         self.write()
+
+    def flush_due(self, now_ns: int) -> None:
+        """flush() at the end of a stream's batch, at most every FLUSH_S: the blocks are copies (not views of
+        the frame buffer, unlike the one-pod pcap path), so they can wait; with N pods one round of the read
+        loop ends N batches, and each flush asks the merger for its watermark."""
+        if now_ns - self.flushed_at >= FLUSH_S * 1e9:
+            self.flush(now_ns)
 
     def write(self) -> None:
         """Write the blocks collected; nothing (no file) until a pod's tcpdump has started."""
@@ -176,6 +198,7 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     if opts.dry_run:
         return fanout.dry_run_all(talk, pods, chosen)
     ecs = containers.start_all(kube, pods, chosen, opts.duration, talk)
+    single.check_interface(kube, pods, ecs, opts.interface)  # an unknown -i named before tcpdump starts
     if pcap:
         return single.capture_pcap(kube, pods[0], ecs[0], opts, chosen[0].profile, talk)
     captures = [PodCapture(t, ec, c.profile, single.TcpdumpTalk(fanout.prefixed(talk.say, t.pod_name)))
@@ -184,62 +207,11 @@ def run(kube: KubeApi, opts: single.CaptureOptions, ref: TargetRef, max_pods: in
     return _capture(kube, opts, resolution, captures, talk, follow)
 
 
-def section_comment(kube: KubeApi, started: float) -> str:
-    """The SHB comment: how the capture was made (the command line holds no credentials: we take none)."""
-    server = getattr(kube, "host", "") or "?"
-    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
-    return f"{shlex.join(['kubectl', 'debugx', *sys.argv[1:]])}\nserver: {server}\nstarted: {when}"
-
-
-def name_records(resolution: Resolution) -> list[tuple[str, list[str]]]:
-    """Pod IPs -> pod names (NAMESPACE/POD is the interface's name already; here the bare name, as DNS would
-    say), and the service's cluster IPs -> SERVICE.NAMESPACE.svc for svc/."""
-    records = []
-    for pod in resolution.pods:
-        for entry in (pod.get("status") or {}).get("podIPs") or [{"ip": (pod.get("status") or {}).get("podIP")}]:
-            if entry.get("ip"):
-                records.append((str(entry["ip"]), [str(pod["metadata"]["name"])]))
-    svc = resolution.service
-    if svc is not None:
-        meta = svc["metadata"]
-        for ip in (svc.get("spec") or {}).get("clusterIPs") or []:
-            if ip and ip != "None":
-                records.append((str(ip), [f"{meta['name']}.{meta['namespace']}.svc"]))
-    return records
-
-
-def peer_records(kube: KubeApi, resolution: Resolution) -> list[tuple[str, list[str]]]:
-    """Every other pod's and service's IP in the namespaces of the captured pods (one list of pods and one of
-    services per namespace), so that peers (the client pod, the service it called) have names in Wireshark, as
-    the captured pods do; a list the user may not make names fewer. Pods by name, services as DNS names them."""
-    named = {ip for ip, _ in name_records(resolution)}
-    records: list[tuple[str, list[str]]] = []
-    for namespace in sorted({p["metadata"]["namespace"] for p in resolution.pods}):
-        pods: list[dict[str, Any]] = []
-        services: list[dict[str, Any]] = []
-        with contextlib.suppress(DebugxError):
-            pods = kube.list_pods(namespace)
-        with contextlib.suppress(DebugxError):
-            services = kube.list_objects("/api/v1", "services", namespace)
-        # running pods with their own IP: a finished pod's IP may be another's now, a hostNetwork pod's is the node's
-        running = [p for p in sorted(pods, key=lambda p: p["metadata"]["name"])
-                   if (p.get("status") or {}).get("phase") == "Running"
-                   and not (p.get("spec") or {}).get("hostNetwork")]
-        found = name_records(Resolution(resolution.ref, "", pods=running))
-        for svc in sorted(services, key=lambda s: s["metadata"]["name"]):
-            found += name_records(Resolution(resolution.ref, "", service=svc))
-        for ip, names in found:
-            if ip not in named:
-                named.add(ip)
-                records.append((ip, names))
-    return records
-
-
 def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution, captures: list[PodCapture],
              talk: Talk, follow: following.Follow | None = None) -> int:
     started = time.time()
-    head = pcapng.section_header(section_comment(kube, started))
-    records = name_records(resolution) + peer_records(kube, resolution)
+    head = pcapng.section_header(names.section_comment(kube, started))
+    records = names.name_records(resolution) + names.peer_records(kube, resolution)
     if records:
         head += pcapng.name_resolution(records)
     viewer = Viewer(opts.viewer) if opts.viewer else None
@@ -255,22 +227,27 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
             progress.tick()
 
     def on_stdout(capture: PodCapture) -> Any:
+        reader = capture.reader
+        reader.on_header = lambda header: output.interface(capture, header, opts.filter)
+        push = output.merger.push
+
         def feed(data: memoryview) -> None:
+            capture.point.fed()
             if capture.error or output.pipe_closed:
                 return
             try:
-                packets = capture.reader.feed(data)
+                stamps, blocks = reader.feed(data)
             except PcapFormatError as e:
                 capture.error = f"tcpdump did not write pcap: {e}"
                 return
-            if capture.interface is None and capture.reader.header is not None:
-                capture.interface = output.interface(capture, capture.reader.header, opts.filter)
-            if packets and capture.interface is not None:
-                output.merger.push(capture.interface, packets, time.monotonic_ns())
+            if stamps:
+                assert reader.interface is not None  # its header came first (EpbReader.on_header)
+                push(reader.interface, stamps, blocks, time.monotonic_ns())
         return feed
 
     def on_end(pod: toolrun.PodTool) -> None:
         capture = next(c for c in captures if c.target is pod.target)
+        capture.point.ended = True
         if capture.interface is not None:
             output.merger.end_source(capture.interface)
         if follow is not None:
@@ -292,7 +269,7 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
                              single.TcpdumpTalk(fanout.prefixed(talk.say, joining.target.pod_name)),
                              joined_at=time.time())
         captures.append(capture)
-        records = name_records(Resolution(resolution.ref, resolution.selector, pods=[joining.target.pod]))
+        records = names.name_records(Resolution(resolution.ref, resolution.selector, pods=[joining.target.pod]))
         if records:
             output.add(pcapng.name_resolution(records), header=True)  # every ring file names it
         talk.say(f"Pod {capture.label} joined the capture")
@@ -312,12 +289,10 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         elapsed = toolrun.run_tools(
             kube, tools, single.TOOL, state, duration=opts.duration, command=single.COMMAND,
             limit_reached=lambda: output.limit_reached or output.pipe_closed or bool(viewer and viewer.exited()),
-            talk=talk, on_end=on_end, on_batch_end=lambda: output.flush(time.monotonic_ns()), on_tick=tick,
-            grace=single.STOP_GRACE,
-            grace_note=f"Stopping: collecting the packets tcpdump still holds (up to {single.STOP_GRACE:g}s; "
-                       "Ctrl-C again to stop now)",
+            talk=talk, on_end=on_end, on_batch_end=lambda: output.flush_due(time.monotonic_ns()), on_tick=tick,
+            grace=capture_drain.PacketDrain(kube, lambda: [c.point for c in captures]),
             eof_signal="KILL",  # we are gone: nobody reads its output, and it may be blocked writing it
-            joins=joins,
+            joins=joins, gather=single.GATHER_S,
         )
     finally:
         if follow is not None:
@@ -336,7 +311,8 @@ def _capture(kube: KubeApi, opts: single.CaptureOptions, resolution: Resolution,
         output.write()
         output.sink.close()
     for capture in captures:
-        capture.written = output.by_interface.get(capture.interface, 0) if capture.interface is not None else 0
+        interface = capture.interface
+        capture.written = output.merger.released[interface] if interface is not None else 0
     code = _finish(talk, opts, captures, output, state, elapsed, follow.failed if follow else {})
     if viewer:
         viewer_code = viewer.wait(talk.say)

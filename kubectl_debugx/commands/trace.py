@@ -96,12 +96,17 @@ def strace_argv(opts: TraceOptions, pids: Iterable[int]) -> list[str]:
     return argv
 
 
-def _probe(kube: KubeApi, target: Target, container: str) -> Probe | None:
-    """Run the probe in `container`; None when it cannot run there (no shell, not allowed...)."""
+def _probe(kube: KubeApi, target: Target, container: str, ours: bool = False) -> Probe | None:
+    """Run the probe in `container`; None when it cannot run there (no shell, not allowed...). In our own
+    debug container (`ours`) a failed exec is that failure, not a missing tool: it runs, and the image's lack
+    shows in the probe's outcome (CI: a debug container ended under the test cluster's kill, and the error
+    blamed the image)."""
     try:
         with kube.exec_connection(target.namespace, target.pod_name, container, PROBE_COMMAND) as conn:
             out, _, outcome = run_to_end(conn)
     except DebugxError:
+        if ours:
+            raise
         return None
     if outcome.exit_code != 0 or not out.startswith(b"Y "):
         return None
@@ -271,7 +276,7 @@ def in_debug_container(kube: KubeApi, target: Target, ec: str, opts: TraceOption
     its errors; a NotFound is the caller's to place): it can list processes and has strace, its ptrace_scope
     lets strace attach, and the processes chosen before it ran (`early`, from the target itself) are still
     there; else they are chosen now."""
-    probe = _probe(kube, target, ec)
+    probe = _probe(kube, target, ec, ours=True)
     if probe is None:
         raise RemoteFailed(f"cannot list processes in the debug container {ec}{where}: image {opts.image} needs "
                            "sh, cat, tr and readlink (choose another with --image)")

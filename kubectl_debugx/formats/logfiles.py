@@ -74,15 +74,18 @@ class LogPlan:
 
 
 def plan_container_logs(names: Iterable[str], docker_restarts: Mapping[str, int] | None = None) -> LogPlan:
-    """Group one container directory's base file names by instance, each group in reading order.
+    """Group one container's base file names by instance, each group in reading order.
 
-    Instances come in restart order (Docker instances whose restart is unknown last, by ID). Within one,
+    Instances come in restart order (Docker instances whose restart is unknown last, by ID). One restart's
+    files are one instance whatever their naming: on Docker nodes its live file is ``N.log`` (the symlink's
+    content, as the proxy and a node pod copy it) and its rotated files Docker's ``ID-json.log.K``. Within one,
     rotated CRI files sort by their YYYYMMDD-HHMMSS suffix (the kubelet's own order), Docker's by descending
     number (.2 is older than .1), then the live file. Skipped, so that no line appears twice: ``.tmp`` files
-    (the kubelet's gzip output being written) and a ``.gz`` whose plain file is still there (caught between
-    the kubelet's rename and unlink, both hold the same lines).
+    (the kubelet's gzip output being written), a ``.gz`` whose plain file is still there (caught between the
+    kubelet's rename and unlink, both hold the same lines) and Docker's live ``ID-json.log`` beside the
+    ``N.log`` that links to it.
     """
-    groups: dict[tuple[str, int | None, str | None], list[LogFileName]] = {}
+    groups: dict[tuple[int | None, str | None], list[LogFileName]] = {}
     skipped: list[Skipped] = []
     for name in sorted(set(names)):
         info = None if name.endswith(".tmp") else classify_name(name, docker_restarts)
@@ -90,18 +93,22 @@ def plan_container_logs(names: Iterable[str], docker_restarts: Mapping[str, int]
             reason = "kubelet's temporary gzip output" if name.endswith(".tmp") else "not a log file name"
             skipped.append(Skipped(name, reason))
             continue
-        groups.setdefault((info.format, info.restart, info.container_id), []).append(info)
+        key: tuple[int | None, str | None] = (
+            (info.restart, None) if info.restart is not None else (None, info.container_id))
+        groups.setdefault(key, []).append(info)
     instances = []
     for key in sorted(groups, key=_instance_order):
         files, dupes = _drop_compressed_duplicates(groups[key])
-        skipped.extend(dupes)
-        instances.append(Instance(key[1], key[2], tuple(f.name for f in sorted(files, key=_file_order))))
+        files, twins = _drop_docker_live_twin(files)
+        skipped.extend(dupes + twins)
+        container_id = next((f.container_id for f in files if f.container_id), None)
+        instances.append(Instance(key[0], container_id, tuple(f.name for f in sorted(files, key=_file_order))))
     return LogPlan(tuple(instances), tuple(sorted(skipped, key=lambda s: s.name)))
 
 
-def _instance_order(key: tuple[str, int | None, str | None]) -> tuple[bool, int, str, str]:
-    fmt, restart, container_id = key
-    return (restart is None, restart or 0, fmt, container_id or "")
+def _instance_order(key: tuple[int | None, str | None]) -> tuple[bool, int, str]:
+    restart, container_id = key
+    return (restart is None, restart or 0, container_id or "")
 
 
 def _file_order(info: LogFileName) -> tuple[bool, int, str]:
@@ -109,6 +116,16 @@ def _file_order(info: LogFileName) -> tuple[bool, int, str]:
     if info.format == "docker":
         return (live, -int(info.rotation or 0), "")
     return (live, 0, info.rotation)
+
+
+def _drop_docker_live_twin(files: list[LogFileName]) -> tuple[list[LogFileName], list[Skipped]]:
+    """Docker's live ``ID-json.log`` when the instance's ``N.log`` (a symlink to it) came too."""
+    link = next((f.name for f in files if f.format == "cri" and not f.rotation), None)
+    if link is None:
+        return files, []
+    twins = [f for f in files if f.format == "docker" and not f.rotation]
+    return ([f for f in files if f not in twins],
+            [Skipped(f.name, f"same content as {link}, a symbolic link to it") for f in twins])
 
 
 def _drop_compressed_duplicates(files: list[LogFileName]) -> tuple[list[LogFileName], list[Skipped]]:

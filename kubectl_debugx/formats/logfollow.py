@@ -114,6 +114,9 @@ class ContainerFollower:
         self.lineno = 0
         self.head = b""  # the first bytes of the file being read (known once its start was read)
         self.ended = ""  # why following ended ("" while it goes on)
+        # Takes a run of whole physical lines at once when it can (returns False when not): the printer's
+        # fast way for runs of whole F records (commands/nodelogs/printer.py); None: line by line.
+        self.emit_block: Callable[[int, bytes], bool] | None = None
 
     # ---------------------------------------------------------------------------------------- start
 
@@ -257,6 +260,10 @@ class ContainerFollower:
             self.head = data[:HEAD]
         end = data.rfind(b"\n") + 1
         if not end:
+            return
+        if self.emit_block is not None and self.joiner.idle and self.emit_block(self.restart, data[:end]):
+            self.lineno += data.count(b"\n", 0, end)
+            self.offset += end
             return
         name = f"{self.restart}.log" + (f".{self.current}" if self.current else "")
         emit, restart, joiner, whole_re = self.emit, self.restart, self.joiner, TIMESTAMP_RE.fullmatch

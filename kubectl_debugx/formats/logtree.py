@@ -41,6 +41,9 @@ class ExtractReport:
     files: tuple[ExtractedFile, ...]
     directories: tuple[str, ...]
     skipped: tuple[Skipped, ...]
+    # symbolic links skipped as leaving the tree (outside_links="skip"): (member path, link target). On Docker
+    # nodes N.log -> /var/lib/docker/containers/ID/ID-json.log names which container ID was restart N.
+    links: tuple[tuple[str, str], ...] = ()
 
 
 # ---------------------------------------------------------------------------------------------- output dir
@@ -124,6 +127,7 @@ class _Extractor:
         self.files: dict[Parts, int] = {}
         self.directories: list[str] = []
         self.skipped: list[Skipped] = []
+        self.links: list[tuple[str, str]] = []
 
     def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         parts = member_parts(member.name)
@@ -154,6 +158,7 @@ class _Extractor:
         target = symlink_target(parts, member.linkname)
         if target is None:
             self._outside(member, "symbolic link")
+            self.links.append(("/".join(parts), member.linkname))
             return
         # A symlink carries no content in the stream and we never create links: say what was there.
         self.skipped.append(
@@ -181,7 +186,7 @@ class _Extractor:
 
     def report(self) -> ExtractReport:
         files = tuple(ExtractedFile("/".join(parts), size) for parts, size in self.files.items())
-        return ExtractReport(files, tuple(self.directories), tuple(self.skipped))
+        return ExtractReport(files, tuple(self.directories), tuple(self.skipped), tuple(self.links))
 
 
 def _kind(member: tarfile.TarInfo) -> str:

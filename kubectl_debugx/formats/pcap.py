@@ -82,6 +82,9 @@ class PcapScanner:
         self.order = "<"  # struct byte order, once the global header is read
         self._held = bytearray()  # the incomplete unit (global header or record) from earlier feeds
         self._size = 0  # the held unit's size once its own header is whole; 0 before
+        # The seconds of the newest whole record (-1: none yet): what tells a stopping capture that tcpdump
+        # handed over everything it captured before a moment (commands/capture_drain.py).
+        self.last_sec = -1
 
     def pending(self) -> int:
         """Bytes held of an incomplete unit: non-zero at the end means the stream was cut."""
@@ -98,6 +101,8 @@ class PcapScanner:
                 return Units(None, view, end, [], False)
             held = memoryview(self._held)
             self._held, self._size = bytearray(), 0
+            if not header:  # a record (the global header when this feed began without one)
+                self.last_sec = _U32[self.order](held, 0)[0]
         start = pos
         ends: list[int] = []
         if self.header is None:
@@ -107,6 +112,7 @@ class PcapScanner:
                 ends.append(pos)
         if self.header is not None:
             unpack = _U32[self.order]
+            last = -1
             while end - pos >= RECORD_HEADER_LEN:
                 incl_len = unpack(view, pos + 8)[0]
                 if incl_len > MAX_RECORD:
@@ -115,7 +121,9 @@ class PcapScanner:
                 if nxt > end:
                     break
                 ends.append(nxt)
-                pos = nxt
+                last, pos = pos, nxt
+            if last >= 0:
+                self.last_sec = unpack(view, last)[0]
         if pos < end:
             self._held += view[pos:]
             self._size = self._unit_size(self._held, 0, len(self._held)) or 0
@@ -222,12 +230,9 @@ class PcapFramer:
 # ---------------------------------------------------------------------------------------------- packets
 
 
-class PcapReader:
-    """Feed the bytes of one pcap stream as they arrive, split anywhere; get back the whole packets so far.
-
-    ``header`` is the :class:`PcapHeader` once the 24-byte global header arrived; ``records`` counts the
-    packets returned so far; ``pending()`` the bytes held of an incomplete record (see :class:`PcapScanner`).
-    """
+class ScannedStream:
+    """A reader over one pcap stream through :class:`PcapScanner` (the one parser of its boundaries): the
+    global header once it came, the bytes held of an incomplete record, the records returned so far."""
 
     def __init__(self) -> None:
         self.scanner = PcapScanner()
@@ -239,6 +244,14 @@ class PcapReader:
 
     def pending(self) -> int:
         return self.scanner.pending()
+
+
+class PcapReader(ScannedStream):
+    """Feed the bytes of one pcap stream as they arrive, split anywhere; get back the whole packets so far.
+
+    ``header`` is the :class:`PcapHeader` once the 24-byte global header arrived; ``records`` counts the
+    packets returned so far; ``pending()`` the bytes held of an incomplete record (see :class:`PcapScanner`).
+    """
 
     def feed(self, data: bytes | memoryview) -> list[Packet]:
         held, view, pos, ends, header = self.scanner.feed(data)

@@ -59,18 +59,24 @@ def member_parts(name: str, origin: str) -> Parts:
 
 def read_members(
     fileobj: IO[bytes], origin: str, each: Callable[[tarfile.TarFile, tarfile.TarInfo], None], *,
-    mode: Literal["r|", "r|*"] = "r|", bufsize: int = tarfile.RECORDSIZE,
+    mode: Literal["r|", "r|*"] = "r|",
 ) -> None:
     """Call ``each`` for every member of a tar stream read sequentially; a damaged or cut stream is an
     :class:`ArchiveError` naming the last member seen."""
-    last = "none"
+    last = None
     try:
-        with tarfile.open(fileobj=fileobj, mode=mode, bufsize=bufsize) as tar:
+        with tarfile.open(fileobj=fileobj, mode=mode) as tar:
             for member in tar:
-                last = repr(member.name)
+                last = member.name
                 each(tar, member)
     except (tarfile.TarError, EOFError, zlib.error) as exc:
-        raise ArchiveError(f"the tar stream from {origin} is damaged or cut short (last member {last}): {exc}") from exc
+        raise damaged(origin, last, exc) from exc
+
+
+def damaged(origin: str, last: str | None, exc: BaseException) -> ArchiveError:
+    """A tar stream that could not be read to its end, naming the last member seen."""
+    shown = "none" if last is None else repr(last)
+    return ArchiveError(f"the tar stream from {origin} is damaged or cut short (last member {shown}): {exc}")
 
 
 def _kind(mode: int) -> str:
@@ -218,6 +224,21 @@ class SafeTree:
         umask), or with ``exact_mode`` set afterwards as it is (a copy keeps its modes); ``mtime`` is set
         when given; ``on_chunk`` sees every chunk written (a digest); a size other than ``expect`` is an
         :class:`ArchiveError` (tarfile raises first: a short file must never pass for a whole one)."""
+        out = self.create_file(parts, member, mode, exact_mode=exact_mode)
+        try:
+            while chunk := src.read(_CHUNK):
+                if on_chunk is not None:
+                    on_chunk(chunk)
+                out.write(chunk)
+        except BaseException:
+            out.abort()
+            raise
+        return out.commit(mtime=mtime, expect=expect)
+
+    def create_file(self, parts: Parts, member: str, mode: int, *, exact_mode: bool = False) -> NewFile:
+        """A new file at ``parts``, written push-style (cp feeds it exec frames as they arrive): see
+        :meth:`write_file` for ``mode`` and ``exact_mode``. The caller ends it with :meth:`NewFile.commit` or
+        :meth:`NewFile.abort`, before any other entry of this tree is made."""
         fd = self._parent_of(parts, member)
         self._clear(fd, parts, member)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY
@@ -226,32 +247,7 @@ class SafeTree:
         name = f".{parts[-1]}.debugx-partial-{os.getpid()}" if self.remove_partial else parts[-1]
         out_fd = os.open(name, flags, 0o600 if exact_mode else mode, dir_fd=fd)
         self._written.add(parts)
-        try:
-            with os.fdopen(out_fd, "wb") as out:
-                while chunk := src.read(_CHUNK):
-                    if on_chunk is not None:
-                        on_chunk(chunk)
-                    out.write(chunk)
-                out.flush()
-                size = out.tell()
-                if expect is not None and size != expect:
-                    raise ArchiveError(f"the tar stream from {self.origin} was cut short in {member}")
-                if exact_mode:
-                    os.fchmod(out.fileno(), mode & 0o777)
-                if mtime is not None and os.utime in os.supports_fd:
-                    os.utime(out.fileno(), (mtime, mtime))
-            if name != parts[-1]:
-                # link, not rename: it never replaces what may have appeared under the real name meanwhile
-                os.link(name, parts[-1], src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
-                os.unlink(name, dir_fd=fd)
-        except BaseException:
-            if self.remove_partial:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(name, dir_fd=fd)
-                self._written.discard(parts)
-            raise
-        self._files.add(parts)
-        return size
+        return NewFile(self, parts, member, mode if exact_mode else None, fd, name, out_fd)
 
     def open_file(self, parts: Parts, member: str) -> IO[bytes]:
         """Read a regular file this tree wrote (a hard link made into a copy)."""
@@ -293,3 +289,53 @@ class SafeTree:
             os.close(src_fd)
         self._written.add(parts)
         self._files.add(parts)
+
+
+class NewFile:
+    """A file being written by :meth:`SafeTree.create_file`: under a name of its own until :meth:`commit`
+    when the tree removes partial files, removed by :meth:`abort` then."""
+
+    def __init__(self, tree: SafeTree, parts: Parts, member: str, exact_mode: int | None, dir_fd: int, name: str,
+                 fd: int) -> None:
+        self.tree, self.parts, self.member, self.exact_mode = tree, parts, member, exact_mode
+        self.dir_fd, self.name, self.fd = dir_fd, name, fd
+        self.size = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        view = memoryview(data)
+        self.size += len(view)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def commit(self, *, mtime: float | None = None, expect: int | None = None) -> int:
+        """Complete: a size other than ``expect`` is an :class:`ArchiveError`; then the mode and ``mtime`` are
+        set and the file gets its real name. Returns its size."""
+        tree, parts = self.tree, self.parts
+        try:
+            if expect is not None and self.size != expect:
+                raise ArchiveError(f"the tar stream from {tree.origin} was cut short in {self.member}")
+            if self.exact_mode is not None:
+                os.fchmod(self.fd, self.exact_mode & 0o777)
+            if mtime is not None and os.utime in os.supports_fd:
+                os.utime(self.fd, (mtime, mtime))
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+            if self.name != parts[-1]:
+                # link, not rename: it never replaces what may have appeared under the real name meanwhile
+                os.link(self.name, parts[-1], src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd, follow_symlinks=False)
+                os.unlink(self.name, dir_fd=self.dir_fd)
+        except BaseException:
+            self.abort()
+            raise
+        tree._files.add(parts)
+        return self.size
+
+    def abort(self) -> None:
+        """Not complete: closed, and removed when the tree removes partial files."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        if self.tree.remove_partial:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.name, dir_fd=self.dir_fd)
+            self.tree._written.discard(self.parts)

@@ -62,7 +62,8 @@ class KubeApi(Protocol):
     ) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
     def open_exec(
-        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False,
+        tty: bool = False,
     ) -> ExecConnection: ...
 
     def exec_connection(
@@ -76,6 +77,8 @@ class KubeApi(Protocol):
     def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]: ...
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool: ...
+
+    def follow_log(self, namespace: str, pod: str, container: str, tail_lines: int | None = 0) -> Any: ...
 
 
 @dataclass

@@ -27,6 +27,7 @@ from kubectl_debugx.kube.api import ExecConnection as ExecConnection
 from kubectl_debugx.kube.api import KubeApi as KubeApi
 from kubectl_debugx.kube.apierrors import ApiError, ApiForbidden, api_error, unreachable
 from kubectl_debugx.kube.config import Impersonation, KubeFlags, load_config
+from kubectl_debugx.kube.podlog import LogStream, open_log_stream
 from kubectl_debugx.kube.watch import watch, watch_until
 
 CONNECT_TIMEOUT = 10.0
@@ -330,15 +331,20 @@ class Kube:
     # --- exec ---------------------------------------------------------------------------------------
 
     def open_exec(
-        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False,
+        tty: bool = False,
     ) -> ExecConnection:
-        """Open an exec WebSocket offering v5 then v4. The caller reads the frames (see execstream)."""
+        """Open an exec WebSocket offering v5 then v4. The caller reads the frames (see execstream). With `tty`
+        the command gets a terminal: its stdout and stderr are both the terminal, so stderr is not asked for
+        (as kubectl exec -t), and the terminal's size is sent on channel 4 (kube/execinput.py)."""
         from websocket import WebSocketBadStatusException, WebSocketException
 
         params: list[tuple[str, str]] = [("command", c) for c in command]
-        params += [("container", container), ("stdout", "true"), ("stderr", "true")]
+        params += [("container", container), ("stdout", "true"), ("stderr", "false" if tty else "true")]
         if stdin:
             params.append(("stdin", "true"))
+        if tty:
+            params.append(("tty", "true"))
         path = f"/api/v1/namespaces/{namespace}/pods/{quote(pod)}/exec"
         url = f"{self.host}{path}?{urlencode(params)}"
         url = "wss://" + url[len("https://"):] if url.startswith("https://") else "ws://" + url[len("http://"):]
@@ -409,6 +415,10 @@ class Kube:
             raise unreachable(self.host, e) from None
         finally:
             response.release_conn()
+
+    def follow_log(self, namespace: str, pod: str, container: str, tail_lines: int | None = 0) -> LogStream:
+        """``pods/log?follow=true`` of one container, as plain bytes (kube/podlog.py)."""
+        return open_log_stream(self, namespace, pod, container, tail_lines)
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool:
         """Poll until the pod (that one: same uid when given) no longer exists; False if the deadline

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from kubectl_debugx.errors import Unauthorized, UsageError
@@ -22,19 +22,14 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
-class KubeFlags:
-    """kubectl's connection flags, as given on the command line."""
+class Auth:
+    """kubectl's authentication and cluster flags, as given on the command line: each overrides what the context
+    gives (see _override). cli's Flags holds them under the same names (it is an Auth)."""
 
-    kubeconfig: str | None = None
-    context: str | None = None
-    namespace: str | None = None
-    request_timeout: float | None = None
-    verbosity: int = 0
-    # kubectl's authentication and cluster flags: each overrides what the context gives (see _override)
-    as_user: str | None = None
-    as_groups: tuple[str, ...] = ()
+    as_: str | None = None
+    as_group: tuple[str, ...] = ()
     as_uid: str | None = None
-    token: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)  # never shown, not even in a traceback's repr
     server: str | None = None
     user: str | None = None
     cluster: str | None = None
@@ -43,6 +38,21 @@ class KubeFlags:
     client_certificate: str | None = None
     client_key: str | None = None
     tls_server_name: str | None = None
+
+    def auth(self) -> Auth:
+        """Only the authentication flags (of a subclass that holds more)."""
+        return Auth(**{f.name: getattr(self, f.name) for f in fields(Auth)})
+
+
+@dataclass(frozen=True)
+class KubeFlags(Auth):
+    """kubectl's connection flags, as given on the command line."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    namespace: str | None = None
+    request_timeout: float | None = None
+    verbosity: int = 0
 
 
 @dataclass(frozen=True)
@@ -162,7 +172,7 @@ def load_config(flags: KubeFlags, configuration: Any) -> Resolved:
 
 def _check_flags(flags: KubeFlags) -> None:
     """kubectl's own refusals of flag combinations, before anything is read."""
-    if (flags.as_groups or flags.as_uid) and not flags.as_user:
+    if (flags.as_group or flags.as_uid) and not flags.as_:
         raise UsageError("--as-group and --as-uid need --as: impersonating groups or a uid without a user is "
                          "refused by the API server")
     if flags.insecure_skip_tls_verify and flags.certificate_authority:
@@ -300,8 +310,8 @@ def exec_failure(command: str, text: str) -> str:
 def _impersonation(flags: KubeFlags, user: Mapping[str, Any]) -> Impersonation:
     """kubectl's flags, else the kubeconfig user's `as`, `as-groups`, `as-uid` (the flags replace them whole,
     as client-go's override of the Impersonate fields does when --as is given)."""
-    if flags.as_user:
-        return Impersonation(flags.as_user, tuple(flags.as_groups), flags.as_uid)
+    if flags.as_:
+        return Impersonation(flags.as_, tuple(flags.as_group), flags.as_uid)
     groups = user.get("as-groups") or ()
     return Impersonation(user.get("as") or None, tuple(str(g) for g in groups), user.get("as-uid") or None)
 

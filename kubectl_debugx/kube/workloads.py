@@ -1,5 +1,6 @@
 """Targets as kubectl spells them, resolved to pods: `POD`, `pod/NAME`, `deploy/NAME`, `sts/`, `ds/`, `rs/`, `job/`,
-`svc/NAME` (the service's selector) and `-l/--selector` (in one namespace, or every one with -A).
+`svc/NAME` (the service's selector) and `-l/--selector` (in one namespace, or every one with -A); also with the API
+group, as `kubectl get -o name` prints them (`deployment.apps/web`, `job.batch/x`, `deployment.v1.apps/web`).
 
 Every command that works on pods (capture, trace, nodelogs, and what comes next) parses its target with
 `parse_target` (pure: the flag errors come before any cluster call) and resolves it with `resolve`: the object's
@@ -10,11 +11,12 @@ named, so the caller can say so; `check_max_pods` bounds the set like stern's --
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubectl_debugx.errors import NotFound, NotReady, UsageError
+from kubectl_debugx.errors import DebugxError, NotFound, NotReady, UsageError
 from kubectl_debugx.kube.client import KubeApi
 
 DEFAULT_MAX_PODS = 10
@@ -38,6 +40,10 @@ SPELLINGS: dict[str, str] = {
     "job": "job", "jobs": "job",
     "svc": "service", "service": "service", "services": "service",
 }
+# The API group of each kind ("" is the core group), checked when a target names one: `deployment.apps/web`.
+GROUPS = {kind: prefix.split("/")[2] if prefix.startswith("/apis/") else "" for kind, (prefix, _) in KINDS.items()}
+# The kinds a bare POD that does not exist may have meant (`capture web` for deploy/web), in the order offered.
+MEANT_KINDS = ("deployment", "statefulset", "daemonset", "service")
 # The short spelling of each kind, as completion offers it and as `kind/name` is shown back.
 SHORT = {"pod": "pod", "deployment": "deploy", "replicaset": "rs", "statefulset": "sts", "daemonset": "ds",
          "job": "job", "service": "svc"}
@@ -86,12 +92,32 @@ def parse_target(text: str | None, selector: str | None = None, all_namespaces: 
     word, sep, name = text.partition("/")
     if not sep:
         return TargetRef("pod", text)
-    kind = SPELLINGS.get(word.lower())
+    kind = kind_of(word)
     if kind is None:
         raise UsageError(f"{text!r}: cannot target {word!r}; use POD, pod/, deploy/, sts/, ds/, rs/, job/ or svc/")
     if not name or "/" in name:
         raise UsageError(f"{text!r}: the name is missing after {word}/")
     return TargetRef(kind, name)
+
+
+def kind_of(word: str) -> str | None:
+    """The kind a TYPE of TYPE/NAME names, None if we do not target it: a spelling (`deploy`), maybe with its
+    API group as `kubectl get -o name` prints it (`deployment.apps`) or its version too (`deployment.v1.apps`).
+    A group that is not the kind's is refused: `deployment.batch` names nothing we could find."""
+    spelling, dot, group = word.lower().partition(".")
+    kind = SPELLINGS.get(spelling)
+    if kind is None or not dot:
+        return kind
+    version, vdot, rest = group.partition(".")
+    if vdot and re.fullmatch(r"v\d+(?:(?:alpha|beta)\d+)?", version):
+        group = rest  # RESOURCE.VERSION.GROUP
+    elif group == "v1" and GROUPS[kind] == "":
+        group = ""  # pods.v1: the core group's version alone
+    if group != GROUPS[kind]:
+        right = f"{spelling}.{GROUPS[kind]}" if GROUPS[kind] else spelling
+        raise UsageError(f"{word!r}: {spelling} is in API group {GROUPS[kind] or 'core'!r}, not {group!r}: "
+                         f"{right}/NAME")
+    return kind
 
 
 def selector_string(selector: Mapping[str, Any] | None) -> str:
@@ -164,6 +190,28 @@ def resolve(kube: KubeApi, namespace: str, ref: TargetRef, empty_ok: bool = Fals
             raise NotReady(f'pod "{ref.name}" is {result.skipped[0][1]}; nothing to debug yet')
         raise NotReady(f"none of the {len(result.skipped)} pods of {ref.display} {where} is running")
     return result
+
+
+def meant(kube: KubeApi, namespace: str, name: str) -> list[str]:
+    """What a POD that does not exist may have meant: the workloads and service of that name (`deploy/web`,
+    `svc/web`), one get per kind, asked only once the pod was not found. A kind we may not read is left out."""
+    found = []
+    for kind in MEANT_KINDS:
+        prefix, resource = KINDS[kind]
+        try:
+            kube.get_object(prefix, resource, namespace, name)
+        except DebugxError:  # not found, forbidden, unreachable: no suggestion, the not-found error stands
+            continue
+        found.append(f"{SHORT[kind]}/{name}")
+    return found
+
+
+def did_you_mean(message: str, candidates: list[str]) -> str:
+    """The not-found line with what was meant: `...; did you mean deploy/web or svc/web?`"""
+    if not candidates:
+        return message
+    names = candidates[0] if len(candidates) == 1 else ", ".join(candidates[:-1]) + f" or {candidates[-1]}"
+    return f"{message}; did you mean {names}?"
 
 
 def _sort(result: Resolution, pods: list[dict[str, Any]]) -> None:

@@ -58,6 +58,7 @@ NEEDS: dict[str, tuple[Permission, ...]] = {
     "capture": EPHEMERAL_RUN,
     "trace": EPHEMERAL_RUN,
     "cp": EPHEMERAL_RUN,
+    "shell": EPHEMERAL_RUN,
     "nodelogs --via proxy": (GET_PODS, NODES_PROXY),
     "nodelogs --via pod": NODE_POD_RUN,
     "nodelogs --via pod, as a Job": NODE_POD_RUN + NODE_JOB_EXTRA,

@@ -146,13 +146,19 @@ def wait_running(kube: KubeApi, namespace: str, pod: Mapping[str, Any], name: st
                        + (f" (last state: {last_reason})" if last_reason else ""))
 
 
+SIGNAL_TIMEOUT = 10.0  # seconds for the exec that signals a tool (a sh builtin and cat: milliseconds)
+
+
 def signal_tool(
     kube: KubeApi, target: Target, container: str, run_id: str, tool: str, signal: str = "INT", remove: bool = False
 ) -> None:
-    """Signal the tool started with specs.tethered_command, by a second exec."""
+    """Signal the tool started with specs.tethered_command, by a second exec, bounded: a signal exec that never
+    ends must not hold the run (CI, stop 28: a Ctrl-C'd cp waited 180 s on one, on the test cluster; cri-dockerd
+    keeps some exec streams open for good, recordings 40-docker-*). The stop escalates by itself, and the
+    tether and the container's TTL remain."""
     command = specs.signal_command(run_id, tool, signal, remove)
     with kube.exec_connection(target.namespace, target.pod_name, container, command) as conn:
-        run_to_end(conn)
+        run_to_end(conn, timeout=SIGNAL_TIMEOUT)
 
 
 def make_sure_stopped(kube: KubeApi, target: Target, ec: str, run_id: str, tool: str, warn: Say) -> None:

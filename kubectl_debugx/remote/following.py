@@ -168,6 +168,8 @@ class Follow:
         """A pod's tool ended because the pod goes away (deleted, being deleted): it left, which is no failure
         when following. Its tool may end before the pod is gone (strace ends with its tracee, exit 0), or be
         killed with it (tcpdump: 137, recordings/28-*); either way the pod, not the tool, tells."""
+        if pod.outcome is toolrun.POD_GONE:
+            return True  # found gone while it ran (a stop may have come after): it left before the stop
         return not state.reason and toolrun.pod_gone(self.kube, pod.target)
 
     def stop(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,7 +113,7 @@ class RingSink:
         current.records += 1
         current.packets += packets
 
-    def records(self, units: list[bytes | memoryview]) -> None:
+    def records(self, units: Sequence[bytes | memoryview]) -> None:
         """record() for each unit of a batch (one packet each), in a loop that stays in this method."""
         pending, limit = self._pending, self.size
         for data in units:

@@ -6,6 +6,8 @@ import os
 import sys
 from collections.abc import Callable
 
+_IOV_MAX = 1024  # the most buffers one writev takes (Linux and macOS)
+
 
 class PipeClosed(Exception):
     """The reader of our stdout went away (for example `| head` or a closed Wireshark)."""
@@ -46,20 +48,36 @@ class ByteSink:
             self.writev([data])
 
     def writev(self, parts: list[bytes | memoryview]) -> None:
-        """Write several buffers with as few system calls as the kernel allows."""
+        """Write several buffers with as few system calls as the kernel allows: the parts as they are, up to
+        IOV_MAX (1024) a call; only a short write (a pipe's reader slower than us) slices what is left.
+        Capture hands one part per packet, so no object is made per part on the usual path."""
         fd = self._open()
-        views = [memoryview(p) for p in parts if p]
         try:
-            while views:
-                n = os.writev(fd, views[:1024])  # IOV_MAX
+            for first in range(0, len(parts), _IOV_MAX):
+                chunk = parts[first:first + _IOV_MAX]
+                n = os.writev(fd, chunk)
                 self.written += n
-                while views and n >= len(views[0]):
-                    n -= len(views[0])
-                    views.pop(0)
-                if n:
-                    views[0] = views[0][n:]
+                if n < sum(map(len, chunk)):
+                    self._rest(fd, chunk, n)
         except BrokenPipeError:
             raise PipeClosed() from None
+
+    def _rest(self, fd: int, parts: list[bytes | memoryview], done: int) -> None:
+        """After a short write of `done` bytes of `parts`: the rest, sliced as views released at the end."""
+        views = [memoryview(p) for p in parts]
+        try:
+            while views:
+                while views and done >= len(views[0]):
+                    done -= len(views[0])
+                    views.pop(0).release()
+                if views and done:
+                    head = views[0]
+                    views[0] = head[done:]
+                    head.release()
+                    done = 0
+                if views:
+                    done = os.writev(fd, views)
+                    self.written += done
         finally:
             for view in views:
                 view.release()

@@ -147,7 +147,7 @@ PID_GLOB = "/tmp/debugx-*.pid"
 RUN_ID = re.compile(r"[a-z0-9]{1,32}")
 # `st PID`: the start time of PID (empty when it is gone); only sh builtins. comm may hold spaces or ")", so
 # the fields are counted after the last ") ": starttime is the 20th from there; a zombie (Z) counts as gone.
-_START = ('_t() { [ "$1" = Z ] && return; shift 19; echo "$1"; }; '
+START_TIME_FN = ('_t() { [ "$1" = Z ] && return; shift 19; echo "$1"; }; '
           'st() { s=; read -r s 2>/dev/null < /proc/$1/stat || return 0; _t ${s##*") "}; }; ')
 
 
@@ -198,7 +198,7 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
               f'do sleep 0.1; i=$((i+1)); done; p=; read -r p _ 2>/dev/null < {record}; [ -n "$p" ] && '
               f'[ "$(cat /proc/$p/comm 2>/dev/null)" = {comm} ] && kill -{eof_signal} "$p"; }}'
               ' </dev/null >/dev/null 2>&1 4>&- & t=$!; ')
-    tool_sh = shlex.quote(f'{_START}echo "$$ $(st $$)" {shlex.quote(tool)} > {record} || exit; exec "$@"')
+    tool_sh = shlex.quote(f'{START_TIME_FN}echo "$$ $(st $$)" {shlex.quote(tool)} > {record} || exit; exec "$@"')
     # the end, however the tool ended: the tether's cat (and so the tether) ended and both reaped, so that
     # nothing of ours is left for the target's PID 1, which may never reap (issue 22: a zombie sh per run)
     end = (f'r=$?; i=0; while [ ! -s {watcher} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
@@ -227,7 +227,7 @@ def signal_command(run_id: str, tool: str, signal: str = "INT", remove: bool = F
 def list_tools_command() -> list[str]:
     """Print "RUNID PID TOOL" for each tool recorded by tethered_command that still runs (same PID, same start
     time); records of tools gone are left alone."""
-    script = (f'{_START}for f in {PID_GLOB}; do [ -f "$f" ] || continue; p=; s=; t=; '
+    script = (f'{START_TIME_FN}for f in {PID_GLOB}; do [ -f "$f" ] || continue; p=; s=; t=; '
               'read -r p s t 2>/dev/null < "$f"; r=${f#/tmp/debugx-}; r=${r%.pid}; '
               '[ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ] && echo "$r $p $t"; done; true')
     return ["sh", "-c", script]
@@ -238,7 +238,7 @@ def stop_tools_command(run_ids: Iterable[str]) -> list[str]:
     (strace detaches from its tracees), KILL after 2 s; then remove the records. Prints "RUNID stopped"
     or "RUNID gone" per run."""
     ids = [r for r in run_ids if RUN_ID.fullmatch(r)]
-    script = (f'{_START}for r; do f=/tmp/debugx-$r.pid; p=; s=; read -r p s _ 2>/dev/null < "$f"; '
+    script = (f'{START_TIME_FN}for r; do f=/tmp/debugx-$r.pid; p=; s=; read -r p s _ 2>/dev/null < "$f"; '
               'if [ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ]; then kill -TERM "$p"; i=0; '
               'while [ $i -lt 20 ] && [ "$(st "$p")" = "$s" ]; do sleep 0.1; i=$((i+1)); done; '
               '[ "$(st "$p")" = "$s" ] && kill -KILL "$p"; echo "$r stopped"; else echo "$r gone"; fi; '

@@ -5,13 +5,15 @@ tcpdump flushes and prints its counts and strace detaches, leaving the tracee ru
 
 A tool that holds data back for a while (tcpdump hands packets over up to 2 s late, see capture.py) gets a
 grace period between the stop request and its SIGINT, so that what happened before the request reaches the
-output: `grace` seconds, cut short by a second Ctrl-C/SIGTERM; a third kills the tool.
+output: until its :class:`Grace` is over (capture_drain.PacketDrain), cut short by a second Ctrl-C/SIGTERM; a
+third kills the tool.
 
 Signals, one model for every command: SIGINT and SIGTERM are first *noted*, never acted on inside a frame
 or a cleanup (:func:`catch_stop_signals` appends them to :attr:`StopState.signals`). What the note does next
 depends on what is running:
 
-- a remote tool (capture, trace): :func:`run_until_stopped` asks it to stop and drains the stream to its end;
+- a remote tool (capture, trace): :func:`stop_ticker`, the tick of the one loop (remote/toolrun.py), asks it
+  to stop and the stream is drained to its end;
   the command returns :attr:`StopState.exit_code`;
 - no tool to ask, only our own calls (nodelogs' API calls, waits and copies): the note becomes
   :class:`StopRequested`, raised at once where the program blocks (:func:`stop_signals_raise`) or at the
@@ -29,10 +31,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kubectl_debugx.errors import ExitCode
-from kubectl_debugx.kube.execstream import ExecOutcome, pump
 
 DRAIN_TIMEOUT = 15.0  # seconds to wait for the tool to end after SIGINT before escalating
 TICK_INTERVAL = 0.1  # seconds between two checks of the stop conditions while streams are read
@@ -130,10 +131,56 @@ def stop_signals_raise() -> Iterator[None]:
         yield
 
 
+@dataclass
+class Stop:
+    """What ended a block run under :func:`stop_ends_it`: a Ctrl-C or SIGTERM (``signum``), or nothing."""
+
+    signum: int | None = None
+
+    @property
+    def code(self) -> ExitCode:
+        return signal_exit_code(self.signum)
+
+    @property
+    def reason(self) -> str:
+        """SIGINT or SIGTERM, as summary.stopped_by takes it."""
+        return "SIGINT" if self.code == ExitCode.INTERRUPTED else "SIGTERM"
+
+    @property
+    def said(self) -> str:
+        return "Ctrl-C" if self.code == ExitCode.INTERRUPTED else "SIGTERM"
+
+
+@contextmanager
+def stop_ends_it() -> Iterator[Stop]:
+    """The block under :func:`stop_signals_raise`: a Ctrl-C (also one that beat the handler) or SIGTERM ends
+    it, and the yielded :class:`Stop` says which (the user's stdin relays, shell and cp's upload, end so)."""
+    stop = Stop()
+    try:
+        with stop_signals_raise():
+            yield stop
+    except KeyboardInterrupt:
+        stop.signum = signal.SIGINT
+    except StopRequested as e:
+        stop.signum = e.signum
+
+
 def raise_if_noted(state: StopState) -> None:
     """Act on a noted signal at a safe point (between frames): raise :class:`StopRequested` for the first."""
     if state.signals:
         raise StopRequested(state.signals[0])
+
+
+class Grace(Protocol):
+    """How long a stop request reads on before the tool gets its SIGINT."""
+
+    note: str  # said as the wait begins
+
+    def begin(self) -> None:
+        """The stop was requested (the moment the wait is about)."""
+
+    def over(self, waited: float) -> bool:
+        """Whether the tool may be signalled, `waited` seconds after the request."""
 
 
 def stop_ticker(
@@ -142,12 +189,11 @@ def stop_ticker(
     limit_reached: Callable[[], bool],
     state: StopState,
     say: Callable[[str], None],
-    grace: float = 0.0,
-    grace_note: str = "",
+    grace: Grace | None = None,
 ) -> Callable[[], None]:
-    """The tick of a stream loop: ask the tool(s) to stop on the first stop condition (after `grace` seconds
-    of reading on, except at a limit) with stop_remote("INT"), and escalate to stop_remote("KILL") if they do
-    not end. With several pods, stop_remote signals every tool still running: one stop model for all."""
+    """The tick of a stream loop: ask the tool(s) to stop on the first stop condition (once `grace` is over,
+    except at a limit) with stop_remote("INT"), and escalate to stop_remote("KILL") if they do not end. With
+    several pods, stop_remote signals every tool still running: one stop model for all."""
 
     def tick() -> None:
         now = time.monotonic()
@@ -163,11 +209,13 @@ def stop_ticker(
                 state.reason = reason
                 state.requested_at = now
                 state.signals_at_request = len(state.signals)
-                if grace > 0 and reason != "limit" and grace_note:
-                    say(grace_note)
+                if grace is not None and reason != "limit":
+                    grace.begin()
+                    if grace.note:
+                        say(grace.note)
         if state.reason and state.signalled_at is None:
             # A limit stops at once: what comes after it is not wanted anyway.
-            waited = state.reason == "limit" or now - state.requested_at >= grace
+            waited = state.reason == "limit" or grace is None or grace.over(now - state.requested_at)
             if waited or len(state.signals) > state.signals_at_request:
                 state.signalled_at = now
                 state.signals_at_request = len(state.signals)
@@ -180,21 +228,3 @@ def stop_ticker(
             stop_remote("KILL")
 
     return tick
-
-
-def run_until_stopped(
-    conn: Any,
-    on_stdout: Callable[[memoryview], None],
-    on_stderr: Callable[[bytes], None],
-    stop_remote: Callable[[str], None],
-    deadline: float | None,
-    limit_reached: Callable[[], bool],
-    state: StopState,
-    say: Callable[[str], None],
-    on_batch_end: Callable[[], None] | None = None,
-    grace: float = 0.0,
-    grace_note: str = "",
-) -> ExecOutcome:
-    """Pump the exec stream under the stop machinery (:func:`stop_ticker`); return how it ended."""
-    tick = stop_ticker(stop_remote, deadline, limit_reached, state, say, grace, grace_note)
-    return pump(conn, on_stdout, on_stderr, tick=tick, tick_interval=TICK_INTERVAL, on_batch_end=on_batch_end)

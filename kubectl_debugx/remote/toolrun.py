@@ -15,7 +15,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
 
-from kubectl_debugx.errors import DebugxError, ExitCode, RemoteFailed
+from kubectl_debugx.errors import DebugxError, ExitCode, NotFound, RemoteFailed
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import ExecConnection, KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader, pump_many
@@ -23,7 +23,14 @@ from kubectl_debugx.remote import access, ephemeral
 from kubectl_debugx.remote.containers import each
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.process import RemoteProcess
-from kubectl_debugx.remote.streamrun import TICK_INTERVAL, StopState, ToolStderr, catch_stop_signals, stop_ticker
+from kubectl_debugx.remote.streamrun import (
+    TICK_INTERVAL,
+    Grace,
+    StopState,
+    ToolStderr,
+    catch_stop_signals,
+    stop_ticker,
+)
 from kubectl_debugx.talk import Talk
 
 DELETED = "the pod was deleted"  # failure()'s word for a pod that went away (a rollout replaced it)
@@ -44,6 +51,7 @@ class PodTool:
     outcome: ExecOutcome | None = None
     ended_at: float | None = None
     reported: bool = False
+    checked_at: float = 0.0  # when its pod was last looked up because its stream was silent (SILENT_CHECK_S)
 
     @property
     def name(self) -> str:
@@ -72,28 +80,62 @@ def pod_gone(kube: KubeApi, target: Target) -> bool:
     return not same or bool((pod.get("metadata") or {}).get("deletionTimestamp"))
 
 
+# A pod deleted under a running tool: on containerd every exec stream of the pod ends (exit 137, recordings/28-*);
+# under cri-dockerd the streams stay open and silent after the pod is gone (lab, Docker mode, v1.33, 2026-12-07:
+# `capture deploy/web --follow` through a rollout never ended, and signalling the gone pods' tcpdump got 404). A
+# stream silent this long has its pod checked with one GET; a pod that is gone ends its stream here, as
+# containerd's runtime would have, with the same exit code.
+SILENT_CHECK_S = 5.0
+POD_GONE = ExecOutcome(137, "the pod was deleted")
+
+
 def run_tools(
     kube: KubeApi, pods: list[PodTool], tool: str, state: StopState, *, duration: float | None,
     limit_reached: Callable[[], bool],
     talk: Talk, on_end: Callable[[PodTool], None], on_batch_end: Callable[[], None] | None = None,
-    on_tick: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM", joins: JoinSource | None = None, command: str = "",
+    on_tick: Callable[[], None] | None = None, grace: Grace | None = None,
+    eof_signal: str = "TERM", joins: JoinSource | None = None, command: str = "", gather: float = 0.0,
 ) -> float:
     """Run each pod's tool by exec in its debug container, all streams read by one loop, until every one has
     ended; whatever happens, make sure no tool is left running. `on_end` is called once per pod as soon as its
-    stream ends (within a tick), `on_tick` every tick. `state` records why we stopped. Returns the elapsed time."""
+    stream ends (within a tick), `on_tick` every tick. `state` records why we stopped; `gather`: see
+    kube/execstream.GATHER_BYTES. Returns the elapsed time."""
     started = time.monotonic()
     deadline = started + duration if duration else None
+
+    def end_gone(pod: PodTool) -> None:
+        """Its pod is gone: its stream ends now, as it would on containerd (SILENT_CHECK_S)."""
+        assert pod.reader is not None and pod.process is not None
+        pod.reader.outcome = POD_GONE
+        pod.process.close()
 
     def stop_remote(signal: str) -> None:
         for pod in pods:
             if pod.reader is not None and pod.reader.outcome is None and pod.process is not None:
                 try:
                     pod.process.signal(signal)
+                except NotFound:
+                    end_gone(pod)  # the pod is gone, and its tool with it
                 except DebugxError as e:
                     talk.warn(f"could not signal {tool} in pod {pod.name}: {e}")
 
-    stop_tick = stop_ticker(stop_remote, deadline, limit_reached, state, talk.say, grace, grace_note)
+    def check_silent() -> None:
+        now = time.monotonic()
+        for pod in pods:
+            stream = pod.reader
+            if stream is None or stream.outcome is not None:
+                continue
+            if now - max(stream.heard_at, pod.checked_at) < SILENT_CHECK_S:
+                continue
+            pod.checked_at = now
+            if pod_gone(kube, pod.target):
+                end_gone(pod)
+
+    def reader(pod: PodTool, conn: ExecConnection) -> ExecReader:
+        pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
+        return pod.reader
+
+    stop_tick = stop_ticker(stop_remote, deadline, limit_reached, state, talk.say, grace)
 
     def report() -> None:
         for pod in pods:
@@ -107,14 +149,14 @@ def run_tools(
 
     def tick() -> None:
         stop_tick()
+        check_silent()
         if joins is not None:
             if state.reason:
                 joins.close()  # no pod joins a capture that is stopping
             for pod, conn in joins.adopt():  # set up by a worker thread: from now on read by this loop
                 pods.append(pod)
                 connections.callback(conn.close)
-                pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
-                readers.append(pod.reader)
+                readers.append(reader(pod, conn))
         report()
         if on_tick is not None:
             on_tick()
@@ -141,7 +183,7 @@ def run_tools(
             for pod, conn in zip(pods, each(start, pods), strict=True):
                 if conn is not None:
                     connections.callback(conn.close)
-                    pod.reader = ExecReader(conn, pod.on_stdout, pod.stderr.feed, on_batch_end)
+                    reader(pod, conn)
             if refused:
                 # RBAC refuses the exec (a reused container and no pods/exec): as for one pod,
                 # exit 4 naming every missing permission; the tools that did start are stopped below
@@ -150,7 +192,7 @@ def run_tools(
                 raise access.refusal(kube, pod.target.namespace, command, pod.name, access.NEEDS[command],
                                      error.args[0], f"{tool} never started{where}")
             readers += [p.reader for p in pods if p.reader is not None]
-            pump_many(readers, tick, TICK_INTERVAL, more=joins.open if joins is not None else None)
+            pump_many(readers, tick, TICK_INTERVAL, more=joins.open if joins is not None else None, gather=gather)
             report()
     finally:
         if joins is not None:
@@ -173,8 +215,8 @@ def run_tool(
     kube: KubeApi, target: Target, ec: str, tool: str, argv: list[str], *,
     on_stdout: Callable[[memoryview], None], stderr: ToolStderr, duration: float | None,
     limit_reached: Callable[[], bool], talk: Talk, close: Callable[[], None],
-    on_batch_end: Callable[[], None] | None = None, grace: float = 0.0, grace_note: str = "",
-    eof_signal: str = "TERM", command: str,
+    on_batch_end: Callable[[], None] | None = None, grace: Grace | None = None,
+    eof_signal: str = "TERM", command: str, gather: float = 0.0,
 ) -> ToolRun:
     """run_tools of one pod: its outcome, and whatever happens the output closed (`close`) after the tool is
     made sure to be stopped; if we die, the tether sends the tool `eof_signal` (specs.tethered_command). An exec
@@ -184,8 +226,8 @@ def run_tool(
     state = StopState()
     try:
         elapsed = run_tools(kube, [pod], tool, state, duration=duration, limit_reached=limit_reached, talk=talk,
-                            on_end=lambda _pod: None, on_batch_end=on_batch_end, grace=grace, grace_note=grace_note,
-                            eof_signal=eof_signal, command=command)
+                            on_end=lambda _pod: None, on_batch_end=on_batch_end, grace=grace,
+                            eof_signal=eof_signal, command=command, gather=gather)
     finally:
         close()
     if pod.open_error is not None:

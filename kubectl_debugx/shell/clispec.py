@@ -124,6 +124,8 @@ def _columns() -> int:
 
 def cached_help(argv: list[str]) -> int | None:
     """Print the help that click would print for argv, from the build's cache; None if not cached."""
+    if argv[:1] == ["help"] and len(argv) <= 2:
+        argv = [*argv[1:], "--help"]  # `help CMD` prints exactly `CMD --help` (cli/main.py)
     if len(argv) > 2 or (argv and argv[-1] not in ("--help", "-h")):
         return None
     cached = _cache()

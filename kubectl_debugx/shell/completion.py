@@ -25,13 +25,16 @@ ERROR = 1
 NO_FILE_COMP = 4
 
 # Parameters (by their Python name) whose values are files: let the shell complete paths.
-FILE_PARAMS = frozenset({"kubeconfig", "custom", "output_file", "output_dir", "out_dir", "directory", "file"})
+FILE_PARAMS = frozenset({"kubeconfig", "custom", "output_file", "output_dir", "out_dir", "directory", "file",
+                         "local"})
 POD_PARAMS = frozenset({"pod"})
 POD_PREFIXES = ("pod/", "pods/", "po/")
 # A TARGET (kube/workloads.py) also takes TYPE/NAME: the kinds are offered as these prefixes, then the names.
 TARGET_PARAMS = frozenset({"target"})
 TARGET_KINDS = ("pod/", "deploy/", "sts/", "ds/", "rs/", "job/", "svc/")
 NO_SPACE = 2  # cobra's ShellCompDirectiveNoSpace: after `deploy/` the name follows at once
+# cp's POD:PATH, completed as kubectl cp does: `POD:` (the path follows at once), `NAMESPACE/` then `NAMESPACE/POD:`
+CP_SOURCE_PARAMS = frozenset({"source"})
 API_TIMEOUT = 3.0  # seconds: a TAB must not hang on an unreachable cluster
 
 
@@ -47,7 +50,7 @@ def _fixed_values(name: str) -> tuple[str, ...] | None:
     if name == "via":
         return ("auto", "proxy", "pod")
     if name == "for_":  # doctor --for
-        return ("capture", "trace", "nodelogs", "cp")
+        return ("capture", "trace", "nodelogs", "cp", "shell")
     return None
 
 
@@ -130,24 +133,23 @@ class _Line:
 
 
 def _kube(line: _Line) -> Any:
+    from dataclasses import fields, replace
+
     from kubectl_debugx.kube import client as kube_module
-    from kubectl_debugx.kube.config import KubeFlags
+    from kubectl_debugx.kube.config import Auth, KubeFlags
 
     values = line.values
     group = values.get("as_group")  # the last one given (values keep one per option)
+    # the line's own connection and auth flags, as kubectl's completion uses them
+    auth = replace(Auth(), **{f.name: values[f.name] for f in fields(Auth) if values.get(f.name) is not None},
+                   as_group=(group,) if group else (),
+                   insecure_skip_tls_verify=bool(values.get("insecure_skip_tls_verify")))
     flags = KubeFlags(
         kubeconfig=values.get("kubeconfig"),
         context=values.get("context"),
         namespace=values.get("namespace"),
         request_timeout=API_TIMEOUT,  # this process only completes: fail fast (connecting too)
-        # the line's own connection and auth flags, as kubectl's completion uses them
-        as_user=values.get("as_"), as_groups=(group,) if group else (),
-        as_uid=values.get("as_uid"), token=values.get("token"), server=values.get("server"),
-        user=values.get("user"), cluster=values.get("cluster"),
-        insecure_skip_tls_verify=bool(values.get("insecure_skip_tls_verify")),
-        certificate_authority=values.get("certificate_authority"),
-        client_certificate=values.get("client_certificate"), client_key=values.get("client_key"),
-        tls_server_name=values.get("tls_server_name"),
+        **vars(auth),
     )
     return kube_module.Kube(flags)
 
@@ -169,11 +171,9 @@ def _names(line: _Line, kind: str) -> list[str]:
 
 def _target_candidates(line: _Line, incomplete: str) -> tuple[list[str], int]:
     """POD names and the kinds (deploy/, svc/, ...) for a bare word; the names of that kind after KIND/."""
-    from kubectl_debugx.kube.workloads import SPELLINGS
-
     word, slash, rest = incomplete.partition("/")
     if slash:
-        kind = SPELLINGS.get(word.lower())
+        kind = _kind(word)
         if kind is None:
             return [], NO_FILE_COMP
         try:
@@ -188,6 +188,43 @@ def _target_candidates(line: _Line, incomplete: str) -> tuple[list[str], int]:
         pods = []
     directive = NO_FILE_COMP | (NO_SPACE if kinds and not pods and len(kinds) == 1 else 0)
     return kinds + pods, directive
+
+
+def _kind(word: str) -> str | None:
+    """The target kind of `deploy`, `deployment.apps` (kube/workloads.py), None for anything else."""
+    from kubectl_debugx.errors import UsageError
+    from kubectl_debugx.kube.workloads import kind_of
+
+    try:
+        return kind_of(word)
+    except UsageError:  # deployment.batch: nothing to offer
+        return None
+
+
+def _cp_source_candidates(line: _Line, incomplete: str) -> tuple[list[str], int]:
+    """cp's first word as kubectl cp completes it: `POD:` for a bare word (no space after: the path follows), and
+    `NAMESPACE/`, then that namespace's `NAMESPACE/POD:`; `deploy/` and the other kinds, then `deploy/web:`.
+    Once the word has its `:` the path is the container's, which we cannot list: nothing (never local files);
+    a word starting like a local path (`/`, `.`, `~`) is left to the shell."""
+    if incomplete[:1] in ("/", ".", "~"):
+        return [], DEFAULT
+    if ":" in incomplete:
+        return [], NO_FILE_COMP | NO_SPACE
+    word, slash, rest = incomplete.partition("/")
+    try:
+        if slash:
+            kind = _kind(word)
+            if kind is not None:
+                names = _pods(line) if kind == "pod" else _names(line, kind)
+            else:  # kubectl cp's NAMESPACE/POD
+                kube = _kube(line)
+                names = sorted(str(p["metadata"]["name"]) for p in kube.list_pods(word))
+            return [f"{word}/{n}:" for n in names if n.startswith(rest)], NO_FILE_COMP | NO_SPACE
+        pods = [f"{p}:" for p in _pods(line) if p.startswith(incomplete)]
+    except Exception:  # noqa: BLE001 - no cluster, no rights, bad kubeconfig: just no candidates
+        pods = []
+    kinds = [k for k in TARGET_KINDS if k.startswith(incomplete) and k != "pod/"]
+    return pods + kinds, NO_FILE_COMP | NO_SPACE
 
 
 def _namespaces(line: _Line) -> list[str]:
@@ -205,7 +242,7 @@ def _containers(line: _Line) -> list[str]:
     """Containers of the pod named on the line (POD or pod/POD)."""
     if not line.args:
         return []
-    pod = line.args[0].split("/", 1)[-1]
+    pod = line.args[0].split(":", 1)[0].split("/", 1)[-1]  # cp's POD:PATH too
     kube = _kube(line)
     spec = kube.get_pod(kube.namespace, pod).get("spec") or {}
     kinds = ("containers", "initContainers", "ephemeralContainers")
@@ -275,6 +312,10 @@ def candidates(args: Sequence[str], descriptions: bool = True) -> tuple[list[str
         return [], NO_FILE_COMP
     if param["name"] in TARGET_PARAMS:
         return _target_candidates(line, incomplete)
+    if param["name"] == "command" and line.path == ["help"]:  # help CMD: the commands, as at the top
+        return candidates([incomplete], descriptions)
+    if param["name"] in CP_SOURCE_PARAMS and line.path == ["cp"]:
+        return _cp_source_candidates(line, incomplete)
     if param["name"] in POD_PARAMS:
         prefix = next((p for p in POD_PREFIXES if incomplete.startswith(p)), "")
         if not prefix and "/" in incomplete:

@@ -17,10 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from . import dockermode
 from .apiserver import ApiServer
 from .kubeconfig import ADMIN_CONTEXT, LIMITED_CONTEXT, write_kubeconfig
 from .pki import make_pki
 from .rbac import Authorizer
+from .worker import temp_prefix
 
 __all__ = ["TestCluster", "ADMIN_CONTEXT", "LIMITED_CONTEXT"]
 
@@ -43,8 +45,9 @@ class TestCluster:
     __test__ = False  # not a pytest test class
 
     def __init__(self, node_name: str = "debugx-node", workdir: Path | None = None,
-                 kubelet_factory=None) -> None:
+                 kubelet_factory=None, runtime: str | None = None) -> None:
         self.node_name = node_name
+        self.runtime = runtime or dockermode.runtime()  # "containerd" or "docker" (dockermode.py)
         self._workdir_given = workdir
         self._kubelet_factory = kubelet_factory
         self.workdir: Path | None = None
@@ -55,7 +58,7 @@ class TestCluster:
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> TestCluster:
         t0 = time.monotonic()
-        self.workdir = self._workdir_given or Path(tempfile.mkdtemp(prefix="debugx-cluster-"))
+        self.workdir = self._workdir_given or Path(tempfile.mkdtemp(prefix=temp_prefix("debugx-cluster")))
         try:
             pki = make_pki(self.workdir / "pki")
             node_root = self.workdir / "node-root"
@@ -65,10 +68,12 @@ class TestCluster:
             authorizer = Authorizer()
             self.apiserver = ApiServer(node_name=self.node_name, host_ip=host_ip, node_root=node_root,
                                        cert_file=pki.cert_file, key_file=pki.key_file, authorizer=authorizer)
+            self.apiserver.runtime = self.runtime
             factory = self._kubelet_factory
             if factory is None:
                 from .kubelet import Kubelet as factory  # noqa: N813 - the real kubelet by default
             self.kubelet = factory(self.node_name, node_root, host_ip, self.apiserver.on_status)
+            self.kubelet.runtime = self.runtime
             self.kubelet.start()
             self.apiserver.kubelet = self.kubelet
             port = self.apiserver.start()

@@ -382,40 +382,11 @@ def _merge_map(target: dict, patch: dict) -> None:
             target[k] = copy.deepcopy(v)
 
 
-_MERGE_KEYS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "volumes": "name",
-               "env": "name", "volumeMounts": "mountPath", "ports": "containerPort",
-               "imagePullSecrets": "name"}
+def strategic_merge(target: object, patch: object) -> object:
+    """Strategic merge patch (patch.py: merge keys by field, $patch, $setElementOrder, $retainKeys)."""
+    from .patch import strategic_merge as smp
 
-
-def strategic_merge(target: object, patch: object, key: str = "") -> object:
-    """Strategic merge patch for the fields of a Pod a client would patch: maps merge (null deletes), lists
-    with a patchMergeKey merge by it (new elements appended), other lists are replaced."""
-    if isinstance(patch, dict) and isinstance(target, dict):
-        out = copy.deepcopy(target)
-        for k, v in patch.items():
-            if k.startswith("$"):
-                continue
-            if v is None:
-                out.pop(k, None)
-            else:
-                out[k] = strategic_merge(out.get(k), v, k)
-        return out
-    if isinstance(patch, list) and isinstance(target, list) and key in _MERGE_KEYS:
-        mk = _MERGE_KEYS[key]
-        out = [copy.deepcopy(t) for t in target]
-        for item in patch:
-            if not isinstance(item, dict):
-                continue
-            idx = next((i for i, t in enumerate(out) if isinstance(t, dict) and t.get(mk) == item.get(mk)), None)
-            if item.get("$patch") == "delete":
-                if idx is not None:
-                    del out[idx]
-            elif idx is None:
-                out.append(strategic_merge({}, item))
-            else:
-                out[idx] = strategic_merge(out[idx], item)
-        return out
-    return copy.deepcopy(patch)
+    return smp(target, patch)
 
 
 _POD_UPDATE_FORBIDDEN = (

@@ -373,11 +373,21 @@ def exec_in(target_pid: int, spec: dict) -> subprocess.Popen[bytes]:
     an exec failure before we return (runc does the same)."""
     r, w = os.pipe()
     spec = dict(spec, target=target_pid, err_fd=w)
+    resize_r = resize_w = -1
+    if spec.get("tty"):
+        # the terminal's size, as a JSON line per channel-4 message (execws), set on the pty by the helper
+        resize_r, resize_w = os.pipe()
+        spec["resize_fd"] = resize_r
     proc = subprocess.Popen(
-        _helper_argv("exec", spec), pass_fds=(w,), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        _helper_argv("exec", spec), pass_fds=(w,) + ((resize_r,) if resize_r >= 0 else ()),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, start_new_session=True,  # survives the API client and its signals
     )
     os.close(w)
+    if resize_r >= 0:
+        os.close(resize_r)
+        os.set_blocking(resize_w, False)
+        proc.resize_fd = resize_w  # type: ignore[attr-defined]  # written by execws, closed when the exec ends
     try:
         err = _read_until_eof(r, 30).decode(errors="replace")
     except BaseException:
@@ -387,6 +397,8 @@ def exec_in(target_pid: int, spec: dict) -> subprocess.Popen[bytes]:
         os.close(r)
     if err:
         proc.wait()
+        if resize_w >= 0:
+            os.close(resize_w)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream:
                 stream.close()
@@ -739,6 +751,11 @@ def _exec_command(spec: dict, err_fd: int) -> None:
         _apply_security(spec)
         argv = spec["argv"]
         os.set_inheritable(err_fd, False)
+        # A container starts with every signal at its default, as runc starts it. Ours descend from the test run,
+        # which may ignore SIGINT and SIGQUIT (what a shell does to a command it starts in the background): that
+        # would leak into every container, where `kill -INT` then ends nothing (the recorded 09h2 case).
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            signal.signal(sig, signal.SIG_DFL)
         os.execvpe(argv[0], argv, env)
     except FileNotFoundError:
         os.write(err_fd, f"ENOENT exec: {spec['argv'][0]!r}: executable file not found in $PATH".encode())
@@ -825,6 +842,10 @@ def _setup_container_child(spec: dict) -> None:
     _pivot_root(rb.root)
     if spec.get("read_only_root"):
         _mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
+        # /tmp and /run are tmpfs mounts here, but a real container's are its image's folders, part of the root
+        # that readOnlyRootFilesystem makes read-only (writes there fail with EROFS): the same here
+        for path in ("/tmp", "/run"):
+            _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
 def helper_shim(spec: dict) -> None:
@@ -839,7 +860,13 @@ def helper_shim(spec: dict) -> None:
             os.write(status_fd, (line + "\n").encode())
 
     # The log file and the reopen handler exist before anyone can ask for a reopen (SIGUSR1 would kill us).
-    log = podlogs.CriLogFile(spec["log"])
+    docker = spec.get("docker")  # [max_size, max_file]: Docker's json-file (dockermode.py)
+    if docker:
+        import dockermode  # noqa: PLC0415 - stdlib-only sibling module, imported by path like podlogs
+
+        log = dockermode.JsonFile(spec["log"], *docker)
+    else:
+        log = podlogs.CriLogFile(spec["log"])
 
     def on_reopen(*_: object) -> None:
         log.reopen()
@@ -891,14 +918,9 @@ def helper_shim(spec: dict) -> None:
         os._exit(1)
     status(f"pid {child}")
     _devnull_stdio()
-    try:
-        mnt_ino = os.stat(f"/proc/{child}/ns/mnt").st_ino  # the container's own: our "cgroup"
-    except OSError:
-        mnt_ino = 0
-    if mnt_ino == os.stat("/proc/self/ns/mnt").st_ino:
-        mnt_ino = 0  # never: that would be everybody's (the child always has a mount namespace of its own)
+    mnt = pin_mount_namespace(child)  # the container's own: our "cgroup"
 
-    writer = podlogs.CriWriter(log.write)
+    writer = dockermode.JsonWriter(log.write) if docker else podlogs.CriWriter(log.write)
     pidfd = os.pidfd_open(child)
     streams = {out_r: "stdout", errs_r: "stderr"}
     code: int | None = None
@@ -920,7 +942,10 @@ def helper_shim(spec: dict) -> None:
                 code = _wait_status_code(st)
                 # like runc when a container's init exits: its other processes go too (they survive on
                 # their own in a shared or the host's PID namespace, and so would exec'd ones)
-                _kill_mount_namespace(mnt_ino)
+                if mnt is not None:
+                    kill_mount_namespace(mnt)
+                    os.close(mnt)
+                    mnt = None
                 drain_until = time.monotonic() + 0.5
             else:
                 data = os.read(fd, 65536)
@@ -940,10 +965,32 @@ def helper_shim(spec: dict) -> None:
     os._exit(0)
 
 
-def _kill_mount_namespace(ino: int) -> None:
-    """SIGKILL every process in the mount namespace with inode ino, until none is left (max ~2 s)."""
-    if not ino:
-        return
+def pin_mount_namespace(pid: int) -> int | None:
+    """An fd of pid's mount namespace, which keeps that namespace alive, so that its inode number names it and
+    no other until the fd is closed; None if pid is gone or shares our own.
+
+    The inode number alone is not enough: the kernel gives a new namespace the lowest free number, so the one
+    of a namespace just freed goes to the next one created (20 of 20 times on this kernel). A container's
+    namespace is freed when its last process exits; the next container started on the machine (another pod,
+    another test cluster) got its number, and the shim's kill, by number, ended that container's main process
+    an instant after it started (CI: "container not found" from an exec into a debug container shown running)."""
+    try:
+        fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY)
+    except OSError:
+        return None
+    ours = os.stat("/proc/self/ns/mnt")
+    st = os.fstat(fd)
+    if (st.st_dev, st.st_ino) == (ours.st_dev, ours.st_ino):
+        os.close(fd)  # never: that would be everybody's (the child always has a mount namespace of its own)
+        return None
+    return fd
+
+
+def kill_mount_namespace(ns_fd: int) -> None:
+    """SIGKILL every process in the mount namespace ns_fd holds (pin_mount_namespace), until none is left
+    (max ~2 s)."""
+    st = os.fstat(ns_fd)
+    ns = (st.st_dev, st.st_ino)
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline:
         found = False
@@ -951,7 +998,8 @@ def _kill_mount_namespace(ino: int) -> None:
             if not name.isdigit():
                 continue
             try:
-                if os.stat(f"/proc/{name}/ns/mnt").st_ino == ino:
+                other = os.stat(f"/proc/{name}/ns/mnt")
+                if (other.st_dev, other.st_ino) == ns:
                     found = True
                     os.kill(int(name), signal.SIGKILL)
             except OSError:
@@ -982,6 +1030,8 @@ def helper_exec(spec: dict) -> None:
         os.write(err_fd, f"ERROR {e}".encode())
         os._exit(1)
     if child == 0:
+        if spec.get("resize_fd") is not None:
+            os.close(spec["resize_fd"])  # the command holds none of our fds
         if slave >= 0:
             import fcntl  # noqa: PLC0415
             import termios  # noqa: PLC0415
@@ -999,18 +1049,29 @@ def helper_exec(spec: dict) -> None:
         signal.signal(sig, lambda s, _f: _kill(child, s))
     if master >= 0:
         os.close(slave)
-        _tty_relay(master)
+        _tty_relay(master, spec.get("resize_fd"))
     _devnull_stdio()  # the command alone holds the pipes: EOF when it (and its children) close them
     _, st = os.waitpid(child, 0)
     os._exit(_wait_status_code(st))
 
 
-def _tty_relay(master: int) -> None:
-    """stdin pipe -> terminal, terminal -> stdout pipe, until the terminal's last user is gone (EIO)."""
+def _tty_relay(master: int, resize_fd: int | None = None) -> None:
+    """stdin pipe -> terminal, terminal -> stdout pipe, until the terminal's last user is gone (EIO); each line
+    of `resize_fd` ({"Width": W, "Height": H}, the exec's channel 4) sets the terminal's size, as the kubelet's
+    runtime does (TIOCSWINSZ: the kernel sends SIGWINCH to the terminal's foreground job)."""
     stdin_open = True
+    pending = b""
     while True:
-        fds = [master] + ([0] if stdin_open else [])
+        fds = [master] + ([0] if stdin_open else []) + ([resize_fd] if resize_fd is not None else [])
         ready, _, _ = select.select(fds, [], [])
+        if resize_fd is not None and resize_fd in ready:
+            data = os.read(resize_fd, 4096)
+            if not data:
+                resize_fd = None
+            pending += data
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                _set_size(master, line)
         if 0 in ready:
             data = os.read(0, 65536)
             if data:
@@ -1029,6 +1090,20 @@ def _tty_relay(master: int) -> None:
                 os.write(1, data)
             except BrokenPipeError:
                 return
+
+
+def _set_size(master: int, line: bytes) -> None:
+    import fcntl  # noqa: PLC0415
+    import json  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+    import termios  # noqa: PLC0415
+
+    try:
+        size = json.loads(line)
+        width, height = int(size["Width"]), int(size["Height"])
+    except (ValueError, KeyError, TypeError):
+        return  # the kubelet logs and drops a malformed resize
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
 def helper_janitor(spec: dict) -> None:

@@ -228,7 +228,7 @@ class ExecStream:
         finally:
             pipe.close()
 
-    async def read_client(self, stdin_writer: asyncio.StreamWriter | None) -> None:
+    async def read_client(self, stdin_writer: asyncio.StreamWriter | None, resize_fd: int | None = None) -> None:
         try:
             async for msg in self.ws:
                 if msg.type != WSMsgType.BINARY or not msg.data:
@@ -245,11 +245,18 @@ class ExecStream:
                       and stdin_writer is not None):
                     stdin_writer.close()
                     stdin_writer = None
-                # channel 4 (resize) and anything else: ignored, as without a tty the kubelet does.
+                elif channel == 4 and resize_fd is not None:
+                    # a TTY's size: handed to the exec's helper, which sets it on the pty (containers._set_size)
+                    with contextlib.suppress(OSError):
+                        os.write(resize_fd, bytes(payload) + b"\n")
+                # channel 4 without a tty, and anything else: ignored, as the kubelet does.
         finally:
             self.client_alive = False
             if stdin_writer is not None:
                 stdin_writer.close()
+            if resize_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(resize_fd)
 
 
 async def serve_exec(
@@ -324,8 +331,8 @@ async def serve_exec(
     if proc.stderr is not None:
         pumps.append(asyncio.ensure_future(stream.pump(proc.stderr, 2)))
     exited = _wait_exit(loop, proc)
-    reader = asyncio.ensure_future(stream.read_client(stdin_writer))
-    work = asyncio.ensure_future(_finish(stream, pumps, exited, req, proto, ws, reader))
+    reader = asyncio.ensure_future(stream.read_client(stdin_writer, getattr(proc, "resize_fd", None)))
+    work = asyncio.ensure_future(_finish(stream, pumps, exited, req, proto, ws, reader, proc))
     keep_task(work)
     # asyncio.wait (not gather/await): if this handler is cancelled because the server stops or the client
     # went away, the process keeps running and its output keeps being drained by `work`.
@@ -334,11 +341,14 @@ async def serve_exec(
 
 
 async def _finish(stream: ExecStream, pumps: list[asyncio.Future], exited: asyncio.Future[int],
-                  req: ExecRequest, proto: str, ws: web.WebSocketResponse, reader: asyncio.Future) -> None:
+                  req: ExecRequest, proto: str, ws: web.WebSocketResponse, reader: asyncio.Future,
+                  proc: subprocess.Popen) -> None:
     try:
         rc = await exited
         if pumps:
             await asyncio.wait(pumps)
+        if getattr(proc, "held_open", False):  # Docker mode, pod deleted (kubelet._begin_delete): no status,
+            await asyncio.wait({reader})       # the stream stays open until the client closes it
     except asyncio.CancelledError:  # the cluster is shutting down (its kubelet has killed the processes)
         for t in (*pumps, reader):
             t.cancel()

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen, TimeoutExpired
 
-from . import containers, expansion, images, podlogs
+from . import containers, dockermode, expansion, images, podlogs
 from .containers import HelperError, Holder, Lifeline, NodeNetwork, Shim
+from .worker import temp_prefix
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ class Kubelet:
         self.on_status = on_status
         self.layout = podlogs.PodLogLayout(self.node_root)
         self.log_gc_delay = LOG_GC_DELAY
+        self.runtime = "containerd"  # or "docker" (dockermode.py): set by TestCluster before start()
         self._pods: dict[tuple[str, str], Pod] = {}
         self._lock = threading.Lock()
         self._queue: queue.Queue = queue.Queue()
@@ -187,7 +189,7 @@ class Kubelet:
     def start(self) -> None:
         if self._started:
             return
-        self._workdir = Path(tempfile.mkdtemp(prefix="test-kubelet-"))
+        self._workdir = Path(tempfile.mkdtemp(prefix=temp_prefix("test-kubelet")))
         (self._workdir / "rootfs").mkdir()  # mountpoint for every container's root (inside its own mount ns)
         self._lifeline = Lifeline(str(self._workdir))
         self._janitor = containers.start_janitor(self._lifeline, str(self._workdir))
@@ -243,7 +245,7 @@ class Kubelet:
             "bootID": _read("/proc/sys/kernel/random/boot_id").strip(),
             "kernelVersion": uname.release,
             "osImage": _os_image(),
-            "containerRuntimeVersion": "containerd://1.7.0",
+            "containerRuntimeVersion": dockermode.runtime_version(self.runtime),
             "kubeletVersion": "v1.33.4",
             "kubeProxyVersion": "",
             "operatingSystem": "linux",
@@ -314,7 +316,20 @@ class Kubelet:
             p.deleting = True
             p.kill_by = time.monotonic() + grace_seconds
             p.stop.set()
+            self._hold_open(p, p.execs)
         threading.Thread(target=self._delete, args=(p,), name=f"delete-{p.name}", daemon=True).start()
+
+    def _hold_open(self, p: Pod, execs: list[Popen[bytes]]) -> None:
+        """Docker mode, the pod deleted or an ephemeral container ended (p.lock held): cri-dockerd keeps the exec
+        streams into an ephemeral container open and silent, its processes gone (recordings 40-docker-exec-
+        stream-in-an-ephemeral-container-of-a-deleted-pod: still open 90 s after; lab: gc --stop-idle's own exec,
+        which ended its container's sleep, hung 120 s); a regular container's end with 137 as on containerd."""
+        if self.runtime != "docker":
+            return
+        for proc in execs:
+            ctr = p.ctrs.get(p.exec_container.get(proc.pid, ""))
+            if ctr is not None and ctr.kind == "ephemeral":
+                proc.held_open = True  # type: ignore[attr-defined]  # read by execws._finish
 
     def exec(self, namespace: str, name: str, container: str, command: list[str],
              tty: bool = False) -> Popen[bytes]:
@@ -357,9 +372,12 @@ class Kubelet:
                 inst = cur if cur is not None and not cur.running and ctr.restart_pending else ctr.previous
             else:
                 inst = cur
-        if inst is None or not inst.log.exists():
+        if inst is None:
             return None
-        return inst.log
+        # Docker mode: N.log is an absolute link as the node sees it (30-docker-b02); the kubelet reads the
+        # json-file it names (30-docker-c05: kubectl logs of a Docker pod gives its lines; c16: the live file only)
+        path = dockermode.resolve_link(self.node_root, inst.log) if self.runtime == "docker" else inst.log
+        return path if path.exists() else None
 
     # ---- test switches --------------------------------------------------------------------------------
 
@@ -394,11 +412,16 @@ class Kubelet:
         _, _, inst = self._running(namespace, name, container)
         assert inst.shim is not None
         with self._rotate_lock:
+            if self.runtime == "docker":  # Docker rotates its own file (JsonFile.rotate); the kubelet never does
+                inst.shim.reopen_log()
+                return
             podlogs.rotate(inst.log, reopen=inst.shim.reopen_log)
 
     def _log_monitor(self) -> None:
         """Rotate live logs that outgrew containerLogMaxSize, as the kubelet's log manager does."""
         while not self._stopping.wait(LOG_MONITOR_INTERVAL):
+            if self.runtime == "docker":
+                continue  # Docker rotates its own files; the kubelet never does (30-docker-c18)
             with self._lock:
                 pods = list(self._pods.values())
             for p in pods:
@@ -557,10 +580,15 @@ class Kubelet:
             if p.stop.is_set():
                 return None
             restart = ctr.restart_count if ctr.current is None else ctr.restart_count + 1
-            cid = "containerd://" + secrets.token_hex(32)
+            docker = self.runtime == "docker"
+            cid = ("docker://" if docker else "containerd://") + secrets.token_hex(32)
             logfile = self.layout.create_log(p.namespace, p.name, p.uid, ctr.name, restart)
             inst = Instance(restart, cid, logfile)
             spec = self._container_spec(p, ctr, logfile)
+            if docker:  # N.log links to Docker's json-file, which the shim writes and rotates (dockermode.py)
+                spec.update(log=str(dockermode.create_log(self.node_root, logfile, cid)),
+                            docker=list(dockermode.limits()))
+                spec["volumes"].append({"path": "/.dockerenv", "src": str(self._dockerenv()), "readOnly": True})
         assert self._lifeline is not None
         started_at = now_rfc3339()  # taken before: a quick command may exit before Shim() returns
         try:
@@ -605,6 +633,7 @@ class Kubelet:
             inst.finished_at = now_rfc3339()
             inst.exited.set()
             execs = [e for e in p.execs if p.exec_container.get(e.pid) == ctr.name and e.poll() is None]
+            self._hold_open(p, execs)
         # The shim has SIGKILLed the container's mount namespace (runc: a container's processes go with its
         # init); an exec that joined it meanwhile goes too (recordings 25-ec-lifetime-*: every process exec'd
         # into the container is gone at once, its exec ends with exit code 137).
@@ -619,6 +648,8 @@ class Kubelet:
             if old is not None and old is not inst and not p.deleting:
                 # the kubelet keeps one dead instance per container: the older file and link go
                 self.layout.remove_instance(old.log, old.link)
+                if self.runtime == "docker":
+                    dockermode.remove_container(self.node_root, old.container_id)
                 ctr.previous = None
             policy = p.spec.get("restartPolicy") or "Always"
             if ctr.kind == "ephemeral" or p.stop.is_set() or p.terminal:
@@ -825,6 +856,14 @@ class Kubelet:
         spec["cwd"] = ctr.spec.get("workingDir") or "/"
         return spec
 
+    def _dockerenv(self) -> Path:
+        """The empty /.dockerenv dockerd puts in every container's root (30-docker-a04)."""
+        assert self._workdir is not None
+        path = self._workdir / "dockerenv"
+        if not path.exists():
+            path.touch(mode=0o755)
+        return path
+
     def _etc_files(self, p: Pod) -> list[dict]:
         """The kubelet-managed /etc/hosts and /etc/hostname of a pod with its own network."""
         if p.spec.get("hostNetwork") or not p.pod_ip:
@@ -999,9 +1038,11 @@ class Kubelet:
         else:
             ready = running and ctr.kind == "regular"
         plan_image = images.normalize(spec.get("image") or "") if inst is not None else spec.get("image", "")
+        image_id = images.image_id(spec.get("image") or "") if inst is not None else ""
+        if self.runtime == "docker" and inst is not None:  # as the pod names it; docker:// IDs (30-docker-b07)
+            plan_image, image_id = spec.get("image") or "", "docker://" + image_id
         s: dict = {"name": ctr.name, "state": ctr.state, "lastState": ctr.last_state, "ready": ready,
-                   "restartCount": ctr.restart_count, "image": plan_image,
-                   "imageID": images.image_id(spec.get("image") or "") if inst is not None else ""}
+                   "restartCount": ctr.restart_count, "image": plan_image, "imageID": image_id}
         if inst is not None:
             s["containerID"] = inst.container_id
         if ctr.kind != "ephemeral":

@@ -51,6 +51,8 @@ def _here(case: dict, namespace: str) -> dict:
     return json.loads(json.dumps(case).replace(RECORDED_NAMESPACE, namespace))
 
 
+# One xdist worker for all: they share the recorded setup (`access`, module-scoped), made once.
+@pytest.mark.xdist_group("contract-access")
 @pytest.mark.e2e
 @pytest.mark.parametrize("case", SSAR_CASES, ids=lambda c: c["case"])
 def test_ssar_case(access, case: dict) -> None:

@@ -712,3 +712,42 @@ def test_a_killed_kubelet_leaves_nothing_behind(tmp_path):
     assert _processes_with(workdir) == set()
     assert _processes_with("sleep\x001001") == set()  # the host-PID container's processes too
     assert not Path(workdir).exists()
+
+
+def _in_own_mount_namespace(argv: list[str]) -> subprocess.Popen[bytes]:
+    """argv in a mount namespace of its own (unshare -m), returned once it is there."""
+    proc = subprocess.Popen(["unshare", "-m", *argv])
+    ours = os.stat("/proc/self/ns/mnt").st_ino
+    deadline = time.monotonic() + 5
+    while os.stat(f"/proc/{proc.pid}/ns/mnt").st_ino == ours:
+        assert time.monotonic() < deadline, "unshare -m never left our mount namespace"
+        time.sleep(0.005)
+    return proc
+
+
+def test_a_containers_end_kills_its_own_processes_and_never_the_next_containers():
+    """The shim kills what is left in an ended container's mount namespace. The namespace of a container whose
+    processes are all gone is freed, and the kernel gives its inode number to the next namespace created
+    (another pod's container): the shim must not kill by that number (CI, stop 27: an exec into a debug
+    container shown running said 'container not found')."""
+    from tests.cluster import containers
+
+    first = _in_own_mount_namespace(["sleep", "30"])
+    pinned = containers.pin_mount_namespace(first.pid)
+    assert pinned is not None
+    try:
+        containers.kill_mount_namespace(pinned)  # its processes go
+        assert first.wait(5) == -9
+        gone_ino = os.fstat(pinned).st_ino
+        nxt = _in_own_mount_namespace(["sleep", "30"])
+        try:
+            # pinned, the ended namespace keeps its number: the next one gets another
+            assert os.stat(f"/proc/{nxt.pid}/ns/mnt").st_ino != gone_ino
+            containers.kill_mount_namespace(pinned)  # the shim's kill after the container ended
+            assert nxt.poll() is None
+        finally:
+            nxt.kill()
+            nxt.wait()
+    finally:
+        os.close(pinned)
+    assert containers.pin_mount_namespace(os.getpid()) is None  # our own namespace is never a container's

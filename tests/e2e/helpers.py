@@ -3,7 +3,9 @@ run against the test cluster and a real one."""
 
 from __future__ import annotations
 
+import json
 import os
+import select
 import subprocess
 import time
 from collections.abc import Callable
@@ -41,16 +43,47 @@ def start_debugx(e2e: Any, *args: str, stdout: Any = subprocess.DEVNULL, **kw: A
     )
 
 
+def read_line(stream: Any, deadline: float) -> str | None:
+    """The next line of `stream` (a binary pipe, e.g. a Popen's stderr), without its newline; None at EOF.
+
+    Waits until `deadline` (time.monotonic()) at most, whether or not the process writes anything: a process
+    that stays silent (or writes half a line) makes this raise TimeoutError at the deadline, where a plain
+    readline() would block for ever."""
+    fd = stream.fileno()
+    was_blocking = os.get_blocking(fd)
+    os.set_blocking(fd, False)  # readline() then returns what is there: a line, part of one, or b"" (nothing)
+    try:
+        got = b""
+        while True:
+            chunk = stream.readline() or b""
+            got += chunk
+            if got.endswith(b"\n"):
+                return got[:-1].decode("utf-8", "replace")
+            if chunk:
+                continue  # part of a line: ask again (the rest may be there already)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no full line within the time allowed (partial: {got!r})")
+            readable, _, _ = select.select([fd], [], [], left)
+            if readable and not stream.peek(1):  # readable with nothing to read: the writer closed it
+                return got.decode("utf-8", "replace") if got else None
+    finally:
+        os.set_blocking(fd, was_blocking)
+
+
 def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 90) -> list[str]:
-    """Read the process's stderr until a line containing `needle` shows up; returns the lines read."""
+    """Read the process's stderr until a line containing `needle` shows up; returns the lines read. Fails after
+    `timeout` seconds even if the process writes nothing more, and at once if it closes stderr."""
     assert proc.stderr is not None
     lines: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        raw = proc.stderr.readline()
-        if not raw:
+    while True:
+        try:
+            line = read_line(proc.stderr, deadline)
+        except TimeoutError:
+            raise AssertionError(f"{needle!r} never appeared on stderr within {timeout:.0f}s; got: {lines}") from None
+        if line is None:
             break
-        line = raw.decode("utf-8", "replace").rstrip("\n")
         lines.append(line)
         if needle in line:
             return lines
@@ -116,6 +149,14 @@ def ephemeral_names(e2e: Any, namespace: str, pod: str) -> list[str]:
     return sorted(c.name for c in pod_obj.spec.ephemeral_containers or [])
 
 
+def newest_debug_container(e2e: Any, namespace: str, pod: str) -> str:
+    """The debug container of ours that started last and still runs."""
+    status = json.loads(e2e.kubectl("get", "pod", "-n", namespace, pod, "-o", "json").stdout)["status"]
+    running = [s for s in status.get("ephemeralContainerStatuses") or []
+               if s["name"].startswith("debugx-") and "running" in s["state"]]
+    return max(running, key=lambda s: s["state"]["running"]["startedAt"])["name"]
+
+
 def debugx_containers(e2e: Any, namespace: str, pod: str) -> list[str]:
     return [n for n in ephemeral_names(e2e, namespace, pod) if n.startswith("debugx-")]
 
@@ -132,3 +173,8 @@ def restricted_pod(e2e: Any, make_namespace: Any, make_pod: Any) -> tuple[str, s
         securityContext={"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
     )["metadata"]["name"]
     return namespace, pod
+
+
+def node_runtime(e2e: Any) -> str:
+    """The node's containerRuntimeVersion: docker://... on a Docker node (cri-dockerd), containerd://... else."""
+    return e2e.kubectl("get", "nodes", "-o", "jsonpath={.items[0].status.nodeInfo.containerRuntimeVersion}").stdout

@@ -183,7 +183,7 @@ def test_cp_ctrl_c_keeps_finished_files_and_stops_tar(e2e, namespace, make_pod, 
 
 def test_cp_as_kubectl_cp_is_typed(e2e, nginx_pod, tmp_path: Path):
     """kubectl cp's habits: NAMESPACE/POD:PATH; a LOCAL that exists refused before anything is created; a copy
-    into a container named as not supported yet (issue 22 item 7)."""
+    into a container (issue 23) in the same form."""
     namespace, pod = nginx_pod
     existing = tmp_path / "hosts"
     existing.write_bytes(b"mine\n")
@@ -191,9 +191,11 @@ def test_cp_as_kubectl_cp_is_typed(e2e, nginx_pod, tmp_path: Path):
     assert refused.returncode != 0
     assert refused.stderr.decode().splitlines() == [f"error: {existing} exists: use --force to overwrite"]
     assert debugx_containers(e2e, namespace, pod) == [] and existing.read_bytes() == b"mine\n"
+    # into the container (a root target: written as root), kubectl cp's NAMESPACE/POD:PATH form too
     upload = debugx(e2e, "cp", str(existing), f"{namespace}/{pod}:/tmp/hosts")
-    assert upload.returncode == 2
-    assert upload.stderr.decode().startswith("error: cp copies out of containers: ")
+    assert upload.returncode == 0, upload.stderr.decode()
+    written = e2e.kubectl("exec", "-n", namespace, pod, "--", "cat", "/tmp/hosts").stdout
+    assert (written if isinstance(written, bytes) else written.encode()) == b"mine\n"
     copied = debugx(e2e, "cp", f"{namespace}/{pod}:/etc/hosts", str(tmp_path / "copy"))
     assert copied.returncode == 0, copied.stderr
     inside = e2e.kubectl("exec", "-n", namespace, pod, "--", "cat", "/etc/hosts").stdout

@@ -53,8 +53,8 @@ def test_doctor_on_a_limited_user_lists_every_missing_permission_and_creates_not
     # The limited user may get, list and watch pods only: everything else capture, trace, cp and nodelogs
     # (through a node pod run as a Job: the least privilege; nodes/proxy is cluster-wide) need, at once.
     assert missing == (EPHEMERAL_RUN | NODE_POD_RUN | NODE_JOB_EXTRA) - {"get pods", "list pods"}
-    assert [c["canRun"] for c in summary["commands"]] == [False] * 4
-    assert {c["command"] for c in summary["commands"]} == {"capture", "trace", "nodelogs", "cp"}
+    assert [c["canRun"] for c in summary["commands"]] == [False] * 5
+    assert {c["command"] for c in summary["commands"]} == {"capture", "trace", "nodelogs", "cp", "shell"}
     role, = [o for o in yaml.safe_load_all(summary["role"]) if o]
     granted = {f"{verb} {resource}" for rule in role["rules"] for resource in rule["resources"]
                for verb in rule["verbs"]}
@@ -112,7 +112,7 @@ def test_doctor_says_every_command_can_run_where_they_can(e2e, make_namespace, m
     result = debugx(e2e, "doctor", pod, "-n", namespace)
     assert result.returncode == 0, result.stdout + result.stderr
     table = rows(result.stdout.decode())
-    assert [table[f"{c} can run"][0] for c in ("capture", "trace", "nodelogs", "cp")] == ["ok"] * 4
+    assert [table[f"{c} can run"][0] for c in ("capture", "trace", "nodelogs", "cp", "shell")] == ["ok"] * 5
     assert table["capture can run"][1] == "profile netadmin: the dry run admits its debug container"
     assert table["ephemeral containers"][0] == "ok"
     assert ephemeral_names(e2e, namespace, pod) == []
@@ -124,7 +124,7 @@ def test_doctor_bad_input(e2e, nginx_pod):
     result = debugx(e2e, "doctor", pod, "-n", namespace, "--for", "tcpdump")
     assert (result.returncode, result.stdout) == (2, b"")
     assert result.stderr.decode().splitlines() == [
-        "error: --for: unknown command tcpdump; choose among capture, trace, nodelogs, cp"]
+        "error: --for: unknown command tcpdump; choose among capture, trace, nodelogs, cp, shell"]
     result = debugx(e2e, "doctor", "nosuch", "-n", namespace)
     assert result.returncode == 3 and result.stderr.decode().count("error:") == 1, result.stderr
 

@@ -127,6 +127,10 @@ def test_verbose_shows_requests_and_no_credential(e2e, nginx_pod, tmp_path):
     missing = debugx(e2e, "capture", "nosuchpod", "-n", namespace, "-o", str(tmp_path / "y.pcap"), "-v=6")
     lines = missing.stderr.decode().splitlines()
     assert missing.returncode == 3
+    # The pod's 404, then one GET per kind a "did you mean" could name (none exists here), then the error.
+    asked = [line.split()[2].split(f"/namespaces/{namespace}/")[1] for line in lines[:-1] if line.startswith("I GET")]
+    assert asked[-5:] == ["pods/nosuchpod", "deployments/nosuchpod", "statefulsets/nosuchpod",
+                          "daemonsets/nosuchpod", "services/nosuchpod"], lines
     assert re.fullmatch(rf"I GET {host}/api/v1/namespaces/{namespace}/pods/nosuchpod 404 Not Found in \d+ "
-                        r"milliseconds", lines[-2]), lines
+                        r"milliseconds", lines[-6]), lines
     assert lines[-1] == f'error: pods "nosuchpod" not found in namespace "{namespace}"'

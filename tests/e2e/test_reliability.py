@@ -26,6 +26,9 @@ def test_reliability_quick_slice_meets_every_goal(e2e, namespace):
                                  e2e.cluster, e2e.context, namespace)
         rows = matrix(bench, quick=True, seed=seed)
     print(render(rows))
+    for row in rows:  # shown whole with the failure (an assertion's own text is cut short)
+        for note in row.notes:
+            print(f"  {row.name}: {note}")
     for row in rows:
         if row.skipped:
             assert e2e.cluster is None, row.skipped  # only a real cluster lacks the fault switches

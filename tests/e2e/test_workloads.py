@@ -15,7 +15,18 @@ import pytest
 
 from kubectl_debugx import summary as schema
 
-from .helpers import CURL_RETRY, debugx, debugx_containers, processes, start_debugx, tshark_fields, wait_until
+from .helpers import (
+    CURL_RETRY,
+    connection_args,
+    debugx,
+    debugx_containers,
+    executable,
+    processes,
+    read_line,
+    start_debugx,
+    tshark_fields,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 REPLICAS = 3
@@ -66,11 +77,14 @@ def wait_for_lines(proc: subprocess.Popen, needle: str, count: int, timeout: flo
     assert proc.stderr is not None
     lines: list[str] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and sum(needle in line for line in lines) < count:
-        raw = proc.stderr.readline()
-        if not raw:
+    while sum(needle in line for line in lines) < count:
+        try:
+            line = read_line(proc.stderr, deadline)  # times out even if the process stays silent
+        except TimeoutError:
             break
-        lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+        if line is None:
+            break
+        lines.append(line)
     assert sum(needle in line for line in lines) >= count, f"{needle!r} not {count} times on stderr: {lines}"
     return lines
 
@@ -265,3 +279,15 @@ def test_cp_and_doctor_take_a_workload_target_as_its_first_running_pod(e2e, depl
     r = debugx(e2e, "doctor", "deploy/web", "-n", namespace, "--for", "cp")
     assert r.returncode == 0, r.stderr.decode()
     assert f"Using pod {first} of deploy/web" in r.stderr.decode()
+
+
+def test_shell_of_a_deployment_runs_in_its_first_running_pod_and_says_which(e2e, deployment):
+    """shell takes one pod: a workload's first running pod by name, said on stderr (as cp and doctor)."""
+    namespace, pods = deployment
+    first = sorted(pods)[0]
+    r = subprocess.run([executable(), "shell", *connection_args(e2e), "deploy/web", "-n", namespace, "--",
+                        "hostname"], stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+    assert (r.returncode, r.stdout) == (0, f"{first}\n".encode()), r.stderr.decode()  # the pod's UTS namespace
+    assert f"Using pod {first} of deploy/web ({REPLICAS} running pods)" in r.stderr.decode(), r.stderr.decode()
+    assert debugx_containers(e2e, namespace, first) and not [
+        p for p in pods if p != first and debugx_containers(e2e, namespace, p)]

@@ -83,7 +83,8 @@ class UnusedKube:
         _unexpected("watch_pod")
 
     def open_exec(
-        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False
+        self, namespace: str, pod: str, container: str, command: list[str], stdin: bool = False,
+        tty: bool = False,
     ) -> ExecConnection:
         _unexpected("open_exec")
 
@@ -102,3 +103,6 @@ class UnusedKube:
 
     def wait_pod_gone(self, namespace: str, name: str, uid: str | None, deadline: float) -> bool:
         _unexpected("wait_pod_gone")
+
+    def follow_log(self, namespace: str, pod: str, container: str, tail_lines: int | None = 0) -> Any:
+        _unexpected("follow_log")

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
+import time
 from typing import Any
 
 import pytest
 import yaml
 
-from kubectl_debugx.errors import Forbidden, NotReady, RemoteFailed
+from kubectl_debugx.errors import Forbidden, NotReady
 from kubectl_debugx.kube.apierrors import api_error
-from kubectl_debugx.remote import access, containers, session, toolrun
+from kubectl_debugx.remote import access, containers, session, specs, toolrun
 from kubectl_debugx.remote.access import Permission
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.streamrun import StopRequested, StopState, ToolStderr
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
+from tests.unit.test_nodelogs import FakeConn
 
 RBAC = ('pods "web" is forbidden: User "u" cannot patch resource "pods/ephemeralcontainers" in API group "" in '
         'the namespace "ns"')
@@ -239,14 +242,22 @@ def test_a_tool_in_a_pod_that_is_gone_is_not_warned_about():
 
 
 class EndsWithItsContainer(Reviews):
-    """The exec that ends the sleep is killed with its container (137); the pod then says Terminated."""
+    """The exec that ends the sleep: killed with its container (137: containerd) before it answers, or left open
+    and silent for good (cri-dockerd: recordings 40-docker-exec-stream-*), or answering `ended PID` and then
+    left open; the pod then says Terminated."""
 
-    def __init__(self) -> None:
+    def __init__(self, conn: Any) -> None:
         super().__init__()
         self.gets = 0
+        self.conn = conn
 
+    @contextlib.contextmanager
     def exec_connection(self, namespace: str, pod: str, container: str, command: list[str]) -> Any:
-        raise RemoteFailed("command terminated with non-zero exit code: command terminated with exit code 137")
+        assert command == specs.end_sleep_command()
+        try:
+            yield self.conn
+        finally:
+            self.conn.close()
 
     def get_pod(self, namespace: str, name: str) -> Any:
         self.gets += 1
@@ -254,9 +265,19 @@ class EndsWithItsContainer(Reviews):
         return {"status": {"ephemeralContainerStatuses": [{"name": "debugx-old", "state": state}]}}
 
 
-def test_an_idle_container_ended_with_the_exec_that_ended_it_counts_as_ended():
+@pytest.mark.parametrize(("conn", "gets"), [
+    (lambda: FakeConn(status={"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode", "details": {
+        "causes": [{"reason": "ExitCode", "message": "137"}]}, "message": "command terminated with exit code 137"}),
+     2),
+    (lambda: FakeConn(endless=True), 2),
+    (lambda: FakeConn(b"ended 7\n", endless=True), 0),
+], ids=["killed-with-it", "silent-for-good", "answered-then-silent"])
+def test_an_idle_container_ended_with_the_exec_that_ended_it_counts_as_ended(monkeypatch, conn, gets):
     from kubectl_debugx.remote import process
 
-    kube = EndsWithItsContainer()
+    monkeypatch.setattr(process, "ENDED_WAIT_S", 0.3)
+    kube = EndsWithItsContainer(conn())
+    started = time.monotonic()
     assert process.end_idle(kube, "ns", "web", "debugx-old", wait=5) is True
-    assert kube.gets == 2
+    assert kube.gets == gets
+    assert kube.conn.closed and time.monotonic() - started < 3

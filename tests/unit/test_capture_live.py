@@ -217,3 +217,25 @@ def test_capture_progress_of_several_pods_counts_those_capturing():
     p.tick()
     assert out.getvalue() == ("Captured: 5 packets, 500 B, 250 B/s, 3 pods\n"
                               "Captured: 5 packets, 500 B, 62 B/s, 2 pods\n")
+
+
+PROC_NET_DEV = (  # the real file, its last counters cut
+    "Inter-|   Receive                                                |  Transmit\n"
+    " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls\n"
+    "    lo:    1234      10    0    0    0     0          0         0     1234      10    0    0    0     0\n"
+    "  eth0: 9876543    4321    0    0    0     0          0         0   123456     789    0    0    0     0\n"
+)
+
+
+def test_the_pods_interfaces_from_proc_net_dev() -> None:
+    assert live.net_devices(PROC_NET_DEV) == ["eth0", "lo"]
+    assert live.net_devices("") == []
+
+
+def test_an_unknown_interface_names_the_pods_interfaces() -> None:
+    devices = ["eth0", "lo"]
+    assert live.unknown_interface("t", "shop/web", devices) == (
+        'interface "t" not found in pod shop/web; its interfaces: any, eth0, lo (-i any: all of them)')
+    # the pod's own, any, tcpdump -D's indexes and libpcap's pseudo-devices are tcpdump's to judge
+    assert [live.unknown_interface(i, "shop/web", devices) for i in ("eth0", "lo", "any", "2", "nflog",
+                                                                      "usbmon1")] == [None] * 6

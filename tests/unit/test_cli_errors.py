@@ -59,8 +59,6 @@ def test_bad_value_is_one_line_and_exit_2(capsys, tmp_path):
                                              "'json' (see 'kubectl debugx capture --help')\n"),
     (["capture", "web", "-v=x"], "error: -v: the log level is a number (as kubectl's -v=6), got 'x'\n"),
     (["nodelogs", "web", "--tail", "5"], "error: --tail only applies with --follow\n"),
-    (["nodelogs", "web", "-f", "--via", "pod"], "error: --follow reads through the node proxy (byte ranges of the "
-                                                "live files): it cannot be used with --via pod\n"),
     (["nodelogs", "deploy/web", "-f", "-o", "logs"], "error: --follow cannot be used with -o/--output: it prints the "
                                                      "lines on stdout (redirect it to keep them); -o copies the files "
                                                      "once\n"),
@@ -131,6 +129,12 @@ class NoCluster:
     def __init__(self, flags: config.KubeFlags) -> None:
         self.flags = flags
 
+    def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, object]:
+        """After `pods "web" not found`, the workloads and the service a bare name may have meant."""
+        if (resource, name) in {("deployments", "web"), ("services", "web")}:
+            return {"metadata": {"name": name}}
+        raise NotFound(f'{resource} "{name}" not found')
+
 
 def fail_with(monkeypatch, error: BaseException) -> None:
     def run(kube, opts, ref, max_pods, talk):
@@ -146,7 +150,7 @@ def fail_with(monkeypatch, error: BaseException) -> None:
     [(api_error(403, json.dumps({"message": 'pods "web" is forbidden', "reason": "Forbidden"})),
       'error: pods "web" is forbidden\n', ExitCode.FORBIDDEN),
      (api_error(404, json.dumps({"message": 'pods "web" not found', "reason": "NotFound"})),
-      'error: pods "web" not found\n', ExitCode.NOT_FOUND),
+      'error: pods "web" not found; did you mean deploy/web or svc/web?\n', ExitCode.NOT_FOUND),
      (api_error(409, json.dumps({"message": 'pods "x" already exists', "reason": "AlreadyExists"})),
       'error: pods "x" already exists\n', ExitCode.USAGE),
      (api_error(503, json.dumps({"message": "error trying to reach service: EOF"})),

@@ -146,3 +146,64 @@ t "kubectl-debugx completion "
     env = dict(os.environ, PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}", PYTHONPATH=str(ROOT))
     out = subprocess.run(["bash", "--norc", "-c", program], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.splitlines() == ["capture", "netadmin", "baseline", "bash zsh fish kubectl"], out.stderr
+
+
+def test_targets_with_their_api_group_complete_like_their_short_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked = []
+
+    class FakeKube:
+        def __init__(self, flags: object) -> None:
+            self.namespace = "shop"
+
+        def request(self, method: str, path: str) -> dict[str, object]:
+            asked.append(path)
+            return {"items": [{"metadata": {"name": "web"}}]}
+
+    import kubectl_debugx.kube.client as kube_module
+
+    monkeypatch.setattr(kube_module, "Kube", FakeKube)
+    assert candidates(["capture", "deployment.apps/w"]) == (["deployment.apps/web"], NO_FILE_COMP)
+    assert candidates(["capture", "job.batch/"]) == (["job.batch/web"], NO_FILE_COMP)
+    assert candidates(["capture", "deployment.batch/"]) == ([], NO_FILE_COMP)
+    assert asked == ["/apis/apps/v1/namespaces/shop/deployments", "/apis/batch/v1/namespaces/shop/jobs"]
+
+
+def test_cp_completes_pods_with_a_colon_as_kubectl_cp(monkeypatch: pytest.MonkeyPatch) -> None:
+    listed = []
+
+    class FakeKube:
+        def __init__(self, flags: object) -> None:
+            self.namespace = getattr(flags, "namespace", None) or "default"
+
+        def list_pods(self, namespace: str) -> list[dict[str, object]]:
+            listed.append(namespace)
+            return [{"metadata": {"name": n}} for n in ("web-1", "db-0")]
+
+        def request(self, method: str, path: str) -> dict[str, object]:
+            return {"items": [{"metadata": {"name": "web"}}]}
+
+    import kubectl_debugx.kube.client as kube_module
+
+    monkeypatch.setattr(kube_module, "Kube", FakeKube)
+    both = NO_FILE_COMP | NO_SPACE
+    assert candidates(["cp", ""]) == (["db-0:", "web-1:", "deploy/", "sts/", "ds/", "rs/", "job/", "svc/"], both)
+    assert candidates(["cp", "-n", "shop", "w"]) == (["web-1:"], both)
+    assert candidates(["cp", "deploy/"]) == (["deploy/web:"], both)
+    assert candidates(["cp", "shop/d"]) == (["shop/db-0:"], both)  # kubectl cp's NAMESPACE/POD
+    assert listed == ["default", "shop", "shop"]
+    # POD:<TAB> -- the container's paths are not listed, and never local files in their place
+    assert candidates(["cp", "web-1:"]) == ([], both)
+    assert candidates(["cp", "web-1:/etc/ng"]) == ([], both)
+    # a local path (a copy into a container, refused with a line) and LOCAL: the shell completes files
+    assert candidates(["cp", "./"]) == ([], 0)
+    assert candidates(["cp", "web-1:/etc/hosts", ""]) == ([], 0)
+
+
+def test_cp_without_a_cluster_offers_the_kinds_only() -> None:
+    assert candidates(["cp", "d"]) == (["deploy/", "ds/"], NO_FILE_COMP | NO_SPACE)
+
+
+def test_help_completes_the_commands_and_o_its_formats() -> None:
+    assert names(["help", "ca"]) == ["capture"]
+    assert names(["gc", "-o", ""]) == ["json", "yaml"]
+    assert names(["version", "--output="]) == ["--output=json", "--output=yaml"]

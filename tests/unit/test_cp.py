@@ -65,10 +65,11 @@ def test_parse_source():
     assert cp.parse_source("web:/etc/hosts") == cp.Source("web", "/etc/hosts")
     assert cp.parse_source("deploy/web:/etc/hosts") == cp.Source("deploy/web", "/etc/hosts")
     assert cp.parse_source("shop/web:/etc/hosts") == cp.Source("web", "/etc/hosts", "shop")  # kubectl cp's form
+    assert cp.parse_source("deployment.apps/web:/etc/hosts") == cp.Source("deployment.apps/web", "/etc/hosts")
     with pytest.raises(UsageError, match=r"^the path in 'web:etc' must be absolute"):
         cp.parse_source("web:etc")
-    with pytest.raises(UsageError, match=r"^cp copies out of containers: \./conf web:/etc/conf would copy into one"):
-        cp.parse_source("./conf", "web:/etc/conf")
+    assert cp.is_upload("./conf", "web:/etc/conf") and cp.is_upload("-", "shop/web:/etc/conf")
+    assert not cp.is_upload("web:/etc/conf", "./conf") and not cp.is_upload("web:/etc/conf", "x:y")
 
 
 def test_parse_sha256sum_gnu_escapes():

@@ -397,6 +397,44 @@ def test_lazy_kubernetes_client_serves_every_name(dist: Path, tmp_path: Path) ->
     assert counts[0] > 700 and counts[1] > 650 and counts[2] > 50
 
 
+def test_deferred_kubernetes_imports_are_the_real_ones(dist: Path, tmp_path: Path) -> None:
+    """packaging/dist.py DEFERRED: what the API client path imports (configuration, rest, api_client, kube_config,
+    ws_client) loads none of the deferred packages, and each stand-in then gives what the original import did."""
+    env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv"))
+    subprocess.run([str(dist / "kubectl-debugx"), "version", "--client"], capture_output=True, env=env, check=True,
+                   timeout=180)
+    [site] = (tmp_path / "shiv").glob("kubectl-debugx_*/site-packages")
+    code = (
+        f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        "import kubernetes, kubernetes.client.configuration, kubernetes.client.rest as rest\n"
+        "import kubernetes.client.api_client as api_client, kubernetes.config.kube_config as kube_config\n"
+        "import kubernetes.stream.ws_client as ws_client\n"
+        "deferred = ('requests', 'oauthlib', 'requests_oauthlib', 'dateutil', 'multiprocessing.pool',\n"
+        "            'importlib.metadata', 'kubernetes.dynamic', 'kubernetes.watch', 'kubernetes.utils',\n"
+        "            'kubernetes.leaderelection')\n"
+        "print(sorted(n for n in sys.modules if n.startswith(deferred)))\n"
+        "import datetime, multiprocessing.pool, dateutil.parser, requests.utils, requests_oauthlib\n"
+        "import oauthlib.oauth2.rfc6749.errors as errors\n"
+        "assert rest.should_bypass_proxies('https://10.0.0.1:6443', no_proxy='10.0.0.1') is True\n"
+        "assert ws_client.should_bypass_proxies('https://a.example', no_proxy='b.example') is False\n"
+        "assert api_client.parse('2026-01-02T03:04:05Z') == dateutil.parser.parse('2026-01-02T03:04:05Z')\n"
+        "pool = api_client.ThreadPool(1); assert isinstance(pool, multiprocessing.pool.ThreadPool); pool.close()\n"
+        "assert isinstance(kube_config.OAuth2Session(client_id='x'), requests_oauthlib.OAuth2Session)\n"
+        "assert kube_config.oauthlib.oauth2.rfc6749.errors.InvalidClientIdError is errors.InvalidClientIdError\n"
+        "import kubernetes.watch as w; assert kubernetes.watch is w and kubernetes.watch.Watch\n"
+        "assert kubernetes.dynamic.DynamicClient and kubernetes.utils.create_from_yaml\n"
+        "assert kubernetes.leaderelection.__name__ == 'kubernetes.leaderelection'\n"
+        "import importlib.metadata, urllib3.http2\n"
+        "assert urllib3.http2.version('urllib3') == importlib.metadata.version('urllib3') == urllib3.__version__\n"
+        "try:\n"
+        "    kubernetes.nothing\n"
+        "except AttributeError:\n"
+        "    print('AttributeError')\n"
+    )
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, timeout=180)
+    assert (out.returncode, out.stderr[-3000:], out.stdout) == (0, "", "[]\nAttributeError\n")
+
+
 def test_launcher_remembers_the_interpreter(dist: Path, tmp_path: Path) -> None:
     """packaging/launcher.sh: the first start runs python3 from PATH and writes down which interpreter that is;
     later starts use it directly (no version-manager shim); KUBECTL_DEBUGX_PYTHON overrides."""

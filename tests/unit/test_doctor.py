@@ -63,11 +63,11 @@ def test_table():
 
 
 def test_parse_for():
-    assert doctor.parse_for(None) == ("capture", "trace", "nodelogs", "cp")
+    assert doctor.parse_for(None) == ("capture", "trace", "nodelogs", "cp", "shell")
     assert doctor.parse_for(["trace,capture", "trace"]) == ("trace", "capture")
     with pytest.raises(UsageError) as e:
         doctor.parse_for(["tcpdump"])
-    assert str(e.value) == "--for: unknown command tcpdump; choose among capture, trace, nodelogs, cp"
+    assert str(e.value) == "--for: unknown command tcpdump; choose among capture, trace, nodelogs, cp, shell"
 
 
 POD = {"metadata": {"name": "web", "namespace": "ns"},
@@ -136,7 +136,8 @@ def test_limited_user_every_missing_permission_in_the_summary(capsys):
                                              "create pods", "delete pods", "list pods", "create jobs", "patch jobs",
                                              "delete jobs"]
     assert [(c["command"], c["canRun"], c["exitCode"]) for c in summary["commands"]] == [
-        ("capture", False, 4), ("trace", False, 4), ("nodelogs", False, 4), ("cp", False, 4)]
+        ("capture", False, 4), ("trace", False, 4), ("nodelogs", False, 4), ("cp", False, 4),
+        ("shell", False, 4)]
     assert summary["role"] == (
         "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: debugx-user\n  namespace: ns\n"
         "rules:\n- apiGroups:\n  - ''\n  resources:\n  - pods/ephemeralcontainers\n  verbs:\n  - patch\n"

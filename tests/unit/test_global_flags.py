@@ -69,7 +69,7 @@ def test_connection_carries_every_flag_and_the_default_timeout():
                   tls_server_name="api.example", verbosity=6)
     assert connection(flags) == KubeFlags(
         kubeconfig="k", context="c", namespace="ns", request_timeout=DEFAULT_REQUEST_TIMEOUT, verbosity=6,
-        as_user="jane", as_groups=("dev", "ops"), as_uid="42", token=TOKEN, server="https://h:6443", user="u2",
+        as_="jane", as_group=("dev", "ops"), as_uid="42", token=TOKEN, server="https://h:6443", user="u2",
         cluster="c2", insecure_skip_tls_verify=True, certificate_authority="ca.crt", client_certificate="me.crt",
         client_key="me.key", tls_server_name="api.example")
     assert [connection(Flags(request_timeout=t)).request_timeout for t in ("0", "1s", "2", "1m")] == [
@@ -142,7 +142,7 @@ def test_connection_flags_override_the_kubeconfig(env):
     kubeconfig = str(write_kubeconfig(env / "config"))
     flags = KubeFlags(kubeconfig=kubeconfig, server="https://api.example:443/", token="flag-token",
                       insecure_skip_tls_verify=True, tls_server_name="two", client_certificate="me.crt",
-                      client_key="me.key", as_user="jane", as_groups=("dev", "ops"), as_uid="42")
+                      client_key="me.key", as_="jane", as_group=("dev", "ops"), as_uid="42")
     assert seen(Kube(flags)) == (
         "https://api.example:443", None, False, "two", str(env / "me.crt"), str(env / "me.key"), "Bearer flag-token",
         "shop", Impersonation("jane", ("dev", "ops"), "42"))
@@ -158,7 +158,7 @@ def test_server_and_token_without_any_kubeconfig(env):
 @pytest.mark.parametrize(("flags", "message"), [
     (KubeFlags(user="nosuch"), 'user "nosuch" does not exist in kubeconfig {config}'),
     (KubeFlags(cluster="nosuch"), 'cluster "nosuch" does not exist in kubeconfig {config}'),
-    (KubeFlags(as_groups=("dev",)), "--as-group and --as-uid need --as: impersonating groups or a uid without a "
+    (KubeFlags(as_group=("dev",)), "--as-group and --as-uid need --as: impersonating groups or a uid without a "
                                     "user is refused by the API server"),
     (KubeFlags(insecure_skip_tls_verify=True, certificate_authority="ca"),
      "--certificate-authority and --insecure-skip-tls-verify exclude each other (kubectl: specifying a root "

@@ -203,6 +203,7 @@ def test_outside_links_may_be_skipped_instead(dest: Path) -> None:
             ),
             Skipped("c/h", "hard link to /etc/passwd, outside the log tree"),
         ),
+        links=(("c/0.log", "/var/lib/docker/containers/a/a-json.log"),),
     )
 
 

@@ -45,7 +45,7 @@ from kubectl_debugx.formats.crilog import DecodeReport, FileReport
 from kubectl_debugx.formats.logfiles import Instance, Skipped
 from kubectl_debugx.formats.logtree import ExtractedFile, ExtractReport
 from kubectl_debugx.kube.apierrors import ApiError, api_error
-from kubectl_debugx.kube.execstream import ExecOutcome, await_output
+from kubectl_debugx.kube.execstream import ExecOutcome, await_output, run_to_end
 from kubectl_debugx.remote import specs, streamrun
 from kubectl_debugx.talk import Talk
 from tests.unit.fakekube import UnusedKube
@@ -1184,7 +1184,8 @@ def test_pod_source_on_docker_skips_the_symlinks_and_copies_docker_files(tmp_pat
     })
     report = source.fetch(tmp_path, POD_DIR, ["nginx"], whole=True, docker=True)
     assert report == ExtractReport((), (), (Skipped(
-        f"{POD_DIR}/nginx/1.log", f"symbolic link to {link}, outside the log tree"),))
+        f"{POD_DIR}/nginx/1.log", f"symbolic link to {link}, outside the log tree"),),
+        ((f"{POD_DIR}/nginx/1.log", link),))
     source.answers["tar"] = FakeConn(tar_of({f"containers/{CID1}/{CID1}-json.log.1": docker_line,
                                              f"containers/{CID1}/{CID1}-json.log": docker_line}))
     report = source.fetch_docker(tmp_path, [CID1, "not-an-id"])
@@ -1286,3 +1287,17 @@ def test_the_lease_is_taken_once_it_says_so(conn, timeout, outcome):
         assert await_output(stream, b"leased", timeout) == outcome
     finally:
         stream.close()
+
+
+def test_a_bounded_short_command_gives_up_on_a_stream_that_never_ends():
+    """ephemeral.signal_tool's exec: one that never ends is an outcome that says so, within its bound."""
+    stream = FakeConn(stdout=b"said\n", endless=True)
+    try:
+        assert run_to_end(stream, timeout=0.3) == (b"said\n", b"", ExecOutcome(None, "no end within 0.3s", cut=True))
+    finally:
+        stream.close()
+    ended = FakeConn(stdout=b"done\n")
+    try:
+        assert run_to_end(ended, timeout=5)[0] == b"done\n" and run_to_end(FakeConn(stdout=b"x"))[0] == b"x"
+    finally:
+        ended.close()

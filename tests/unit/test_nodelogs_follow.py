@@ -3,6 +3,7 @@ the refused combinations; the lost-and-found connection said once each (whole ou
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from kubectl_debugx.commands.nodelogs import follow as nlf
 from kubectl_debugx.commands.nodelogs.proxy import ProxySource
 from kubectl_debugx.commands.nodelogs.target import NodeLogsOptions
 from kubectl_debugx.errors import Forbidden, Unreachable, UsageError
-from kubectl_debugx.formats.crilog import Malformed, parse_line
+from kubectl_debugx.formats.crilog import LogLine, Malformed, parse_line
 from kubectl_debugx.kube.apierrors import api_error
 from kubectl_debugx.remote.sinks import ByteSink
 from kubectl_debugx.talk import Talk
@@ -22,7 +23,7 @@ from .test_nodelogs import FakeKube, make_pod, node_tree
 
 def line(text: str, stream: str = "stdout") -> Any:
     item = parse_line(f"2026-11-30T16:00:00.25Z {stream} F {text}".encode())
-    return nlf.LogLine(item.source, 1, item.timestamp, item.stream, item.content)  # type: ignore[union-attr]
+    return LogLine(item.source, 1, item.timestamp, item.stream, item.content)  # type: ignore[union-attr]
 
 
 def test_lines_are_prefixed_and_aligned_with_room_for_a_restart(tmp_path: Path):
@@ -50,7 +51,7 @@ def test_timestamps_and_since(tmp_path: Path):
     printer = nlf.Printer(ByteSink(str(out)), nlf.FollowOptions(timestamps=True, since=since))
     emit = printer.emitter("db-0", "pg")
     old = parse_line(b"2026-11-30T15:59:59Z stdout F before")
-    emit(0, nlf.LogLine("0.log", 1, old.timestamp, "stdout", b"before"))  # type: ignore[union-attr]
+    emit(0, LogLine("0.log", 1, old.timestamp, "stdout", b"before"))  # type: ignore[union-attr]
     emit(0, line("checkpoint", "stderr"))
     printer.flush()
     assert out.read_text() == "db-0/pg   2026-11-30T16:00:00.25Z [stderr] checkpoint\n"
@@ -92,8 +93,6 @@ def test_the_proxy_reader_asks_ranges_and_reads_the_answers():
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("pod", None, False, False, 10), "--follow reads through the node proxy (byte ranges of the live files): it "
-                                      "cannot be used with --via pod"),
     (("auto", "out", False, False, 10), "--follow cannot be used with -o/--output: it prints the lines on stdout "
                                         "(redirect it to keep them); -o copies the files once"),
     (("auto", None, True, False, 10), "--follow cannot be used with --raw: it prints decoded lines"),
@@ -155,8 +154,22 @@ def test_a_lost_connection_is_said_once_and_the_reconnect_once(monkeypatch, tmp_
     assert run.reconnects == 1
 
 
+class EndedStream:
+    """A pods/log stream whose container wrote nothing more and ended."""
+
+    def read(self) -> bytes:
+        return b""
+
+    def close(self) -> None:
+        pass
+
+
 class TreeKube(FakeKube):
-    """test_nodelogs' node tree, read with byte ranges as the kubelet's file server answers them."""
+    """test_nodelogs' node tree, read with byte ranges as the kubelet's file server answers them; its log
+    streams end at once (the polls read the files)."""
+
+    def follow_log(self, namespace: str, pod: str, container: str, tail_lines: int | None = 0) -> Any:
+        return EndedStream()
 
     def node_proxy_read(self, node: str, path: str, byte_range: str, read_timeout: float) -> tuple[int, bytes]:
         response = self.node_proxy_get(node, path)
@@ -177,7 +190,8 @@ def test_one_pod_end_to_end_from_the_node_tree(capfd):
     assert out == ("nginx/nginx#1 restarted\n"
                    "nginx/side    [malformed 0.log:1] not a log line\n")
     assert err.splitlines()[-2:] == [
-        "Following 2 containers of 1 pod through the node proxy (every 0.5s); Ctrl-C to stop",
+        "Following 2 containers of 1 pod through the node proxy (at once on each log stream's news, every 0.5s "
+        "at least); Ctrl-C to stop",
         "Stopped (--duration) after 2 lines"]
     assert (talk.summary["linesWritten"], talk.summary["stoppedBy"], talk.summary["via"]) == (2, "--duration", "proxy")
 
@@ -200,3 +214,43 @@ def test_a_pod_that_joins_later_is_one_call(capfd):
     out, _ = capfd.readouterr()
     assert out == "nginx/side    [malformed 0.log:1] not a log line\n"  # all its lines: it is new
     assert talk.summary["container"] == "nginx"  # the one followed at the start
+
+
+class Counting:
+    """A follower that counts its polls and ends after ``polls`` of them."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls, self.left, self.ended = 0, polls, ""
+
+    def poll(self) -> None:
+        if self.ended:
+            return
+        self.polls += 1
+        self.left -= 1
+        if not self.left:
+            self.ended = "its log directory is gone (the pod was deleted)"
+
+
+class Woken:
+    """Wakeups whose every wait wakes container 1 at once; dropped keys recorded."""
+
+    def __init__(self) -> None:
+        self.waits, self.dropped = 0, []
+
+    def wait(self, timeout: float) -> set[int]:
+        self.waits += 1
+        return {1}
+
+    def drop(self, key: int) -> None:
+        self.dropped.append(key)
+
+
+def test_a_container_whose_stream_woke_is_polled_at_once_the_others_every_interval(tmp_path: Path):
+    run = nlf.Follow(None, Said(), nlf.FollowOptions(), nlf.Printer(ByteSink(str(tmp_path / "o")),  # type: ignore[arg-type]
+                                                                      nlf.FollowOptions()))
+    quiet, busy = Counting(1000), Counting(5)
+    run.followed += [nlf.Followed("web", "quiet", quiet), nlf.Followed("web", "busy", busy)]  # type: ignore[arg-type]
+    run.wakeups = Woken()  # type: ignore[assignment]
+    assert run.run(time.monotonic() + 0.3) == "--duration"  # well within one POLL_INTERVAL: one full poll
+    assert (quiet.polls, busy.polls, busy.ended != "") == (1, 5, True)
+    assert run.wakeups.dropped == [1]  # type: ignore[union-attr]

@@ -270,3 +270,18 @@ def test_not_pcap_is_refused():
 
 
 # ---------------------------------------------------------------------------------------------- reader
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_the_scanner_knows_the_seconds_of_the_newest_whole_record_wherever_the_stream_is_split(order):
+    """What a stopping capture compares with the node's clock (commands/capture_drain.py)."""
+    packets = [Packet(sec * 1_000_000_000 + 5000, 10, bytes(10)) for sec in (100, 101, 105, 107)]
+    stream = pcap_stream(order, False, packets)
+    ends = [24 + 26 * (i + 1) for i in range(4)]  # where each record is whole
+    for cut in range(1, len(stream)):
+        scanner = PcapScanner()
+        scanner.feed(stream[:cut])
+        whole = [sec for sec, end in zip((100, 101, 105, 107), ends, strict=True) if end <= cut]
+        assert scanner.last_sec == (whole[-1] if whole else -1), cut
+        scanner.feed(stream[cut:])
+        assert scanner.last_sec == 107, cut

@@ -11,18 +11,19 @@ from pathlib import Path
 import pytest
 
 from kubectl_debugx import __version__
-from kubectl_debugx.formats.pcap import Packet
+from kubectl_debugx.formats.pcap import MAX_RECORD, Packet, PcapFormatError, PcapHeader
 from kubectl_debugx.formats.pcapng import (
+    EpbReader,
+    Held,
     Merger,
     enhanced_packet,
-    enhanced_packets,
     interface_description,
     interface_statistics,
     name_resolution,
     section_header,
 )
 
-from .test_pcap import REAL_PACKETS
+from .test_pcap import REAL_HEADER, REAL_PACKETS, REAL_PCAP, pcap_stream
 
 # ---------------------------------------------------------------------------------------------- blocks
 
@@ -107,12 +108,90 @@ def test_enhanced_packet_with_aligned_and_empty_data():
     assert enhanced_packet(0, Packet(1, 4, b"wxyz"))[28:36] == b"wxyz\x24\0\0\0"
 
 
-def test_enhanced_packets_writes_a_released_list_at_once():
-    assert enhanced_packets([(2, Packet((5 << 32) + 7, 60, b"abcde")), (0, Packet(1, 0, b""))]) == bytes.fromhex(
-        "06000000 28000000 02000000 05000000 07000000 05000000 3c000000 6162636465000000 28000000"
-        "06000000 20000000 00000000 00000000 01000000 00000000 00000000 20000000"
-    )
-    assert enhanced_packets([]) == b""
+# ---------------------------------------------------------------------------------------------- EpbReader
+
+
+def epbs(chunks: list[bytes] | list[memoryview], interface: int = 3) -> tuple[EpbReader, list[PcapHeader], bytes]:
+    """Feed the chunks; the reader, the headers its on_header saw, and the whole output: each block after its
+    timestamp (8 bytes), so one comparison checks both."""
+    seen: list[PcapHeader] = []
+
+    def on_header(header: PcapHeader) -> int:
+        seen.append(header)
+        return interface
+
+    reader = EpbReader(on_header)
+    out = []
+    for chunk in chunks:
+        stamps, blocks = reader.feed(chunk)
+        assert len(stamps) == len(blocks)
+        out += [struct.pack("<Q", ts) + block for ts, block in zip(stamps, blocks, strict=True)]
+    return reader, seen, b"".join(out)
+
+
+def expected(packets: list[Packet], interface: int = 3) -> bytes:
+    return b"".join(struct.pack("<Q", p.ts_ns) + enhanced_packet(interface, p) for p in packets)
+
+
+def test_epb_reader_turns_a_real_pcap_split_at_every_byte_boundary_into_the_blocks():
+    want = expected(REAL_PACKETS)
+    assert want[8:8 + 40] == bytes.fromhex(  # the first block, as a reader of pcapng sees it
+        "06000000 60000000 03000000") + struct.pack("<II", REAL_PACKETS[0].ts_ns >> 32,
+                                                    REAL_PACKETS[0].ts_ns & 0xFFFFFFFF) + bytes.fromhex(
+        "3f000000 3f000000") + REAL_PACKETS[0].data[:12]
+    for cut in range(len(REAL_PCAP) + 1):
+        reader, seen, out = epbs([REAL_PCAP[:cut], REAL_PCAP[cut:]])
+        assert (seen, out, reader.pending(), reader.records, reader.interface) == ([REAL_HEADER], want, 0, 3, 3)
+
+
+def test_epb_reader_split_twice_from_memoryviews_and_byte_by_byte():
+    want = expected(REAL_PACKETS)
+    for cut in range(0, len(REAL_PCAP), 7):
+        for cut2 in range(cut, len(REAL_PCAP) + 1, 5):
+            view = memoryview(REAL_PCAP)
+            assert epbs([view[:cut], view[cut:cut2], view[cut2:]])[2] == want
+    assert epbs([REAL_PCAP[i:i + 1] for i in range(len(REAL_PCAP))])[1:] == ([REAL_HEADER], want)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("nanos", [False, True])
+def test_epb_reader_both_byte_orders_micro_and_nano_every_padding(order, nanos):
+    packets = [
+        Packet(1796043684_000001000 if not nanos else 1796043684_123456789, 1500, b"\x01" * 96),
+        Packet(1796043685_999999000, 40, b""),
+        Packet(1796043686_000000000, 7, b"x" * 7),
+        Packet(1796043686_000002000, 9, b"y" * 9),
+        Packet(1796043686_000003000, 10, b"z" * 10),
+    ]
+    stream = pcap_stream(order, nanos, packets, linktype=276, snaplen=96)
+    for cut in range(len(stream) + 1):
+        _, seen, out = epbs([stream[:cut], stream[cut:]], interface=0)
+        assert (seen, out) == ([PcapHeader(276, 96, nanos)], expected(packets, 0))
+
+
+def test_epb_reader_records_larger_than_a_chunk_and_the_largest_record_kept():
+    packets = [Packet(1_000_000_000 * i, MAX_RECORD + 5, bytes([i]) * size)
+               for i, size in enumerate((70000, 1, MAX_RECORD, 3))]
+    stream = pcap_stream("<", False, packets)
+    for chunk in (1000, 65536, 70017):
+        chunks = [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
+        reader, _, out = epbs(chunks)
+        assert (out, reader.pending()) == (expected(packets), 0)
+
+
+def test_epb_reader_refuses_a_record_over_the_bound_and_what_is_not_pcap():
+    with pytest.raises(PcapFormatError, match="pcap record of 262145 bytes"):
+        EpbReader().feed(pcap_stream("<", False, []) + struct.pack("<IIII", 1, 2, 262145, 262145))
+    with pytest.raises(PcapFormatError, match="not pcap"):
+        EpbReader().feed(b"tcpd")
+
+
+def test_epb_reader_a_header_alone_names_the_interface_before_any_packet_and_a_cut_record_is_held():
+    reader = EpbReader()
+    assert (reader.feed(REAL_PCAP[:24]), reader.interface, reader.header) == (([], []), 0, REAL_HEADER)
+    assert reader.feed(REAL_PCAP[24:-10]) == ([p.ts_ns for p in REAL_PACKETS[:2]],
+                                              [enhanced_packet(0, p) for p in REAL_PACKETS[:2]])
+    assert (reader.pending(), reader.records) == (16 + 63 - 10, 2)
 
 
 def test_name_resolution_bytes():
@@ -194,25 +273,30 @@ def test_tshark_reads_it_from_a_pipe():
 S = 1_000_000_000
 
 
-def pk(ts: int, size: int = 1) -> Packet:
-    return Packet(ts, size, b"\0" * size)
+def pk(ts: int, size: int = 1) -> tuple[int, bytes]:
+    """A packet as the Merger holds it: its timestamp and its block (any bytes: their size is what counts)."""
+    return ts, b"\0" * size
 
 
-def stamps(released: list[tuple[int, Packet]]) -> list[tuple[int, int]]:
-    return [(source, packet.ts_ns) for source, packet in released]
+def push(m: Merger, source: int, packets: list[tuple[int, bytes]], now_ns: int) -> None:
+    m.push(source, [ts for ts, _ in packets], [block for _, block in packets], now_ns)
+
+
+def stamps(released: list[Held]) -> list[tuple[int, int]]:
+    return [(source, ts) for ts, _, source, _ in released]
 
 
 def test_two_sources_interleave_by_the_watermark():
     m = Merger(window_ns=2 * S)
     a, b = m.add_source(), m.add_source()
-    m.push(a, [pk(1), pk(3), pk(5)], now_ns=0)
+    push(m, a, [pk(1), pk(3), pk(5)], 0)
     assert (m.ready(0), m.held, m.watermark()) == ([], 3, None)  # b might still send something earlier
-    m.push(b, [pk(2), pk(4)], now_ns=10)
+    push(m, b, [pk(2), pk(4)], 10)
     assert m.watermark() == 4
     assert stamps(m.ready(10)) == [(a, 1), (b, 2), (a, 3), (b, 4)]  # up to b's latest, 4
-    m.push(b, [pk(6)], now_ns=20)
+    push(m, b, [pk(6)], 20)
     assert stamps(m.ready(20)) == [(a, 5)]
-    m.push(a, [pk(7)], now_ns=30)
+    push(m, a, [pk(7)], 30)
     assert stamps(m.ready(30)) == [(b, 6)]
     assert (m.held, m.held_bytes, m.out_of_order) == (1, 1, 0)
     assert stamps(m.drain()) == [(a, 7)]
@@ -224,10 +308,10 @@ def test_a_late_batch_within_the_window_is_put_in_order():
     # after a's packets of up to 1.5 s, and is still written first.
     m = Merger(window_ns=2 * S)
     a, b = m.add_source(), m.add_source()
-    m.push(b, [pk(S // 20)], now_ns=0)
-    m.push(a, [pk(S // 10), pk(S), pk(3 * S // 2)], now_ns=S)
+    push(m, b, [pk(S // 20)], 0)
+    push(m, a, [pk(S // 10), pk(S), pk(3 * S // 2)], S)
     assert stamps(m.ready(S)) == [(b, S // 20)]  # b has shown nothing later yet
-    m.push(b, [pk(S // 10 + 1), pk(9 * S // 10)], now_ns=S + S // 2)
+    push(m, b, [pk(S // 10 + 1), pk(9 * S // 10)], S + S // 2)
     assert stamps(m.ready(S + S // 2)) == [(a, S // 10), (b, S // 10 + 1), (b, 9 * S // 10)]
     assert (m.held, m.out_of_order) == (2, 0)
 
@@ -235,8 +319,8 @@ def test_a_late_batch_within_the_window_is_put_in_order():
 def test_an_idle_source_holds_the_others_back_only_for_the_window():
     m = Merger(window_ns=2 * S)
     a, _idle = m.add_source(), m.add_source()
-    m.push(a, [pk(10), pk(20)], now_ns=5 * S)
-    m.push(a, [pk(30)], now_ns=6 * S)
+    push(m, a, [pk(10), pk(20)], 5 * S)
+    push(m, a, [pk(30)], 6 * S)
     assert m.ready(7 * S - 1) == []
     assert stamps(m.ready(7 * S)) == [(a, 10), (a, 20)]  # the first batch has waited 2 s
     assert stamps(m.ready(8 * S)) == [(a, 30)]
@@ -245,8 +329,8 @@ def test_an_idle_source_holds_the_others_back_only_for_the_window():
 def test_a_window_release_takes_every_earlier_packet_with_it():
     m = Merger(window_ns=S)
     a, b, _idle = m.add_source(), m.add_source(), m.add_source()
-    m.push(a, [pk(50)], now_ns=0)
-    m.push(b, [pk(10), pk(40)], now_ns=S // 2)
+    push(m, a, [pk(50)], 0)
+    push(m, b, [pk(10), pk(40)], S // 2)
     # a's batch (50) is due at 1 s; b's earlier packets must not come after it.
     assert stamps(m.ready(S)) == [(b, 10), (b, 40), (a, 50)]
 
@@ -254,51 +338,52 @@ def test_a_window_release_takes_every_earlier_packet_with_it():
 def test_an_ended_source_no_longer_holds_the_others_back():
     m = Merger(window_ns=10 * S)
     a, b, c = m.add_source(), m.add_source(), m.add_source()
-    m.push(a, [pk(1), pk(9)], now_ns=0)
-    m.push(b, [pk(5)], now_ns=0)
+    push(m, a, [pk(1), pk(9)], 0)
+    push(m, b, [pk(5)], 0)
     assert stamps(m.ready(0)) == []  # c has said nothing
     m.end_source(c)
     assert stamps(m.ready(0)) == [(a, 1), (b, 5)]
     m.end_source(b)
     assert stamps(m.ready(0)) == [(a, 9)]
     with pytest.raises(ValueError, match="source 1 has ended"):
-        m.push(b, [pk(6)], now_ns=0)
+        push(m, b, [pk(6)], 0)
+    assert m.released == [2, 1, 0]
 
 
 def test_a_packet_later_than_the_window_is_written_out_of_order_and_counted():
     m = Merger(window_ns=S)
     a, b = m.add_source(), m.add_source()
-    m.push(a, [pk(2 * S)], now_ns=0)
+    push(m, a, [pk(2 * S)], 0)
     assert stamps(m.ready(S)) == [(a, 2 * S)]
-    m.push(b, [pk(S)], now_ns=3 * S)  # 2 s later than a's packet: more than the 1 s window
+    push(m, b, [pk(S)], 3 * S)  # 2 s later than a's packet: more than the 1 s window
     assert (stamps(m.ready(3 * S)), m.out_of_order) == ([(b, S)], 1)
 
 
 def test_equal_timestamps_keep_arrival_order():
     m = Merger(window_ns=S)
     a, b = m.add_source(), m.add_source()
-    m.push(b, [pk(7, 1)], now_ns=0)
-    m.push(a, [pk(7, 2), pk(7, 3)], now_ns=0)
-    m.push(b, [pk(7, 4)], now_ns=0)
-    assert [(s, p.orig_len) for s, p in m.ready(0)] == [(b, 1), (a, 2), (a, 3), (b, 4)]
+    push(m, b, [pk(7, 1)], 0)
+    push(m, a, [pk(7, 2), pk(7, 3)], 0)
+    push(m, b, [pk(7, 4)], 0)
+    assert [(source, len(block)) for _, _, source, block in m.ready(0)] == [(b, 1), (a, 2), (a, 3), (b, 4)]
 
 
 def test_max_held_bytes_releases_the_earliest_packets():
     m = Merger(window_ns=10 * S, max_held_bytes=250)
     a, _idle = m.add_source(), m.add_source()
-    m.push(a, [pk(3, 100), pk(1, 100), pk(2, 100)], now_ns=0)
+    push(m, a, [pk(3, 100), pk(1, 100), pk(2, 100)], 0)
     assert (stamps(m.ready(0)), m.held, m.held_bytes) == ([(a, 1)], 2, 200)
 
 
 def test_a_source_added_later_holds_back_from_then_on():
     m = Merger(window_ns=S)
     a = m.add_source()
-    m.push(a, [pk(1)], now_ns=0)
+    push(m, a, [pk(1)], 0)
     assert stamps(m.ready(0)) == [(a, 1)]
     b = m.add_source()
-    m.push(a, [pk(2)], now_ns=0)
+    push(m, a, [pk(2)], 0)
     assert stamps(m.ready(0)) == []
-    m.push(b, [pk(3)], now_ns=0)
+    push(m, b, [pk(3)], 0)
     assert stamps(m.ready(0)) == [(a, 2)]
 
 
@@ -324,19 +409,19 @@ def simulate(window_ns: int, seed: int, max_lateness: int) -> tuple[Merger, list
     m = Merger(window_ns)
     for _ in range(5):
         m.add_source()
-    arrival: dict[int, int] = {}
-    out: list[tuple[int, Packet]] = []
+    arrival: dict[tuple[int, int], int] = {}  # (source, ts): each source's timestamps rise
+    out: list[Held] = []
     tick = 0
     for now, source, batch in deliveries:
         while tick < now:
             out += m.ready(tick)
             tick += S // 10
-        m.push(source, batch, now)
-        arrival.update((id(packet), now) for packet in batch)
+        m.push(source, [p.ts_ns for p in batch], [p.data for p in batch], now)
+        arrival.update(((source, packet.ts_ns), now) for packet in batch)
         out += m.ready(now)
     out += m.drain()
     assert len(out) == sum(len(batch) for _, _, batch in deliveries)
-    return m, [(p, arrival[id(p)] - p.ts_ns) for _, p in out]
+    return m, [(Packet(ts, source, b""), arrival[source, ts] - ts) for ts, _, source, _ in out]
 
 
 @pytest.mark.parametrize("seed", range(20))

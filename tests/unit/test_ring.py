@@ -204,11 +204,14 @@ def test_merged_pcapng_ring_every_file_has_the_section_and_every_interface_known
     header = PcapHeader(1, 262144, False)
     a = output.interface(pod("a"), header, "")
     packets = [Packet(i * 1000, 100, bytes([i]) * 100) for i in range(8)]
-    output.merger.push(a, packets[:3], 0)
+    def push(source: int, batch: list[Packet]) -> None:
+        output.merger.push(source, [p.ts_ns for p in batch], [pcapng.enhanced_packet(source, p) for p in batch], 0)
+
+    push(a, packets[:3])
     output.flush(None)  # a file holds the head (64 bytes), an IDB (112) and 3 EPBs (132 each); b's IDB fits
     b = output.interface(pod("b"), header, "")
-    output.merger.push(a, packets[3:5], 0)
-    output.merger.push(b, packets[5:], 0)
+    push(a, packets[3:5])
+    push(b, packets[5:])
     output.flush(None)
     isb = pcapng.interface_statistics(b, 7)
     output.add(isb)
@@ -239,3 +242,33 @@ def test_short_writes_go_on_where_they_stopped(tmp_path: Path, monkeypatch):
     sink.close()
     assert files(tmp_path) == {"x": b"HEADabcdefghijklmnopq"}
     assert (sink.written, sink.kept[0].packets) == (21, 5)
+
+
+def test_pcapng_max_size_writes_the_blocks_that_fit_and_counts_only_those(tmp_path: Path):
+    """Without --ring, --max-size stops before the first EPB that would pass it; a pod's packetsWritten
+    (Merger.released) counts only what was written."""
+    from kubectl_debugx.commands.capture import TcpdumpTalk
+    from kubectl_debugx.commands.capture_pods import PcapngOutput, PodCapture
+    from kubectl_debugx.formats import pcapng
+    from kubectl_debugx.remote.ephemeral import Target
+
+    head = pcapng.section_header("test")
+    path = tmp_path / "w.pcapng"
+    target = Target("ns", {"metadata": {"name": "a"}, "spec": {"nodeName": "n"}, "status": {"podIP": "10.0.0.1"}},
+                    "nginx")
+    idb = pcapng.interface_description("ns/a", "node n, pod IP 10.0.0.1, container nginx, debug container "
+                                       "debugx-1", 1, 262144)
+    packets = [Packet(i * 1000, 100, bytes([i]) * 100) for i in range(6)]
+    epb = [pcapng.enhanced_packet(0, p) for p in packets]
+    size = len(head) + len(idb) + 3 * len(epb[0]) + len(epb[0]) - 1  # 3 fit, the 4th misses by one byte
+    output = PcapngOutput(str(path), size, head, 1)
+    a = output.interface(PodCapture(target, "debugx-1", "netadmin", TcpdumpTalk(print)), PcapHeader(1, 262144, False),
+                         "")
+    output.merger.push(a, [p.ts_ns for p in packets[:2]], epb[:2], 0)
+    output.flush(None)
+    output.merger.push(a, [p.ts_ns for p in packets[2:]], epb[2:], 0)
+    output.flush(None)
+    output.sink.close()
+    assert path.read_bytes() == head + idb + epb[0] + epb[1] + epb[2]
+    assert (output.limit_reached, output.packets, output.merger.released, output.sink.written) == (
+        True, 3, [3], size - len(epb[0]) + 1)

@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import signal
+import time
+from dataclasses import dataclass
 
-from kubectl_debugx.kube.execstream import ExecOutcome
+import pytest
+
 from kubectl_debugx.remote import streamrun
-from kubectl_debugx.remote.streamrun import StopState, run_until_stopped
+from kubectl_debugx.remote.streamrun import StopState
+
+
+@dataclass
+class FixedGrace:
+    """A grace of a fixed number of seconds (the product's is capture_drain.PacketDrain)."""
+
+    seconds: float
+    note: str = ""
+
+    def begin(self) -> None:
+        pass
+
+    def over(self, waited: float) -> bool:
+        return waited >= self.seconds
 
 
 def drive(monkeypatch, events, *, grace=2.2, deadline=None, limit_at=None, until=5.0):
@@ -17,18 +34,14 @@ def drive(monkeypatch, events, *, grace=2.2, deadline=None, limit_at=None, until
     sent: list[tuple[float, str]] = []
     said: list[str] = []
 
-    def fake_pump(conn, on_stdout, on_stderr, tick, tick_interval, on_batch_end):
-        for step in range(int(until / tick_interval) + 1):
-            now[0] = round(step * tick_interval, 1)
-            state.signals.extend(events.get(now[0], []))
-            tick()
-        return ExecOutcome(0, "")
-
-    monkeypatch.setattr(streamrun, "pump", fake_pump)
+    tick = streamrun.stop_ticker(lambda s: sent.append((now[0], s)), deadline,
+                                 lambda: limit_at is not None and now[0] >= limit_at, state, said.append,
+                                 grace=FixedGrace(grace, "collecting") if grace else None)
     monkeypatch.setattr(streamrun.time, "monotonic", lambda: now[0])
-    run_until_stopped(None, lambda _d: None, lambda _b: None, lambda s: sent.append((now[0], s)), deadline,
-                      lambda: limit_at is not None and now[0] >= limit_at, state, said.append, grace=grace,
-                      grace_note="collecting")
+    for step in range(int(until / streamrun.TICK_INTERVAL) + 1):  # the loop's ticks, every 0.1 s
+        now[0] = round(step * streamrun.TICK_INTERVAL, 1)
+        state.signals.extend(events.get(now[0], []))
+        tick()
     return sent, said, state
 
 
@@ -64,3 +77,27 @@ def test_a_tool_that_does_not_end_is_killed_after_the_drain_timeout(monkeypatch)
     sent, _, state = drive(monkeypatch, {0.0: [signal.SIGINT]}, grace=0.0, until=streamrun.DRAIN_TIMEOUT + 1)
     assert sent == [(0.0, "INT"), (streamrun.DRAIN_TIMEOUT + 0.1, "KILL")]
     assert state.killed
+
+
+@pytest.mark.parametrize(("raised", "stop"), [
+    (None, streamrun.Stop(None)),
+    (KeyboardInterrupt, streamrun.Stop(signal.SIGINT)),
+    (streamrun.StopRequested(signal.SIGTERM), streamrun.Stop(signal.SIGTERM)),
+])
+def test_a_stop_ends_the_block_and_says_which(raised, stop):
+    with streamrun.stop_ends_it() as got:
+        if raised is not None:
+            raise raised
+    assert got == stop
+    assert (got.code, got.reason, got.said) == {
+        None: (0, "SIGTERM", "SIGTERM"), signal.SIGINT: (130, "SIGINT", "Ctrl-C"),
+        signal.SIGTERM: (143, "SIGTERM", "SIGTERM")}[stop.signum]
+
+
+def test_a_real_sigterm_inside_the_block_ends_it():
+    import os
+
+    with streamrun.stop_ends_it() as got:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises at once: never reached in full
+    assert got == streamrun.Stop(signal.SIGTERM)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kubectl_debugx.errors import ArchiveError, ExitCode, OutputError, UnsafeMemberError
-from kubectl_debugx.formats.tarcopy import CopyReport, Extractor, extract
+from kubectl_debugx.formats.tarcopy import CopyReport, Extractor, Unpacking, extract
 
 from .test_logtree import Member, directory, entry, hardlink, symlink, tar_stream, tree
 
@@ -143,3 +143,50 @@ def test_a_cut_stream_removes_the_partial_file_and_keeps_the_others(tmp_path: Pa
                                            r"'./tree/b'\): unexpected end of data$"):
         extract(io.BytesIO(data[:5000]), extractor)
     assert (tree(tmp_path / "tree"), extractor.report.partial) == ({"a": "a"}, str(tmp_path / "tree" / "b"))
+
+
+# ------------------------------------------------------------------------------- the receive loop, frame by frame
+
+
+def unpack(pieces: list[bytes], dest: Path | None, base: str = "tree") -> tuple[CopyReport, list[str]]:
+    said: list[str] = []
+    unpacking = Unpacking(Extractor(dest, base, False, said.append))
+    for piece in pieces:
+        unpacking.feed(memoryview(piece))
+    return unpacking.end(), said
+
+
+def test_split_at_every_byte_offset_the_copy_is_the_same(tmp_path: Path) -> None:
+    data = tar_stream(TREE).getvalue()
+    data = data[:7680 + 1024]  # TREE's members, then the end-of-archive blocks (not tarfile's padding to 10 KiB)
+    whole, said = unpack([data], tmp_path / "whole")
+    assert whole == copy(TREE, tmp_path / "tarfile-like")[0]
+    for cut in range(1, len(data)):
+        assert unpack([data[:cut], data[cut:]], None)[0].files == whole.files, cut
+        if cut % 5 == 0 or cut % 512 in (1, 511):  # writing the tree at every offset takes 15 s: one in five
+            dest = tmp_path / str(cut)
+            assert unpack([data[:cut], data[cut:]], dest) == (whole, said), cut
+            assert tree(dest) == tree(tmp_path / "whole"), cut
+
+
+def test_a_stream_cut_anywhere_in_a_file_leaves_nothing_under_its_name(tmp_path: Path) -> None:
+    data = tar_stream([directory("./tree"), entry("./tree/a", b"a"), entry("./tree/b", b"b" * 2000)]).getvalue()
+    start = 4 * 512  # b's content starts after three headers and a's one block
+    for cut in range(start - 511, start + 2000):  # in b's header, then in its content
+        dest = tmp_path / str(cut)
+        with pytest.raises(ArchiveError) as caught:
+            unpack([data[:cut]], dest)
+        assert str(caught.value) == ("the tar stream from the pod is damaged or cut short (last member "
+                                     f"{'./tree/a' if cut < start else './tree/b'!r}): unexpected end of data")
+        assert tree(dest) == {"a": "a"}, cut  # no b, and no partial file under another name either
+
+
+def test_a_file_through_a_symlink_is_refused_in_any_pieces(tmp_path: Path, outside: Path) -> None:
+    data = tar_stream([directory("./tree"), symlink("./tree/link", str(outside)),
+                       entry("./tree/link/secret", b"pwned")]).getvalue()
+    for cut in range(0, 2048, 97):
+        with pytest.raises(UnsafeMemberError, match="^refusing tar member './tree/link/secret' from the pod: "
+                                                    "tree/link is a symbolic link$"):
+            (tmp_path / str(cut)).mkdir()
+            unpack([data[:cut], data[cut:]], tmp_path / str(cut) / "tree")
+    assert tree(outside) == {"secret": "keep me"}

@@ -509,10 +509,32 @@ class StartingKube(FakeKube):
 def test_strace_missing_in_the_image(monkeypatch):
     kube = StartingKube(pod())
     probes = {"nginx": None, "debug": Probe(self_pid=9, ptrace_scope=0, strace="", procs=(MASTER,))}
-    monkeypatch.setattr(trace_mod, "_probe", lambda k, t, c: probes["nginx" if c == "nginx" else "debug"])
+    monkeypatch.setattr(trace_mod, "_probe", lambda k, t, c, ours=False: probes["nginx" if c == "nginx" else "debug"])
     with pytest.raises(RemoteFailed) as err:
         run_one(kube, TraceOptions(pod="web", image="busybox:1.36"), Talk(quiet=True))
     assert str(err.value) == "strace is not in image busybox:1.36: choose an image that has it with --image"
+    assert [dry for _, dry in kube.patches] == [True, False]
+
+
+class EndedDebugContainerKube(StartingKube):
+    """The target has no shell; the debug container runs, then its exec is refused: it ended meanwhile."""
+
+    def exec_connection(self, namespace, pod, container, command, stdin=False):
+        if container == "nginx":
+            raise RemoteFailed('exec: "sh": executable file not found in $PATH')
+        raise RemoteFailed(
+            f'Internal error occurred: unable to upgrade connection: container not found ("{container}")')
+
+
+def test_a_failed_exec_into_the_debug_container_is_said_as_it_is_not_blamed_on_the_image():
+    """CI, stop 27: the debug container had ended, and the error said the image lacked sh, cat, tr and
+    readlink."""
+    kube = EndedDebugContainerKube(pod())
+    with pytest.raises(RemoteFailed) as err:
+        run_one(kube, TraceOptions(pod="web", image="busybox:1.36"), Talk(quiet=True))
+    [name] = [c["name"] for c in kube.patches[-1][0]["spec"]["ephemeralContainers"]]
+    assert str(err.value) == (
+        f'Internal error occurred: unable to upgrade connection: container not found ("{name}")')
     assert [dry for _, dry in kube.patches] == [True, False]
 
 

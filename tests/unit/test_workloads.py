@@ -7,14 +7,16 @@ from typing import Any
 import pytest
 
 from kubectl_debugx import summary as schema
-from kubectl_debugx.commands import capture_pods, trace_pods
+from kubectl_debugx.commands import capture_names, capture_pods, trace_pods
 from kubectl_debugx.commands.capture import TcpdumpTalk
-from kubectl_debugx.errors import NotFound, NotReady, UsageError
+from kubectl_debugx.errors import Forbidden, NotFound, NotReady, UsageError
 from kubectl_debugx.formats.traceprocs import Selection
 from kubectl_debugx.kube.workloads import (
     Resolution,
     TargetRef,
     check_max_pods,
+    did_you_mean,
+    meant,
     parse_target,
     resolve,
     selector_string,
@@ -41,8 +43,22 @@ def test_targets_as_kubectl_spells_them() -> None:
     assert [parse_target(t).file_stem for t in ("web", "sts/db")] == ["web", "sts-db"]
 
 
+def test_targets_as_kubectl_get_o_name_prints_them() -> None:
+    assert [parse_target(t) for t in ("deployment.apps/web", "statefulset.apps/web", "daemonset.apps/web",
+                                      "replicaset.apps/web", "job.batch/web", "service/web", "pod/web",
+                                      "deployment.v1.apps/web", "deploy.apps/web", "pods.v1/web")] == [
+        TargetRef("deployment", "web"), TargetRef("statefulset", "web"), TargetRef("daemonset", "web"),
+        TargetRef("replicaset", "web"), TargetRef("job", "web"), TargetRef("service", "web"),
+        TargetRef("pod", "web"), TargetRef("deployment", "web"), TargetRef("deployment", "web"),
+        TargetRef("pod", "web")]
+
+
 @pytest.mark.parametrize(("target", "selector", "all_ns", "message"), [
     ("cronjob/x", None, False, "cannot target 'cronjob'"),
+    ("deployment.batch/web", None, False, "'deployment.batch': deployment is in API group 'apps', not 'batch': "
+     "deployment.apps/NAME"),
+    ("job.apps/x", None, False, "job is in API group 'batch', not 'apps'"),
+    ("service.apps/x", None, False, "service is in API group 'core', not 'apps': service/NAME"),
     ("deploy/", None, False, "the name is missing"),
     ("web", "app=web", False, "either a target (web) or -l"),
     ("web", None, True, "-A/--all-namespaces needs -l"),
@@ -52,6 +68,37 @@ def test_targets_as_kubectl_spells_them() -> None:
 def test_bad_targets_say_what_to_type(target: str | None, selector: str | None, all_ns: bool, message: str) -> None:
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_target(target, selector, all_ns)
+
+
+class MeantKube(UnusedKube):
+    """Knows some objects by (resource, name); anything else is not found, `secret` ones are forbidden."""
+
+    def __init__(self, known: set[tuple[str, str]]) -> None:
+        self.known = known
+        self.calls: list[tuple[str, str, str]] = []
+
+    def get_object(self, prefix: str, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        self.calls.append((resource, namespace, name))
+        if (resource, name) in self.known:
+            return {"metadata": {"name": name}}
+        if name == "secret":
+            raise Forbidden(f'{resource} "{name}" is forbidden')
+        raise NotFound(f'{resource} "{name}" not found')
+
+
+def test_a_missing_pod_names_what_of_that_name_exists() -> None:
+    kube = MeantKube({("deployments", "web"), ("services", "web"), ("statefulsets", "db")})
+    assert meant(kube, "shop", "web") == ["deploy/web", "svc/web"]
+    assert kube.calls == [("deployments", "shop", "web"), ("statefulsets", "shop", "web"),
+                          ("daemonsets", "shop", "web"), ("services", "shop", "web")]
+    assert meant(kube, "shop", "db") == ["sts/db"]
+    assert meant(kube, "shop", "secret") == []  # not allowed to look: no suggestion
+    line = 'pods "web" not found in namespace "shop"'
+    assert did_you_mean(line, ["deploy/web", "svc/web"]) == line + "; did you mean deploy/web or svc/web?"
+    assert did_you_mean(line, ["deploy/web", "sts/web", "svc/web"]) == (
+        line + "; did you mean deploy/web, sts/web or svc/web?")
+    assert did_you_mean(line, ["ds/web"]) == line + "; did you mean ds/web?"
+    assert did_you_mean(line, []) == line
 
 
 def test_selector_string_takes_both_forms() -> None:
@@ -135,7 +182,7 @@ def test_name_resolution_records_pods_and_the_service() -> None:
     pods[1]["status"]["podIPs"] = [{"ip": "10.0.0.2"}, {"ip": "fd00::2"}]
     svc = {"metadata": {"name": "web", "namespace": "shop"}, "spec": {"clusterIPs": ["10.96.0.10"]}}
     result = Resolution(parse_target("svc/web"), "app=web", pods=pods, service=svc)
-    assert capture_pods.name_records(result) == [
+    assert capture_names.name_records(result) == [
         ("10.0.0.1", ["web-a"]), ("10.0.0.2", ["web-b"]), ("fd00::2", ["web-b"]),
         ("10.96.0.10", ["web.shop.svc"])]
 
@@ -149,7 +196,8 @@ def test_pod_record_fits_the_summary_schema() -> None:
     talk = TcpdumpTalk(lambda _: None)
     talk.counts = {"captured": 7, "dropped by kernel": 0, "received by filter": 7}
     capture = capture_pods.PodCapture(Target("shop", pod("web-a", ip="10.0.0.1"), "nginx"), "debugx-abcde",
-                                      "netadmin", talk, interface=0, written=7)
+                                      "netadmin", talk, written=7)
+    capture.reader.interface = 0  # its tcpdump's pcap header came: interface 0
     record = capture_pods.pod_record(capture)
     assert record == {"namespace": "shop", "pod": "web-a", "node": "node-1", "podIP": "10.0.0.1",
                       "container": "nginx", "debugContainer": "debugx-abcde", "profile": "netadmin",
@@ -206,7 +254,7 @@ def test_peer_records_name_the_other_pods_and_services_of_the_namespace() -> Non
                     {"metadata": {"name": "headless", "namespace": "shop"}, "spec": {"clusterIPs": ["None"]}}]
 
     result = Resolution(parse_target("deploy/web"), "app=web", pods=[pod("web-a", ip="10.0.0.1")])
-    assert capture_pods.peer_records(Namespace(), result) == [("10.0.0.9", ["client"]),
+    assert capture_names.peer_records(Namespace(), result) == [("10.0.0.9", ["client"]),
                                                                ("10.96.0.20", ["db.shop.svc"])]
 
 
@@ -222,4 +270,4 @@ def test_peer_records_are_fewer_when_a_list_is_refused() -> None:
             raise Forbidden('services is forbidden: User "u" cannot list resource "services"')
 
     result = Resolution(parse_target("deploy/web"), "app=web", pods=[pod("web-a", ip="10.0.0.1")])
-    assert capture_pods.peer_records(Refusing(), result) == []
+    assert capture_names.peer_records(Refusing(), result) == []

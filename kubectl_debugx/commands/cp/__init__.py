@@ -13,45 +13,36 @@ container checks every regular file end to end.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubectl_debugx.commands import asuser
 from kubectl_debugx.commands.cp import verify
 from kubectl_debugx.commands.cp.procroot import (
     READ_ALL_PROFILE,
     TOOL,
     Resolved,
-    debug_container_for_user,
-    gid_to_match,
-    ids_command,
-    must_run_as_non_root,
     normalize,
     proc_root,
     resolve_step,
     stat_command,
     tar_argv,
-    target_user,
 )
-from kubectl_debugx.errors import Forbidden, NotFound, OutputError, RemoteFailed, UsageError
+from kubectl_debugx.errors import Forbidden, NotFound, OutputError, RemoteFailed
 from kubectl_debugx.formats import tarcopy
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
 from kubectl_debugx.progress import Progress
-from kubectl_debugx.remote import containers, ephemeral, fanout, session, specs, toolrun
+from kubectl_debugx.remote import containers, ephemeral, fanout, session, toolrun
 from kubectl_debugx.remote.ephemeral import Target
-from kubectl_debugx.remote.profiles import merge_custom
 from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import ToolStderr
 from kubectl_debugx.summary import stopped_by
 from kubectl_debugx.talk import Talk, plural
 
 COMMAND = "cp"
-ADMISSION_HINT = ("the debug container runs as the target's user with no capability, which Pod Security "
-                  "restricted admits; check the namespace's policy")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,36 +127,7 @@ def _resolve(kube: KubeApi, target: Target, ec: str, pid: int, path: str, uid: i
 def choose_profile(kube: KubeApi, target: Target, profile: str, image: str, custom: Mapping[str, Any] | None,
                    ttl: int, say: Callable[[str], None]) -> tuple[session.Candidate, int]:
     """The debug container cp uses, admitted by a dry run (doctor asks the same), and the uid it reads as."""
-    if (target.pod.get("spec") or {}).get("shareProcessNamespace"):
-        # PID 1 is then the pause process, and nothing in the API says which PID is the target's main process
-        raise UsageError(f"pod {target.pod_name} shares one PID namespace among its containers "
-                         "(shareProcessNamespace): cp cannot tell which process is the target's; not supported yet")
-    uid, gid = target_user(target.pod, target.container)
-    if profile != "auto":
-        chosen = session.candidate(kube, target, profile, image, custom, ttl, None)
-    else:
-        if uid is None and must_run_as_non_root(target.pod, target.container):
-            raise UsageError(f"container {target.container} runs as its image's USER, a non-root uid the pod spec "
-                             "does not name: give it with --custom '{\"securityContext\": {\"runAsUser\": UID}}'")
-        if uid is None:
-            # Most images run as root when the pod names no user; root without CAP_SYS_PTRACE reads a root
-            # target's /proc/PID/root (recordings 26-*) and is refused on any other user's: said then.
-            uid, gid = 0, None
-            say(f"The pod spec names no user for container {target.container}: reading as root, its image's "
-                "usual user")
-        name = specs.debug_container_name(target.pod)
-        container = debug_container_for_user(name, image, target.container, ttl, uid, gid)
-        if custom:
-            container = merge_custom(container, custom)
-        reuse = specs.reusable_container(target.pod, container, session.min_life(None), time.time())
-        refusal = None if reuse else ephemeral.admission_error(kube, target, container)
-        # named by the uid it runs as: --custom may set another than the target's (it once said `as uid 0`
-        # and then read as 65532)
-        used = (container.get("securityContext") or {}).get("runAsUser", uid)
-        chosen = session.Candidate(f"as uid {used}", container, [], refusal, reuse)
-    chosen = session.admitted(kube, target, COMMAND, chosen, ADMISSION_HINT)
-    reader = (chosen.container.get("securityContext") or {}).get("runAsUser", uid if uid is not None else 0)
-    return chosen, int(reader)
+    return asuser.choose_profile(kube, target, COMMAND, profile, image, custom, ttl, say)
 
 
 def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
@@ -178,37 +140,11 @@ def run(kube: KubeApi, opts: CpOptions, talk: Talk) -> int:
     ec = containers.start(kube, target, chosen, None, talk)
     pid = 1  # the target's main process in its own PID namespace
     if opts.profile == "auto" and not opts.custom:
-        ec = _match_gid(kube, target, ec, chosen, pid, opts, talk)
+        ec = asuser.match_gid(kube, target, ec, chosen, pid, opts.image, opts.ttl, COMMAND, talk)
     talk.record(debugContainer=ec)
     resolved = _resolve(kube, target, ec, pid, opts.path, reader)
     parts = resolved.parts or []
     return _copy(kube, target, ec, pid, parts, opts, talk, reader, resolved)
-
-
-def _match_gid(kube: KubeApi, target: Target, ec: str, chosen: session.Candidate, pid: int, opts: CpOptions,
-               talk: Talk) -> str:
-    """The debug container that runs as the target's uid *and gid*. When the pod names no runAsGroup, the
-    runtime takes each container's gid from its own image's /etc/passwd (distroless `nonroot` -> 65532, a uid
-    the debug image does not list -> 0; recordings 30-gid-*), so it is learned from /proc/PID/status once the
-    first container runs; if it differs, a container with that gid is added (or a matching one reused)."""
-    sc = chosen.container.get("securityContext") or {}
-    if "runAsGroup" in sc:
-        return ec
-    out, _err, _code = _exec(kube, target, ec, ids_command(pid))
-    gid = gid_to_match(out.decode(errors="replace"))
-    if gid is None:
-        return ec
-    uid = int(sc.get("runAsUser", 0))
-    talk.say(f"Container {target.container} runs as gid {gid} (its image's; the pod spec names none), debug "
-             f"container {ec} as another: the kernel lets only the same uid and gid read /proc/PID/root")
-    target = replace(target, pod=kube.get_pod(target.namespace, target.pod_name))
-    container = debug_container_for_user(specs.debug_container_name(target.pod), opts.image, target.container,
-                                         opts.ttl, uid, gid)
-    reuse = specs.reusable_container(target.pod, container, session.min_life(None), time.time())
-    refusal = None if reuse else ephemeral.admission_error(kube, target, container)
-    matched = session.admitted(kube, target, COMMAND, session.Candidate(f"as uid {uid} gid {gid}", container, [],
-                                                                        refusal, reuse), ADMISSION_HINT)
-    return containers.start(kube, target, matched, None, talk)
 
 
 def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], opts: CpOptions, talk: Talk,
@@ -221,20 +157,11 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
     talk.record(output=opts.local if to_stdout else str(dest))
     base = "." if not parts else parts[-1]
     extractor = tarcopy.Extractor(dest, base, opts.force, talk.say)
-    read_fd, write_fd = os.pipe()
+    # The receive loop unpacks as frames arrive, in the thread that reads the exec: no pipe, no extraction
+    # thread (issue 24: the reader was found blocked writing into the pipe while tarfile read 10 KiB at a time).
+    unpacking = tarcopy.Unpacking(extractor)
     failure: list[BaseException] = []
     report: list[tarcopy.CopyReport] = []
-
-    def extract() -> None:
-        with os.fdopen(read_fd, "rb") as stream:
-            try:
-                report.append(tarcopy.extract(stream, extractor))
-            except BaseException as e:  # noqa: BLE001 - handed to the main thread
-                failure.append(e)
-                stream.read()  # keep draining: the writer must never block on a dead reader
-
-    thread = threading.Thread(target=extract, name="cp-extract", daemon=True)
-    thread.start()
     sink = ByteSink("-") if to_stdout else None
     pipe_closed = False
     # tar adds headers and padding: the percentage is of the file's size, capped at 100
@@ -248,14 +175,19 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
                 sink.write(data)
             except PipeClosed:
                 pipe_closed = True
-        view = memoryview(data)
-        while view:
-            n = os.write(write_fd, view)
-            view = view[n:]
+        if failure:
+            return  # the run is stopping (limit_reached): what still arrives is not unpacked
+        try:
+            unpacking.feed(data)
+        except Exception as e:  # noqa: BLE001 - raised once the tool is stopped and its outcome known
+            failure.append(e)
 
     def close() -> None:
-        os.close(write_fd)
-        thread.join()
+        if not failure:
+            try:
+                report.append(unpacking.end())
+            except Exception as e:  # noqa: BLE001 - as above
+                failure.append(e)
         progress.finish()
 
     tar_talk = TarTalk(talk, proc_root(pid))

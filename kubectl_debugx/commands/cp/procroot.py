@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+# the target's user and the debug container that reads as it: shared with the shell (commands/asuser.py)
+from kubectl_debugx.commands.asuser import (  # noqa: F401 - re-exported: cp's names since cp had them first
+    debug_container_for_user,
+    gid_to_match,
+    ids_command,
+    must_run_as_non_root,
+    security_context_for,
+    target_user,
+)
 from kubectl_debugx.errors import Forbidden, NotFound, UsageError
 from kubectl_debugx.kube.workloads import SPELLINGS
-from kubectl_debugx.remote import specs
 
 TOOL = "tar"
 READ_ALL_PROFILE = "sysadmin"  # what reads a file the target's own user cannot
@@ -22,12 +28,15 @@ class Source:
     namespace: str | None = None  # NAMESPACE/POD:PATH, kubectl cp's form
 
 
-def parse_source(source: str, local: str = "") -> Source:
+def is_upload(source: str, dest: str) -> bool:
+    """`cp LOCAL POD:/path` (or `cp - POD:/path`) copies into the container: the first argument names no pod
+    and the second does (as kubectl cp tells the directions)."""
+    return ":" not in source and ":" in dest
+
+
+def parse_source(source: str) -> Source:
     """`POD:/path`, `TYPE/NAME:/path` (a workload's first pod) or kubectl cp's `NAMESPACE/POD:/path`; the path is
-    absolute, as the container sees it. LOCAL POD:PATH (a copy into the container) is named as such."""
-    if ":" not in source and ":" in local:
-        raise UsageError(f"cp copies out of containers: {source} {local} would copy into one, which is not "
-                         "supported yet (use kubectl cp where the image has tar)")
+    absolute, as the container sees it. The same form names where an upload goes."""
     pod, sep, path = source.partition(":")
     if not sep or not pod or not path:
         raise UsageError(f"the source must be POD:/PATH, got {source!r}")
@@ -36,81 +45,10 @@ def parse_source(source: str, local: str = "") -> Source:
     if "\0" in path or "\n" in path:
         raise UsageError("the path cannot hold a NUL or newline character")
     first, slash, name = pod.partition("/")
-    if slash and name and "/" not in name and first.lower() not in SPELLINGS:
+    # a namespace's name has no dot (a DNS label): `deployment.apps/web` is a kind with its group
+    if slash and name and "/" not in name and "." not in first and first.lower() not in SPELLINGS:
         return Source(name, path, first)  # not a kind we target: kubectl cp's NAMESPACE/POD
     return Source(pod, path)
-
-
-def target_user(pod: Mapping[str, Any], container: str) -> tuple[int | None, int | None]:
-    """(uid, gid) the target container runs as, from its securityContext over the pod's, else from its status
-    (`user.linux`, Kubernetes 1.31+); None where unknown (the image's USER)."""
-    spec = pod.get("spec") or {}
-    psc = spec.get("securityContext") or {}
-    ctr: Mapping[str, Any] = next((c for c in spec.get("containers") or [] if c.get("name") == container), {})
-    sc = ctr.get("securityContext") or {}
-    uid = sc.get("runAsUser", psc.get("runAsUser"))
-    gid = sc.get("runAsGroup", psc.get("runAsGroup"))
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        linux = ((status.get("user") or {}).get("linux") or {}) if status.get("name") == container else {}
-        if "uid" in linux and uid in (None, linux["uid"]):
-            # the runtime's own word; without it (containerd < 2.0) a gid the spec leaves out is learned from
-            # /proc/PID/status once a debug container runs (cp._match_gid)
-            uid, gid = linux["uid"], gid if gid is not None else linux.get("gid")
-    return (None if uid is None else int(uid)), (None if gid is None else int(gid))
-
-
-def must_run_as_non_root(pod: Mapping[str, Any], container: str) -> bool:
-    """runAsNonRoot of the container over the pod's: the kubelet refuses to start it as root."""
-    spec = pod.get("spec") or {}
-    ctr: Mapping[str, Any] = next((c for c in spec.get("containers") or [] if c.get("name") == container), {})
-    value = (ctr.get("securityContext") or {}).get("runAsNonRoot",
-                                                   (spec.get("securityContext") or {}).get("runAsNonRoot"))
-    return bool(value)
-
-
-def security_context_for(uid: int, gid: int | None) -> dict[str, Any]:
-    """The debug container's securityContext to read as `uid`: no capability, no privilege escalation,
-    RuntimeDefault seccomp; Pod Security restricted admits it when uid != 0 (baseline always). As root the
-    runtime's default capabilities are kept: the kernel lets a reader without CAP_SYS_PTRACE into
-    /proc/PID/root only if it holds every capability the target holds."""
-    sc: dict[str, Any] = {"runAsUser": uid}
-    if gid is not None:
-        sc["runAsGroup"] = gid
-    if uid != 0:
-        sc["runAsNonRoot"] = True
-        sc["capabilities"] = {"drop": ["ALL"]}
-    sc["allowPrivilegeEscalation"] = False
-    sc["seccompProfile"] = {"type": "RuntimeDefault"}
-    return sc
-
-
-def debug_container_for_user(name: str, image: str, target: str, ttl: int, uid: int,
-                             gid: int | None) -> dict[str, Any]:
-    container = specs.ephemeral_container(name, image, target, ttl)
-    container["securityContext"] = security_context_for(uid, gid)
-    return container
-
-
-# The real, effective and saved gids of the target's main process and of the debug container itself, from the
-# `Gid:` lines of /proc/PID/status (mode 0444: readable by anyone in the PID namespace); sh builtins only.
-IDS_SCRIPT = 'for f in "/proc/$1/status" /proc/self/status; do while read -r k r e s _; do ' \
-             '[ "$k" = Gid: ] && echo "$r $e $s"; done < "$f"; done'
-
-
-def ids_command(pid: int) -> list[str]:
-    return ["sh", "-c", IDS_SCRIPT, "sh", str(pid)]
-
-
-def gid_to_match(out: str) -> int | None:
-    """The gid the debug container must run as to read the target's /proc/PID/root, None when it already
-    does. The kernel lets a reader without CAP_SYS_PTRACE in only when its uid and gid equal the target's
-    real, effective and saved ones (recordings 30-gid-*: 65532:0 is refused, 65532:65532 reads)."""
-    lines = [line.split() for line in out.splitlines() if line.strip()]
-    if len(lines) != 2 or any(len(ids) != 3 or not all(i.isdigit() for i in ids) for ids in lines):
-        return None  # unreadable: the path lookup then says what the kernel refuses
-    target, own = lines
-    # a target whose gids differ (a setgid program) cannot be matched at all: its effective one is the best try
-    return None if target[1] == own[1] else int(target[1])
 
 
 def proc_root(pid: int) -> str:
@@ -153,6 +91,14 @@ class Resolved:
     size: int | None = None  # bytes of a file item, when known
 
 
+def through_link(parts: list[str], i: int, link: str) -> list[str]:
+    """`parts` with its component `i`, a symlink to `link`, replaced by where it points *inside the target's
+    root*: an absolute link is from that root (under /proc/PID/root it would resolve in the debug container's
+    own filesystem), and `..` never climbs above it (normalize). Download and upload resolve paths by it."""
+    base = "" if link.startswith("/") else "/".join(parts[:i])
+    return normalize(base + "/" + link + "/" + "/".join(parts[i + 1:]))
+
+
 def resolve_step(parts: list[str], answers: list[str], path: str, uid: int) -> Resolved:
     """Follow the first symlink on the way to the item *inside the target's root* (an absolute target is
     from that root, not the debug container's); the item itself is not followed."""
@@ -170,9 +116,7 @@ def resolve_step(parts: list[str], answers: list[str], path: str, uid: int) -> R
             size = answer[1:]
             return Resolved(parts, answer[0], size=int(size) if answer[0] == "F" and size.isdigit() else None)
         if answer.startswith("L"):
-            link = answer[1:]
-            base = "" if link.startswith("/") else "/".join(parts[:i])
-            return Resolved(None, again=normalize(base + "/" + link + "/" + "/".join(parts[i + 1:])))
+            return Resolved(None, again=through_link(parts, i, answer[1:]))
         if answer != "D":
             raise NotFound(f"{shown} is not a directory, so {path} does not exist in the container")
     return Resolved(parts, "D")

@@ -1,4 +1,4 @@
-"""doctor: everything capture, trace, nodelogs and cp would need, checked without creating anything.
+"""doctor: everything capture, trace, nodelogs, cp and shell would need, checked without creating anything.
 
 One batch of SelfSubjectAccessReviews (every permission, all the missing ones at once, with the Role that grants
 them), the namespace's Pod Security level, the node's runtime and images, the target's user, and for each
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubectl_debugx.commands import asuser
 from kubectl_debugx.commands import capture as cap
 from kubectl_debugx.commands import cp as cpm
 from kubectl_debugx.commands import trace as tr
@@ -27,10 +28,8 @@ from kubectl_debugx.remote import access, ephemeral, fanout, session, specs
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.talk import Talk
 
-COMMANDS = ("capture", "trace", "nodelogs", "cp")
+COMMANDS = ("capture", "trace", "nodelogs", "cp", "shell")
 TTL = 3600  # the commands' default --ttl: what the dry runs send
-CP_HINT = ("cp reads as the target's user with no capability, which restricted admits when that user is not "
-           "root; check the namespace's policy")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +107,8 @@ def run(kube: KubeApi, opts: DoctorOptions, talk: Talk) -> int:
                                else ([Row("node", WARN, "the pod is not scheduled yet")], ""))
         rows += image_rows
         rows.append(checks.user_row(target.pod, target.container))
+        root_fs = checks.root_fs_row(target.pod, target.container) if "cp" in opts.commands else None
+        rows += [root_fs] if root_fs else []
     verdicts = [_verdict(kube, opts, command, target, pod_problem, needs, answers, runtime if target else "")
                 for command in opts.commands]
     rows.append(_ephemeral_row(verdicts))
@@ -201,6 +202,9 @@ def _candidate(kube: KubeApi, opts: DoctorOptions, command: str, target: Target)
         profile = tr.DEFAULT_PROFILE if opts.profile == "auto" else opts.profile
         return session.admitted(kube, target, command, session.candidate(
             kube, target, profile, opts.image, opts.custom, TTL, None), tr.ADMISSION_HINT)
+    if command == "shell":  # the same choice as cp's, in shell's words
+        return asuser.choose_profile(kube, target, command, opts.profile, opts.image, opts.custom, TTL,
+                                     lambda _said: None)[0]
     # cp: its own choice (the target's user, no capability), so that doctor says what cp would do
     return cpm.choose_profile(kube, target, opts.profile, opts.image, opts.custom, TTL, lambda _said: None)[0]
 

@@ -64,6 +64,19 @@ def user_row(pod: Mapping[str, Any], container: str) -> Row:
     return Row(f"container {container} runs as", INFO, who + rule + note)
 
 
+def root_fs_row(pod: Mapping[str, Any], container: str) -> Row | None:
+    """For cp into the container: a read-only root filesystem takes writes only in its volumes (EROFS
+    elsewhere), which cp would refuse in one line; None when the root is writable."""
+    spec = pod.get("spec") or {}
+    ctr: Mapping[str, Any] = next((c for c in spec.get("containers") or [] if c.get("name") == container), {})
+    if not (ctr.get("securityContext") or {}).get("readOnlyRootFilesystem"):
+        return None
+    mounts = [m.get("mountPath", "") for m in ctr.get("volumeMounts") or [] if not m.get("readOnly")]
+    where = f"only in its writable volumes: {', '.join(mounts)}" if mounts else "nowhere (no writable volume)"
+    return Row(f"container {container} root filesystem", WARN,
+               f"read-only (readOnlyRootFilesystem): cp into the container writes {where}")
+
+
 def _repository(image: str) -> tuple[str, str]:
     """(repository, tag or digest) with Docker Hub's defaults filled in: `nginx:1.27` ->
     (`docker.io/library/nginx`, `1.27`), as the node's status.images names it."""

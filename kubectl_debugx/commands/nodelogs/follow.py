@@ -6,9 +6,13 @@ the decoded files' format, ``TIMESTAMP [stderr] text``). First the last ``--tail
 live file (default 10, as ``tail -f``; -1 all, 0 none), then new lines as the node writes them, through
 rotations and restarts (formats/logfollow.py decides what to read).
 
-It reads through the node proxy only: every ``POLL_INTERVAL`` one listing of each container directory and one
-``Range: bytes=OFFSET-`` read of the file being followed (the kubelet's /logs/ is Go's http.FileServer, which
-honours ranges). Creating nothing, it has nothing to clean up; a node pod (``--via pod``) cannot follow.
+It reads through the node proxy: one ``Range: bytes=OFFSET-`` read of the file being followed (the kubelet's
+/logs/ is Go's http.FileServer, which honours ranges) and one listing of its container directory, at once when
+the container's ``pods/log?follow=true`` stream (the one ``kubectl logs -f`` holds) says it wrote
+(wakeup.py), and every ``POLL_INTERVAL`` anyway. Creating nothing, it has nothing to clean up. On Docker
+nodes the file being followed is rotated by Docker outside /var/log (formats/dockerfollow.py): with ``--via
+pod`` a node pod reads the rest of it (followpod.py, deleted when following ends), otherwise one line says what
+could not be read.
 
 A lost connection (API server restarted, kubelet unreachable through it) is said once on stderr; polls go on
 every second up to ``RETRY_MAX`` and each file resumes at the offset after its last whole line, so nothing is
@@ -29,8 +33,8 @@ from datetime import datetime
 from typing import Any
 
 from kubectl_debugx.errors import ExitCode, Forbidden, NotFound, NotReady, Unreachable, UsageError
-from kubectl_debugx.formats.crilog import LogLine, Malformed, parse_timestamp, render, since_ns
-from kubectl_debugx.formats.logfollow import ContainerFollower, Emit, Item, Whole
+from kubectl_debugx.formats.dockerfollow import DockerFollower
+from kubectl_debugx.formats.logfollow import ContainerFollower
 from kubectl_debugx.kube.apierrors import ApiError
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.podwatch import PodWatch
@@ -40,13 +44,17 @@ from kubectl_debugx.remote.sinks import ByteSink, PipeClosed
 from kubectl_debugx.remote.streamrun import StopRequested, stop_signals_raise
 from kubectl_debugx.talk import Talk, plural
 
+from .followpod import NodePods
+from .printer import Printer
 from .proxy import ProxySource, proxy_path
 from .target import LogTarget, NodeLogsOptions, resolve, select_containers, target_from
+from .wakeup import Wakeups
 
 POLL_INTERVAL = 0.5  # seconds from one poll's start to the next: a line waits this long at most, plus one request
 READ_TIMEOUT = 10.0  # one listing or read through the proxy; a stalled one counts as a lost connection
 RETRY_MAX = 5.0  # seconds between two tries while the connection is lost (1, 2, 4, 5, 5, ...)
 DEFAULT_TAIL = 10
+DOCKER_HINT = "nodelogs --follow --via pod reads them through a node pod"
 
 
 @dataclass(frozen=True)
@@ -61,9 +69,6 @@ def check(via: str, output_dir: str | None, raw: bool, merge: bool, tail: int, j
     """What --follow cannot be combined with, said before the cluster is asked anything."""
     if json_summary:
         raise UsageError("--summary json cannot be used with --follow: stdout carries the lines")
-    if via == "pod":
-        raise UsageError("--follow reads through the node proxy (byte ranges of the live files): it cannot be "
-                         "used with --via pod")
     for given, flag, why in ((output_dir not in (None, "-"), "-o/--output", "it prints the lines on stdout "
                               "(redirect it to keep them); -o copies the files once"),
                              (raw, "--raw", "it prints decoded lines"),
@@ -103,58 +108,6 @@ class ProxyReader:
         return body
 
 
-def _epoch_ns(item: LogLine | Whole) -> int:
-    if isinstance(item, LogLine):
-        return item.timestamp.epoch_ns
-    stamp = parse_timestamp(item.timestamp)
-    return 0 if stamp is None else stamp.epoch_ns
-
-
-class Printer:
-    """stdout: the lines of every container, prefixed and aligned, written once per poll.
-
-    The width is the longest prefix so far, counting ``#N`` for every container from the start (room for a
-    restart below 10), and lines are laid out when written: every pod's --tail lines align with each other."""
-
-    def __init__(self, sink: ByteSink, opts: FollowOptions) -> None:
-        self.sink = sink
-        self.timestamps = opts.timestamps
-        self.since = None if opts.since is None else since_ns(opts.since)
-        self.width = 0
-        self.batch: list[tuple[str, bytes]] = []
-        self.lines = 0
-
-    def emitter(self, pod: str, container: str) -> Emit:
-        self.width = max(self.width, len(f"{pod}/{container}#1"))
-        prefixes: dict[int, str] = {}
-
-        def emit(restart: int, item: Item) -> None:
-            if self.since is not None and not isinstance(item, Malformed) and _epoch_ns(item) < self.since:
-                return
-            prefix = prefixes.get(restart)
-            if prefix is None:
-                prefix = prefixes[restart] = f"{pod}/{container}" + (f"#{restart}" if restart else "")
-                self.width = max(self.width, len(prefix))
-            if isinstance(item, Whole):  # render()'s format, kept in bytes (as kubectl logs passes them on)
-                data = item.content + b"\n"
-                if self.timestamps:
-                    data = item.timestamp + (b" [stderr] " if item.stream == b"stderr" else b" ") + data
-            elif self.timestamps or isinstance(item, Malformed):
-                data = render(item).encode()
-            else:
-                data = item.content + b"\n"
-            self.batch.append((prefix, data))
-            self.lines += 1
-
-        return emit
-
-    def flush(self) -> None:
-        batch, self.batch = self.batch, []
-        if batch:
-            pads = {prefix: f"{prefix:<{self.width}} ".encode() for prefix in {prefix for prefix, _ in batch}}
-            self.sink.write(b"".join([part for prefix, data in batch for part in (pads[prefix], data)]))
-
-
 @dataclass
 class Followed:
     pod: str
@@ -176,6 +129,8 @@ class Follow:
     followed: list[Followed] = field(default_factory=list)
     reconnects: int = 0
     between_polls: Callable[[Follow], None] | None = None
+    node_pods: NodePods | None = None  # --via pod: what reads Docker's rotated files
+    wakeups: Wakeups | None = None  # each container's log stream: read its files as soon as it wrote
 
     def join(self, pod: Mapping[str, Any]) -> list[str]:
         """Follow a pod that appeared after the start (a pod object, Running): all its lines so far, then new
@@ -196,9 +151,18 @@ class Follow:
         started = []
         for container in containers_on_node(source, target, pod_dir, selection, self.talk):
             note = self._noter(target.pod, container)
-            follower = ContainerFollower(ProxyReader(source, pod_dir, container),
-                                         self.printer.emitter(target.pod, container), note)
+            reader, emit = ProxyReader(source, pod_dir, container), self.printer.emitter(target.pod, container)
+            follower: ContainerFollower
+            if target.runtime == "docker":
+                files = None if self.node_pods is None else self.node_pods.files(target.node, target.pod, pod_dir,
+                                                                                  container)
+                follower = DockerFollower(reader, emit, note, files, DOCKER_HINT)
+            else:
+                follower = ContainerFollower(reader, emit, note)
             if follower.start(self.opts.tail if tail is None else tail):
+                follower.emit_block = self.printer.block_emitter(target.pod, container)  # after start: its --tail
+                if self.wakeups is not None:
+                    self.wakeups.add(len(self.followed), target.namespace, target.pod, container)
                 self.followed.append(Followed(target.pod, container, follower))
                 started.append(container)
             else:
@@ -210,19 +174,29 @@ class Follow:
         return lambda message: self.talk.warn(f"{pod}/{container}: {message}")
 
     def run(self, deadline: float | None) -> str:
-        """Poll until a stop; returns what stopped it (a STOPPED_BY value, or "" when every directory went)."""
+        """Poll until a stop; returns what stopped it (a STOPPED_BY value, or "" when every directory went).
+
+        Every container is polled every POLL_INTERVAL; one whose log stream brought bytes meanwhile is polled
+        at once (wakeup.py)."""
         lost_at: float | None = None
         wait = 1.0
+        next_full = 0.0
+        woken: set[int] = set()
         while True:
             started = time.monotonic()
             if deadline is not None and started >= deadline:
                 return "--duration"
+            full = started >= next_full
             try:
-                for one in self.followed:
+                for key, one in enumerate(self.followed):
+                    if not full and (key not in woken or one.follower.ended):
+                        continue
                     one.follower.poll()
                     if one.follower.ended and not one.said_end:
                         one.said_end = True
                         self.talk.say(f"{one.pod}/{one.container}: {one.follower.ended}: no longer followed")
+                        if self.wakeups is not None:
+                            self.wakeups.drop(key)
             except (Unreachable, ApiError) as e:
                 if isinstance(e, ApiError) and 400 <= e.status < 500 and e.status not in (408, 429):
                     raise
@@ -233,7 +207,10 @@ class Follow:
                                   "whole line")
                 time.sleep(_until(deadline, wait))
                 wait = min(wait * 2, RETRY_MAX)
+                next_full = 0.0  # every container again: the failed poll may have skipped some
                 continue
+            if full:
+                next_full = started + POLL_INTERVAL
             if self.between_polls is not None:
                 self.between_polls(self)
             self.printer.flush()
@@ -244,7 +221,11 @@ class Follow:
                 lost_at, wait = None, 1.0
             if all(one.follower.ended for one in self.followed):
                 return ""
-            time.sleep(_until(deadline, POLL_INTERVAL - (time.monotonic() - started)))
+            pause = _until(deadline, next_full - time.monotonic())
+            if self.wakeups is None:
+                time.sleep(pause)
+            else:
+                woken = self.wakeups.wait(pause)
 
     def stop(self) -> None:
         for one in self.followed:
@@ -265,7 +246,9 @@ def follow(kube: KubeApi, talk: Talk, opts: FollowOptions, selection: NodeLogsOp
         raise Forbidden("--follow reads through the node proxy and needs get on nodes/proxy (cluster-wide), "
                         "which is not allowed; without --follow, nodelogs can copy the files through a node pod")
     began = time.monotonic()
-    run = Follow(kube, talk, opts, Printer(ByteSink("-"), opts), selection)
+    run = Follow(kube, talk, opts, Printer(ByteSink("-"), opts), selection,
+                 node_pods=NodePods(kube, selection, talk) if selection.via == "pod" else None,
+                 wakeups=Wakeups(kube, talk.warn))
     stopped_by = ""
     code = int(ExitCode.OK)
     try:
@@ -279,7 +262,8 @@ def follow(kube: KubeApi, talk: Talk, opts: FollowOptions, selection: NodeLogsOp
                 if len({one.container for one in run.followed}) == 1:
                     talk.record(container=run.followed[0].container)
                 talk.say(f"Following {plural(count, 'container')} of {plural(len(pods), 'pod')} through the node "
-                         f"proxy (every {POLL_INTERVAL:g}s); Ctrl-C to stop")
+                         f"proxy (at once on each log stream's news, every {POLL_INTERVAL:g}s at least); Ctrl-C to "
+                         "stop")
                 deadline = None if opts.duration is None else time.monotonic() + opts.duration
                 stopped_by = run.run(deadline)
                 run.stop()
@@ -288,6 +272,11 @@ def follow(kube: KubeApi, talk: Talk, opts: FollowOptions, selection: NodeLogsOp
                 run.stop()
     except PipeClosed:
         stopped_by = "reader-gone"
+    finally:
+        if run.wakeups is not None:
+            run.wakeups.close()
+        if run.node_pods is not None:
+            run.node_pods.close()
     talk.record(via="proxy", linesWritten=run.printer.lines, reconnects=run.reconnects, stoppedBy=stopped_by or None,
                 durationSeconds=round(time.monotonic() - began, 3), output="-")
     why = {"": "every followed log directory is gone", "reader-gone": "stdout was closed"}.get(stopped_by, stopped_by)

@@ -299,6 +299,10 @@ class PodSource:
         except ApiError as e:
             raise exec_refusal(e) from None
 
+    def run(self, command: list[str]) -> tuple[bytes, bytes, ExecOutcome]:
+        """`command` in the node pod: its whole stdout, stderr and outcome."""
+        return self._exec(command)
+
     def _exec(self, command: list[str]) -> tuple[bytes, bytes, ExecOutcome]:
         conn = self._open(command)
         out, err = bytearray(), bytearray()

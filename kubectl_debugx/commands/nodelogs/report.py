@@ -81,11 +81,13 @@ def decode_all(
     report: ExtractReport,
     since: datetime | None,
     raw: bool,
+    linked: Mapping[str, Mapping[str, int]] | None = None,
 ) -> list[tuple[ContainerPlan, list[InstanceResult]]]:
+    """``linked``: container -> {Docker container ID: restart}, read from the N.log links, beside the status's."""
     files = [f.path for f in report.files]
     results = []
     for container in containers:
-        ids = docker_ids_of(target, [container])
+        ids = {**docker_ids_of(target, [container]), **(linked or {}).get(container, {})}
         plan = plan_container(target.node, pod_dir, container, files, ids)
         done = []
         for instance in plan.instances:
