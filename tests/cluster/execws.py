@@ -273,8 +273,18 @@ async def serve_exec(
                             content_type="text/plain", charset="utf-8")
     proc: subprocess.Popen | None = None
     error_status: dict | str | None = None
+    starting = loop.run_in_executor(None, start_process)
     try:
-        proc = await loop.run_in_executor(None, start_process)
+        proc = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        # The client went away while the process started (handler_cancellation cancels this handler): the
+        # process starts anyway, and nothing would ever close its stdin, the tether's line to the client (CI,
+        # bench/reliability `kill -9 trace` 0.4-0.6 s after the start: strace left running, its tether's cat
+        # blocked in read for good). A runtime's exec whose client is gone sees EOF on stdin (23-tether-*): so
+        # does this one, its output discarded.
+        starting.add_done_callback(lambda f: f.cancelled() or f.exception() is not None
+                                   or _drain_detached(loop, f.result(), keep_task))
+        raise
     except not_found_error:
         raise ApiError(400, "BadRequest", f"container {req.container} is not valid for pod {req.pod}") from None
     except not_running_error:
@@ -308,7 +318,23 @@ async def serve_exec(
         raise
     stream = ExecStream(ws, proto, transport, faults, keep_task)
     first = 1 if req.stdout else 2 if (req.stderr and not req.tty) else 3
-    await stream.send(first, b"")
+    stdin_writer = None
+    try:
+        await stream.send(first, b"")
+        if proc is not None and proc.stdin is not None:
+            if req.stdin:
+                w_transport, w_protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                                        proc.stdin)
+                stdin_writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
+            else:
+                proc.stdin.close()
+    except BaseException:
+        # cancelled (the client went away) before the stream owns the process: EOF on its stdin, as above
+        if proc is not None:
+            if stdin_writer is not None:
+                stdin_writer.close()
+            _drain_detached(loop, proc, keep_task)
+        raise
 
     if proc is None:
         assert error_status is not None
@@ -316,15 +342,6 @@ async def serve_exec(
                           else error_status.encode())
         await _close(ws)
         return ws
-
-    stdin_writer = None
-    if proc.stdin is not None:
-        if req.stdin:
-            w_transport, w_protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
-                                                                    proc.stdin)
-            stdin_writer = asyncio.StreamWriter(w_transport, w_protocol, None, loop)
-        else:
-            proc.stdin.close()
     pumps = []
     if proc.stdout is not None:
         pumps.append(asyncio.ensure_future(stream.pump(proc.stdout, 1)))
