@@ -3,6 +3,7 @@ exec stream it hands out; kube/client.py re-exports both, so callers import them
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
@@ -90,5 +91,16 @@ class ExecConnection:
         # Closing a broken socket must never mask the real outcome.
         with suppress(Exception):
             self.ws.close(timeout=1)
+
+    def abort(self) -> None:
+        """From a thread other than the one reading it: end the TCP connection under the reader, which then sees
+        the stream's end and closes it itself. Never close() across threads: that writes a close frame through
+        the same OpenSSL object another thread is reading with, the GIL released by both, which is not safe
+        (CI: `cp` hit by Ctrl-C while its digest thread read, exit 139, a segfault). The server sees the
+        connection end as on a client's death: the tool's tether ends the tool."""
+        sock = getattr(self.ws, "sock", None)
+        if sock is not None:
+            with suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the fd's, never SSLSocket.shutdown's unwrap
 
 

@@ -72,6 +72,12 @@ class RemoteProcess:
         if self.tether_conn is not None and tether:
             self.tether_conn.close()
 
+    def abort(self) -> None:
+        """From a thread other than the one reading the exec: end its connection (ExecConnection.abort); the
+        reading thread closes it, the tether ends the tool."""
+        if self.conn is not None:
+            self.conn.abort()
+
     def signal(self, signal: str) -> None:
         ephemeral.signal_tool(self.kube, self.target, self.container, self.run_id, self.tool, signal)
 

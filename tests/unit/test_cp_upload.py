@@ -81,7 +81,9 @@ def test_remote_commands():
     assert plan.stat_argv("/proc/1/root/tmp/", ["a", "-x"]) == [
         "sh", "-c", STAT_SCRIPT, "sh", "/proc/1/root/tmp/a", "/proc/1/root/tmp/-x"]
     assert plan.move_argv(temp, "/proc/1/root/tmp/", ["a", "d"]) == [
-        "sh", "-c", plan.MOVE_SCRIPT, "sh", temp, "/proc/1/root/tmp", "a", "d"]
+        "sh", "-c", plan.MOVE_SCRIPT, "sh", temp, "/proc/1/root/tmp", "0", "a", "d"]
+    assert plan.move_argv(temp, "/proc/1/root/tmp/", ["a"], remove=True) == [
+        "sh", "-c", plan.MOVE_SCRIPT, "sh", temp, "/proc/1/root/tmp", "1", "a"]
     assert plan.remove_argv(temp) == ["rm", "-rf", "--", temp]
 
 
@@ -236,3 +238,23 @@ def test_a_symlink_on_the_way_is_followed_inside_the_targets_root(parts, i, link
     from kubectl_debugx.commands.cp.procroot import through_link
 
     assert through_link(parts, i, link) == again
+
+
+def test_move_script_renames_each_name_then_removes_the_folder_after_the_last_batch(tmp_path: Path):
+    """MOVE_SCRIPT run by a real sh: every name renamed into place (a file replaced, never written through a
+    symlink), the temporary folder removed only with the last batch; a failure names the item, keeps the folder."""
+    import subprocess
+
+    temp, dest = tmp_path / ".debugx-upload-x", tmp_path / "dest"
+    (temp / "conf").mkdir(parents=True)
+    dest.mkdir()
+    (temp / "a").write_text("new")
+    (temp / "conf" / "b").write_text("b")
+    (dest / "a").write_text("old")
+    res = subprocess.run(plan.move_argv(str(temp), str(dest), ["a"]), capture_output=True)
+    assert (res.returncode, res.stdout, (dest / "a").read_text(), temp.exists()) == (0, b"", "new", True)
+    res = subprocess.run(plan.move_argv(str(temp), str(dest), ["conf"], remove=True), capture_output=True)
+    assert (res.returncode, res.stdout, (dest / "conf" / "b").read_text(), temp.exists()) == (0, b"", "b", False)
+    temp.mkdir()
+    res = subprocess.run(plan.move_argv(str(temp), str(dest), ["missing"], remove=True), capture_output=True)
+    assert (res.returncode, res.stdout, temp.exists()) == (1, b"missing\0", True)

@@ -31,3 +31,33 @@ def test_empty_status_on_a_channel_protocol_means_cut():
     assert parse_status("v4.channel.k8s.io", b"") == ExecOutcome(
         None, "the exec stream ended without an exit status", cut=True
     )
+
+
+def test_abort_wakes_the_thread_reading_the_connection_and_writes_nothing_to_it():
+    """ExecConnection.abort from another thread: the reader's blocked recv returns at once, and nothing is
+    written on the connection (no close frame: a write through the OpenSSL object another thread reads with
+    is what segfaulted CI)."""
+    import socket
+    import threading
+
+    from kubectl_debugx.kube.api import ExecConnection
+
+    ours, peer = socket.socketpair()
+
+    class Ws:
+        sock = ours
+
+        def close(self, timeout: float = 0) -> None:
+            raise AssertionError("close() called across threads")
+
+    conn = ExecConnection(Ws(), "v5.channel.k8s.io")
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(ours.recv(10)))
+    reader.start()
+    reader.join(0.2)
+    assert reader.is_alive()  # blocked: the test can fail
+    conn.abort()
+    reader.join(5)
+    assert (reader.is_alive(), got, peer.recv(10)) == (False, [b""], b"")
+    ours.close()
+    peer.close()

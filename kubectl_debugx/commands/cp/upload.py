@@ -154,11 +154,13 @@ def run(kube: KubeApi, opts: UploadOptions, talk: Talk, stdin: IO[bytes] | None 
     temp = plan.temp_path(PID, placement.folder, run_id)
     process = RemoteProcess(kube, target, ec, plan.TOOL, plan.extract_argv(temp), run_id=run_id, user_stdin=True,
                             tether_then=plan.remove_argv(temp))
+    removed = [False]  # the last rename's exec removed the temporary folder
     try:
         return _upload(kube, target, ec, opts, talk, uid, placement, temp, entries, skipped,
-                       stdin if stdin is not None else sys.stdin.buffer, process)
+                       stdin if stdin is not None else sys.stdin.buffer, process, removed)
     finally:
-        _remove(kube, target, ec, temp, talk)
+        if not removed[0]:
+            _remove(kube, target, ec, temp, talk)
         process.close()  # the tether apart ends (and removes the folder again: a no-op by now)
 
 
@@ -197,7 +199,7 @@ def _pipe() -> tuple[int, int]:
 
 def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: Talk, uid: int,
             placement: plan.Placement, temp: str, entries: list[tarsend.Entry],
-            skipped: list[tuple[str, str]], stdin: IO[bytes], process: RemoteProcess) -> int:
+            skipped: list[tuple[str, str]], stdin: IO[bytes], process: RemoteProcess, removed: list[bool]) -> int:
     report = tarsend.SendReport(skipped=skipped)
     total = sum(e.size for e in entries) if entries else None
     progress = Progress("Sent", total, quiet=talk.quiet)
@@ -236,7 +238,10 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
             outcome = reader.outcome
     finally:
         os.close(read_fd)  # a writer still sending gets EPIPE and ends
-        process.make_sure_stopped(talk.warn)
+        if outcome is None or outcome.exit_code is None:
+            # tar's end is not known (a stop, a failure, a cut stream): stop it and what it started now. When
+            # it exited, nothing of it runs, and the tether apart's stop (at the end) removes its record.
+            process.make_sure_stopped(talk.warn)
         process.close(tether=False)  # the tether apart stays open until the folder is removed (run)
         thread.join(10)
         progress.finish()
@@ -263,7 +268,7 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
             raise plan.write_error(said, "/" + "/".join(placement.folder), uid)
         raise RemoteFailed(ephemeral.tool_failure(plan.TOOL, outcome.exit_code, outcome.message, said, opts.image))
     verified = _verify(kube, target, ec, temp, report, opts.image)
-    _install(kube, target, ec, opts, temp, placement, report, uid)
+    removed[0] = _install(kube, target, ec, opts, temp, placement, report, uid)
     talk.record(filesWritten=len(report.files), bytesWritten=report.bytes, symlinksWritten=report.symlinks,
                 directoriesWritten=report.directories, filesVerified=verified)
     talk.say("; ".join([f"{plural(len(report.files), 'file')} ({plural(report.bytes, 'byte')}) written and "
@@ -290,9 +295,9 @@ def _verify(kube: KubeApi, target: Target, ec: str, temp: str, report: tarsend.S
 
 
 def _install(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, temp: str, placement: plan.Placement,
-             report: tarsend.SendReport, uid: int) -> None:
+             report: tarsend.SendReport, uid: int) -> bool:
     """What is at each final name now (a stream's names are known only now; and the container may have changed
-    meanwhile), then the renames."""
+    meanwhile), then the renames; whether the last one also removed the temporary folder."""
     dest = plan.folder_path(PID, placement.folder)
     names = plan.to_check(report.entries, opts.force)
     states: dict[str, str] = {}
@@ -306,11 +311,15 @@ def _install(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, temp: 
     except DebugxError as e:
         raise type(e)(f"{shown.rstrip('/')}/{e}", e.code) from None
     for start in range(0, len(moved), plan.BATCH):
-        out, err, outcome = _run(kube, target, ec, plan.move_argv(temp, dest, moved[start:start + plan.BATCH]),
-                                 opts.image)
+        last = start + plan.BATCH >= len(moved)
+        out, err, outcome = _run(kube, target, ec, plan.move_argv(temp, dest, moved[start:start + plan.BATCH],
+                                                                  remove=last), opts.image)
         if outcome.exit_code != 0:
             failed = out.decode("utf-8", "surrogateescape").split("\0")[0]
+            if last and not failed:
+                return False  # every name moved, only the folder's removal failed: run() tries again, says so
             done = moved[:start + moved[start:].index(failed)] if failed in moved[start:] else moved[:start]
             error = plan.write_error(_said(err), shown, uid)
             raise type(error)(f"{error} (renaming {failed}; {plural(len(done), 'item')} already in place)",
                               error.code) if isinstance(error, DebugxError) else error
+    return bool(moved)

@@ -153,13 +153,15 @@ def stat_argv(base: str, names: Sequence[str]) -> list[str]:
 
 # `mv -f -T`: rename(2) of each NAME from the temporary folder to the destination folder: a file or a symlink at
 # the final name is replaced (never written through), an empty directory too (only a new folder is moved: the
-# plan never moves one onto an existing one). Stops at the first failure, naming it on stdout.
-MOVE_SCRIPT = ('t=$1 d=$2; shift 2; for n; do mv -f -T -- "$t/$n" "$d/$n" || '
-               '{ printf "%s\\0" "$n"; exit 1; }; done')
+# plan never moves one onto an existing one). Stops at the first failure, naming it on stdout. After the last
+# batch (`$3` = 1) the temporary folder goes in the same exec (what is left there: folders merged item by item):
+# one exec fewer on every copy, ~40-60 ms each on a real cluster. Exit 0: every name moved (and the folder gone).
+MOVE_SCRIPT = ('t=$1 d=$2 r=$3; shift 3; for n; do mv -f -T -- "$t/$n" "$d/$n" || '
+               '{ printf "%s\\0" "$n"; exit 1; }; done; if [ "$r" = 1 ]; then exec rm -rf -- "$t"; fi')
 
 
-def move_argv(temp: str, dest: str, names: Sequence[str]) -> list[str]:
-    return ["sh", "-c", MOVE_SCRIPT, "sh", temp, dest.rstrip("/"), *names]
+def move_argv(temp: str, dest: str, names: Sequence[str], remove: bool = False) -> list[str]:
+    return ["sh", "-c", MOVE_SCRIPT, "sh", temp, dest.rstrip("/"), "1" if remove else "0", *names]
 
 
 def remove_argv(temp: str) -> list[str]:

@@ -91,12 +91,13 @@ class RemoteSums:
             return
 
     def stop(self, warn: Callable[[str], None]) -> None:
-        """Interrupted: close the exec (its tether kills sha256sum at once) and make sure it ended."""
+        """Interrupted: end the exec's connection under the thread reading it (never close it from here:
+        ExecConnection.abort), its tether kills sha256sum at once; make sure it ended."""
         self._stopped.set()
         with self._lock:
             running = self._running
         if running is not None:
-            running.close()
+            running.abort()
             running.make_sure_stopped(warn)
         self._thread.join(10)
 
