@@ -217,6 +217,18 @@ def _ip_batch(pid: int, commands: list[str]) -> None:
         raise HelperError(f"ip failed in netns of {pid}: {res.stderr.strip()}")
 
 
+def next_host(used: set[int], last: int) -> int:
+    """The pod address's last byte: the first free one after the last given, wrapping around (.2 to .254), as
+    the CNI host-local IPAM hands them out (it keeps the last reserved address; the lab's bridge uses it). The
+    lowest free one, given before, handed a deleted pod's address to the next pod at once: after a rollout a
+    client still held the old pod's MAC for that address (its ARP entry REACHABLE for up to 45 s), and its
+    SYNs went nowhere (CI: `curl` to a new pod hung past the test's 120 s)."""
+    for i in (*range(last + 1, 255), *range(2, last + 1)):
+        if i not in used:
+            return i
+    raise HelperError("the pod network 10.244.0.0/24 is full")
+
+
 class NodeNetwork:
     """The pod network: a bridge in a network namespace of its own (made on first use), one veth per pod.
 
@@ -231,6 +243,7 @@ class NodeNetwork:
         self._lock = threading.Lock()
         self._holder: Holder | None = None
         self._used: set[int] = set()
+        self._last = 1  # the last address given (host-local's lastReservedIP): the next starts after it
         self._seq = 0
 
     def _ensure(self) -> Holder:
@@ -247,7 +260,7 @@ class NodeNetwork:
         """Give the pod (netns of pod_pid) an eth0 on the bridge; returns its address."""
         with self._lock:
             holder = self._ensure()
-            n = next(i for i in range(2, 255) if i not in self._used)
+            n = self._last = next_host(self._used, self._last)
             self._used.add(n)
             self._seq += 1
             veth = f"veth{self._seq}"
