@@ -23,6 +23,10 @@ from kubectl_debugx.errors import UsageError
 
 CHUNK = 1 << 20
 BLOCK = tarfile.BLOCKSIZE
+# A file larger than this is digested range by range (the last range shorter), so that the container can check
+# its ranges in parallel, one process per CPU: one sha256sum over a whole file is one core's speed, and that pass
+# was a quarter of a 300 MB upload on the lab (1.44 s of 6.1 s; coreutils' sha256sum, no openssl in its image).
+RANGE = 16 * CHUNK
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,8 @@ class Entry:
 
 @dataclass
 class SendReport:
-    files: dict[str, str] = field(default_factory=dict)  # name -> sha256 of the bytes sent
+    files: dict[str, str] = field(default_factory=dict)  # name -> sha256 of the bytes sent (at most RANGE)
+    ranges: dict[str, list[str]] = field(default_factory=dict)  # name -> sha256 of each RANGE sent (larger files)
     entries: list[tuple[str, str]] = field(default_factory=list)  # (kind, name), parents before children
     bytes: int = 0
     symlinks: int = 0
@@ -174,7 +179,8 @@ def send(entries: Iterator[tuple[Entry, IO[bytes] | None]], write: Callable[[byt
         if entry.kind == "L":
             report.symlinks += 1
             continue
-        digest = hashlib.sha256()
+        parts: list[str] = []
+        digest, in_range = hashlib.sha256(), 0
         left = entry.size
         opened = open(entry.source, "rb", buffering=0) if entry.source is not None else None  # noqa: SIM115
         reader: Any = opened if opened is not None else data
@@ -186,14 +192,25 @@ def send(entries: Iterator[tuple[Entry, IO[bytes] | None]], write: Callable[[byt
                     if not n:
                         raise UsageError(f"{entry.source or entry.name} got shorter while it was sent")
                     chunk = view[:n]
-                    digest.update(chunk)
                     write(chunk)
+                    while chunk:  # a short read (a stream) may straddle a range's end
+                        take = min(len(chunk), RANGE - in_range)
+                        digest.update(chunk[:take])
+                        in_range, chunk = in_range + take, chunk[take:]
+                        if in_range == RANGE:
+                            parts.append(digest.hexdigest())
+                            digest, in_range = hashlib.sha256(), 0
                     left -= n
                     on_data(n)
         finally:
             if opened is not None:
                 opened.close()
         write(bytes(-entry.size % BLOCK))
-        report.files[entry.name] = digest.hexdigest()
+        if in_range or not parts:
+            parts.append(digest.hexdigest())
+        if len(parts) == 1:
+            report.files[entry.name] = parts[0]
+        else:
+            report.ranges[entry.name] = parts
         report.bytes += entry.size
     write(bytes(2 * BLOCK))

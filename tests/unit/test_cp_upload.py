@@ -258,3 +258,61 @@ def test_move_script_renames_each_name_then_removes_the_folder_after_the_last_ba
     temp.mkdir()
     res = subprocess.run(plan.move_argv(str(temp), str(dest), ["missing"], remove=True), capture_output=True)
     assert (res.returncode, res.stdout, temp.exists()) == (1, b"missing\0", True)
+
+
+def _ranges(data: bytes, size: int) -> list[str]:
+    import hashlib
+
+    return [hashlib.sha256(data[i:i + size]).hexdigest() for i in range(0, len(data), size)] or [
+        hashlib.sha256(b"").hexdigest()]
+
+
+def test_send_digests_a_larger_file_range_by_range_whatever_the_reads(tmp_path: Path, monkeypatch):
+    """A file above RANGE has a digest per range (the last one shorter), one at or below it a whole one; a stream
+    read in odd pieces gives the same ranges as a file read in whole chunks."""
+    import hashlib
+    import io
+    import os
+
+    monkeypatch.setattr(tarsend, "RANGE", 2 * tarsend.CHUNK)
+    big, exact = os.urandom(5 * tarsend.CHUNK + 7), os.urandom(2 * tarsend.CHUNK)
+    (tmp_path / "big").write_bytes(big)
+    (tmp_path / "exact").write_bytes(exact)
+    entries = [tarsend.Entry("F", name, 0o644, 0, len(data), "", str(tmp_path / name))
+               for name, data in (("big", big), ("exact", exact))]
+    report = tarsend.SendReport()
+    tarsend.send(((e, None) for e in entries), lambda _b: None, lambda _n: None, report)
+    assert (report.files, report.ranges) == ({"exact": hashlib.sha256(exact).hexdigest()},
+                                             {"big": _ranges(big, 2 * tarsend.CHUNK)})
+
+    class Trickle(io.RawIOBase):  # a stream that hands over 300,001 bytes at a time
+        def __init__(self, data: bytes) -> None:
+            self.data = memoryview(data)
+
+        def readinto(self, b) -> int:
+            n = min(len(b), 300_001, len(self.data))
+            b[:n], self.data = self.data[:n], self.data[n:]
+            return n
+
+    streamed = tarsend.SendReport()
+    tarsend.send(iter([(tarsend.Entry("F", "big", 0o644, 0, len(big)), Trickle(big))]), lambda _b: None,
+                 lambda _n: None, streamed)
+    assert (streamed.files, streamed.ranges) == ({}, {"big": _ranges(big, 2 * tarsend.CHUNK)})
+
+
+def test_range_script_sums_each_range_in_the_container_as_the_sender_did(tmp_path: Path):
+    """RANGE_SCRIPT run by a real sh (dd, nproc, openssl or sha256sum): every range of every file, in the
+    order given; without dd it exits 127 and says so."""
+    import os
+    import subprocess
+
+    one, two = os.urandom(3 * (1 << 20) + 5), os.urandom(1 << 20)
+    (tmp_path / "one").write_bytes(one)
+    (tmp_path / "two").write_bytes(two)
+    argv = plan.ranges_argv(str(tmp_path), [("one", 4), ("two", 1)], 1)
+    assert argv[:5] == ["sh", "-c", plan.RANGE_SCRIPT, "sh", "1"]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    want = {(0, k): d for k, d in enumerate(_ranges(one, 1 << 20))} | {(1, 0): _ranges(two, 1 << 20)[0]}
+    assert (res.returncode, plan.parse_ranges(res.stdout)) == (0, want)
+    res = subprocess.run(["/bin/sh", *argv[1:]], capture_output=True, text=True, env={"PATH": str(tmp_path)})
+    assert (res.returncode, res.stderr) == (127, "dd: not found\n")

@@ -269,9 +269,10 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
         raise RemoteFailed(ephemeral.tool_failure(plan.TOOL, outcome.exit_code, outcome.message, said, opts.image))
     verified = _verify(kube, target, ec, temp, report, opts.image)
     removed[0] = _install(kube, target, ec, opts, temp, placement, report, uid)
-    talk.record(filesWritten=len(report.files), bytesWritten=report.bytes, symlinksWritten=report.symlinks,
+    files = len(report.files) + len(report.ranges)
+    talk.record(filesWritten=files, bytesWritten=report.bytes, symlinksWritten=report.symlinks,
                 directoriesWritten=report.directories, filesVerified=verified)
-    talk.say("; ".join([f"{plural(len(report.files), 'file')} ({plural(report.bytes, 'byte')}) written and "
+    talk.say("; ".join([f"{plural(files, 'file')} ({plural(report.bytes, 'byte')}) written and "
                         "verified", plural(report.symlinks, "symlink"),
                         plural(report.directories, "directory", "directories"), f"{len(report.skipped)} skipped",
                         f"to {where}", f"container {ec}"]))
@@ -279,7 +280,8 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
 
 
 def _verify(kube: KubeApi, target: Target, ec: str, temp: str, report: tarsend.SendReport, image: str) -> int:
-    """sha256 of every file as written in the temporary folder, against the digest of the bytes sent."""
+    """sha256 of every file as written in the temporary folder, against the digest of the bytes sent: a larger
+    file range by range, its ranges summed in parallel (tarsend.RANGE)."""
     names = sorted(report.files)
     remote: dict[str, str] = {}
     for start in range(0, len(names), plan.BATCH):
@@ -287,11 +289,27 @@ def _verify(kube: KubeApi, target: Target, ec: str, temp: str, report: tarsend.S
         remote.update(tarcopy.parse_sha256sum(out.decode("utf-8", "surrogateescape"), temp))
     for name in names:
         if remote.get(name) != report.files[name]:
-            got = remote.get(name)
-            raise RemoteFailed(f"sha256 mismatch for {name}: {report.files[name]} sent, "
-                               + (f"{got} written in the container" if got else "none computed in the container")
-                               + "; nothing written under a final name")
-    return len(names)
+            _mismatch(name, report.files[name], remote.get(name))
+    big = sorted(report.ranges)
+    for start in range(0, len(big), plan.BATCH):
+        batch = big[start:start + plan.BATCH]
+        argv = plan.ranges_argv(temp, [(n, len(report.ranges[n])) for n in batch], tarsend.RANGE >> 20)
+        out, err, outcome = _run(kube, target, ec, argv, image)
+        if outcome.exit_code == 127:
+            raise RemoteFailed(f"cannot check the copy in the container: {_said(err)} (the debug image needs dd; "
+                               "choose one that has it with --image); nothing written under a final name")
+        got = plan.parse_ranges(out.decode("utf-8", "replace"))
+        for i, name in enumerate(batch):
+            for k, want in enumerate(report.ranges[name]):
+                if got.get((i, k)) != want:
+                    _mismatch(f"{name} (its bytes from {k * tarsend.RANGE} on)", want, got.get((i, k)))
+    return len(names) + len(big)
+
+
+def _mismatch(name: str, sent: str, got: str | None) -> None:
+    raise RemoteFailed(f"sha256 mismatch for {name}: {sent} sent, "
+                       + (f"{got} written in the container" if got else "none computed in the container")
+                       + "; nothing written under a final name")
 
 
 def _install(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, temp: str, placement: plan.Placement,

@@ -144,6 +144,36 @@ def sha256_argv(temp: str, names: Sequence[str]) -> list[str]:
     return ["sh", "-c", SUM_SCRIPT, "sh", *paths]
 
 
+# The ranges of the larger files (formats/tarsend.RANGE each), each read by dd and summed by openssl or sha256sum,
+# as many at once as the container has CPUs (at most 8): `FILE RANGE DIGEST` per line, FILE and RANGE counted
+# from 0 in the order given. $1 is the range in MiB, then PATH COUNT per file. Exit 127 without dd.
+RANGE_SCRIPT = ('r=$1; shift; command -v dd >/dev/null 2>&1 || { echo "dd: not found" >&2; exit 127; }; '
+                'if command -v openssl >/dev/null 2>&1; then h() { openssl dgst -sha256 -r; }; '
+                'else h() { sha256sum; }; fi; '
+                'p=$(nproc 2>/dev/null); case $p in ""|*[!0-9]*) p=2;; esac; [ "$p" -gt 8 ] && p=8; '
+                'i=0; j=0; while [ $# -ge 2 ]; do f=$1 n=$2; shift 2; k=0; while [ $k -lt "$n" ]; do '
+                '{ d=$(dd if="$f" bs=1048576 skip=$((k * r)) count="$r" 2>/dev/null | h) && '
+                'printf "%s %s %s\\n" $i $k "${d%% *}"; } & j=$((j + 1)); k=$((k + 1)); '
+                '[ $j -lt "$p" ] || { wait; j=0; }; done; i=$((i + 1)); done; wait')
+
+
+def ranges_argv(temp: str, files: Sequence[tuple[str, int]], range_mib: int) -> list[str]:
+    """RANGE_SCRIPT over temp/NAME for each (name, number of ranges)."""
+    return ["sh", "-c", RANGE_SCRIPT, "sh", str(range_mib),
+            *[arg for name, count in files for arg in (temp + "/" + name, str(count))]]
+
+
+def parse_ranges(out: str) -> dict[tuple[int, int], str]:
+    """RANGE_SCRIPT's lines -> {(file, range): digest}; anything else is left out (a digest missing is a
+    mismatch, said as such)."""
+    got: dict[tuple[int, int], str] = {}
+    for line in out.splitlines():
+        parts = line.split(" ")
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit() and len(parts[2]) == 64:
+            got[(int(parts[0]), int(parts[1]))] = parts[2].lower()
+    return got
+
+
 def stat_argv(base: str, names: Sequence[str]) -> list[str]:
     """procroot.STAT_SCRIPT over base/NAME for each name: what is at each final name now (L, D, F, N)."""
     from kubectl_debugx.commands.cp.procroot import STAT_SCRIPT
