@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -124,10 +125,11 @@ def test_tcpdump_stream_header_timing(case: dict, e2e, nginx_pod) -> None:
     ec = "cap"
     _debug_container(e2e, namespace, pod, ec, "netadmin")
     r = Replay(e2e)
-    # + the filter `ip`: the pods of the test cluster share a bridge, where every new pod's IPv6 router
-    # solicitations and MLD reports go by for minutes (they reach eth0 as multicast), so "no traffic for 3 s"
-    # needs them left out; the request that follows is IPv4.
-    command = [*case["request"]["query"]["command"], "ip"]
+    # + the filter `ip host 127.0.0.1`: the pods of the test cluster share a bridge, where every new pod's IPv6
+    # router solicitations and MLD reports go by for minutes (they reach eth0 as multicast), and frames of other
+    # tests' pods flooded by the bridge reach eth0 too (a 60-byte IPv4 frame in the quiet time, with 2 workers);
+    # so "no traffic for 3 s" needs them left out. The request that follows is the pod's own, on loopback.
+    command = [*case["request"]["query"]["command"], "ip", "host", "127.0.0.1"]
     query = [("command", c) for c in command] + [
         ("container", ec), ("stdout", "true"), ("stderr", "true")]
     url = (r.server.replace("https://", "wss://") + f"/api/v1/namespaces/{namespace}/pods/{pod}/exec?"
@@ -139,15 +141,32 @@ def test_tcpdump_stream_header_timing(case: dict, e2e, nginx_pod) -> None:
         assert client.stdout is not None
         opened = json.loads(client.stdout.readline())
         started = time.monotonic()
+        # tcpdump ready first (its `listening on`, which the recording has before the traffic): under CI's load
+        # it took more than the recording's 3 s to start, and a fixed 3 s sent the request before its header.
+        # Then the recorded quiet time: what arrives in it without traffic is what is compared.
+        watchdog = threading.Timer(60, client.kill)
+        watchdog.start()
+        early: list[str] = []
+        while not any("listening on" in json.loads(x).get("text", "") for x in early):
+            line = client.stdout.readline()
+            assert line, "the exec ended before tcpdump said `listening on`"
+            early.append(line)
+        watchdog.cancel()
         time.sleep(3)  # as recorded: no traffic for 3 s
         traffic_at = time.monotonic() - started
         e2e.kubectl("exec", "-n", namespace, pod, "-c", ec, "--", "curl", "-s", "-o", "/dev/null",
                     "http://127.0.0.1/")
-        out, _ = client.communicate(timeout=60)
+        # read through the same buffered pipe as the lines above (communicate() would read the fd itself and
+        # lose what the pipe's buffer already holds: a stderr piece went missing that way)
+        watchdog = threading.Timer(60, client.kill)
+        watchdog.start()
+        out = client.stdout.read()
+        watchdog.cancel()
     finally:
         client.kill()
+        client.wait()
         r.close()
-    events = [json.loads(x) for x in out.splitlines()]
+    events = [json.loads(x) for x in [*early, *out.splitlines()]]
     frames = [e for e in events if "channel" in e]
     assert opened == {"open": case["response"]["headers"]["sec-websocket-protocol"]}
     assert events[-1] == {"close": case["close"]["code"]}
