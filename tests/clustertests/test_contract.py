@@ -98,8 +98,9 @@ ALL_CASES = _load()
 TETHER_PREFIXES = ("23", "24")
 # Round-2 prefixes replayed in a file of their own: 27 (tcpdump facts) by test_contract_tcpdump.py, 25 and 28
 # (what ends an exec'd process: its container's end, its pod's deletion) by test_contract_lifetime.py.
-# 30 (round 3): test_contract_round3.py; 40-docker (round 4, the lab in Docker mode): test_contract_docker.py
-OWN_FILE_PREFIXES = ("25", "27", "28", "30", "40")
+# 30 (round 3): test_contract_round3.py; 40-docker (round 4, the lab in Docker mode): test_contract_docker.py;
+# 50 (round 5, the pod network): test_contract_network.py
+OWN_FILE_PREFIXES = ("25", "27", "28", "30", "40", "50")
 UNKNOWN_PREFIXES = sorted({c["case"][:2] for c in ALL_CASES} - set(STEP_ORDER) - set(ROUND_2)
                           - set(TETHER_PREFIXES) - set(OWN_FILE_PREFIXES))
 # Replayed by test_contract_access.py (doctor's access reviews); the rest of 22 (SelfSubjectRulesReview) waits.
