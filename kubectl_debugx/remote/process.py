@@ -31,7 +31,7 @@ class RemoteProcess:
     kube: KubeApi
     target: Target
     container: str  # the debug container it runs in
-    tool: str  # the name it runs as (/proc/PID/comm): what signals check before they are sent
+    tool: str  # the name it runs as (in the PID record and in what is said of it)
     argv: list[str]
     eof_signal: str = "TERM"  # what the tether sends when the exec's stdin ends (we closed it or died)
     run_id: str = field(default_factory=lambda: specs.random_suffix(10))

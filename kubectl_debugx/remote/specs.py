@@ -172,8 +172,9 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
       would see EOF at once (23-tether-pitfall-bg-stdin-is-devnull); it reads the saved fd 3 instead;
     - the tether (a background subshell) waits for its `cat` of stdin to end, then sends `eof_signal` to the
       PID the tool recorded (waiting up to 5 s for the record: a client may die before the tool wrote it), but
-      only while /proc/PID/comm is still the tool, as signal_command checks (a PID reused after the tool's end
-      is left alone); 24-tether-design-* recorded the tool killed 40-45 ms after the client's death. TERM lets
+      only while that PID has the recorded start time (a PID reused after the tool's end is left alone; the sh
+      that wrote the record and is about to exec the tool is the same process, and is stopped before it does);
+      24-tether-design-* recorded the tool killed 40-45 ms after the client's death. TERM lets
       strace detach from its tracees; KILL suits a tool whose output nobody reads any more (tcpdump, tar): a
       real kubelet stops reading a dead client's exec, so the tool may be blocked in write(2)
       (24-orphan-*-tcpdump), and what a caught TERM does there was not recorded; KILL ends it for sure;
@@ -190,13 +191,15 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
 
     Only sh builtins, `cat` and `sleep`, as in any image with a POSIX shell.
     """
-    comm = shlex.quote(tool[:15])  # /proc/PID/comm holds at most 15 characters of the program's name
     record, watcher = pid_file(run_id), f"/tmp/debugx-{run_id}.tether"
     # the tether: cat (its PID in `watcher`) up to EOF, then the tool by its record (waited for: the tool may
-    # not have written it yet when a client dies at once), only while it is still the tool
+    # not have written it yet when a client dies at once), only while that PID has the recorded start time (the
+    # same process, whether it is still the sh that wrote the record or already the tool it exec'd into: when
+    # the client died as the exec opened, the tether read the record in that instant, found comm still `sh`,
+    # and left strace running for good: CI, bench/reliability `kill -9 trace deploy/webd` at 0.45 s)
     tether = (f'{{ cat <&3 3<&- & echo $! > {watcher}; wait $!; i=0; while [ ! -s {record} ] && [ $i -lt 50 ]; '
-              f'do sleep 0.1; i=$((i+1)); done; p=; read -r p _ 2>/dev/null < {record}; [ -n "$p" ] && '
-              f'[ "$(cat /proc/$p/comm 2>/dev/null)" = {comm} ] && kill -{eof_signal} "$p"; }}'
+              f'do sleep 0.1; i=$((i+1)); done; p=; s=; read -r p s _ 2>/dev/null < {record}; [ -n "$p" ] && '
+              f'[ -n "$s" ] && [ "$(st "$p")" = "$s" ] && kill -{eof_signal} "$p"; }}'
               ' </dev/null >/dev/null 2>&1 4>&- & t=$!; ')
     tool_sh = shlex.quote(f'{START_TIME_FN}echo "$$ $(st $$)" {shlex.quote(tool)} > {record} || exit; exec "$@"')
     # the end, however the tool ended: the tether's cat (and so the tether) ended and both reaped, so that
@@ -205,18 +208,21 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
            f'c=; read -r c < {watcher}; [ -n "$c" ] && kill "$c" 2>/dev/null; wait $t; rm -f {watcher}; exit $r')
     # fd 4: the exec's stderr, for the tool alone; this sh's own words (`Killed` after a SIGKILL of the tool)
     # go nowhere, as when the tool was exec'd in its place
-    script = f'exec 3<&0 4>&2 2>/dev/null; {tether}(exec sh -c {tool_sh} sh "$@" </dev/null 3<&- 2>&4 4>&-); {end}'
+    script = (f'{START_TIME_FN}exec 3<&0 4>&2 2>/dev/null; {tether}(exec sh -c {tool_sh} sh "$@" </dev/null 3<&- '
+              f'2>&4 4>&-); {end}')
     return ["sh", "-c", script, "sh", *argv]
 
 
 def signal_command(run_id: str, tool: str, signal: str = "INT", remove: bool = False) -> list[str]:
-    """Signal the process recorded by tethered_command, only while it is still `tool`: in a shared PID
-    namespace a recycled PID may belong to the user's application."""
+    """Signal the process recorded by tethered_command, only while that PID has the recorded start time: in a
+    shared PID namespace a recycled PID may belong to the user's application. It may still be the sh that wrote
+    the record, about to exec the tool (a stop in the first instant of a run): it is signalled all the same,
+    and the tool never starts; a check of /proc/PID/comm against the tool skipped it, and removed the record
+    that the tether needed (issue 21's reliability slice). `tool` names the tool in the command's argv only."""
     path = pid_file(run_id)
-    # /proc/PID/comm is the program's name after exec: only cat and shell builtins, as in any image with sh.
     script = (
-        f'p=; read -r p _ 2>/dev/null < {path}; '
-        f'if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
+        f'{START_TIME_FN}p=; s=; read -r p s _ 2>/dev/null < {path}; '
+        f'if [ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ]; '
         f'then kill -{signal} "$p"; fi'
     )
     if remove:

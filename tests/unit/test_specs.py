@@ -67,11 +67,11 @@ def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_st
     tool = START + 'echo "$$ $(st $$)" tcpdump > /tmp/debugx-r1.pid || exit; exec "$@"'
     assert specs.tethered_command("r1", "tcpdump", argv, eof_signal="KILL") == [
         "sh", "-c",
-        "exec 3<&0 4>&2 2>/dev/null; "
+        START + "exec 3<&0 4>&2 2>/dev/null; "
         "{ cat <&3 3<&- & echo $! > /tmp/debugx-r1.tether; wait $!; i=0; "
         "while [ ! -s /tmp/debugx-r1.pid ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
-        "p=; read -r p _ 2>/dev/null < /tmp/debugx-r1.pid; [ -n \"$p\" ] && "
-        "[ \"$(cat /proc/$p/comm 2>/dev/null)\" = tcpdump ] && kill -KILL \"$p\"; } "
+        "p=; s=; read -r p s _ 2>/dev/null < /tmp/debugx-r1.pid; [ -n \"$p\" ] && "
+        "[ -n \"$s\" ] && [ \"$(st \"$p\")\" = \"$s\" ] && kill -KILL \"$p\"; } "
         "</dev/null >/dev/null 2>&1 4>&- & t=$!; "
         f"(exec sh -c {shlex.quote(tool)} sh \"$@\" </dev/null 3<&- 2>&4 4>&-); "
         "r=$?; i=0; while [ ! -s /tmp/debugx-r1.tether ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
@@ -81,16 +81,44 @@ def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_st
     ]
 
 
-def test_tethered_command_compares_comm_quoted_and_cut_to_15_characters():
+def test_tethered_command_sends_its_default_signal_to_the_recorded_process():
     script = specs.tethered_command("r1", "a-tool with spaces", ["x"])[2]
-    assert "= 'a-tool with spa' ] && kill -TERM \"$p\";" in script  # TERM unless told
+    assert 'kill -TERM "$p"; }' in script  # TERM unless told
+
+
+def test_the_tether_stops_a_tool_whose_client_died_before_it_was_execd(tmp_path):
+    """The client gone at once (stdin at EOF from the start): the tether reads the record while the recorded
+    process is still the sh about to exec the tool (here `sh -c 'sleep 0.5; exec sleep ...'`, comm `sh` for
+    0.5 s). It is stopped all the same: the tool never runs. The comm check it replaced left it running."""
+    import subprocess
+    import time
+    import uuid
+
+    marker = f"{30 + uuid.uuid4().int % 1000 / 1000:.3f}"  # sleep's argument, unique to this test run
+    run_id = "t" + uuid.uuid4().hex[:9]
+    argv = specs.tethered_command(run_id, "sleep", ["sh", "-c", f"sleep 0.5; exec sleep {marker}"],
+                                  eof_signal="KILL")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.wait(15) != 0
+
+        def left() -> str:  # the recorded sh (its command line names the marker), or the tool it became
+            return subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout
+
+        deadline = time.monotonic() + 5
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left() == ""
+    finally:
+        subprocess.run(["pkill", "-f", f"sleep {marker}"], capture_output=True)
+        subprocess.run(["rm", "-f", f"/tmp/debugx-{run_id}.pid", f"/tmp/debugx-{run_id}.tether"])
 
 
 def test_signal_command_checks_the_process_is_still_the_tool():
     assert specs.signal_command("r1", "tcpdump", "KILL", remove=True) == [
         "sh", "-c",
-        'p=; read -r p _ 2>/dev/null < /tmp/debugx-r1.pid; '
-        'if [ -n "$p" ] && [ "$(cat /proc/$p/comm 2>/dev/null)" = "$1" ]; '
+        START + 'p=; s=; read -r p s _ 2>/dev/null < /tmp/debugx-r1.pid; '
+        'if [ -n "$p" ] && [ -n "$s" ] && [ "$(st "$p")" = "$s" ]; '
         'then kill -KILL "$p"; fi; rm -f /tmp/debugx-r1.pid; true',
         "sh", "tcpdump",
     ]
