@@ -154,12 +154,13 @@ def run(kube: KubeApi, opts: UploadOptions, talk: Talk, stdin: IO[bytes] | None 
     temp = plan.temp_path(PID, placement.folder, run_id)
     process = RemoteProcess(kube, target, ec, plan.TOOL, plan.extract_argv(temp), run_id=run_id, user_stdin=True,
                             tether_then=plan.remove_argv(temp))
-    removed = [False]  # the last rename's exec removed the temporary folder
+    removed = False  # the last rename's exec removed the temporary folder
     try:
-        return _upload(kube, target, ec, opts, talk, uid, placement, temp, entries, skipped,
-                       stdin if stdin is not None else sys.stdin.buffer, process, removed)
+        code, removed = _upload(kube, target, ec, opts, talk, uid, placement, temp, entries, skipped,
+                                stdin if stdin is not None else sys.stdin.buffer, process)
+        return code
     finally:
-        if not removed[0]:
+        if not removed:
             _remove(kube, target, ec, temp, talk)
         process.close()  # the tether apart ends (and removes the folder again: a no-op by now)
 
@@ -199,7 +200,8 @@ def _pipe() -> tuple[int, int]:
 
 def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: Talk, uid: int,
             placement: plan.Placement, temp: str, entries: list[tarsend.Entry],
-            skipped: list[tuple[str, str]], stdin: IO[bytes], process: RemoteProcess, removed: list[bool]) -> int:
+            skipped: list[tuple[str, str]], stdin: IO[bytes], process: RemoteProcess) -> tuple[int, bool]:
+    """The copy, checked and put in place: (exit code, whether the temporary folder is already removed)."""
     report = tarsend.SendReport(skipped=skipped)
     total = sum(e.size for e in entries) if entries else None
     progress = Progress("Sent", total, quiet=talk.quiet)
@@ -254,7 +256,7 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
         talk.record(stoppedBy=stopped_by(stop.reason))
         talk.say(f"Stopped ({stop.said}): nothing written under {placement.shown()}; the temporary folder is "
                  "removed")
-        return int(stop.code)
+        return int(stop.code), False
     if failure:
         raise failure[0]
     assert outcome is not None
@@ -268,7 +270,7 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
             raise plan.write_error(said, "/" + "/".join(placement.folder), uid)
         raise RemoteFailed(ephemeral.tool_failure(plan.TOOL, outcome.exit_code, outcome.message, said, opts.image))
     verified = _verify(kube, target, ec, temp, report, opts.image)
-    removed[0] = _install(kube, target, ec, opts, temp, placement, report, uid)
+    removed = _install(kube, target, ec, opts, temp, placement, report, uid)
     files = len(report.files) + len(report.ranges)
     talk.record(filesWritten=files, bytesWritten=report.bytes, symlinksWritten=report.symlinks,
                 directoriesWritten=report.directories, filesVerified=verified)
@@ -276,7 +278,7 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
                         "verified", plural(report.symlinks, "symlink"),
                         plural(report.directories, "directory", "directories"), f"{len(report.skipped)} skipped",
                         f"to {where}", f"container {ec}"]))
-    return 0
+    return 0, removed
 
 
 def _verify(kube: KubeApi, target: Target, ec: str, temp: str, report: tarsend.SendReport, image: str) -> int:
