@@ -47,6 +47,7 @@ class Entry:
 class SendReport:
     files: dict[str, str] = field(default_factory=dict)  # name -> sha256 of the bytes sent (at most RANGE)
     ranges: dict[str, list[str]] = field(default_factory=dict)  # name -> sha256 of each RANGE sent (larger files)
+    sizes: dict[str, int] = field(default_factory=dict)  # name -> size, of each file in `ranges`
     entries: list[tuple[str, str]] = field(default_factory=list)  # (kind, name), parents before children
     bytes: int = 0
     symlinks: int = 0
@@ -212,5 +213,6 @@ def send(entries: Iterator[tuple[Entry, IO[bytes] | None]], write: Callable[[byt
             report.files[entry.name] = parts[0]
         else:
             report.ranges[entry.name] = parts
+            report.sizes[entry.name] = entry.size
         report.bytes += entry.size
     write(bytes(2 * BLOCK))

@@ -302,17 +302,61 @@ def test_send_digests_a_larger_file_range_by_range_whatever_the_reads(tmp_path: 
 
 def test_range_script_sums_each_range_in_the_container_as_the_sender_did(tmp_path: Path):
     """RANGE_SCRIPT run by a real sh (dd, nproc, openssl or sha256sum): every range of every file, in the
-    order given; without dd it exits 127 and says so."""
+    order given; without dd it exits 127 and says so; waiting without stat, 126."""
     import os
     import subprocess
 
     one, two = os.urandom(3 * (1 << 20) + 5), os.urandom(1 << 20)
     (tmp_path / "one").write_bytes(one)
     (tmp_path / "two").write_bytes(two)
-    argv = plan.ranges_argv(str(tmp_path), [("one", 4), ("two", 1)], 1)
-    assert argv[:5] == ["sh", "-c", plan.RANGE_SCRIPT, "sh", "1"]
+    argv = plan.ranges_argv(str(tmp_path), [("one", len(one)), ("two", len(two))], 1)
+    assert argv == ["sh", "-c", plan.RANGE_SCRIPT, "sh", "0", "1", f"{tmp_path}/one", str(len(one)),
+                    f"{tmp_path}/two", str(len(two))]
     res = subprocess.run(argv, capture_output=True, text=True)
     want = {(0, k): d for k, d in enumerate(_ranges(one, 1 << 20))} | {(1, 0): _ranges(two, 1 << 20)[0]}
     assert (res.returncode, plan.parse_ranges(res.stdout)) == (0, want)
     res = subprocess.run(["/bin/sh", *argv[1:]], capture_output=True, text=True, env={"PATH": str(tmp_path)})
     assert (res.returncode, res.stderr) == (127, "dd: not found\n")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "dd").symlink_to("/bin/dd")
+    waiting = plan.ranges_argv(str(tmp_path), [("one", len(one))], 1, wait=True)
+    res = subprocess.run(["/bin/sh", *waiting[1:]], capture_output=True, text=True,
+                         env={"PATH": str(tmp_path / "bin")})
+    assert (res.returncode, res.stderr) == (126, "stat: not found\n")
+
+
+def test_range_script_waiting_reads_each_range_once_written_beside_the_writer(tmp_path: Path):
+    """Waiting (beside tar), each range is summed once the file has grown past its end, not before: a writer
+    that appends a range every 0.3 s; the digest of each range comes while the file is still being written."""
+    import os
+    import select
+    import subprocess
+    import time
+
+    data = os.urandom(4 * (1 << 20) + 3)
+    path = tmp_path / "big"
+    script = subprocess.Popen(plan.ranges_argv(str(tmp_path), [("big", len(data))], 1, wait=True),
+                              stdout=subprocess.PIPE, bufsize=0)
+    assert script.stdout is not None
+    got = b""
+
+    def lines_within(count: int, seconds: float) -> int:
+        nonlocal got
+        deadline = time.monotonic() + seconds
+        while got.count(b"\n") < count and select.select([script.stdout], [], [], deadline - time.monotonic())[0]:
+            chunk = os.read(script.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            got += chunk
+        return got.count(b"\n")
+
+    try:
+        with open(path, "wb", buffering=0) as out:
+            for k in range(5):
+                time.sleep(0.3)  # the writer's pace (a transfer), not a wait for the script
+                assert lines_within(k, 10) == k  # range k - 1 summed, range k not yet written: not summed
+                out.write(data[k << 20:(k + 1) << 20])
+        assert (lines_within(5, 10), script.wait(10)) == (5, 0)
+    finally:
+        script.kill()
+    assert plan.parse_ranges(got.decode()) == {(0, k): d for k, d in enumerate(_ranges(data, 1 << 20))}

@@ -10,7 +10,8 @@ The steps (pure builders in uploadplan.py, the stream in formats/tarsend.py):
    written is named here, with nothing written), and our tar stream sent to `tar -x` in it, through the exec's
    stdin (kube/execinput.relay, the shell's streamer; the tar is tethered apart, as the shell's command:
    remote/tether.py), progress on stderr;
-3. `sha256sum` (or openssl's) of every file there against the digest of the bytes sent;
+3. `sha256sum` (or openssl's) of every file there against the digest of the bytes sent, a larger local file's
+   ranges as tar writes them (uploadcheck.py);
 4. what is at each final name looked at again (a stream from stdin has its names only now), then each item
    renamed into place (`mv -T`: rename(2), atomic, never through a symlink);
 5. the temporary folder removed, on every way out. A kill -9 of the client, which cannot remove it, closes
@@ -27,10 +28,11 @@ from dataclasses import dataclass
 from typing import IO
 
 from kubectl_debugx.commands import asuser
+from kubectl_debugx.commands.cp import uploadcheck
 from kubectl_debugx.commands.cp import uploadplan as plan
 from kubectl_debugx.commands.cp.procroot import normalize, stat_command
 from kubectl_debugx.errors import DebugxError, NotFound, RemoteFailed, UsageError
-from kubectl_debugx.formats import tarcopy, tarsend
+from kubectl_debugx.formats import tarsend
 from kubectl_debugx.kube import execinput
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import ExecOutcome, ExecReader
@@ -231,10 +233,14 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
     errors = bytearray()
     outcome: ExecOutcome | None = None
     thread = threading.Thread(target=produce, name="cp-send", daemon=True)
+    big = uploadcheck.big_files(entries)
+    beside: uploadcheck.RangeCheck | None = None
     try:
         with stop_ends_it() as stop:
             conn = process.open()
             thread.start()
+            if big:
+                beside = uploadcheck.RangeCheck(kube, target, ec, temp, big).start()
             reader = ExecReader(conn, lambda _data: None, errors.extend)
             execinput.relay(reader, conn, read_fd, end_stdin=True, read_size=SEND_SIZE)
             outcome = reader.outcome
@@ -244,6 +250,8 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
             # tar's end is not known (a stop, a failure, a cut stream): stop it and what it started now. When
             # it exited, nothing of it runs, and the tether apart's stop (at the end) removes its record.
             process.make_sure_stopped(talk.warn)
+        if beside is not None and (outcome is None or outcome.exit_code != 0):
+            beside.stop(talk.warn)
         process.close(tether=False)  # the tether apart stays open until the folder is removed (run)
         thread.join(10)
         progress.finish()
@@ -269,7 +277,8 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
                                                                 "Operation not permitted")):
             raise plan.write_error(said, "/" + "/".join(placement.folder), uid)
         raise RemoteFailed(ephemeral.tool_failure(plan.TOOL, outcome.exit_code, outcome.message, said, opts.image))
-    verified = _verify(kube, target, ec, temp, report, opts.image)
+    verified = uploadcheck.verify(report, temp, lambda argv: _run(kube, target, ec, argv, opts.image), beside,
+                                  talk.warn)
     removed = _install(kube, target, ec, opts, temp, placement, report, uid)
     files = len(report.files) + len(report.ranges)
     talk.record(filesWritten=files, bytesWritten=report.bytes, symlinksWritten=report.symlinks,
@@ -279,39 +288,6 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
                         plural(report.directories, "directory", "directories"), f"{len(report.skipped)} skipped",
                         f"to {where}", f"container {ec}"]))
     return 0, removed
-
-
-def _verify(kube: KubeApi, target: Target, ec: str, temp: str, report: tarsend.SendReport, image: str) -> int:
-    """sha256 of every file as written in the temporary folder, against the digest of the bytes sent: a larger
-    file range by range, its ranges summed in parallel (tarsend.RANGE)."""
-    names = sorted(report.files)
-    remote: dict[str, str] = {}
-    for start in range(0, len(names), plan.BATCH):
-        out, err, outcome = _run(kube, target, ec, plan.sha256_argv(temp, names[start:start + plan.BATCH]), image)
-        remote.update(tarcopy.parse_sha256sum(out.decode("utf-8", "surrogateescape"), temp))
-    for name in names:
-        if remote.get(name) != report.files[name]:
-            _mismatch(name, report.files[name], remote.get(name))
-    big = sorted(report.ranges)
-    for start in range(0, len(big), plan.BATCH):
-        batch = big[start:start + plan.BATCH]
-        argv = plan.ranges_argv(temp, [(n, len(report.ranges[n])) for n in batch], tarsend.RANGE >> 20)
-        out, err, outcome = _run(kube, target, ec, argv, image)
-        if outcome.exit_code == 127:
-            raise RemoteFailed(f"cannot check the copy in the container: {_said(err)} (the debug image needs dd; "
-                               "choose one that has it with --image); nothing written under a final name")
-        got = plan.parse_ranges(out.decode("utf-8", "replace"))
-        for i, name in enumerate(batch):
-            for k, want in enumerate(report.ranges[name]):
-                if got.get((i, k)) != want:
-                    _mismatch(f"{name} (its bytes from {k * tarsend.RANGE} on)", want, got.get((i, k)))
-    return len(names) + len(big)
-
-
-def _mismatch(name: str, sent: str, got: str | None) -> None:
-    raise RemoteFailed(f"sha256 mismatch for {name}: {sent} sent, "
-                       + (f"{got} written in the container" if got else "none computed in the container")
-                       + "; nothing written under a final name")
 
 
 def _install(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, temp: str, placement: plan.Placement,

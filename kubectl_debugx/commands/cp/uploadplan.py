@@ -146,21 +146,29 @@ def sha256_argv(temp: str, names: Sequence[str]) -> list[str]:
 
 # The ranges of the larger files (formats/tarsend.RANGE each), each read by dd and summed by openssl or sha256sum,
 # as many at once as the container has CPUs (at most 8): `FILE RANGE DIGEST` per line, FILE and RANGE counted
-# from 0 in the order given. $1 is the range in MiB, then PATH COUNT per file. Exit 127 without dd.
-RANGE_SCRIPT = ('r=$1; shift; command -v dd >/dev/null 2>&1 || { echo "dd: not found" >&2; exit 127; }; '
-                'if command -v openssl >/dev/null 2>&1; then h() { openssl dgst -sha256 -r; }; '
+# from 0 in the order given. $1 is 1 to wait for each range to be written, $2 the range in MiB, then PATH SIZE per
+# file. Waiting, it runs beside the tar that writes the files (commands/cp/uploadcheck.py): tar writes a file in
+# order, so once its size reaches a range's end the range is written and is read back at once (the pass after
+# the transfer was a quarter of a 300 MB upload on the lab); `stat -c %s` tells the size, polled every 50 ms.
+# Exit 127 without dd, 126 without stat when waiting.
+RANGE_SCRIPT = ('w=$1 r=$2; shift 2; command -v dd >/dev/null 2>&1 || { echo "dd: not found" >&2; exit 127; }; '
+                'if [ "$w" = 1 ] && ! command -v stat >/dev/null 2>&1; then echo "stat: not found" >&2; exit 126; '
+                'fi; if command -v openssl >/dev/null 2>&1; then h() { openssl dgst -sha256 -r; }; '
                 'else h() { sha256sum; }; fi; '
                 'p=$(nproc 2>/dev/null); case $p in ""|*[!0-9]*) p=2;; esac; [ "$p" -gt 8 ] && p=8; '
-                'i=0; j=0; while [ $# -ge 2 ]; do f=$1 n=$2; shift 2; k=0; while [ $k -lt "$n" ]; do '
+                'b=$((r * 1048576)); i=0; j=0; while [ $# -ge 2 ]; do f=$1 s=$2; shift 2; n=$(((s + b - 1) / b)); '
+                'k=0; while [ $k -lt "$n" ]; do e=$(((k + 1) * b)); [ "$e" -gt "$s" ] && e=$s; '
+                'if [ "$w" = 1 ]; then until [ "$(stat -c %s -- "$f" 2>/dev/null || echo -1)" -ge "$e" ] '
+                '2>/dev/null; do sleep 0.05 2>/dev/null || sleep 1; done; fi; '
                 '{ d=$(dd if="$f" bs=1048576 skip=$((k * r)) count="$r" 2>/dev/null | h) && '
                 'printf "%s %s %s\\n" $i $k "${d%% *}"; } & j=$((j + 1)); k=$((k + 1)); '
                 '[ $j -lt "$p" ] || { wait; j=0; }; done; i=$((i + 1)); done; wait')
 
 
-def ranges_argv(temp: str, files: Sequence[tuple[str, int]], range_mib: int) -> list[str]:
-    """RANGE_SCRIPT over temp/NAME for each (name, number of ranges)."""
-    return ["sh", "-c", RANGE_SCRIPT, "sh", str(range_mib),
-            *[arg for name, count in files for arg in (temp + "/" + name, str(count))]]
+def ranges_argv(temp: str, files: Sequence[tuple[str, int]], range_mib: int, wait: bool = False) -> list[str]:
+    """RANGE_SCRIPT over temp/NAME for each (name, size); `wait`: each range once it is written (beside tar)."""
+    return ["sh", "-c", RANGE_SCRIPT, "sh", "1" if wait else "0", str(range_mib),
+            *[arg for name, size in files for arg in (temp + "/" + name, str(size))]]
 
 
 def parse_ranges(out: str) -> dict[tuple[int, int], str]:
