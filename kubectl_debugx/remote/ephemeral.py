@@ -178,6 +178,8 @@ def tool_failure(tool: str, code: int | None, message: str, tool_said: str, imag
         return f"{tool} is not in image {image}: choose an image that has it with --image"
     if "executable file not found" in message:
         return f"image {image} has no sh: choose an image with sh and {tool} with --image"
+    if tool_said.startswith("debugx: "):
+        return tool_said.removeprefix("debugx: ")  # our own wrapper's words (specs.tethered_command)
     if tool_said:
         return tool_said if tool_said.startswith(tool) else f"{tool}: {tool_said}"
     return f"{tool} failed ({message or f'exit code {code}'})"

@@ -151,6 +151,9 @@ START_TIME_FN = ('_t() { [ "$1" = Z ] && return; shift 19; echo "$1"; }; '
           'st() { s=; read -r s 2>/dev/null < /proc/$1/stat || return 0; _t ${s##*") "}; }; ')
 
 
+NO_TMP = 125  # the exit code of a tethered command whose records cannot be written (/tmp not writable)
+
+
 def pid_file(run_id: str) -> str:
     return f"/tmp/debugx-{run_id}.pid"
 
@@ -205,11 +208,17 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
     # the end, however the tool ended: the tether's cat (and so the tether) ended and both reaped, so that
     # nothing of ours is left for the target's PID 1, which may never reap (issue 22: a zombie sh per run)
     end = (f'r=$?; i=0; while [ ! -s {watcher} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
-           f'c=; read -r c < {watcher}; [ -n "$c" ] && kill "$c" 2>/dev/null; wait $t; rm -f {watcher}; exit $r')
+           f'c=; read -r c < {watcher}; [ -n "$c" ] && kill "$c" 2>/dev/null && wait $t; rm -f {watcher}; exit $r')
     # fd 4: the exec's stderr, for the tool alone; this sh's own words (`Killed` after a SIGKILL of the tool)
     # go nowhere, as when the tool was exec'd in its place
-    script = (f'{START_TIME_FN}exec 3<&0 4>&2 2>/dev/null; {tether}(exec sh -c {tool_sh} sh "$@" </dev/null 3<&- '
-              f'2>&4 4>&-); {end}')
+    # /tmp not writable by the debug container's user (an image whose /tmp is root's 0755, or none): said at once,
+    # before anything starts; the tether's `cat` would otherwise wait for the client and the client for this sh
+    # (lab, an image of busybox alone with /tmp 0755, cp as uid 65532: hung for good). `true`, not `:`: a failed
+    # redirection of a special builtin ends a POSIX sh at once (dash: exit 2, nothing said)
+    check = (f'true > {watcher} || {{ echo "debugx: cannot write {watcher} in the debug container: its image\'s /tmp '
+             f'must be writable by this user (as in busybox, alpine, debian: mode 1777)" >&4; exit {NO_TMP}; }}; ')
+    script = (f'{START_TIME_FN}exec 3<&0 4>&2 2>/dev/null; {check}{tether}(exec sh -c {tool_sh} sh "$@" </dev/null '
+              f'3<&- 2>&4 4>&-); {end}')
     return ["sh", "-c", script, "sh", *argv]
 
 

@@ -1,4 +1,5 @@
 import itertools
+import os
 import shlex
 
 from kubectl_debugx.remote import specs
@@ -68,6 +69,9 @@ def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_st
     assert specs.tethered_command("r1", "tcpdump", argv, eof_signal="KILL") == [
         "sh", "-c",
         START + "exec 3<&0 4>&2 2>/dev/null; "
+        "true > /tmp/debugx-r1.tether || { echo \"debugx: cannot write /tmp/debugx-r1.tether in the debug container: "
+        "its image's /tmp must be writable by this user (as in busybox, alpine, debian: mode 1777)\" >&4; "
+        "exit 125; }; "
         "{ cat <&3 3<&- & echo $! > /tmp/debugx-r1.tether; wait $!; i=0; "
         "while [ ! -s /tmp/debugx-r1.pid ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
         "p=; s=; read -r p s _ 2>/dev/null < /tmp/debugx-r1.pid; [ -n \"$p\" ] && "
@@ -75,7 +79,7 @@ def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_st
         "</dev/null >/dev/null 2>&1 4>&- & t=$!; "
         f"(exec sh -c {shlex.quote(tool)} sh \"$@\" </dev/null 3<&- 2>&4 4>&-); "
         "r=$?; i=0; while [ ! -s /tmp/debugx-r1.tether ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
-        "c=; read -r c < /tmp/debugx-r1.tether; [ -n \"$c\" ] && kill \"$c\" 2>/dev/null; wait $t; "
+        "c=; read -r c < /tmp/debugx-r1.tether; [ -n \"$c\" ] && kill \"$c\" 2>/dev/null && wait $t; "
         "rm -f /tmp/debugx-r1.tether; exit $r",
         "sh", *argv,
     ]
@@ -112,6 +116,30 @@ def test_the_tether_stops_a_tool_whose_client_died_before_it_was_execd(tmp_path)
     finally:
         subprocess.run(["pkill", "-f", f"sleep {marker}"], capture_output=True)
         subprocess.run(["rm", "-f", f"/tmp/debugx-{run_id}.pid", f"/tmp/debugx-{run_id}.tether"])
+
+
+def test_a_tethered_command_that_cannot_write_its_records_says_so_at_once(tmp_path):
+    """/tmp not writable for the debug container's user (here: the tether's record name taken by a folder): exit
+    125 and one line on stderr at once, the tool never started; it waited for the client for good before (lab,
+    a busybox image with /tmp 0755, cp as uid 65532), its tether's `cat` holding the exec's stdin."""
+    import subprocess
+    import uuid
+
+    run_id = "t" + uuid.uuid4().hex[:9]
+    os.mkdir(f"/tmp/debugx-{run_id}.tether")
+    try:
+        # stdin a pipe nobody closes, as the client's: the old script waited on it for good
+        read_fd, write_fd = os.pipe()
+        proc = subprocess.run(specs.tethered_command(run_id, "touch", ["touch", str(tmp_path / "ran")]),
+                              stdin=read_fd, capture_output=True, text=True, timeout=10)
+        os.close(read_fd)
+        os.close(write_fd)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (
+            specs.NO_TMP, "", f"debugx: cannot write /tmp/debugx-{run_id}.tether in the debug container: its "
+            "image's /tmp must be writable by this user (as in busybox, alpine, debian: mode 1777)\n")
+        assert not (tmp_path / "ran").exists() and not os.path.exists(f"/tmp/debugx-{run_id}.pid")
+    finally:
+        os.rmdir(f"/tmp/debugx-{run_id}.tether")
 
 
 def test_signal_command_checks_the_process_is_still_the_tool():

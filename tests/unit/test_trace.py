@@ -550,3 +550,5 @@ def test_tool_failures():
         "image distroless has no sh: choose an image with sh and strace with --image")
     assert fail(1, "", "strace: invalid system call 'nosuch'", "x") == "strace: invalid system call 'nosuch'"
     assert fail(1, "", "", "x") == "strace failed (exit code 1)"
+    assert fail(125, "", "debugx: cannot write /tmp/debugx-r1.tether in the debug container: ...", "x") == (
+        "cannot write /tmp/debugx-r1.tether in the debug container: ...")  # our wrapper's words, not strace's

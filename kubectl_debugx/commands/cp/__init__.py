@@ -30,7 +30,7 @@ from kubectl_debugx.commands.cp.procroot import (
     stat_command,
     tar_argv,
 )
-from kubectl_debugx.errors import Forbidden, NotFound, OutputError, RemoteFailed
+from kubectl_debugx.errors import ArchiveError, Forbidden, NotFound, OutputError, RemoteFailed
 from kubectl_debugx.formats import tarcopy
 from kubectl_debugx.kube.client import KubeApi
 from kubectl_debugx.kube.execstream import run_to_end
@@ -212,8 +212,10 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
                         plural(len(done.symlinks), "symlink"), plural(len(done.directories), "directory",
                                                                      "directories"),
                         f"{len(done.skipped)} skipped", f"{ran.elapsed:.1f}s", f"container {ec}"]))
+    failed = toolrun.tool_error(ran, TOOL, tar_talk.lines[-1] if tar_talk.lines else "", opts.image)
     if failure and not ran.state.reason:
-        raise failure[0]
+        # a stream cut short because tar failed (or never started: specs.NO_TMP): tar's word, not the stream's
+        raise failed if failed is not None and isinstance(failure[0], ArchiveError) else failure[0]
     if ran.state.reason:
         return ran.state.exit_code
     cut = toolrun.cut_error(ran, str(dest or "stdout"), "files")
@@ -224,7 +226,6 @@ def _copy(kube: KubeApi, target: Target, ec: str, pid: int, parts: list[str], op
         raise Forbidden(f"{plural(len(tar_talk.denied), 'file')} could not be read as uid {uid} ({first}); "
                         f"--profile {READ_ALL_PROFILE} would read {'it' if len(tar_talk.denied) == 1 else 'them'}; "
                         "everything else was copied")
-    failed = toolrun.tool_error(ran, TOOL, tar_talk.lines[-1] if tar_talk.lines else "", opts.image)
     if failed:
         raise failed
     return 0
