@@ -112,6 +112,11 @@ def main() -> int:
         kubectl_cpu: list[float] = []
         our_cpu: list[float] = []
         null_times: list[float] = []
+        null_cpu: list[float] = []
+        kubectl_file_times: list[float] = []
+        kubectl_file_cpu: list[float] = []
+        theirs = out.parent / "kubectl.pcap"
+        stack.callback(lambda: theirs.unlink(missing_ok=True))
         for _ in range(rounds):
             cpu = _children_cpu()
             start = time.perf_counter()
@@ -119,6 +124,19 @@ def main() -> int:
                            stdout=subprocess.DEVNULL)
             kubectl_times.append(time.perf_counter() - start)
             kubectl_cpu.append(_children_cpu() - cpu)
+
+            # What a user does by hand: `kubectl exec POD -- tcpdump -w - > FILE`, into the same folder as ours
+            with theirs.open("wb") as sink:
+                cpu = _children_cpu()
+                start = time.perf_counter()
+                subprocess.run([*kubectl, "exec", "-n", namespace, "src", "--", *command], check=True,
+                               stdout=sink)
+                kubectl_file_times.append(time.perf_counter() - start)
+                kubectl_file_cpu.append(_children_cpu() - cpu)
+            if theirs.stat().st_size != total:
+                print(f"byte count mismatch: sent {total}, kubectl wrote {theirs.stat().st_size}")
+                return 1
+            theirs.unlink()
 
             cpu = _children_cpu()
             start = time.perf_counter()
@@ -136,6 +154,7 @@ def main() -> int:
                 return 1
 
             # Like for like with kubectl: the same path, but into /dev/null.
+            cpu = _children_cpu()
             start = time.perf_counter()
             subprocess.run(
                 [python, "-S", "-m", "bench.capture_throughput", "--child", str(site), kubeconfig,
@@ -143,6 +162,7 @@ def main() -> int:
                 check=True, capture_output=True, text=True,
             )
             null_times.append(time.perf_counter() - start)
+            null_cpu.append(_children_cpu() - cpu)
 
     mb = total / 1e6
     kubectl_seconds = statistics.median(kubectl_times)
@@ -159,8 +179,15 @@ def main() -> int:
     print(f"debugx frames->null:   {null_seconds:7.2f} s  {mb / null_seconds:8.1f} MB/s  "
           f"(runs: {', '.join(f'{t:.2f}' for t in null_times)}); ratio to kubectl "
           f"{kubectl_seconds / null_seconds:.2f} (both to /dev/null)")
-    print(f"client CPU (user+sys): kubectl {statistics.median(kubectl_cpu):.2f} s, "
-          f"debugx {statistics.median(our_cpu):.2f} s (medians; the test API server shares these 2 cores)")
+    kubectl_file_seconds = statistics.median(kubectl_file_times)
+    print(f"kubectl exec > file:   {kubectl_file_seconds:7.2f} s  {mb / kubectl_file_seconds:8.1f} MB/s  "
+          f"(runs: {', '.join(f'{t:.2f}' for t in kubectl_file_times)}); ratio debugx/kubectl, both to a file "
+          f"{kubectl_file_seconds / our_seconds:.2f} (issue 24: >= 1.2)")
+    theirs_cpu, ours_cpu = statistics.median(kubectl_file_cpu), statistics.median(our_cpu)
+    print(f"client CPU (user+sys), medians, the same work each side: to a file kubectl {theirs_cpu:.2f} s, debugx "
+          f"{ours_cpu:.2f} s, ratio {ours_cpu / theirs_cpu:.2f} (issue 24: <= 0.5); to /dev/null kubectl "
+          f"{statistics.median(kubectl_cpu):.2f} s, debugx {statistics.median(null_cpu):.2f} s, ratio "
+          f"{statistics.median(null_cpu) / statistics.median(kubectl_cpu):.2f}")
     print(f"debugx peak RSS:       {peak_rss_mb:7.1f} MB (target < 80 MB)")
     print(f"debugx interpreter:    {python}")
     print(f"load average:          {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
