@@ -1,5 +1,6 @@
-"""What we send on an exec stream, and the loop that relays the user's input while the output is read: the shell
-(commands/shell/) is the one exec whose stdin carries the user's bytes.
+"""What we send on an exec stream: the loop that relays the user's input while the output is read (the shell,
+commands/shell/, the one exec whose stdin carries the user's bytes), and the writer of a stream we make (cp's
+upload).
 
 Channels (docs/kubernetes-facts.md, "Exec WebSocket"): 0 stdin, 4 resize (`{"Width": W, "Height": H}`, as
 kubectl's TerminalSize), 255 close (v5 only: `[255, 0]` closes the command's stdin, which then reads EOF; v4 has
@@ -36,7 +37,7 @@ class SendFailed(Exception):
 _XOR = [bytes(i ^ k for i in range(256)) for k in range(256)]
 
 
-def frame(channel: int, data: bytes | memoryview, mask: bytes) -> bytearray:
+def frame(channel: int, data: bytes | bytearray | memoryview, mask: bytes) -> bytearray:
     """The masked binary WebSocket frame of `channel` + `data` (RFC 6455 §5.2; a client masks every frame with a
     random 4-byte key), built without concatenating the payload first."""
     n = len(data) + 1
@@ -57,10 +58,18 @@ def frame(channel: int, data: bytes | memoryview, mask: bytes) -> bytearray:
     return out
 
 
-def send(conn: Any, channel: int, data: bytes | memoryview) -> None:
-    """One binary message `channel` + `data`, written whole."""
+class StreamEnded(Exception):
+    """The exec's stream ended while its stdin was being written (the command failed or was stopped): its
+    outcome says why."""
+
+
+def send(conn: Any, channel: int, data: bytes | bytearray | memoryview, reader: ExecReader | None = None) -> None:
+    """One binary message `channel` + `data`, written whole. With `reader`, the stream is read whenever the
+    socket takes no more (what the command says meanwhile is delivered, and a server blocked writing to us never
+    blocks us both); StreamEnded once it has ended."""
     view = memoryview(frame(channel, data, os.urandom(4)))
     sock = conn.ws.sock
+    watch = [sock] if reader is not None else []
     while view:
         try:
             n = sock.send(view)
@@ -73,8 +82,42 @@ def send(conn: Any, channel: int, data: bytes | memoryview) -> None:
                 raise SendFailed(str(e)) from None
         if n:
             view = view[n:]
-        elif not select.select([], [sock], [], SEND_TIMEOUT)[1]:
+            continue
+        readable, writable, _ = select.select(watch, [sock], [], SEND_TIMEOUT)
+        if readable and reader is not None:
+            reader.read()
+            if reader.outcome is not None:
+                raise StreamEnded
+        elif not writable:
             raise SendFailed(f"the API server took no data for {SEND_TIMEOUT:g}s")
+
+
+class StdinWriter:
+    """The exec's stdin written from the calling thread, no pipe or thread between (issue 24: cp's upload
+    went through a pipe to the relay: two copies of every byte, 0.4 s of 1.4 s of client CPU per 300 MB on the
+    lab). Small writes (tar headers) are gathered into frames of up to `size` bytes; one at least `size / 4`
+    goes out as its own frame (a file's data: framing copies it anyway). The stream is read while the socket
+    takes no more (see send)."""
+
+    def __init__(self, conn: Any, reader: ExecReader, size: int) -> None:
+        self.conn, self.reader, self.size = conn, reader, size
+        self.pending = bytearray()
+
+    def write(self, data: bytes | memoryview) -> None:
+        if self.reader.outcome is not None:
+            raise StreamEnded
+        if len(data) >= self.size // 4:
+            self.flush()
+            send(self.conn, STDIN, data, self.reader)
+            return
+        self.pending += data
+        if len(self.pending) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            data, self.pending = self.pending, bytearray()
+            send(self.conn, STDIN, data, self.reader)
 
 
 def send_stdin(conn: Any, data: bytes) -> None:
@@ -98,15 +141,20 @@ def send_resize(conn: Any, width: int, height: int) -> None:
     send(conn, RESIZE, resize_message(width, height))
 
 
+def read_to_end(reader: ExecReader) -> None:
+    """Read the stream until it ends (its outcome set)."""
+    while reader.outcome is None:
+        if not reader.read():  # tried first: SSL may hold decrypted bytes that select() cannot see
+            select.select([reader.sock], [], [])
+
+
 def relay(reader: ExecReader, conn: Any, stdin_fd: int | None, *, end_stdin: bool, wake_fd: int | None = None,
-          on_wake: Callable[[], None] | None = None, on_stdin_end: Callable[[bool], None] | None = None,
-          read_size: int = READ_SIZE) -> None:
+          on_wake: Callable[[], None] | None = None, on_stdin_end: Callable[[bool], None] | None = None) -> None:
     """Read the stream until it ends while `stdin_fd`'s bytes go to the command's stdin as they come (a key
     pressed is sent at once: no batching, no tick). At EOF of stdin_fd the command's stdin is closed when
     `end_stdin` (a pipe's end; a terminal has none), and `on_stdin_end(closed)` is told whether it could be.
     `wake_fd` (a self-pipe written by signal handlers: SIGWINCH) wakes the loop, which drains it and calls
-    `on_wake`. Signal handlers that raise (Ctrl-C, SIGTERM) end the loop with their exception. `read_size`: the
-    most read (and sent in one frame) at a time; cp's upload reads a pipe it made larger."""
+    `on_wake`. Signal handlers that raise (Ctrl-C, SIGTERM) end the loop with their exception."""
     watching = stdin_fd is not None
     while reader.outcome is None:
         # Try first: SSL may hold decrypted bytes that select() cannot see (kubernetes-client/python#2414).
@@ -125,7 +173,7 @@ def relay(reader: ExecReader, conn: Any, stdin_fd: int | None, *, end_stdin: boo
                 on_wake()
         if watching and stdin_fd is not None and stdin_fd in ready:
             try:
-                data = os.read(stdin_fd, read_size)
+                data = os.read(stdin_fd, READ_SIZE)
             except OSError as e:  # a terminal that went away (EIO): its end
                 if e.errno not in (errno.EIO, errno.EBADF):
                     raise

@@ -8,8 +8,8 @@ The steps (pure builders in uploadplan.py, the stream in formats/tarsend.py):
    container), and what would be replaced refused before anything is written (without --force);
 2. a fresh temporary folder made in the destination folder (mkdir: a read-only root or a folder that cannot be
    written is named here, with nothing written), and our tar stream sent to `tar -x` in it, through the exec's
-   stdin (kube/execinput.relay, the shell's streamer; the tar is tethered apart, as the shell's command:
-   remote/tether.py), progress on stderr;
+   stdin (kube/execinput.StdinWriter, from this thread as it is made; the tar is tethered apart, as the shell's
+   command: remote/tether.py), progress on stderr;
 3. `sha256sum` (or openssl's) of every file there against the digest of the bytes sent, a larger local file's
    ranges as tar writes them (uploadcheck.py);
 4. what is at each final name looked at again (a stream from stdin has its names only now), then each item
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from dataclasses import dataclass
 from typing import IO
 
@@ -184,20 +183,7 @@ def _remove(kube: KubeApi, target: Target, ec: str, temp: str, talk: Talk) -> No
                   "holds nothing under a final name")
 
 
-SEND_SIZE = 1 << 20  # bytes per stdin frame: fewer, larger frames (64 KiB ones held the upload to 150 MB/s)
-
-
-def _pipe() -> tuple[int, int]:
-    """The pipe from the stream's writer to the relay, as large as a frame where the system allows (Linux:
-    F_SETPIPE_SZ; elsewhere the default, and smaller frames)."""
-    read_fd, write_fd = os.pipe()
-    try:
-        import fcntl
-
-        fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), SEND_SIZE)
-    except (OSError, ImportError):
-        pass
-    return read_fd, write_fd
+SEND_SIZE = 1 << 20  # bytes per stdin frame at most: fewer, larger frames (64 KiB ones held the upload to 150 MB/s)
 
 
 def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: Talk, uid: int,
@@ -208,44 +194,36 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
     total = sum(e.size for e in entries) if entries else None
     progress = Progress("Sent", total, quiet=talk.quiet)
     talk.before_line = progress.clear
-    read_fd, write_fd = _pipe()
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        with os.fdopen(write_fd, "wb", buffering=0) as pipe:
-            def write(data: bytes | memoryview) -> None:
-                view = memoryview(data)
-                while view:
-                    view = view[pipe.write(view) or 0:]
-
-            try:
-                source = (((e, None) for e in entries) if opts.local != "-"
-                          else tarsend.stream_entries(stdin, report.skipped))
-                tarsend.send(source, write, progress.add, report)
-            except BrokenPipeError:
-                pass  # the exec ended (a failure or a stop): said by its outcome
-            except BaseException as e:  # noqa: BLE001 - handed to the main thread
-                failure.append(e)
-
+    failure: list[Exception] = []
     where = f"{target.pod_name}:{placement.shown()}"
     talk.say(f"Copying {'stdin' if opts.local == '-' else opts.local} to {where} (container {target.container}, "
              f"written as uid {uid})")
     errors = bytearray()
     outcome: ExecOutcome | None = None
-    thread = threading.Thread(target=produce, name="cp-send", daemon=True)
     big = uploadcheck.big_files(entries)
     beside: uploadcheck.RangeCheck | None = None
     try:
         with stop_ends_it() as stop:
             conn = process.open()
-            thread.start()
             if big:
                 beside = uploadcheck.RangeCheck(kube, target, ec, temp, big).start()
             reader = ExecReader(conn, lambda _data: None, errors.extend)
-            execinput.relay(reader, conn, read_fd, end_stdin=True, read_size=SEND_SIZE)
-            outcome = reader.outcome
+            # The stream is written from this thread, frame by frame as it is made, the exec read meanwhile
+            writer = execinput.StdinWriter(conn, reader, SEND_SIZE)
+            try:
+                source = (((e, None) for e in entries) if opts.local != "-"
+                          else tarsend.stream_entries(stdin, report.skipped))
+                tarsend.send(source, writer.write, progress.add, report)
+                writer.flush()
+                execinput.close_stdin(conn)  # v4 cannot: tar ends at the archive's end blocks all the same
+            except (execinput.StreamEnded, execinput.SendFailed):
+                pass  # the exec ended (a failure, a cut stream): said by its outcome
+            except Exception as e:  # noqa: BLE001 - a local file or stdin failed us: tar is stopped first
+                failure.append(e)
+            if not failure:
+                execinput.read_to_end(reader)
+                outcome = reader.outcome
     finally:
-        os.close(read_fd)  # a writer still sending gets EPIPE and ends
         if outcome is None or outcome.exit_code is None:
             # tar's end is not known (a stop, a failure, a cut stream): stop it and what it started now. When
             # it exited, nothing of it runs, and the tether apart's stop (at the end) removes its record.
@@ -253,7 +231,6 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
         if beside is not None and (outcome is None or outcome.exit_code != 0):
             beside.stop(talk.warn)
         process.close(tether=False)  # the tether apart stays open until the folder is removed (run)
-        thread.join(10)
         progress.finish()
         talk.before_line = None
     talk.record(filesWritten=0, bytesWritten=0, symlinksWritten=0, directoriesWritten=0, filesVerified=0,
