@@ -37,9 +37,12 @@ class SendFailed(Exception):
 _XOR = [bytes(i ^ k for i in range(256)) for k in range(256)]
 
 
-def frame(channel: int, data: bytes | bytearray | memoryview, mask: bytes) -> bytearray:
+def frame(channel: int, data: bytes | bytearray | memoryview, mask: bytes,
+          into: bytearray | None = None) -> bytearray | memoryview:
     """The masked binary WebSocket frame of `channel` + `data` (RFC 6455 §5.2; a client masks every frame with a
-    random 4-byte key), built without concatenating the payload first."""
+    random 4-byte key), built without concatenating the payload first; in `into` when given and large enough (a
+    view of its start is returned): a fresh 1 MiB bytearray per frame cost cp's upload 0.35 s of system time
+    per 300 MB in page faults."""
     n = len(data) + 1
     if n < 126:
         head = bytes((0x82, 0x80 | n))
@@ -48,14 +51,15 @@ def frame(channel: int, data: bytes | bytearray | memoryview, mask: bytes) -> by
     else:
         head = bytes((0x82, 0xFF)) + n.to_bytes(8, "big")
     start = len(head) + 4
-    out = bytearray(start + n)
+    end = start + n
+    out = into if into is not None and len(into) >= end else bytearray(end)
     out[: start - 4] = head
     out[start - 4: start] = mask
     out[start] = channel ^ mask[0]
     body = bytes(data)
     for i in range(4):  # data byte j is payload byte j + 1: masked by mask[(j + 1) % 4]
-        out[start + 1 + i:: 4] = body[i::4].translate(_XOR[mask[(i + 1) % 4]])
-    return out
+        out[start + 1 + i:end:4] = body[i::4].translate(_XOR[mask[(i + 1) % 4]])
+    return out if len(out) == end else memoryview(out)[:end]
 
 
 class StreamEnded(Exception):
@@ -63,11 +67,12 @@ class StreamEnded(Exception):
     outcome says why."""
 
 
-def send(conn: Any, channel: int, data: bytes | bytearray | memoryview, reader: ExecReader | None = None) -> None:
-    """One binary message `channel` + `data`, written whole. With `reader`, the stream is read whenever the
-    socket takes no more (what the command says meanwhile is delivered, and a server blocked writing to us never
-    blocks us both); StreamEnded once it has ended."""
-    view = memoryview(frame(channel, data, os.urandom(4)))
+def send(conn: Any, channel: int, data: bytes | bytearray | memoryview, reader: ExecReader | None = None,
+         into: bytearray | None = None) -> None:
+    """One binary message `channel` + `data`, written whole (its frame built in `into`, see frame). With
+    `reader`, the stream is read whenever the socket takes no more (what the command says meanwhile is
+    delivered, and a server blocked writing to us never blocks us both); StreamEnded once it has ended."""
+    view = memoryview(frame(channel, data, os.urandom(4), into))
     sock = conn.ws.sock
     watch = [sock] if reader is not None else []
     while view:
@@ -102,13 +107,14 @@ class StdinWriter:
     def __init__(self, conn: Any, reader: ExecReader, size: int) -> None:
         self.conn, self.reader, self.size = conn, reader, size
         self.pending = bytearray()
+        self.frames = bytearray(size + 16)  # every frame is built here: a frame's header is at most 14 bytes
 
     def write(self, data: bytes | memoryview) -> None:
         if self.reader.outcome is not None:
             raise StreamEnded
         if len(data) >= self.size // 4:
             self.flush()
-            send(self.conn, STDIN, data, self.reader)
+            send(self.conn, STDIN, data, self.reader, self.frames)
             return
         self.pending += data
         if len(self.pending) >= self.size:
@@ -117,7 +123,7 @@ class StdinWriter:
     def flush(self) -> None:
         if self.pending:
             data, self.pending = self.pending, bytearray()
-            send(self.conn, STDIN, data, self.reader)
+            send(self.conn, STDIN, data, self.reader, self.frames)
 
 
 def send_stdin(conn: Any, data: bytes) -> None:
