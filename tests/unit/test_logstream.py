@@ -42,8 +42,8 @@ class Requests:
         self.answer, self.asked = answer, []
 
     def request(self, method: str, path: str, query: Any = None, *, accept: str = "", stream: bool = False,
-                read_timeout: float | None = None) -> Any:
-        self.asked.append((method, path, query, accept, stream, read_timeout))
+                read_timeout: float | None = None, extra_headers: Any = None) -> Any:
+        self.asked.append((method, path, query, accept, stream, read_timeout, extra_headers))
         return self.answer
 
 
@@ -51,7 +51,8 @@ def test_the_request_is_kubectl_logs_f():
     api = Requests(Answer([]))
     open_log_stream(api, "ns 1", "web-0", "nginx")
     assert api.asked == [("GET", "/api/v1/namespaces/ns%201/pods/web-0/log",
-                          {"container": "nginx", "follow": "true", "tailLines": "0"}, "*/*", True, None)]
+                          {"container": "nginx", "follow": "true", "tailLines": "0"}, "*/*", True, None,
+                          {"Connection": "close"})]
     assert log_query("c", None, True) == {"container": "c", "follow": "true", "timestamps": "true"}
 
 
@@ -114,3 +115,87 @@ def test_a_refused_stream_is_said_once_and_left_to_the_polls():
                     '"pods/log"): new lines are read every poll instead']
     assert wakeups.wait(0) == set()
     wakeups.close()
+
+
+def test_news_takes_what_queued_below_tls_and_the_servers_close_is_the_end(tmp_path):
+    """news() over a real TLS connection: the first records (a line each, as a kubelet sends them) are news,
+    taken from the socket as ciphertext without being decrypted; once the server closed the connection
+    (Connection: close, the answer ended), False."""
+    import socket
+    import ssl
+
+    from tests.cluster.pki import make_pki
+
+    pki = make_pki(tmp_path)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pki.cert_file, pki.key_file)
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca_file))
+    listener = socket.create_server(("127.0.0.1", 0))
+    lines = threading.Event()
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        with server_ctx.wrap_socket(raw, server_side=True) as tls:
+            for i in range(1000):
+                tls.sendall(b"1a\r\n" + f"line {i:04}".encode() + b"\n" * 16 + b"\r\n")
+            lines.set()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    sock = client_ctx.wrap_socket(socket.create_connection(listener.getsockname()), server_hostname="127.0.0.1")
+
+    class Response:
+        class connection:  # noqa: N801 - urllib3's attribute
+            pass
+
+        def close(self) -> None:
+            pass
+
+    answer = Response()
+    answer.connection.sock = sock  # type: ignore[attr-defined]
+    stream = LogStream(answer, "h", "w")
+    assert stream.news() is True
+    assert lines.wait(5)
+    while stream.news():  # every record queued, then the close: at most a recv per 64 KiB, never one per line
+        pass
+    assert stream.news() is False
+    thread.join(5)
+    sock.close()
+
+
+def test_an_answer_that_said_connection_close_is_found_read_and_closed_through_urllib3():
+    """A real urllib3 answer from a server that ends the connection with the answer (Connection: close, as the
+    API server does when asked): http.client hands the socket to the answer's reader, and news() and close()
+    still find it (kube/podlog._socket_of); a close() from another thread wakes a news() blocked on it."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    release, go = threading.Event(), threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+        go.wait(10)  # a line written once the answer began
+        conn.sendall(b"6\r\nline1\n\r\n")
+        release.wait(10)
+        conn.close()
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    host, port = listener.getsockname()
+    response = urllib3.PoolManager().request("GET", f"http://{host}:{port}/log", preload_content=False)
+    assert response.connection is None or response.connection.sock is None  # handed to the answer's reader
+    stream = LogStream(response, "h", "w")
+    go.set()
+    assert stream.news() is True  # line1's chunk
+    blocked = threading.Thread(target=stream.news, daemon=True)
+    blocked.start()
+    time.sleep(0.2)  # let it block in recv (what is asserted is that close() ends it, not this pause)
+    stream.close()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    release.set()
+    thread.join(5)

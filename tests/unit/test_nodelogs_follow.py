@@ -157,8 +157,8 @@ def test_a_lost_connection_is_said_once_and_the_reconnect_once(monkeypatch, tmp_
 class EndedStream:
     """A pods/log stream whose container wrote nothing more and ended."""
 
-    def read(self) -> bytes:
-        return b""
+    def news(self) -> bool:
+        return False
 
     def close(self) -> None:
         pass
@@ -217,18 +217,34 @@ def test_a_pod_that_joins_later_is_one_call(capfd):
 
 
 class Counting:
-    """A follower that counts its polls and ends after ``polls`` of them."""
+    """A follower that counts its polls (and when each was) and ends after ``polls`` of them."""
 
     def __init__(self, polls: int) -> None:
-        self.polls, self.left, self.ended = 0, polls, ""
+        self.polls, self.left, self.ended, self.at = 0, polls, "", []
 
     def poll(self) -> None:
         if self.ended:
             return
+        self.at.append(time.monotonic())
         self.polls += 1
         self.left -= 1
         if not self.left:
             self.ended = "its log directory is gone (the pod was deleted)"
+
+
+def test_a_container_woken_without_pause_is_polled_once_per_wake_gap(tmp_path: Path):
+    """A container writing as fast as it can (its stream wakes it at every wait): polled at once, then at most
+    once per WAKE_GAP, its lines read in batches; nothing else waits for it."""
+    run = nlf.Follow(None, Said(), nlf.FollowOptions(), nlf.Printer(ByteSink(str(tmp_path / "o")),  # type: ignore[arg-type]
+                                                                      nlf.FollowOptions()))
+    quiet, busy = Counting(1000), Counting(1000)
+    run.followed += [nlf.Followed("web", "quiet", quiet), nlf.Followed("web", "busy", busy)]  # type: ignore[arg-type]
+    run.wakeups = Woken()  # type: ignore[assignment]
+    assert run.run(time.monotonic() + 0.45) == "--duration"
+    assert quiet.polls == 1  # within one POLL_INTERVAL: the full poll only
+    woken = busy.at[1:]  # the first poll is the full one, at the start
+    gaps = [b - a for a, b in zip(woken, woken[1:], strict=False)]
+    assert 3 <= len(woken) <= 5 and min(gaps) >= nlf.WAKE_GAP - 0.005, (len(woken), gaps)
 
 
 class Woken:
@@ -245,7 +261,8 @@ class Woken:
         self.dropped.append(key)
 
 
-def test_a_container_whose_stream_woke_is_polled_at_once_the_others_every_interval(tmp_path: Path):
+def test_a_container_whose_stream_woke_is_polled_at_once_the_others_every_interval(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(nlf, "WAKE_GAP", 0.001)
     run = nlf.Follow(None, Said(), nlf.FollowOptions(), nlf.Printer(ByteSink(str(tmp_path / "o")),  # type: ignore[arg-type]
                                                                       nlf.FollowOptions()))
     quiet, busy = Counting(1000), Counting(5)

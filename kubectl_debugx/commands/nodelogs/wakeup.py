@@ -1,6 +1,7 @@
 """nodelogs --follow: when to read. One ``pods/log?follow=true`` per followed container (what ``kubectl logs -f``
-holds), read by a thread of its own; its bytes are not printed, they only say "this container wrote": the
-follow loop then reads that container's files at once (follow.py) instead of at its next poll.
+holds), read by a thread of its own; its bytes are not printed, nor even decrypted (kube/podlog.LogStream.news),
+they only say "this container wrote": the follow loop then reads that container's files at once (follow.py)
+instead of at its next poll.
 
 Why the stream only wakes and the files stay what is printed: ``pods/log`` has no byte offset to start from,
 does not say which stream (stdout, stderr) a line came from (``--timestamps`` prints ``[stderr]``), and a
@@ -26,6 +27,7 @@ from kubectl_debugx.kube.client import KubeApi
 
 REOPEN_MIN = 0.5  # seconds before a stream that ended is opened again (a restart: the new instance's 0.log ...)
 REOPEN_MAX = 5.0
+NEWS_GAP = 0.005  # seconds between two looks at a stream's news: a kubelet sends a chunk per line it read
 
 
 class Wakeups:
@@ -89,9 +91,11 @@ class Wakeups:
                 stream.close()
                 return
             try:
-                while stream.read():
+                while stream.news():
                     self._wake(key)
                     pause = REOPEN_MIN
+                    # the follow loop polls at once; what comes meanwhile is one more news, taken in one go
+                    stop.wait(NEWS_GAP)
             except DebugxError:
                 pass  # cut: opened again below
             except Exception:
