@@ -4,7 +4,6 @@ on the exec stream), the remote scripts run by a real sh, and the relay of stdin
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,8 +14,6 @@ import pytest
 from kubectl_debugx.commands import asuser
 from kubectl_debugx.commands.shell import argv as shellargv
 from kubectl_debugx.errors import UsageError
-from kubectl_debugx.kube import execinput
-from kubectl_debugx.kube.execstream import ExecReader
 from kubectl_debugx.remote import tether
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.process import RemoteProcess
@@ -155,73 +152,3 @@ def test_the_tool_whose_stdin_is_the_users_opens_its_tether_first():
     assert kube.opened == [("debugx-x", tether.tether_command("abc"), True, False),
                            ("debugx-x", tether.recorded_command("abc", "sh", ["sh", "-i"]), True, True)]
     assert tether.recorded_command("abc", "sh", ["sh", "-i"])[-2:] == ["sh", "-i"]
-
-
-class _Conn:
-    def __init__(self, sock: socket.socket, protocol: str = "v5.channel.k8s.io") -> None:
-        class WS:
-            pass
-
-        self.ws = WS()
-        self.ws.sock = sock  # type: ignore[attr-defined]
-        self.ws.pong = lambda _data: None  # type: ignore[attr-defined]
-        self.protocol = protocol
-
-
-def _frames(data: bytes) -> list[bytes]:
-    """Client frames (masked) as their payloads."""
-    out = []
-    while data:
-        length, pos = data[1] & 0x7F, 2
-        if length == 126:
-            length, pos = int.from_bytes(data[2:4], "big"), 4
-        mask = data[pos:pos + 4]
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(data[pos + 4:pos + 4 + length]))
-        out.append(payload)
-        data = data[pos + 4 + length:]
-    return out
-
-
-def _server_frame(payload: bytes, opcode: int = 2) -> bytes:
-    return bytes((0x80 | opcode, len(payload))) + payload
-
-
-def test_frames_sent_whole_stdin_its_end_and_the_terminal_size():
-    ours, theirs = socket.socketpair()
-    conn = _Conn(ours)
-    execinput.send_stdin(conn, b"ls\r")
-    execinput.send_resize(conn, 100, 30)
-    assert execinput.close_stdin(conn) is True
-    theirs.setblocking(False)
-    assert _frames(theirs.recv(65536)) == [b"\x00ls\r", b'\x04{"Width":100,"Height":30}', b"\xff\x00"]
-    assert execinput.close_stdin(_Conn(ours, "v4.channel.k8s.io")) is False  # v4 cannot: nothing is sent
-    with pytest.raises(BlockingIOError):
-        theirs.recv(1)
-
-
-def test_relay_sends_stdin_closes_it_at_eof_and_reads_to_the_end():
-    ours, theirs = socket.socketpair()
-    conn = _Conn(ours)
-    out: list[bytes] = []
-    reader = ExecReader(conn, lambda data: out.append(bytes(data)), lambda _data: None)
-    r, w = os.pipe()
-    os.write(w, b"hi")
-    os.close(w)
-    ends: list[bool] = []
-    got = b""
-
-    def server() -> None:
-        nonlocal got
-        while b"\xff\x00" not in b"".join(_frames(got)):
-            got += theirs.recv(65536)
-        theirs.sendall(_server_frame(b"\x01hi") + _server_frame(b'\x03{"status":"Success"}') + b"\x88\x00")
-
-    import threading
-
-    thread = threading.Thread(target=server)
-    thread.start()
-    execinput.relay(reader, conn, r, end_stdin=True, on_stdin_end=ends.append)
-    thread.join()
-    os.close(r)
-    assert _frames(got) == [b"\x00hi", b"\xff\x00"]
-    assert (out, ends, reader.outcome.exit_code if reader.outcome else None) == ([b"hi"], [True], 0)
