@@ -147,13 +147,6 @@ def send_resize(conn: Any, width: int, height: int) -> None:
     send(conn, RESIZE, resize_message(width, height))
 
 
-def read_to_end(reader: ExecReader) -> None:
-    """Read the stream until it ends (its outcome set)."""
-    while reader.outcome is None:
-        if not reader.read():  # tried first: SSL may hold decrypted bytes that select() cannot see
-            select.select([reader.sock], [], [])
-
-
 def relay(reader: ExecReader, conn: Any, stdin_fd: int | None, *, end_stdin: bool, wake_fd: int | None = None,
           on_wake: Callable[[], None] | None = None, on_stdin_end: Callable[[bool], None] | None = None) -> None:
     """Read the stream until it ends while `stdin_fd`'s bytes go to the command's stdin as they come (a key

@@ -158,6 +158,18 @@ def pid_file(run_id: str) -> str:
     return f"/tmp/debugx-{run_id}.pid"
 
 
+def writable_check(path: str, fd: int) -> str:
+    """sh that makes `path` (a record of ours in /tmp) or says on `fd` why it cannot and exits NO_TMP, before
+    anything starts: /tmp not writable by the debug container's user (an image whose /tmp is root's 0755, or
+    none). Without it a tethered command hung for good (lab, an image of busybox alone with /tmp 0755, cp as uid
+    65532: the tether's `cat` waited for the client, the client for the sh), and the shell said only sh's own
+    words. `true`, not `:`: a failed redirection of a special builtin ends a POSIX sh at once (dash: exit 2,
+    nothing said)."""
+    return (f'true 2>/dev/null > {path} || {{ echo "debugx: cannot write {path} in the debug container: its '
+            f'image\'s /tmp must be writable by this user (as in busybox, alpine, debian: mode 1777)" >&{fd}; '
+            f'exit {NO_TMP}; }}; ')
+
+
 def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: str = "TERM") -> list[str]:
     """`sh -c` that starts the tether, then runs argv in a child that records its PID and start time (see
     PID_GLOB) and execs the tool (so the PID file names the tool, and its stdout/stderr are the exec's, byte for
@@ -211,14 +223,8 @@ def tethered_command(run_id: str, tool: str, argv: Iterable[str], eof_signal: st
            f'c=; read -r c < {watcher}; [ -n "$c" ] && kill "$c" 2>/dev/null && wait $t; rm -f {watcher}; exit $r')
     # fd 4: the exec's stderr, for the tool alone; this sh's own words (`Killed` after a SIGKILL of the tool)
     # go nowhere, as when the tool was exec'd in its place
-    # /tmp not writable by the debug container's user (an image whose /tmp is root's 0755, or none): said at once,
-    # before anything starts; the tether's `cat` would otherwise wait for the client and the client for this sh
-    # (lab, an image of busybox alone with /tmp 0755, cp as uid 65532: hung for good). `true`, not `:`: a failed
-    # redirection of a special builtin ends a POSIX sh at once (dash: exit 2, nothing said)
-    check = (f'true > {watcher} || {{ echo "debugx: cannot write {watcher} in the debug container: its image\'s /tmp '
-             f'must be writable by this user (as in busybox, alpine, debian: mode 1777)" >&4; exit {NO_TMP}; }}; ')
-    script = (f'{START_TIME_FN}exec 3<&0 4>&2 2>/dev/null; {check}{tether}(exec sh -c {tool_sh} sh "$@" </dev/null '
-              f'3<&- 2>&4 4>&-); {end}')
+    script = (f'{START_TIME_FN}exec 3<&0 4>&2 2>/dev/null; {writable_check(watcher, 4)}{tether}'
+              f'(exec sh -c {tool_sh} sh "$@" </dev/null 3<&- 2>&4 4>&-); {end}')
     return ["sh", "-c", script, "sh", *argv]
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 
-from kubectl_debugx.remote.specs import START_TIME_FN, pid_file
+from kubectl_debugx.remote.specs import START_TIME_FN, pid_file, writable_check
 
 RECORD_WAIT = 50  # tenths of a second the tether waits for the record (a client may die before it is written)
 # `tree PID`: PID and every process below it, from the PPID field of each /proc/N/stat (after the last ") ",
@@ -36,7 +36,9 @@ _TREE = ('tree() { t=" $1 "; all=; for d in /proc/[0-9]*; do s=; read -r s 2>/de
 def recorded_command(run_id: str, tool: str, argv: Iterable[str]) -> list[str]:
     """argv run in place of a `sh` that first writes the record (PID, start time, tool: specs.PID_GLOB): the
     exec's stdin, stdout, stderr and terminal are argv's own, byte for byte."""
-    script = f'{START_TIME_FN}echo "$$ $(st $$)" {shlex.quote(tool)} > {pid_file(run_id)} || exit; exec "$@"'
+    record = pid_file(run_id)
+    script = (f'{START_TIME_FN}{writable_check(record, 2)}echo "$$ $(st $$)" {shlex.quote(tool)} > {record} || exit; '
+              'exec "$@"')
     return ["sh", "-c", script, "sh", *argv]
 
 

@@ -69,8 +69,9 @@ def test_tethered_command_passes_user_input_as_arguments_and_ends_the_tool_at_st
     assert specs.tethered_command("r1", "tcpdump", argv, eof_signal="KILL") == [
         "sh", "-c",
         START + "exec 3<&0 4>&2 2>/dev/null; "
-        "true > /tmp/debugx-r1.tether || { echo \"debugx: cannot write /tmp/debugx-r1.tether in the debug container: "
-        "its image's /tmp must be writable by this user (as in busybox, alpine, debian: mode 1777)\" >&4; "
+        "true 2>/dev/null > /tmp/debugx-r1.tether || { echo \"debugx: cannot write /tmp/debugx-r1.tether in the "
+        "debug container: its image's /tmp must be writable by this user (as in busybox, alpine, debian: "
+        "mode 1777)\" >&4; "
         "exit 125; }; "
         "{ cat <&3 3<&- & echo $! > /tmp/debugx-r1.tether; wait $!; i=0; "
         "while [ ! -s /tmp/debugx-r1.pid ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; "
@@ -140,6 +141,26 @@ def test_a_tethered_command_that_cannot_write_its_records_says_so_at_once(tmp_pa
         assert not (tmp_path / "ran").exists() and not os.path.exists(f"/tmp/debugx-{run_id}.pid")
     finally:
         os.rmdir(f"/tmp/debugx-{run_id}.tether")
+
+
+def test_the_shells_record_that_cannot_be_written_is_said_in_the_same_line():
+    """The shell's (and the upload's tar's) recorded command, its stdin the user's: the same one line and exit
+    125 when /tmp cannot be written, the command never started (it said only sh's own words before)."""
+    import subprocess
+    import uuid
+
+    from kubectl_debugx.remote import tether
+
+    run_id = "t" + uuid.uuid4().hex[:9]
+    os.mkdir(f"/tmp/debugx-{run_id}.pid")
+    try:
+        proc = subprocess.run(tether.recorded_command(run_id, "sh", ["echo", "ran"]), capture_output=True, text=True,
+                              timeout=10)
+        assert (proc.returncode, proc.stdout, proc.stderr) == (
+            specs.NO_TMP, "", f"debugx: cannot write /tmp/debugx-{run_id}.pid in the debug container: its "
+            "image's /tmp must be writable by this user (as in busybox, alpine, debian: mode 1777)\n")
+    finally:
+        os.rmdir(f"/tmp/debugx-{run_id}.pid")
 
 
 def test_signal_command_checks_the_process_is_still_the_tool():

@@ -194,7 +194,7 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
     total = sum(e.size for e in entries) if entries else None
     progress = Progress("Sent", total, quiet=talk.quiet)
     talk.before_line = progress.clear
-    failure: list[Exception] = []
+    failure: Exception | None = None  # a local file or stdin failed us
     where = f"{target.pod_name}:{placement.shown()}"
     talk.say(f"Copying {'stdin' if opts.local == '-' else opts.local} to {where} (container {target.container}, "
              f"written as uid {uid})")
@@ -218,10 +218,10 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
                 execinput.close_stdin(conn)  # v4 cannot: tar ends at the archive's end blocks all the same
             except (execinput.StreamEnded, execinput.SendFailed):
                 pass  # the exec ended (a failure, a cut stream): said by its outcome
-            except Exception as e:  # noqa: BLE001 - a local file or stdin failed us: tar is stopped first
-                failure.append(e)
-            if not failure:
-                execinput.read_to_end(reader)
+            except Exception as e:  # noqa: BLE001 - raised once tar is stopped
+                failure = e
+            if failure is None:
+                execinput.relay(reader, conn, None, end_stdin=False)  # tar's end
                 outcome = reader.outcome
     finally:
         if outcome is None or outcome.exit_code is None:
@@ -242,8 +242,8 @@ def _upload(kube: KubeApi, target: Target, ec: str, opts: UploadOptions, talk: T
         talk.say(f"Stopped ({stop.said}): nothing written under {placement.shown()}; the temporary folder is "
                  "removed")
         return int(stop.code), False
-    if failure:
-        raise failure[0]
+    if failure is not None:
+        raise failure
     assert outcome is not None
     if outcome.exit_code != 0:
         said = _said(bytes(errors))

@@ -22,7 +22,6 @@ from kubectl_debugx.kube.execstream import ExecOutcome, run_to_end
 from kubectl_debugx.remote.ephemeral import Target
 from kubectl_debugx.remote.process import RemoteProcess
 
-NO_STAT = 126  # RANGE_SCRIPT waiting without stat: the ranges are summed after tar's end instead
 NO_DD = 127
 # After tar's end every range is written: what is left is summing the last ones. This long without an answer
 # (a file changed under us, a container starved of CPU) is a digest missing, said as a mismatch.
@@ -99,8 +98,7 @@ def verify(report: tarsend.SendReport, temp: str, run: Callable[[list[str]], tup
             mismatch(name, report.files[name], remote.get(name))
     big = [(name, report.sizes[name]) for name in report.ranges]
     answer = beside.wait(warn) if beside is not None and beside.files == big else None
-    if answer is not None and answer[2].exit_code not in (0, NO_STAT):
-        answer = None  # it failed (killed, cut): summed again below, where a failure is said
+    # no answer, or no stat (126), or it failed (killed, cut): summed again below, where a failure is said
     if answer is not None and answer[2].exit_code == 0:
         _compare(report, big, plan.parse_ranges(answer[0].decode("utf-8", "replace")))
         return len(names) + len(big)

@@ -241,14 +241,17 @@ class Follow:
         after a quiet spell at once, a burst in batches); waits up to `pause` for one."""
         assert self.wakeups is not None
         end = time.monotonic() + pause
+
+        def due_at(key: int) -> float:
+            return woken_at.get(key, -WAKE_GAP) + WAKE_GAP  # never woken before: at once
+
         while True:
             now = time.monotonic()
-            due = {key for key in held if now >= woken_at.get(key, -WAKE_GAP) + WAKE_GAP}
+            due = {key for key in held if now >= due_at(key)}
             if due or now >= end:
                 held -= due
                 return due
-            soonest = min([end, *(woken_at.get(key, 0.0) + WAKE_GAP for key in held)])
-            held |= self.wakeups.wait(soonest - now)
+            held |= self.wakeups.wait(min([end, *map(due_at, held)]) - now)
 
     def stop(self) -> None:
         for one in self.followed:
